@@ -1,0 +1,57 @@
+/*
+ * acl.h - who may do what: publish patterns per agency (deny by default), the owner of
+ * each queue (only the owner consumes), and the admins (admin operations on every queue;
+ * a queue's owner may also run them on its own queues).
+ *
+ * Built once (from the config, see config.h lt_broker_config_acl) and then read-only: the
+ * query functions allocate nothing and may run on any number of threads at once. On a
+ * reload (SIGHUP) build a new lt_acl and swap the pointer; destroy the old one when no
+ * thread uses it any more.
+ */
+#ifndef LT_BROKER_ACL_H
+#define LT_BROKER_ACL_H
+
+#include "err.h"
+
+#include <stdbool.h>
+
+typedef struct lt_acl lt_acl;
+
+/* New empty ACL (denies everything), owned by the caller (lt_acl_destroy). LT_ENOMEM. */
+lt_err lt_acl_new(lt_acl **out);
+
+/* Accepts NULL; clears *a. */
+void lt_acl_destroy(lt_acl **a);
+
+/* Allow agency (copied) to publish on topics matching pattern. An agency listed with no
+ * pattern (lt_acl_add_agency) is known but may publish nothing. LT_EBADTOPIC: invalid
+ * pattern; LT_EINVAL: empty agency; LT_ENOMEM. */
+lt_err lt_acl_allow_publish(lt_acl *a, const char *agency, const char *pattern, lt_why *why);
+lt_err lt_acl_add_agency(lt_acl *a, const char *agency, lt_why *why);
+
+/* Make agency an admin. LT_EINVAL: empty; LT_ENOMEM. */
+lt_err lt_acl_add_admin(lt_acl *a, const char *agency, lt_why *why);
+
+/* Record that agency owns queue. LT_EEXIST: queue already has another owner;
+ * LT_EINVAL: empty name; LT_ENOMEM. */
+lt_err lt_acl_set_owner(lt_acl *a, const char *queue, const char *agency, lt_why *why);
+
+/* LT_OK if agency may publish on topic; LT_EACL with the reason ("agency X may not
+ * publish on 79.761.hotich.khaisinh") otherwise, and LT_EBADTOPIC for an invalid topic. */
+lt_err lt_acl_check_publish(const lt_acl *a, const char *agency, const char *topic,
+                            lt_why *why);
+
+/* LT_OK if agency owns queue; LT_ENOQUEUE if no such queue is known; LT_EACL otherwise. */
+lt_err lt_acl_check_consume(const lt_acl *a, const char *agency, const char *queue,
+                            lt_why *why);
+
+/* LT_OK if agency is an admin, or owns queue (queue may be NULL: admins only); LT_EACL
+ * otherwise. */
+lt_err lt_acl_check_admin(const lt_acl *a, const char *agency, const char *queue, lt_why *why);
+
+bool lt_acl_is_admin(const lt_acl *a, const char *agency);
+
+/* Owner of queue (borrowed, valid while a lives), or NULL. */
+const char *lt_acl_owner(const lt_acl *a, const char *queue);
+
+#endif

@@ -1,0 +1,550 @@
+/*
+ * config.c - broker.yaml: read with ycfg, validated completely, defaults for every option
+ * (see config.h and the project's config notes for the format).
+ *
+ * The tree is only a step: everything the broker keeps is copied into lt_broker_cfg, so
+ * the tree is freed before load returns. Agency ids are stored in normal form (what
+ * certificates carry), so the ACL compares them byte for byte.
+ */
+#include "config.h"
+
+#include "agency.h"
+#include "router.h"
+#include "store.h"
+#include "ycfg.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const top_keys[] = {"broker", "trust", "admins", "acl", "queues", NULL};
+static const char *const broker_keys[] = {"name",           "listen",         "data_dir",
+                                          "map_size_mb",    "verify_threads", "max_frame_bytes",
+                                          "dedup_window_s", "commit_max_batch", "admin",
+                                          NULL};
+static const char *const admin_keys[] = {"listen", "token_file", NULL};
+static const char *const trust_keys[] = {"ca", "crl", "clock_skew_s", NULL};
+static const char *const acl_keys[] = {"agency", "publish", NULL};
+static const char *const queue_keys[] = {"name",        "owner",           "bind",
+                                         "ack_wait_s",  "max_deliver",     "backoff_s",
+                                         "max_ack_pending", "max_depth",   "max_bytes",
+                                         "retention_s", NULL};
+
+static const uint32_t default_backoff[] = {1, 5, 30};
+
+/* ---- helpers ------------------------------------------------------------------------------ */
+
+static lt_err dup_into(char **dst, const char *s, lt_why *why)
+{
+    if (!(*dst = strdup(s)))
+        return lt_fail(why, LT_ENOMEM, "out of memory");
+    return LT_OK;
+}
+
+static lt_err str_opt(const lt_ynode *map, const char *key, const char *dflt, char **out,
+                      lt_why *why)
+{
+    const char *s;
+    lt_err err = lt_ycfg_str(map, key, dflt, &s, why);
+    if (err)
+        return err;
+    if (!*s)
+        return lt_ycfg_fail(lt_ycfg_get(map, key), why, "must not be empty");
+    return dup_into(out, s, why);
+}
+
+static lt_err int_opt(const lt_ynode *map, const char *key, int64_t dflt, int64_t min,
+                      int64_t max, uint64_t *out, lt_why *why)
+{
+    int64_t v;
+    lt_err err = lt_ycfg_int(map, key, dflt, min, max, &v, why);
+    if (!err)
+        *out = (uint64_t)v;
+    return err;
+}
+
+static lt_err u32_opt(const lt_ynode *map, const char *key, int64_t dflt, int64_t min,
+                      int64_t max, uint32_t *out, lt_why *why)
+{
+    uint64_t v;
+    lt_err err = int_opt(map, key, dflt, min, max, &v, why);
+    if (!err)
+        *out = (uint32_t)v;
+    return err;
+}
+
+/* The scalar text of a sequence item, or a refusal naming it. */
+static lt_err item_str(const lt_ynode *item, const char *what, const char **out, lt_why *why)
+{
+    const char *s = lt_ycfg_scalar(item);
+    if (!s)
+        return lt_ycfg_fail(item, why, "expected %s, got a %s", what,
+                            lt_ycfg_kind(item) == LT_Y_MAP ? "map" : "list");
+    if (!*s)
+        return lt_ycfg_fail(item, why, "expected %s, got an empty value", what);
+    *out = s;
+    return LT_OK;
+}
+
+/* Agency id at node n (a scalar), normalized into a new string. */
+static lt_err agency_at(const lt_ynode *n, char **out, lt_why *why)
+{
+    const char *s;
+    lt_err err = item_str(n, "an agency id", &s, why);
+    if (err)
+        return err;
+    char norm[LT_AGENCY_ID_MAX];
+    lt_why aw;
+    if (lt_agency_normalize(s, norm, &aw) != LT_OK)
+        return lt_ycfg_fail(n, why, "%s", aw.msg);
+    return dup_into(out, norm, why);
+}
+
+/* Sequence of topic patterns under key of map into a new array of strings. */
+static lt_err patterns_at(const lt_ynode *map, const char *key, bool need_one, char ***out,
+                          size_t *n, lt_why *why)
+{
+    const lt_ynode *seq = NULL;
+    lt_err err = lt_ycfg_seq(map, key, need_one, &seq, why);
+    if (err)
+        return err;
+    size_t len = seq ? lt_ycfg_len(seq) : 0;
+    if (need_one && len == 0)
+        return lt_ycfg_fail(seq ? seq : map, why, "'%s' needs at least one topic pattern",
+                            key);
+    *out = NULL;
+    *n = 0;
+    if (len == 0)
+        return LT_OK;
+    char **v = calloc(len, sizeof *v);
+    if (!v)
+        return lt_fail(why, LT_ENOMEM, "out of memory");
+    *out = v;
+    for (size_t i = 0; i < len; i++) {
+        const lt_ynode *it = lt_ycfg_at(seq, i);
+        const char *p;
+        lt_why pw;
+        if ((err = item_str(it, "a topic pattern", &p, why)))
+            return err;
+        if (lt_pattern_check(p, &pw) != LT_OK)
+            return lt_ycfg_fail(it, why, "bad topic pattern '%s': %s", p, pw.msg);
+        for (size_t j = 0; j < *n; j++)
+            if (strcmp(v[j], p) == 0)
+                return lt_ycfg_fail(it, why, "pattern '%s' listed twice", p);
+        if ((err = dup_into(&v[i], p, why)))
+            return err;
+        (*n)++;
+    }
+    return LT_OK;
+}
+
+static void strv_free(char **v, size_t n)
+{
+    if (!v)
+        return;
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+/* A ZeroMQ endpoint we can bind: tcp://host:port (port 1..65535 or *) or ipc://path. */
+static bool endpoint_ok(const char *e)
+{
+    if (strncmp(e, "ipc://", 6) == 0)
+        return e[6] != '\0';
+    if (strncmp(e, "tcp://", 6) != 0)
+        return false;
+    const char *colon = strrchr(e + 6, ':');
+    if (!colon || colon == e + 6)
+        return false;
+    if (strcmp(colon + 1, "*") == 0)
+        return true;
+    char *end;
+    errno = 0;
+    long port = strtol(colon + 1, &end, 10);
+    return colon[1] && *end == '\0' && errno == 0 && port >= 1 && port <= 65535;
+}
+
+/* host:port for the admin HTTP listener. */
+static bool hostport_ok(const char *e)
+{
+    const char *colon = strrchr(e, ':');
+    if (!colon || colon == e)
+        return false;
+    char *end;
+    errno = 0;
+    long port = strtol(colon + 1, &end, 10);
+    return colon[1] && *end == '\0' && errno == 0 && port >= 1 && port <= 65535;
+}
+
+static bool queue_name_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > LT_STORE_QUEUE_NAME_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-' || c == '.'))
+            return false;
+    }
+    return true;
+}
+
+/* The section under key, or root when it is absent: the getters then find none of their
+ * keys there (root's keys are the section names) and use their defaults, and relative
+ * paths still resolve against the file's directory. */
+static lt_err section(const lt_ynode *root, const char *key, const char *const keys[],
+                      const lt_ynode **out, lt_why *why)
+{
+    const lt_ynode *m;
+    lt_err err = lt_ycfg_map(root, key, false, &m, why);
+    if (err)
+        return err;
+    if (m && (err = lt_ycfg_check_keys(m, keys, why)))
+        return err;
+    *out = m ? m : root;
+    return LT_OK;
+}
+
+/* ---- sections ----------------------------------------------------------------------------- */
+
+static lt_err read_broker(const lt_ynode *root, lt_broker_cfg *c, lt_why *why)
+{
+    const lt_ynode *b, *a;
+    lt_err err;
+    if ((err = section(root, "broker", broker_keys, &b, why)))
+        return err;
+    if ((err = str_opt(b, "name", LT_BCFG_DEFAULT_NAME, &c->name, why)) ||
+        (err = str_opt(b, "listen", LT_BCFG_DEFAULT_LISTEN, &c->listen, why)) ||
+        (err = lt_ycfg_filepath(b, "data_dir", LT_BCFG_DEFAULT_DATA_DIR, &c->data_dir, why)) ||
+        (err = int_opt(b, "map_size_mb", LT_BCFG_DEFAULT_MAP_SIZE_MB, 1, 16777216,
+                       &c->map_size_mb, why)) ||
+        (err = u32_opt(b, "verify_threads", 0, 0, 256, &c->verify_threads, why)) ||
+        (err = u32_opt(b, "max_frame_bytes", LT_BCFG_DEFAULT_MAX_FRAME_BYTES, 1024, 268435456,
+                       &c->max_frame_bytes, why)) ||
+        (err = int_opt(b, "dedup_window_s", LT_BCFG_DEFAULT_DEDUP_WINDOW_S, 1, 31 * 86400,
+                       &c->dedup_window_s, why)) ||
+        (err = u32_opt(b, "commit_max_batch", LT_BCFG_DEFAULT_COMMIT_MAX_BATCH, 1, 1000000,
+                       &c->commit_max_batch, why)))
+        return err;
+    if (!endpoint_ok(c->listen))
+        return lt_ycfg_fail(lt_ycfg_get(b, "listen"), why,
+                            "expected tcp://HOST:PORT or ipc://PATH, got '%s'", c->listen);
+    if (strlen(c->name) > 64)
+        return lt_ycfg_fail(lt_ycfg_get(b, "name"), why, "longer than 64 bytes");
+    if (b == root) {
+        a = root;
+    } else if ((err = section(b, "admin", admin_keys, &a, why))) {
+        return err;
+    } else if (a == b) {
+        a = root; /* broker: without admin: */
+    }
+    if ((err = str_opt(a, "listen", LT_BCFG_DEFAULT_ADMIN_LISTEN, &c->admin_listen, why)) ||
+        (err = lt_ycfg_filepath(a, "token_file", LT_BCFG_DEFAULT_ADMIN_TOKEN_FILE,
+                                &c->admin_token_file, why)))
+        return err;
+    if (!hostport_ok(c->admin_listen))
+        return lt_ycfg_fail(lt_ycfg_get(a, "listen"), why,
+                            "expected HOST:PORT (port 1..65535), got '%s'", c->admin_listen);
+    return LT_OK;
+}
+
+static lt_err read_trust(const lt_ynode *root, lt_broker_cfg *c, lt_why *why)
+{
+    const lt_ynode *t;
+    lt_err err;
+    if ((err = section(root, "trust", trust_keys, &t, why)))
+        return err;
+    if ((err = lt_ycfg_filepath(t, "ca", LT_BCFG_DEFAULT_CA, &c->ca, why)) ||
+        (err = lt_ycfg_filepath(t, "crl", LT_BCFG_DEFAULT_CRL, &c->crl, why)) ||
+        (err = u32_opt(t, "clock_skew_s", LT_BCFG_DEFAULT_CLOCK_SKEW_S, 0, 86400,
+                       &c->clock_skew_s, why)))
+        return err;
+    return LT_OK;
+}
+
+static lt_err read_admins(const lt_ynode *root, lt_broker_cfg *c, lt_why *why)
+{
+    const lt_ynode *seq = NULL;
+    lt_err err = lt_ycfg_seq(root, "admins", false, &seq, why);
+    size_t n = seq ? lt_ycfg_len(seq) : 0;
+    if (err || n == 0)
+        return err;
+    if (!(c->admins = calloc(n, sizeof *c->admins)))
+        return lt_fail(why, LT_ENOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        const lt_ynode *it = lt_ycfg_at(seq, i);
+        char *id;
+        if ((err = agency_at(it, &id, why)))
+            return err;
+        for (size_t j = 0; j < c->nadmins; j++)
+            if (strcmp(c->admins[j], id) == 0) {
+                free(id);
+                return lt_ycfg_fail(it, why, "admin listed twice");
+            }
+        c->admins[c->nadmins++] = id;
+    }
+    return LT_OK;
+}
+
+static lt_err read_acl(const lt_ynode *root, lt_broker_cfg *c, lt_why *why)
+{
+    const lt_ynode *seq = NULL;
+    lt_err err = lt_ycfg_seq(root, "acl", false, &seq, why);
+    size_t n = seq ? lt_ycfg_len(seq) : 0;
+    if (err || n == 0)
+        return err;
+    if (!(c->acl = calloc(n, sizeof *c->acl)))
+        return lt_fail(why, LT_ENOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        const lt_ynode *m = lt_ycfg_at(seq, i);
+        if (lt_ycfg_kind(m) != LT_Y_MAP)
+            return lt_ycfg_fail(m, why, "expected a map with agency and publish");
+        if ((err = lt_ycfg_check_keys(m, acl_keys, why)))
+            return err;
+        lt_bcfg_acl *e = &c->acl[c->nacl++];
+        e->line = lt_ycfg_line(m);
+        const lt_ynode *an = lt_ycfg_get(m, "agency");
+        if (!an)
+            return lt_ycfg_fail(m, why, "required key 'agency' is missing");
+        if ((err = agency_at(an, &e->agency, why)))
+            return err;
+        for (size_t j = 0; j + 1 < c->nacl; j++)
+            if (strcmp(c->acl[j].agency, e->agency) == 0)
+                return lt_ycfg_fail(an, why, "agency %s already has an ACL entry (line %d)",
+                                    e->agency, c->acl[j].line);
+        if ((err = patterns_at(m, "publish", false, &e->publish, &e->npublish, why)))
+            return err;
+    }
+    return LT_OK;
+}
+
+static lt_err read_backoff(const lt_ynode *m, lt_bcfg_queue *q, lt_why *why)
+{
+    const lt_ynode *seq = NULL;
+    lt_err err = lt_ycfg_seq(m, "backoff_s", false, &seq, why);
+    if (err)
+        return err;
+    if (!lt_ycfg_get(m, "backoff_s")) {
+        q->nbackoff = sizeof default_backoff / sizeof default_backoff[0];
+        memcpy(q->backoff_s, default_backoff, sizeof default_backoff);
+        return LT_OK;
+    }
+    size_t n = seq ? lt_ycfg_len(seq) : 0;
+    if (n > LT_BCFG_MAX_BACKOFF)
+        return lt_ycfg_fail(seq, why, "at most %d delays", LT_BCFG_MAX_BACKOFF);
+    for (size_t i = 0; i < n; i++) {
+        const lt_ynode *it = lt_ycfg_at(seq, i);
+        const char *s;
+        if ((err = item_str(it, "a delay in seconds", &s, why)))
+            return err;
+        char *end;
+        errno = 0;
+        long long v = strtoll(s, &end, 10);
+        if (*end != '\0' || errno != 0 || v < 0 || v > 86400)
+            return lt_ycfg_fail(it, why, "expected an integer in 0..86400, got '%s'", s);
+        q->backoff_s[i] = (uint32_t)v;
+    }
+    q->nbackoff = n;
+    return LT_OK;
+}
+
+static lt_err read_queues(const lt_ynode *root, lt_broker_cfg *c, lt_why *why)
+{
+    const lt_ynode *seq = NULL;
+    lt_err err = lt_ycfg_seq(root, "queues", false, &seq, why);
+    size_t n = seq ? lt_ycfg_len(seq) : 0;
+    if (err || n == 0)
+        return err;
+    if (!(c->queues = calloc(n, sizeof *c->queues)))
+        return lt_fail(why, LT_ENOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        const lt_ynode *m = lt_ycfg_at(seq, i);
+        if (lt_ycfg_kind(m) != LT_Y_MAP)
+            return lt_ycfg_fail(m, why, "expected a map describing a queue");
+        if ((err = lt_ycfg_check_keys(m, queue_keys, why)))
+            return err;
+        lt_bcfg_queue *q = &c->queues[c->nqueues++];
+        q->line = lt_ycfg_line(m);
+        const char *name;
+        if ((err = lt_ycfg_str(m, "name", NULL, &name, why)))
+            return err;
+        if (!queue_name_ok(name))
+            return lt_ycfg_fail(lt_ycfg_get(m, "name"), why,
+                                "queue name '%s' must be 1..%d bytes of A-Z a-z 0-9 _ - .",
+                                name, LT_STORE_QUEUE_NAME_MAX);
+        for (size_t j = 0; j + 1 < c->nqueues; j++)
+            if (strcmp(c->queues[j].name, name) == 0)
+                return lt_ycfg_fail(lt_ycfg_get(m, "name"), why,
+                                    "queue %s is already defined (line %d)", name,
+                                    c->queues[j].line);
+        if ((err = dup_into(&q->name, name, why)))
+            return err;
+        const lt_ynode *on = lt_ycfg_get(m, "owner");
+        if (!on)
+            return lt_ycfg_fail(m, why, "required key 'owner' is missing");
+        if ((err = agency_at(on, &q->owner, why)) ||
+            (err = patterns_at(m, "bind", true, &q->bind, &q->nbind, why)) ||
+            (err = u32_opt(m, "ack_wait_s", LT_BCFG_DEFAULT_ACK_WAIT_S, 1, 86400,
+                           &q->ack_wait_s, why)) ||
+            (err = u32_opt(m, "max_deliver", LT_BCFG_DEFAULT_MAX_DELIVER, 1, 1000,
+                           &q->max_deliver, why)) ||
+            (err = read_backoff(m, q, why)) ||
+            (err = u32_opt(m, "max_ack_pending", LT_BCFG_DEFAULT_MAX_ACK_PENDING, 1, 1000000,
+                           &q->max_ack_pending, why)) ||
+            (err = int_opt(m, "max_depth", LT_BCFG_DEFAULT_MAX_DEPTH, 0, INT64_C(1) << 48,
+                           &q->max_depth, why)) ||
+            (err = int_opt(m, "max_bytes", (int64_t)LT_BCFG_DEFAULT_MAX_BYTES, 0,
+                           INT64_C(1) << 56, &q->max_bytes, why)) ||
+            (err = int_opt(m, "retention_s", LT_BCFG_DEFAULT_RETENTION_S, 0, 10 * 366 * 86400,
+                           &q->retention_s, why)))
+            return err;
+    }
+    return LT_OK;
+}
+
+/* ---- load --------------------------------------------------------------------------------- */
+
+static lt_err from_tree(const lt_ynode *root, lt_broker_cfg **out, lt_why *why)
+{
+    lt_broker_cfg *c = calloc(1, sizeof *c);
+    if (!c)
+        return lt_fail(why, LT_ENOMEM, "out of memory");
+    lt_err err;
+    if ((err = lt_ycfg_check_keys(root, top_keys, why)) ||
+        (err = dup_into(&c->file, lt_ycfg_file(root), why)) ||
+        (err = read_broker(root, c, why)) || (err = read_trust(root, c, why)) ||
+        (err = read_admins(root, c, why)) || (err = read_acl(root, c, why)) ||
+        (err = read_queues(root, c, why))) {
+        lt_broker_config_destroy(&c);
+        return err;
+    }
+    *out = c;
+    return LT_OK;
+}
+
+lt_err lt_broker_config_load(const char *path, lt_broker_cfg **out, lt_why *why)
+{
+    lt_ynode *root;
+    lt_err err = lt_ycfg_load(path, &root, why);
+    if (err)
+        return err;
+    err = from_tree(root, out, why);
+    lt_ycfg_free(&root);
+    return err;
+}
+
+lt_err lt_broker_config_parse(const char *label, const char *text, size_t len,
+                              lt_broker_cfg **out, lt_why *why)
+{
+    lt_ynode *root;
+    lt_err err = lt_ycfg_parse(label ? label : "broker.yaml", text, len, &root, why);
+    if (err)
+        return err;
+    err = from_tree(root, out, why);
+    lt_ycfg_free(&root);
+    return err;
+}
+
+void lt_broker_config_destroy(lt_broker_cfg **cp)
+{
+    if (!cp || !*cp)
+        return;
+    lt_broker_cfg *c = *cp;
+    free(c->file);
+    free(c->name);
+    free(c->listen);
+    free(c->data_dir);
+    free(c->admin_listen);
+    free(c->admin_token_file);
+    free(c->ca);
+    free(c->crl);
+    strv_free(c->admins, c->nadmins);
+    for (size_t i = 0; i < c->nacl; i++) {
+        free(c->acl[i].agency);
+        strv_free(c->acl[i].publish, c->acl[i].npublish);
+    }
+    free(c->acl);
+    for (size_t i = 0; i < c->nqueues; i++) {
+        free(c->queues[i].name);
+        free(c->queues[i].owner);
+        strv_free(c->queues[i].bind, c->queues[i].nbind);
+    }
+    free(c->queues);
+    free(c);
+    *cp = NULL;
+}
+
+const lt_bcfg_queue *lt_broker_config_queue(const lt_broker_cfg *cfg, const char *name)
+{
+    for (size_t i = 0; name && i < cfg->nqueues; i++)
+        if (strcmp(cfg->queues[i].name, name) == 0)
+            return &cfg->queues[i];
+    return NULL;
+}
+
+/* ---- ACL ---------------------------------------------------------------------------------- */
+
+static lt_err build_acl(const lt_broker_cfg *acl_from, const lt_broker_cfg *owners_from,
+                        lt_acl **out, lt_why *why)
+{
+    lt_acl *a;
+    if (lt_acl_new(&a))
+        return lt_fail(why, LT_ENOMEM, "out of memory");
+    lt_err err = LT_OK;
+    for (size_t i = 0; i < acl_from->nadmins && !err; i++)
+        err = lt_acl_add_admin(a, acl_from->admins[i], why);
+    for (size_t i = 0; i < acl_from->nacl && !err; i++) {
+        const lt_bcfg_acl *e = &acl_from->acl[i];
+        err = lt_acl_add_agency(a, e->agency, why);
+        for (size_t j = 0; j < e->npublish && !err; j++)
+            err = lt_acl_allow_publish(a, e->agency, e->publish[j], why);
+    }
+    for (size_t i = 0; i < owners_from->nqueues && !err; i++)
+        err = lt_acl_set_owner(a, owners_from->queues[i].name, owners_from->queues[i].owner,
+                               why);
+    if (err) {
+        lt_acl_destroy(&a);
+        return err;
+    }
+    *out = a;
+    return LT_OK;
+}
+
+lt_err lt_broker_config_acl(const lt_broker_cfg *cfg, lt_acl **out, lt_why *why)
+{
+    return build_acl(cfg, cfg, out, why);
+}
+
+lt_err lt_broker_config_reload_acl(const char *path, const lt_broker_cfg *current,
+                                   lt_acl **out, lt_why *why)
+{
+    lt_broker_cfg *next;
+    lt_err err = lt_broker_config_load(path, &next, why);
+    if (err)
+        return err;
+    /* Queues are wired into the store and the router at start: a change there is refused
+     * loudly rather than half-applied. */
+    for (size_t i = 0; i < next->nqueues && !err; i++) {
+        const lt_bcfg_queue *q = &next->queues[i];
+        const lt_bcfg_queue *was = lt_broker_config_queue(current, q->name);
+        if (!was)
+            err = lt_fail(why, LT_ECONFIG,
+                          "%s:%d: queues: queue %s is new: adding a queue needs a restart",
+                          next->file, q->line, q->name);
+        else if (strcmp(was->owner, q->owner) != 0)
+            err = lt_fail(why, LT_ECONFIG,
+                          "%s:%d: queues: the owner of %s changed: that needs a restart",
+                          next->file, q->line, q->name);
+    }
+    for (size_t i = 0; i < current->nqueues && !err; i++)
+        if (!lt_broker_config_queue(next, current->queues[i].name))
+            err = lt_fail(why, LT_ECONFIG,
+                          "%s: queues: queue %s was removed: removing a queue needs a restart",
+                          next->file, current->queues[i].name);
+    if (!err)
+        err = build_acl(next, current, out, why);
+    lt_broker_config_destroy(&next);
+    return err;
+}

@@ -1,0 +1,122 @@
+/*
+ * config.h - the broker's configuration: broker.yaml (format in the project's config notes),
+ * read with lib/ycfg.h, validated completely, every option defaulted.
+ *
+ * A bad file is refused with "file:line: key: reason" in why (LT_ECONFIG): unknown keys,
+ * wrong types, out-of-range numbers, malformed agency ids, invalid topic patterns,
+ * duplicate queue names, a queue bound to nothing, an ACL entry listed twice...
+ * Relative paths are resolved against the directory of the file.
+ *
+ * A loaded lt_broker_cfg is immutable: read it from any thread. The ACL section (admins,
+ * acl, and the queues' owners) can be re-read alone on SIGHUP (lt_broker_config_reload_acl).
+ */
+#ifndef LT_BROKER_CONFIG_H
+#define LT_BROKER_CONFIG_H
+
+#include "acl.h"
+#include "err.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Defaults (one machine, `lienthong dev-init`). */
+#define LT_BCFG_DEFAULT_NAME "lienthong"
+#define LT_BCFG_DEFAULT_LISTEN "tcp://127.0.0.1:7400"
+#define LT_BCFG_DEFAULT_DATA_DIR "data"
+#define LT_BCFG_DEFAULT_MAP_SIZE_MB 65536
+#define LT_BCFG_DEFAULT_MAX_FRAME_BYTES 4194304
+#define LT_BCFG_DEFAULT_DEDUP_WINDOW_S 86400
+#define LT_BCFG_DEFAULT_COMMIT_MAX_BATCH 4096
+#define LT_BCFG_DEFAULT_ADMIN_LISTEN "127.0.0.1:7401"
+#define LT_BCFG_DEFAULT_ADMIN_TOKEN_FILE "admin.token"
+#define LT_BCFG_DEFAULT_CA "ca/ca.cert.pem"
+#define LT_BCFG_DEFAULT_CRL "ca/crl.pem"
+#define LT_BCFG_DEFAULT_CLOCK_SKEW_S 300
+#define LT_BCFG_DEFAULT_ACK_WAIT_S 30
+#define LT_BCFG_DEFAULT_MAX_DELIVER 5
+#define LT_BCFG_DEFAULT_MAX_ACK_PENDING 1000
+#define LT_BCFG_DEFAULT_MAX_DEPTH 1000000
+#define LT_BCFG_DEFAULT_MAX_BYTES 1073741824ULL
+#define LT_BCFG_DEFAULT_RETENTION_S 86400
+/* backoff_s default: [1, 5, 30] */
+#define LT_BCFG_MAX_BACKOFF 16
+
+typedef struct lt_bcfg_acl {
+    char *agency;             /* validated agency id */
+    char **publish;           /* validated patterns; may be empty (publishes nothing) */
+    size_t npublish;
+    int line;
+} lt_bcfg_acl;
+
+typedef struct lt_bcfg_queue {
+    char *name;               /* [A-Za-z0-9_.-], 1..LT_STORE_QUEUE_NAME_MAX bytes, unique */
+    char *owner;              /* agency id: the only consumer */
+    char **bind;              /* validated patterns, at least one */
+    size_t nbind;
+    uint32_t ack_wait_s;      /* 1..86400, default 30 */
+    uint32_t max_deliver;     /* 1..1000, default 5 */
+    uint32_t backoff_s[LT_BCFG_MAX_BACKOFF]; /* delay before the 2nd, 3rd... delivery; the
+                                              * last one repeats */
+    size_t nbackoff;          /* 0..LT_BCFG_MAX_BACKOFF; default [1, 5, 30] */
+    uint32_t max_ack_pending; /* 1..1000000, default 1000 */
+    uint64_t max_depth;       /* 0 = unlimited; default 1000000 */
+    uint64_t max_bytes;       /* 0 = unlimited; default 1 GiB */
+    uint64_t retention_s;     /* 0..10 years; default 86400 */
+    int line;
+} lt_bcfg_queue;
+
+typedef struct lt_broker_cfg {
+    char *file;               /* the file it was read from */
+    /* broker: */
+    char *name;
+    char *listen;             /* ZeroMQ endpoint */
+    char *data_dir;           /* resolved path */
+    uint64_t map_size_mb;     /* 1..16777216 (16 TiB) */
+    uint32_t verify_threads;  /* 0 = one per core; at most 256 */
+    uint32_t max_frame_bytes; /* 1024..268435456 */
+    uint64_t dedup_window_s;  /* 1..31 days */
+    uint32_t commit_max_batch;/* 1..1000000 */
+    char *admin_listen;       /* host:port */
+    char *admin_token_file;   /* resolved path */
+    /* trust: */
+    char *ca;                 /* resolved path */
+    char *crl;                /* resolved path */
+    uint32_t clock_skew_s;    /* 0..86400 */
+    /* admins, acl, queues: */
+    char **admins;
+    size_t nadmins;
+    lt_bcfg_acl *acl;
+    size_t nacl;
+    lt_bcfg_queue *queues;
+    size_t nqueues;
+} lt_broker_cfg;
+
+/* Read and validate the broker config at path. On LT_OK *out is owned by the caller
+ * (lt_broker_config_destroy). LT_EIO: unreadable; LT_ECONFIG: invalid, with
+ * "file:line: key: reason" in why; LT_ENOMEM. */
+lt_err lt_broker_config_load(const char *path, lt_broker_cfg **out, lt_why *why);
+
+/* As lt_broker_config_load, from the len bytes at text (no file is read); label names the
+ * source in messages, and relative paths resolve against its directory (as for a file). */
+lt_err lt_broker_config_parse(const char *label, const char *text, size_t len,
+                              lt_broker_cfg **out, lt_why *why);
+
+/* Accepts NULL; clears *c. */
+void lt_broker_config_destroy(lt_broker_cfg **c);
+
+/* Build the ACL of cfg: each acl entry's publish patterns, the admins, and each queue's
+ * owner. On LT_OK *out is owned by the caller (lt_acl_destroy). LT_ENOMEM. */
+lt_err lt_broker_config_acl(const lt_broker_cfg *cfg, lt_acl **out, lt_why *why);
+
+/* SIGHUP: re-read path and build the ACL from its admins and acl sections, and the owners
+ * of the queues of current (queues cannot change without a restart: a queue added,
+ * removed, or given another owner in the file is refused with LT_ECONFIG so the operator
+ * learns it was not applied). The whole file must still be valid; on any error the
+ * caller keeps its ACL. *out owned by the caller. LT_EIO, LT_ECONFIG, LT_ENOMEM. */
+lt_err lt_broker_config_reload_acl(const char *path, const lt_broker_cfg *current,
+                                   lt_acl **out, lt_why *why);
+
+/* The queue named name in cfg, or NULL. */
+const lt_bcfg_queue *lt_broker_config_queue(const lt_broker_cfg *cfg, const char *name);
+
+#endif

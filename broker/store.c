@@ -1,0 +1,1573 @@
+/*
+ * store.c - the durable store on LMDB (see store.h for the contract).
+ *
+ * On-disk layout: one environment, a fixed set of named databases (never one per queue,
+ * so thousands of queues cost nothing extra). Every integer is big-endian, in keys (so
+ * byte order is numeric order) and in values (so the files are portable).
+ *
+ *   meta    "next_seq" -> u64            seq the next append gets (never reused)
+ *           "last_ms"  -> i64            stored time of the last append (clock clamp)
+ *           "next_qid" -> u32
+ *           "version"  -> u32            LAYOUT_VERSION
+ *   msgs    seq u64 -> +----------+--------+-------+-------+-----------+----------------+
+ *                      | stored_ms| id[16] | nq u32| flags | qids u32×nq| envelope bytes |
+ *                      +----------+--------+-------+-------+-----------+----------------+
+ *                      i64          MSG_HDR = 32 bytes, then 4·nq, then the envelope exactly
+ *                      as received. Written once (MDB_APPEND: seq only grows), never updated.
+ *   dedup   id[16] -> [seq u64][stored_ms i64]
+ *   dedupx  seq u64 -> [stored_ms i64][id[16]]       time index of dedup (MDB_APPEND), swept
+ *                                                     from its head when past the window
+ *   qnames  name -> qid u32
+ *   queues  qid u32 -> [depth u64][bytes u64][dlq_depth u64][dlq_bytes u64]
+ *                      [max_depth u64][max_bytes u64][retention_ms i64][name...]
+ *                      counters written once per batch (at commit) for the queues it touched
+ *   qent    [qid u32][seq u64] -> [stored_ms i64][not_before_ms i64][delivery_count u32]
+ *                                 [env_len u32]           pending (unacked) entries
+ *   qlog    [qid u32][seq u64] -> [stored_ms i64]         replay history (only for queues
+ *                                 with retention > 0), removed when acked and expired
+ *   dlq     [qid u32][seq u64] -> [stored_ms i64][moved_ms i64][delivery_count u32]
+ *                                 [env_len u32][reason, NUL-terminated]
+ *
+ * References instead of a refcount: a message is referenced by queue q while q has it in
+ * qent, dlq or qlog. The message records the queues it went to (qids), so whoever removes
+ * a queue's last reference checks those few keys and deletes the message when none is
+ * left. That costs a few reads at removal and no write at all per reference (a stored
+ * refcount would rewrite the whole record, envelope included, at every ack).
+ *
+ * Appending one message to one queue is 4 puts (msgs, dedup, dedupx, qent; +qlog with
+ * retention); acking is a get and a delete (+ the message delete and its checks when no
+ * queue keeps it). Queue counters live in memory and are written at commit; they are
+ * restored from their saved copy when a batch aborts.
+ *
+ * Threads: every write (begin..commit, declare, sweep) is the writer thread's. Readers use
+ * their own short read transactions (MDB_NOTLS) and touch no writer memory: they read the
+ * committed counters from `queues`.
+ */
+#include "store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <lmdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define LAYOUT_VERSION 1u
+#define MSG_HDR 32u     /* stored_ms 8, id 16, nq 4, flags 4 */
+#define QENT_LEN 24u    /* stored_ms 8, not_before 8, delivery_count 4, env_len 4 */
+#define QLOG_LEN 8u
+#define DLQ_HDR 24u     /* stored_ms 8, moved_ms 8, delivery_count 4, env_len 4 */
+#define QROW_HDR 56u    /* 7 × 8 */
+#define QKEY_LEN 12u    /* qid 4, seq 8 */
+#define DEDUP_LEN 16u
+#define DEDUPX_LEN 24u
+
+#define DEFAULT_MAP_SIZE (64ULL << 30)
+#define DEFAULT_READERS 126u
+#define DEFAULT_DEDUP_MS (24LL * 3600 * 1000)
+
+/* ---- big-endian helpers ---------------------------------------------------------------- */
+
+static void put32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+static void put64(uint8_t *p, uint64_t v)
+{
+    put32(p, (uint32_t)(v >> 32));
+    put32(p + 4, (uint32_t)v);
+}
+
+static uint32_t get32(const uint8_t *p)
+{
+    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+}
+
+static uint64_t get64(const uint8_t *p)
+{
+    return ((uint64_t)get32(p) << 32) | get32(p + 4);
+}
+
+static void qkey(uint8_t k[QKEY_LEN], uint32_t qid, uint64_t seq)
+{
+    put32(k, qid);
+    put64(k + 4, seq);
+}
+
+/* ---- in-memory state (writer thread) --------------------------------------------------- */
+
+typedef struct counters {
+    uint64_t depth, bytes, dlq_depth, dlq_bytes;
+} counters;
+
+typedef struct queue {
+    uint32_t qid;
+    char *name;
+    lt_store_queue_limits lim;
+    counters c;      /* including the open batch */
+    counters saved;  /* as of the last commit (valid while dirty) */
+    bool dirty;
+    uint64_t sweep_at; /* next qlog seq the retention sweep looks at */
+} queue;
+
+struct lt_store {
+    MDB_env *env;
+    MDB_dbi meta, msgs, dedup, dedupx, qnames, queues, qent, qlog, dlq;
+    int lock_fd;
+    int64_t dedup_ms;
+    uint64_t map_size;
+    MDB_txn *txn;              /* the open batch, or NULL */
+    uint64_t next_seq, saved_next_seq;
+    int64_t last_ms, saved_last_ms;
+    uint32_t next_qid;
+    queue **qs;                /* indexed by qid (1..); NULL holes never happen */
+    size_t nqs;                /* qs[0..nqs) valid; qs[0] unused */
+    uint32_t *dirty;           /* qids touched by the open batch */
+    size_t ndirty;
+    uint32_t sweep_q;          /* queue the retention sweep resumes with */
+};
+
+/* ---- errors ----------------------------------------------------------------------------- */
+
+static lt_err mdb_fail(const lt_store *s, lt_why *why, int rc, const char *what)
+{
+    if (rc == MDB_MAP_FULL)
+        return lt_fail(why, LT_ESTORE_FULL,
+                       "store is full: LMDB map of %llu MiB used up (%s); raise "
+                       "broker.map_size_mb",
+                       (unsigned long long)(s->map_size >> 20), what);
+    if (rc == ENOSPC || rc == EDQUOT)
+        return lt_fail(why, LT_ESTORE_FULL, "store is full: no space left on disk (%s)", what);
+    if (rc == MDB_TXN_FULL)
+        return lt_fail(why, LT_EAGAIN, "write batch is full (%s): commit and retry", what);
+    return lt_fail(why, LT_ESTORE, "LMDB %s: %s", what, mdb_strerror(rc));
+}
+
+/* ---- open / close ----------------------------------------------------------------------- */
+
+static queue *qget(const lt_store *s, uint32_t qid)
+{
+    return (qid > 0 && qid < s->nqs) ? s->qs[qid] : NULL;
+}
+
+static lt_err qadd(lt_store *s, uint32_t qid, const char *name, size_t name_len)
+{
+    if (qid >= LT_STORE_MAX_QUEUES)
+        return LT_EINVAL;
+    if (qid >= s->nqs) {
+        size_t n = s->nqs ? s->nqs : 16;
+        while (n <= qid)
+            n *= 2;
+        queue **qs = realloc(s->qs, n * sizeof *qs);
+        uint32_t *d = realloc(s->dirty, n * sizeof *d);
+        if (qs)
+            s->qs = qs;
+        if (d)
+            s->dirty = d;
+        if (!qs || !d)
+            return LT_ENOMEM;
+        memset(s->qs + s->nqs, 0, (n - s->nqs) * sizeof *qs);
+        s->nqs = n;
+    }
+    if (s->qs[qid])
+        return LT_EEXIST;
+    queue *q = calloc(1, sizeof *q);
+    if (!q || !(q->name = malloc(name_len + 1))) {
+        free(q);
+        return LT_ENOMEM;
+    }
+    memcpy(q->name, name, name_len);
+    q->name[name_len] = '\0';
+    q->qid = qid;
+    s->qs[qid] = q;
+    return LT_OK;
+}
+
+static void qrow_decode(queue *q, const uint8_t *p)
+{
+    q->c.depth = get64(p);
+    q->c.bytes = get64(p + 8);
+    q->c.dlq_depth = get64(p + 16);
+    q->c.dlq_bytes = get64(p + 24);
+    q->lim.max_depth = get64(p + 32);
+    q->lim.max_bytes = get64(p + 40);
+    q->lim.retention_ms = (int64_t)get64(p + 48);
+    q->saved = q->c;
+}
+
+static lt_err qrow_put(lt_store *s, MDB_txn *txn, const queue *q, lt_why *why)
+{
+    size_t nl = strlen(q->name);
+    uint8_t k[4], v[QROW_HDR + LT_STORE_QUEUE_NAME_MAX];
+    put32(k, q->qid);
+    put64(v, q->c.depth);
+    put64(v + 8, q->c.bytes);
+    put64(v + 16, q->c.dlq_depth);
+    put64(v + 24, q->c.dlq_bytes);
+    put64(v + 32, q->lim.max_depth);
+    put64(v + 40, q->lim.max_bytes);
+    put64(v + 48, (uint64_t)q->lim.retention_ms);
+    memcpy(v + QROW_HDR, q->name, nl);
+    MDB_val kv = {sizeof k, k}, vv = {QROW_HDR + nl, v};
+    int rc = mdb_put(txn, s->queues, &kv, &vv, 0);
+    return rc ? mdb_fail(s, why, rc, "write queue counters") : LT_OK;
+}
+
+static lt_err meta_get_u64(lt_store *s, MDB_txn *txn, const char *key, uint64_t *out)
+{
+    MDB_val k = {strlen(key), (void *)key}, v;
+    int rc = mdb_get(txn, s->meta, &k, &v);
+    if (rc == MDB_NOTFOUND)
+        return LT_ENOTFOUND;
+    if (rc || (v.mv_size != 8 && v.mv_size != 4))
+        return LT_ESTORE;
+    *out = v.mv_size == 8 ? get64(v.mv_data) : get32(v.mv_data);
+    return LT_OK;
+}
+
+static int meta_put(lt_store *s, MDB_txn *txn, const char *key, const uint8_t *val, size_t len)
+{
+    MDB_val k = {strlen(key), (void *)key}, v = {len, (void *)val};
+    return mdb_put(txn, s->meta, &k, &v, 0);
+}
+
+static lt_err last_key_u64(MDB_txn *txn, MDB_dbi dbi, uint64_t *out)
+{
+    MDB_cursor *c;
+    MDB_val k, v;
+    *out = 0;
+    if (mdb_cursor_open(txn, dbi, &c))
+        return LT_ESTORE;
+    int rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
+    if (rc == 0 && k.mv_size == 8)
+        *out = get64(k.mv_data);
+    mdb_cursor_close(c);
+    return rc == 0 || rc == MDB_NOTFOUND ? LT_OK : LT_ESTORE;
+}
+
+/* Create the named databases, check the layout version, load meta and queue rows. */
+static lt_err load(lt_store *s, lt_why *why)
+{
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+    if (rc)
+        return mdb_fail(s, why, rc, "begin");
+    struct {
+        const char *name;
+        MDB_dbi *dbi;
+    } dbs[] = {{"meta", &s->meta},     {"msgs", &s->msgs},     {"dedup", &s->dedup},
+               {"dedupx", &s->dedupx}, {"qnames", &s->qnames}, {"queues", &s->queues},
+               {"qent", &s->qent},     {"qlog", &s->qlog},     {"dlq", &s->dlq}};
+    lt_err err = LT_OK;
+    for (size_t i = 0; i < sizeof dbs / sizeof dbs[0]; i++) {
+        rc = mdb_dbi_open(txn, dbs[i].name, MDB_CREATE, dbs[i].dbi);
+        if (rc) {
+            err = mdb_fail(s, why, rc, "open database");
+            goto out_abort;
+        }
+    }
+    uint64_t ver = 0;
+    err = meta_get_u64(s, txn, "version", &ver);
+    if (err == LT_ENOTFOUND) {
+        uint8_t b[4];
+        put32(b, LAYOUT_VERSION);
+        if ((rc = meta_put(s, txn, "version", b, 4))) {
+            err = mdb_fail(s, why, rc, "write version");
+            goto out_abort;
+        }
+        err = LT_OK;
+    } else if (err || ver != LAYOUT_VERSION) {
+        err = lt_fail(why, LT_ESTORE, "store layout version %llu, this broker reads %u",
+                      (unsigned long long)ver, LAYOUT_VERSION);
+        goto out_abort;
+    }
+    uint64_t v64 = 0, a = 0, b = 0;
+    s->next_seq = 1;
+    if (meta_get_u64(s, txn, "next_seq", &v64) == LT_OK)
+        s->next_seq = v64;
+    /* Belt and braces: never hand out a seq that is still in use. */
+    if (last_key_u64(txn, s->msgs, &a) || last_key_u64(txn, s->dedupx, &b)) {
+        err = lt_fail(why, LT_ESTORE, "cannot read the last sequence number");
+        goto out_abort;
+    }
+    if (a + 1 > s->next_seq)
+        s->next_seq = a + 1;
+    if (b + 1 > s->next_seq)
+        s->next_seq = b + 1;
+    s->last_ms = 0;
+    if (meta_get_u64(s, txn, "last_ms", &v64) == LT_OK)
+        s->last_ms = (int64_t)v64;
+    s->next_qid = 1;
+    if (meta_get_u64(s, txn, "next_qid", &v64) == LT_OK)
+        s->next_qid = (uint32_t)v64;
+
+    MDB_cursor *c;
+    if ((rc = mdb_cursor_open(txn, s->queues, &c))) {
+        err = mdb_fail(s, why, rc, "open cursor");
+        goto out_abort;
+    }
+    MDB_val k, v;
+    for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        if (k.mv_size != 4 || v.mv_size < QROW_HDR ||
+            v.mv_size > QROW_HDR + LT_STORE_QUEUE_NAME_MAX) {
+            err = lt_fail(why, LT_ESTORE, "corrupt queue row");
+            break;
+        }
+        uint32_t qid = get32(k.mv_data);
+        err = qadd(s, qid, (const char *)v.mv_data + QROW_HDR, v.mv_size - QROW_HDR);
+        if (err) {
+            lt_fail(why, err, "cannot load queue %u", qid);
+            break;
+        }
+        qrow_decode(s->qs[qid], v.mv_data);
+        if (qid >= s->next_qid)
+            s->next_qid = qid + 1;
+    }
+    mdb_cursor_close(c);
+    if (err)
+        goto out_abort;
+    if (rc != MDB_NOTFOUND) {
+        err = mdb_fail(s, why, rc, "read queues");
+        goto out_abort;
+    }
+    if ((rc = mdb_txn_commit(txn)))
+        return mdb_fail(s, why, rc, "commit");
+    s->saved_next_seq = s->next_seq;
+    s->saved_last_ms = s->last_ms;
+    return LT_OK;
+out_abort:
+    mdb_txn_abort(txn);
+    return err;
+}
+
+lt_err lt_store_open(lt_store **out, const lt_store_opts *opts, lt_why *why)
+{
+    if (!opts || !opts->dir || !*opts->dir)
+        return lt_fail(why, LT_EINVAL, "store directory not given");
+    if (mkdir(opts->dir, 0700) != 0 && errno != EEXIST)
+        return lt_fail(why, LT_EIO, "cannot create store directory %s: %s", opts->dir,
+                       strerror(errno));
+    lt_store *s = calloc(1, sizeof *s);
+    if (!s)
+        return lt_fail(why, LT_ENOMEM, "out of memory");
+    s->lock_fd = -1;
+    s->map_size = opts->map_size ? opts->map_size : DEFAULT_MAP_SIZE;
+    s->dedup_ms = opts->dedup_window_ms > 0 ? opts->dedup_window_ms : DEFAULT_DEDUP_MS;
+    lt_err err;
+
+    /* LMDB lets several processes share an environment; two brokers on one store would
+     * each believe they are the only writer of the queues' counters. Refuse the second. */
+    char lockpath[4096];
+    if ((size_t)snprintf(lockpath, sizeof lockpath, "%s/broker.lock", opts->dir) >=
+        sizeof lockpath) {
+        err = lt_fail(why, LT_EINVAL, "store directory path too long");
+        goto out_free;
+    }
+    s->lock_fd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (s->lock_fd < 0) {
+        err = lt_fail(why, LT_EIO, "cannot open %s: %s", lockpath, strerror(errno));
+        goto out_free;
+    }
+    if (flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        err = lt_fail(why, LT_ESTORE, "store %s is in use by another process", opts->dir);
+        goto out_free;
+    }
+
+    int rc = mdb_env_create(&s->env);
+    if (rc) {
+        err = mdb_fail(s, why, rc, "create environment");
+        goto out_free;
+    }
+    if ((rc = mdb_env_set_maxdbs(s->env, 16)) ||
+        (rc = mdb_env_set_maxreaders(s->env, opts->max_readers ? opts->max_readers
+                                                                : DEFAULT_READERS)) ||
+        (rc = mdb_env_set_mapsize(s->env, (size_t)s->map_size))) {
+        err = mdb_fail(s, why, rc, "configure environment");
+        goto out_env;
+    }
+    /* Default sync flags on purpose: commit fsyncs data and meta pages, which is what makes
+     * an ack durable and a kill -9 harmless. MDB_NOTLS: read transactions are not tied to
+     * threads (verify workers, admin). */
+    rc = mdb_env_open(s->env, opts->dir, MDB_NOTLS, 0600);
+    if (rc) {
+        err = mdb_fail(s, why, rc, "open environment");
+        goto out_env;
+    }
+    int dead = 0;
+    if ((rc = mdb_reader_check(s->env, &dead))) {
+        err = mdb_fail(s, why, rc, "reader check");
+        goto out_env;
+    }
+    if ((err = load(s, why)))
+        goto out_env;
+    *out = s;
+    return LT_OK;
+out_env:
+    mdb_env_close(s->env);
+    s->env = NULL;
+out_free:
+    for (size_t i = 0; i < s->nqs; i++)
+        if (s->qs[i]) {
+            free(s->qs[i]->name);
+            free(s->qs[i]);
+        }
+    free(s->qs);
+    free(s->dirty);
+    if (s->lock_fd >= 0)
+        close(s->lock_fd);
+    free(s);
+    return err;
+}
+
+void lt_store_close(lt_store **sp)
+{
+    if (!sp || !*sp)
+        return;
+    lt_store *s = *sp;
+    lt_store_abort(s);
+    mdb_env_close(s->env);
+    for (size_t i = 0; i < s->nqs; i++)
+        if (s->qs[i]) {
+            free(s->qs[i]->name);
+            free(s->qs[i]);
+        }
+    free(s->qs);
+    free(s->dirty);
+    if (s->lock_fd >= 0)
+        close(s->lock_fd); /* releases the flock */
+    free(s);
+    *sp = NULL;
+}
+
+/* ---- queues ----------------------------------------------------------------------------- */
+
+static bool name_ok(const char *name, size_t *len)
+{
+    if (!name)
+        return false;
+    *len = strnlen(name, LT_STORE_QUEUE_NAME_MAX + 1);
+    return *len > 0 && *len <= LT_STORE_QUEUE_NAME_MAX;
+}
+
+lt_err lt_store_queue_declare(lt_store *s, const char *name, const lt_store_queue_limits *lim,
+                              uint32_t *qid, lt_why *why)
+{
+    size_t nl;
+    if (!name_ok(name, &nl))
+        return lt_fail(why, LT_EINVAL, "queue name must be 1..%d bytes",
+                       LT_STORE_QUEUE_NAME_MAX);
+    if (s->txn)
+        return lt_fail(why, LT_EAGAIN, "cannot declare queue %s inside a batch", name);
+    lt_store_queue_limits zero = {0, 0, 0};
+    if (!lim)
+        lim = &zero;
+    queue *q = NULL;
+    for (size_t i = 1; i < s->nqs; i++)
+        if (s->qs[i] && strcmp(s->qs[i]->name, name) == 0) {
+            q = s->qs[i];
+            break;
+        }
+    bool created = false;
+    if (!q) {
+        if (s->next_qid >= LT_STORE_MAX_QUEUES)
+            return lt_fail(why, LT_EINVAL, "too many queues (%d)", LT_STORE_MAX_QUEUES);
+        lt_err e = qadd(s, s->next_qid, name, nl);
+        if (e)
+            return lt_fail(why, e, "cannot add queue %s", name);
+        q = s->qs[s->next_qid];
+        created = true;
+    }
+    lt_store_queue_limits old = q->lim;
+    q->lim = *lim;
+
+    MDB_txn *txn;
+    lt_err err;
+    int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+    if (rc) {
+        err = mdb_fail(s, why, rc, "begin");
+        goto out_undo;
+    }
+    if ((err = qrow_put(s, txn, q, why)))
+        goto out_abort;
+    if (created) {
+        uint8_t b[4];
+        put32(b, q->qid);
+        MDB_val k = {nl, (void *)name}, v = {4, b};
+        if ((rc = mdb_put(txn, s->qnames, &k, &v, 0))) {
+            err = mdb_fail(s, why, rc, "write queue name");
+            goto out_abort;
+        }
+        put32(b, q->qid + 1);
+        if ((rc = meta_put(s, txn, "next_qid", b, 4))) {
+            err = mdb_fail(s, why, rc, "write next_qid");
+            goto out_abort;
+        }
+    }
+    if ((rc = mdb_txn_commit(txn))) {
+        err = mdb_fail(s, why, rc, "commit queue");
+        goto out_undo;
+    }
+    if (created)
+        s->next_qid++;
+    *qid = q->qid;
+    return LT_OK;
+out_abort:
+    mdb_txn_abort(txn);
+out_undo:
+    if (created) {
+        s->qs[q->qid] = NULL;
+        free(q->name);
+        free(q);
+    } else {
+        q->lim = old;
+    }
+    return err;
+}
+
+static lt_err rbegin(lt_store *s, MDB_txn **txn, lt_why *why)
+{
+    int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, txn);
+    return rc ? mdb_fail(s, why, rc, "begin read") : LT_OK;
+}
+
+lt_err lt_store_queue_find(lt_store *s, const char *name, uint32_t *qid)
+{
+    size_t nl;
+    if (!name_ok(name, &nl))
+        return LT_ENOQUEUE;
+    MDB_txn *txn;
+    if (rbegin(s, &txn, NULL))
+        return LT_ESTORE;
+    MDB_val k = {nl, (void *)name}, v;
+    int rc = mdb_get(txn, s->qnames, &k, &v);
+    lt_err err = LT_ENOQUEUE;
+    if (rc == 0 && v.mv_size == 4) {
+        *qid = get32(v.mv_data);
+        err = LT_OK;
+    } else if (rc != MDB_NOTFOUND) {
+        err = LT_ESTORE;
+    }
+    mdb_txn_abort(txn);
+    return err;
+}
+
+/* First and last key of qid in a [qid][seq]-keyed db; *first = 0 when it has none. */
+static int qrange(MDB_txn *txn, MDB_dbi dbi, uint32_t qid, uint64_t *first, uint64_t *last,
+                  MDB_val *first_val)
+{
+    MDB_cursor *c;
+    uint8_t kb[QKEY_LEN];
+    MDB_val k = {QKEY_LEN, kb}, v;
+    *first = *last = 0;
+    int rc = mdb_cursor_open(txn, dbi, &c);
+    if (rc)
+        return rc;
+    qkey(kb, qid, 0);
+    rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    if (rc == 0 && k.mv_size == QKEY_LEN && get32(k.mv_data) == qid) {
+        *first = get64((const uint8_t *)k.mv_data + 4);
+        if (first_val)
+            *first_val = v;
+        k.mv_size = QKEY_LEN;
+        k.mv_data = kb;
+        qkey(kb, qid + 1, 0);
+        rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+        if (rc == 0 || rc == MDB_NOTFOUND)
+            rc = mdb_cursor_get(c, &k, &v, rc == 0 ? MDB_PREV : MDB_LAST);
+        if (rc == 0 && k.mv_size == QKEY_LEN && get32(k.mv_data) == qid)
+            *last = get64((const uint8_t *)k.mv_data + 4);
+    } else if (rc == 0) {
+        rc = MDB_NOTFOUND;
+    }
+    mdb_cursor_close(c);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+static lt_err stats_read(lt_store *s, MDB_txn *txn, uint32_t qid, const MDB_val *row,
+                         lt_store_queue_stats *st, lt_why *why)
+{
+    if (row->mv_size < QROW_HDR || row->mv_size > QROW_HDR + LT_STORE_QUEUE_NAME_MAX)
+        return lt_fail(why, LT_ESTORE, "corrupt row of queue %u", qid);
+    const uint8_t *p = row->mv_data;
+    memset(st, 0, sizeof *st);
+    st->qid = qid;
+    st->depth = get64(p);
+    st->bytes = get64(p + 8);
+    st->dlq_depth = get64(p + 16);
+    st->dlq_bytes = get64(p + 24);
+    memcpy(st->name, p + QROW_HDR, row->mv_size - QROW_HDR);
+    st->name[row->mv_size - QROW_HDR] = '\0';
+    MDB_val fv = {0, NULL};
+    int rc = qrange(txn, s->qent, qid, &st->first_seq, &st->last_seq, &fv);
+    if (rc)
+        return mdb_fail(s, why, rc, "read queue range");
+    if (st->first_seq && fv.mv_size == QENT_LEN)
+        st->oldest_ms = (int64_t)get64(fv.mv_data);
+    return LT_OK;
+}
+
+lt_err lt_store_queue_stats_get(lt_store *s, uint32_t qid, lt_store_queue_stats *out,
+                                lt_why *why)
+{
+    MDB_txn *txn;
+    lt_err err = rbegin(s, &txn, why);
+    if (err)
+        return err;
+    uint8_t kb[4];
+    put32(kb, qid);
+    MDB_val k = {4, kb}, v;
+    int rc = mdb_get(txn, s->queues, &k, &v);
+    if (rc == MDB_NOTFOUND)
+        err = lt_fail(why, LT_ENOQUEUE, "no queue with id %u", qid);
+    else if (rc)
+        err = mdb_fail(s, why, rc, "read queue");
+    else {
+        lt_store_queue_stats st;
+        err = stats_read(s, txn, qid, &v, &st, why);
+        if (!err)
+            *out = st;
+    }
+    mdb_txn_abort(txn);
+    return err;
+}
+
+lt_err lt_store_queue_list(lt_store *s, lt_store_queue_visit visit, void *arg, lt_why *why)
+{
+    MDB_txn *txn;
+    lt_err err = rbegin(s, &txn, why);
+    if (err)
+        return err;
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(txn, s->qnames, &c);
+    if (rc) {
+        mdb_txn_abort(txn);
+        return mdb_fail(s, why, rc, "open cursor");
+    }
+    MDB_val k, v;
+    for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0 && !err;
+         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        if (v.mv_size != 4) {
+            err = lt_fail(why, LT_ESTORE, "corrupt queue name index");
+            break;
+        }
+        uint32_t qid = get32(v.mv_data);
+        uint8_t kb[4];
+        put32(kb, qid);
+        MDB_val rk = {4, kb}, rv;
+        int r2 = mdb_get(txn, s->queues, &rk, &rv);
+        if (r2) {
+            err = mdb_fail(s, why, r2, "read queue");
+            break;
+        }
+        lt_store_queue_stats st;
+        if ((err = stats_read(s, txn, qid, &rv, &st, why)))
+            break;
+        if (visit(arg, &st))
+            break;
+    }
+    if (!err && rc != 0 && rc != MDB_NOTFOUND)
+        err = mdb_fail(s, why, rc, "list queues");
+    mdb_cursor_close(c);
+    mdb_txn_abort(txn);
+    return err;
+}
+
+/* ---- the batch ---------------------------------------------------------------------------- */
+
+lt_err lt_store_begin(lt_store *s, lt_why *why)
+{
+    if (s->txn)
+        return lt_fail(why, LT_EAGAIN, "a batch is already open");
+    int rc = mdb_txn_begin(s->env, NULL, 0, &s->txn);
+    if (rc) {
+        s->txn = NULL;
+        return mdb_fail(s, why, rc, "begin");
+    }
+    s->saved_next_seq = s->next_seq;
+    s->saved_last_ms = s->last_ms;
+    s->ndirty = 0;
+    return LT_OK;
+}
+
+static void touch(lt_store *s, queue *q)
+{
+    if (!q->dirty) {
+        q->dirty = true;
+        q->saved = q->c;
+        s->dirty[s->ndirty++] = q->qid;
+    }
+}
+
+static void undo_memory(lt_store *s)
+{
+    for (size_t i = 0; i < s->ndirty; i++) {
+        queue *q = s->qs[s->dirty[i]];
+        q->c = q->saved;
+        q->dirty = false;
+    }
+    s->ndirty = 0;
+    s->next_seq = s->saved_next_seq;
+    s->last_ms = s->saved_last_ms;
+}
+
+void lt_store_abort(lt_store *s)
+{
+    if (!s || !s->txn)
+        return;
+    mdb_txn_abort(s->txn);
+    s->txn = NULL;
+    undo_memory(s);
+}
+
+lt_err lt_store_commit(lt_store *s, lt_why *why)
+{
+    if (!s->txn)
+        return lt_fail(why, LT_EAGAIN, "no batch open");
+    lt_err err = LT_OK;
+    int rc;
+    for (size_t i = 0; i < s->ndirty && !err; i++)
+        err = qrow_put(s, s->txn, s->qs[s->dirty[i]], why);
+    if (!err && s->next_seq != s->saved_next_seq) {
+        uint8_t b[8];
+        put64(b, s->next_seq);
+        if ((rc = meta_put(s, s->txn, "next_seq", b, 8)) == 0) {
+            put64(b, (uint64_t)s->last_ms);
+            rc = meta_put(s, s->txn, "last_ms", b, 8);
+        }
+        if (rc)
+            err = mdb_fail(s, why, rc, "write sequence");
+    }
+    if (err) {
+        mdb_txn_abort(s->txn);
+        s->txn = NULL;
+        undo_memory(s);
+        return err;
+    }
+    rc = mdb_txn_commit(s->txn); /* frees the txn whatever it returns */
+    s->txn = NULL;
+    if (rc) {
+        undo_memory(s);
+        return mdb_fail(s, why, rc, "commit");
+    }
+    for (size_t i = 0; i < s->ndirty; i++)
+        s->qs[s->dirty[i]]->dirty = false;
+    s->ndirty = 0;
+    return LT_OK;
+}
+
+uint64_t lt_store_next_seq(const lt_store *s)
+{
+    return s->next_seq;
+}
+
+/* Open a nested transaction for one operation of the batch. */
+static lt_err step_begin(lt_store *s, MDB_txn **child, lt_why *why)
+{
+    if (!s->txn)
+        return lt_fail(why, LT_EAGAIN, "no batch open");
+    int rc = mdb_txn_begin(s->env, s->txn, 0, child);
+    return rc ? mdb_fail(s, why, rc, "begin step") : LT_OK;
+}
+
+static lt_err step_end(lt_store *s, MDB_txn *child, lt_err err, int rc, const char *what,
+                       lt_why *why)
+{
+    if (!err && rc)
+        err = mdb_fail(s, why, rc, what);
+    if (err) {
+        mdb_txn_abort(child);
+        return err;
+    }
+    rc = mdb_txn_commit(child);
+    return rc ? mdb_fail(s, why, rc, what) : LT_OK;
+}
+
+/* Is seq still referenced by any queue it was routed to? If not, delete it. */
+static int gc(lt_store *s, MDB_txn *txn, uint64_t seq)
+{
+    uint8_t sk[8];
+    put64(sk, seq);
+    MDB_val k = {8, sk}, v;
+    int rc = mdb_get(txn, s->msgs, &k, &v);
+    if (rc)
+        return rc == MDB_NOTFOUND ? 0 : rc;
+    if (v.mv_size < MSG_HDR)
+        return MDB_CORRUPTED;
+    const uint8_t *p = v.mv_data;
+    uint32_t nq = get32(p + 24);
+    if ((uint64_t)nq * 4 + MSG_HDR > v.mv_size)
+        return MDB_CORRUPTED;
+    const MDB_dbi refs[3] = {s->qent, s->dlq, s->qlog};
+    for (uint32_t i = 0; i < nq; i++) {
+        uint8_t kb[QKEY_LEN];
+        qkey(kb, get32(p + MSG_HDR + 4 * i), seq);
+        for (int j = 0; j < 3; j++) {
+            MDB_val qk = {QKEY_LEN, kb}, qv;
+            rc = mdb_get(txn, refs[j], &qk, &qv);
+            if (rc == 0)
+                return 0; /* still needed */
+            if (rc != MDB_NOTFOUND)
+                return rc;
+        }
+    }
+    return mdb_del(txn, s->msgs, &k, NULL);
+}
+
+static bool expired(const queue *q, int64_t stored_ms, int64_t now_ms)
+{
+    return q->lim.retention_ms <= 0 || stored_ms + q->lim.retention_ms <= now_ms;
+}
+
+/* The queue no longer needs seq as pending/dead: drop its history entry too when it is
+ * past retention, and the message when no queue needs it any more. */
+static int release(lt_store *s, MDB_txn *txn, const queue *q, uint64_t seq, int64_t stored_ms,
+                   int64_t now_ms)
+{
+    if (!expired(q, stored_ms, now_ms))
+        return 0;
+    uint8_t kb[QKEY_LEN];
+    qkey(kb, q->qid, seq);
+    MDB_val k = {QKEY_LEN, kb};
+    int rc = mdb_del(txn, s->qlog, &k, NULL);
+    if (rc && rc != MDB_NOTFOUND)
+        return rc;
+    return gc(s, txn, seq);
+}
+
+lt_err lt_store_append(lt_store *s, const uint8_t id[LT_STORE_ID_LEN], const uint32_t *qids,
+                       size_t nq, const void *env, size_t len, int64_t now_ms, uint64_t *seq,
+                       bool *dup, lt_why *why)
+{
+    if (!s->txn)
+        return lt_fail(why, LT_EAGAIN, "no batch open");
+    if (nq == 0 || nq > LT_STORE_MAX_TARGETS)
+        return lt_fail(why, LT_EINVAL, "a message goes to 1..%d queues, not %zu",
+                       LT_STORE_MAX_TARGETS, nq);
+    if (len == 0 || len > UINT32_MAX)
+        return lt_fail(why, LT_EINVAL, "envelope of %zu bytes", len);
+
+    /* Duplicate within the window: answer with the original, store nothing. */
+    MDB_val dk = {LT_STORE_ID_LEN, (void *)id}, dv;
+    int rc = mdb_get(s->txn, s->dedup, &dk, &dv);
+    if (rc == 0 && dv.mv_size == DEDUP_LEN &&
+        (int64_t)get64((const uint8_t *)dv.mv_data + 8) + s->dedup_ms > now_ms) {
+        *seq = get64(dv.mv_data);
+        *dup = true;
+        return LT_OK;
+    }
+    if (rc && rc != MDB_NOTFOUND)
+        return mdb_fail(s, why, rc, "read dedup");
+
+    /* Check every target before writing anything: all or nothing. */
+    for (size_t i = 0; i < nq; i++) {
+        const queue *q = qget(s, qids[i]);
+        if (!q)
+            return lt_fail(why, LT_ENOQUEUE, "no queue with id %u", qids[i]);
+        if (q->lim.max_depth && q->c.depth + 1 > q->lim.max_depth)
+            return lt_fail(why, LT_EQUEUE_FULL, "queue %s is full: %llu messages (max_depth)",
+                           q->name, (unsigned long long)q->c.depth);
+        if (q->lim.max_bytes && q->c.bytes + len > q->lim.max_bytes)
+            return lt_fail(why, LT_EQUEUE_FULL,
+                           "queue %s is full: %llu + %zu bytes over max_bytes %llu", q->name,
+                           (unsigned long long)q->c.bytes, len,
+                           (unsigned long long)q->lim.max_bytes);
+        if (nq <= 64)
+            for (size_t j = 0; j < i; j++)
+                if (qids[j] == qids[i])
+                    return lt_fail(why, LT_EINVAL, "queue %s listed twice", q->name);
+    }
+
+    uint64_t sq = s->next_seq;
+    int64_t stored = now_ms > s->last_ms ? now_ms : s->last_ms;
+    MDB_txn *t;
+    lt_err err = step_begin(s, &t, why);
+    if (err)
+        return err;
+    uint8_t sk[8];
+    put64(sk, sq);
+    MDB_val k = {8, sk}, v = {MSG_HDR + 4 * nq + len, NULL};
+    const char *what = "write message";
+    rc = mdb_put(t, s->msgs, &k, &v, MDB_APPEND | MDB_RESERVE);
+    if (rc == 0) {
+        uint8_t *p = v.mv_data;
+        put64(p, (uint64_t)stored);
+        memcpy(p + 8, id, LT_STORE_ID_LEN);
+        put32(p + 24, (uint32_t)nq);
+        put32(p + 28, 0);
+        for (size_t i = 0; i < nq; i++)
+            put32(p + MSG_HDR + 4 * i, qids[i]);
+        memcpy(p + MSG_HDR + 4 * nq, env, len);
+
+        uint8_t db[DEDUP_LEN];
+        put64(db, sq);
+        put64(db + 8, (uint64_t)stored);
+        MDB_val dval = {DEDUP_LEN, db};
+        what = "write dedup";
+        rc = mdb_put(t, s->dedup, &dk, &dval, 0);
+    }
+    if (rc == 0) {
+        uint8_t xb[DEDUPX_LEN];
+        put64(xb, (uint64_t)stored);
+        memcpy(xb + 8, id, LT_STORE_ID_LEN);
+        MDB_val xk = {8, sk}, xv = {DEDUPX_LEN, xb};
+        rc = mdb_put(t, s->dedupx, &xk, &xv, MDB_APPEND);
+    }
+    uint8_t eb[QENT_LEN];
+    put64(eb, (uint64_t)stored);
+    put64(eb + 8, 0);
+    put32(eb + 16, 0);
+    put32(eb + 20, (uint32_t)len);
+    for (size_t i = 0; i < nq && rc == 0; i++) {
+        const queue *q = s->qs[qids[i]];
+        uint8_t kb[QKEY_LEN];
+        qkey(kb, q->qid, sq);
+        MDB_val qk = {QKEY_LEN, kb}, qv = {QENT_LEN, eb};
+        what = "write queue entry";
+        rc = mdb_put(t, s->qent, &qk, &qv, 0);
+        if (rc == 0 && q->lim.retention_ms > 0) {
+            MDB_val lv = {QLOG_LEN, eb};
+            rc = mdb_put(t, s->qlog, &qk, &lv, 0);
+        }
+    }
+    if ((err = step_end(s, t, LT_OK, rc, what, why)))
+        return err;
+
+    for (size_t i = 0; i < nq; i++) {
+        queue *q = s->qs[qids[i]];
+        touch(s, q);
+        q->c.depth++;
+        q->c.bytes += len;
+    }
+    s->next_seq = sq + 1;
+    s->last_ms = stored;
+    *seq = sq;
+    *dup = false;
+    return LT_OK;
+}
+
+/* Fetch the pending entry of (qid, seq) from the batch. */
+static lt_err qent_read(lt_store *s, const queue *q, uint64_t seq, uint8_t out[QENT_LEN],
+                        lt_why *why)
+{
+    uint8_t kb[QKEY_LEN];
+    qkey(kb, q->qid, seq);
+    MDB_val k = {QKEY_LEN, kb}, v;
+    int rc = mdb_get(s->txn, s->qent, &k, &v);
+    if (rc == MDB_NOTFOUND)
+        return lt_fail(why, LT_ENOTFOUND, "message %llu is not pending on queue %s",
+                       (unsigned long long)seq, q->name);
+    if (rc)
+        return mdb_fail(s, why, rc, "read queue entry");
+    if (v.mv_size != QENT_LEN)
+        return lt_fail(why, LT_ESTORE, "corrupt entry %llu of queue %s",
+                       (unsigned long long)seq, q->name);
+    memcpy(out, v.mv_data, QENT_LEN);
+    return LT_OK;
+}
+
+static lt_err op_queue(lt_store *s, uint32_t qid, queue **q, lt_why *why)
+{
+    if (!s->txn)
+        return lt_fail(why, LT_EAGAIN, "no batch open");
+    if (!(*q = qget(s, qid)))
+        return lt_fail(why, LT_ENOQUEUE, "no queue with id %u", qid);
+    return LT_OK;
+}
+
+lt_err lt_store_ack(lt_store *s, uint32_t qid, uint64_t seq, int64_t now_ms, lt_why *why)
+{
+    queue *q;
+    uint8_t e[QENT_LEN];
+    lt_err err = op_queue(s, qid, &q, why);
+    if (err || (err = qent_read(s, q, seq, e, why)))
+        return err;
+    MDB_txn *t;
+    if ((err = step_begin(s, &t, why)))
+        return err;
+    uint8_t kb[QKEY_LEN];
+    qkey(kb, qid, seq);
+    MDB_val k = {QKEY_LEN, kb};
+    int rc = mdb_del(t, s->qent, &k, NULL);
+    if (rc == 0)
+        rc = release(s, t, q, seq, (int64_t)get64(e), now_ms);
+    if ((err = step_end(s, t, LT_OK, rc, "ack", why)))
+        return err;
+    touch(s, q);
+    q->c.depth--;
+    q->c.bytes -= get32(e + 20);
+    return LT_OK;
+}
+
+lt_err lt_store_nak(lt_store *s, uint32_t qid, uint64_t seq, uint32_t delivery_count,
+                    int64_t not_before_ms, lt_why *why)
+{
+    queue *q;
+    uint8_t e[QENT_LEN];
+    lt_err err = op_queue(s, qid, &q, why);
+    if (err || (err = qent_read(s, q, seq, e, why)))
+        return err;
+    MDB_txn *t;
+    if ((err = step_begin(s, &t, why)))
+        return err;
+    put64(e + 8, (uint64_t)not_before_ms);
+    put32(e + 16, delivery_count);
+    uint8_t kb[QKEY_LEN];
+    qkey(kb, qid, seq);
+    MDB_val k = {QKEY_LEN, kb}, v = {QENT_LEN, e};
+    int rc = mdb_put(t, s->qent, &k, &v, 0);
+    return step_end(s, t, LT_OK, rc, "nak", why);
+}
+
+lt_err lt_store_dead_letter(lt_store *s, uint32_t qid, uint64_t seq, uint32_t delivery_count,
+                            const char *reason, int64_t now_ms, lt_why *why)
+{
+    queue *q;
+    uint8_t e[QENT_LEN];
+    lt_err err = op_queue(s, qid, &q, why);
+    if (err || (err = qent_read(s, q, seq, e, why)))
+        return err;
+    size_t rl = reason ? strnlen(reason, LT_STORE_REASON_MAX) : 0;
+    uint8_t d[DLQ_HDR + LT_STORE_REASON_MAX + 1];
+    memcpy(d, e, 8); /* stored_ms */
+    put64(d + 8, (uint64_t)now_ms);
+    put32(d + 16, delivery_count);
+    memcpy(d + 20, e + 20, 4); /* env_len */
+    if (rl)
+        memcpy(d + DLQ_HDR, reason, rl);
+    d[DLQ_HDR + rl] = '\0';
+    MDB_txn *t;
+    if ((err = step_begin(s, &t, why)))
+        return err;
+    uint8_t kb[QKEY_LEN];
+    qkey(kb, qid, seq);
+    MDB_val k = {QKEY_LEN, kb}, v = {DLQ_HDR + rl + 1, d};
+    int rc = mdb_del(t, s->qent, &k, NULL);
+    if (rc == 0)
+        rc = mdb_put(t, s->dlq, &k, &v, 0);
+    if ((err = step_end(s, t, LT_OK, rc, "dead-letter", why)))
+        return err;
+    uint32_t len = get32(e + 20);
+    touch(s, q);
+    q->c.depth--;
+    q->c.bytes -= len;
+    q->c.dlq_depth++;
+    q->c.dlq_bytes += len;
+    return LT_OK;
+}
+
+static lt_err dlq_read(lt_store *s, const queue *q, uint64_t seq, uint8_t out[DLQ_HDR],
+                       lt_why *why)
+{
+    uint8_t kb[QKEY_LEN];
+    qkey(kb, q->qid, seq);
+    MDB_val k = {QKEY_LEN, kb}, v;
+    int rc = mdb_get(s->txn, s->dlq, &k, &v);
+    if (rc == MDB_NOTFOUND)
+        return lt_fail(why, LT_ENOTFOUND, "message %llu is not in the dead-letter queue of %s",
+                       (unsigned long long)seq, q->name);
+    if (rc)
+        return mdb_fail(s, why, rc, "read dead letter");
+    if (v.mv_size <= DLQ_HDR)
+        return lt_fail(why, LT_ESTORE, "corrupt dead letter %llu of queue %s",
+                       (unsigned long long)seq, q->name);
+    memcpy(out, v.mv_data, DLQ_HDR);
+    return LT_OK;
+}
+
+lt_err lt_store_dlq_requeue(lt_store *s, uint32_t qid, uint64_t seq, lt_why *why)
+{
+    queue *q;
+    uint8_t d[DLQ_HDR];
+    lt_err err = op_queue(s, qid, &q, why);
+    if (err || (err = dlq_read(s, q, seq, d, why)))
+        return err;
+    uint8_t e[QENT_LEN];
+    memcpy(e, d, 8);
+    put64(e + 8, 0);
+    put32(e + 16, 0);
+    memcpy(e + 20, d + 20, 4);
+    MDB_txn *t;
+    if ((err = step_begin(s, &t, why)))
+        return err;
+    uint8_t kb[QKEY_LEN];
+    qkey(kb, qid, seq);
+    MDB_val k = {QKEY_LEN, kb}, v = {QENT_LEN, e};
+    int rc = mdb_del(t, s->dlq, &k, NULL);
+    if (rc == 0)
+        rc = mdb_put(t, s->qent, &k, &v, 0);
+    if ((err = step_end(s, t, LT_OK, rc, "requeue", why)))
+        return err;
+    uint32_t len = get32(d + 20);
+    touch(s, q);
+    q->c.dlq_depth--;
+    q->c.dlq_bytes -= len;
+    q->c.depth++;
+    q->c.bytes += len;
+    return LT_OK;
+}
+
+lt_err lt_store_dlq_drop(lt_store *s, uint32_t qid, uint64_t seq, int64_t now_ms, lt_why *why)
+{
+    queue *q;
+    uint8_t d[DLQ_HDR];
+    lt_err err = op_queue(s, qid, &q, why);
+    if (err || (err = dlq_read(s, q, seq, d, why)))
+        return err;
+    MDB_txn *t;
+    if ((err = step_begin(s, &t, why)))
+        return err;
+    uint8_t kb[QKEY_LEN];
+    qkey(kb, qid, seq);
+    MDB_val k = {QKEY_LEN, kb};
+    int rc = mdb_del(t, s->dlq, &k, NULL);
+    if (rc == 0)
+        rc = release(s, t, q, seq, (int64_t)get64(d), now_ms);
+    if ((err = step_end(s, t, LT_OK, rc, "drop", why)))
+        return err;
+    touch(s, q);
+    q->c.dlq_depth--;
+    q->c.dlq_bytes -= get32(d + 20);
+    return LT_OK;
+}
+
+/* Forget message ids older than the window, oldest first. */
+static int sweep_dedup(lt_store *s, MDB_txn *t, int64_t now_ms, size_t *budget, bool *more)
+{
+    MDB_cursor *c;
+    MDB_val k, v;
+    int rc = mdb_cursor_open(t, s->dedupx, &c);
+    if (rc)
+        return rc;
+    for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(c, &k, &v, MDB_FIRST)) {
+        if (v.mv_size != DEDUPX_LEN || k.mv_size != 8) {
+            rc = MDB_CORRUPTED;
+            break;
+        }
+        if ((int64_t)get64(v.mv_data) + s->dedup_ms > now_ms)
+            break; /* the rest is younger */
+        if (*budget == 0) {
+            *more = true;
+            break;
+        }
+        (*budget)--;
+        uint8_t id[LT_STORE_ID_LEN];
+        uint64_t seq = get64(k.mv_data);
+        memcpy(id, (const uint8_t *)v.mv_data + 8, LT_STORE_ID_LEN);
+        if ((rc = mdb_cursor_del(c, 0)))
+            break;
+        /* The id may have been stored again (after an earlier expiry) under a newer seq;
+         * only the entry this index row wrote is ours to delete. */
+        MDB_val dk = {LT_STORE_ID_LEN, id}, dv;
+        rc = mdb_get(t, s->dedup, &dk, &dv);
+        if (rc == 0 && dv.mv_size == DEDUP_LEN && get64(dv.mv_data) == seq)
+            rc = mdb_del(t, s->dedup, &dk, NULL);
+        if (rc && rc != MDB_NOTFOUND)
+            break;
+    }
+    mdb_cursor_close(c);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* Drop history entries of q past retention that no longer are pending or dead. Resumes
+ * at q->sweep_at; wraps to the start once it reaches entries still within retention. */
+static int sweep_queue(lt_store *s, MDB_txn *t, queue *q, int64_t now_ms, size_t *budget,
+                       bool *more, bool *done)
+{
+    MDB_cursor *c;
+    uint8_t kb[QKEY_LEN];
+    MDB_val k = {QKEY_LEN, kb}, v;
+    *done = false;
+    int rc = mdb_cursor_open(t, s->qlog, &c);
+    if (rc)
+        return rc;
+    qkey(kb, q->qid, q->sweep_at);
+    for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0;
+         rc = mdb_cursor_get(c, &k, &v, MDB_GET_CURRENT)) {
+        if (k.mv_size != QKEY_LEN || get32(k.mv_data) != q->qid) {
+            rc = MDB_NOTFOUND;
+            break;
+        }
+        if (v.mv_size != QLOG_LEN) {
+            rc = MDB_CORRUPTED;
+            break;
+        }
+        uint64_t seq = get64((const uint8_t *)k.mv_data + 4);
+        int64_t stored = (int64_t)get64(v.mv_data);
+        if (!expired(q, stored, now_ms)) {
+            rc = MDB_NOTFOUND; /* the rest is younger */
+            break;
+        }
+        if (*budget == 0) {
+            *more = true;
+            q->sweep_at = seq;
+            mdb_cursor_close(c);
+            return 0;
+        }
+        (*budget)--;
+        uint8_t ek[QKEY_LEN];
+        memcpy(ek, k.mv_data, QKEY_LEN);
+        MDB_val rk = {QKEY_LEN, ek}, rv;
+        bool held = false;
+        const MDB_dbi refs[2] = {s->qent, s->dlq};
+        for (int j = 0; j < 2 && !held; j++) {
+            rc = mdb_get(t, refs[j], &rk, &rv);
+            if (rc == 0)
+                held = true;
+            else if (rc != MDB_NOTFOUND)
+                goto out;
+        }
+        if (held) {
+            /* Still pending or dead: ack/drop will release it. Step over. */
+            rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+            if (rc)
+                break;
+            continue;
+        }
+        if ((rc = mdb_cursor_del(c, 0)))
+            goto out;
+        if ((rc = gc(s, t, seq)))
+            goto out;
+        /* After a delete the cursor sits on the next item (or is past the end). Re-seek
+         * to be independent of that detail. */
+        k.mv_size = QKEY_LEN;
+        k.mv_data = kb;
+        qkey(kb, q->qid, seq + 1);
+        rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+        if (rc)
+            break;
+    }
+    if (rc == MDB_NOTFOUND) {
+        rc = 0;
+        q->sweep_at = 0;
+        *done = true;
+    }
+out:
+    mdb_cursor_close(c);
+    return rc;
+}
+
+lt_err lt_store_sweep(lt_store *s, int64_t now_ms, size_t budget, bool *more, lt_why *why)
+{
+    MDB_txn *t;
+    bool more_work = false;
+    lt_err err = step_begin(s, &t, why);
+    if (err)
+        return err;
+    int rc = sweep_dedup(s, t, now_ms, &budget, &more_work);
+    /* Retention: round-robin over the queues so none starves. */
+    size_t visited = 0;
+    while (rc == 0 && budget > 0 && visited < s->nqs) {
+        if (s->sweep_q == 0 || s->sweep_q >= s->nqs)
+            s->sweep_q = 1;
+        queue *q = s->qs[s->sweep_q];
+        bool done = true;
+        if (q)
+            rc = sweep_queue(s, t, q, now_ms, &budget, &more_work, &done);
+        if (done)
+            s->sweep_q++;
+        visited++;
+    }
+    if ((err = step_end(s, t, LT_OK, rc, "sweep", why)))
+        return err;
+    if (more)
+        *more = more_work;
+    return LT_OK;
+}
+
+/* ---- reads -------------------------------------------------------------------------------- */
+
+/* Fill the message part of e (id, env, stored) from msgs[seq]. */
+static lt_err msg_read(lt_store *s, MDB_txn *txn, uint64_t seq, lt_store_entry *e, lt_why *why)
+{
+    uint8_t sk[8];
+    put64(sk, seq);
+    MDB_val k = {8, sk}, v;
+    int rc = mdb_get(txn, s->msgs, &k, &v);
+    if (rc == MDB_NOTFOUND)
+        return lt_fail(why, LT_ESTORE, "message %llu is referenced but missing",
+                       (unsigned long long)seq);
+    if (rc)
+        return mdb_fail(s, why, rc, "read message");
+    const uint8_t *p = v.mv_data;
+    if (v.mv_size < MSG_HDR || (uint64_t)get32(p + 24) * 4 + MSG_HDR > v.mv_size)
+        return lt_fail(why, LT_ESTORE, "message %llu is corrupt", (unsigned long long)seq);
+    size_t off = MSG_HDR + 4 * (size_t)get32(p + 24);
+    e->seq = seq;
+    e->stored_ms = (int64_t)get64(p);
+    e->id = p + 8;
+    e->env = p + off;
+    e->env_len = v.mv_size - off;
+    return LT_OK;
+}
+
+/* Decode a value of qent / dlq / qlog into e (state fields). */
+static lt_err state_decode(lt_store_state st, const MDB_val *v, lt_store_entry *e, lt_why *why)
+{
+    const uint8_t *p = v->mv_data;
+    e->state = st;
+    e->reason = "";
+    e->delivery_count = 0;
+    e->not_before_ms = 0;
+    e->moved_ms = 0;
+    switch (st) {
+    case LT_STORE_PENDING:
+        if (v->mv_size != QENT_LEN)
+            return lt_fail(why, LT_ESTORE, "corrupt queue entry");
+        e->not_before_ms = (int64_t)get64(p + 8);
+        e->delivery_count = get32(p + 16);
+        break;
+    case LT_STORE_DEAD:
+        if (v->mv_size <= DLQ_HDR || p[v->mv_size - 1] != '\0')
+            return lt_fail(why, LT_ESTORE, "corrupt dead letter");
+        e->moved_ms = (int64_t)get64(p + 8);
+        e->delivery_count = get32(p + 16);
+        e->reason = (const char *)p + DLQ_HDR;
+        break;
+    case LT_STORE_DONE:
+        if (v->mv_size != QLOG_LEN)
+            return lt_fail(why, LT_ESTORE, "corrupt history entry");
+        break;
+    }
+    return LT_OK;
+}
+
+static lt_err queue_known(lt_store *s, MDB_txn *txn, uint32_t qid, lt_why *why)
+{
+    uint8_t kb[4];
+    put32(kb, qid);
+    MDB_val k = {4, kb}, v;
+    int rc = mdb_get(txn, s->queues, &k, &v);
+    if (rc == MDB_NOTFOUND)
+        return lt_fail(why, LT_ENOQUEUE, "no queue with id %u", qid);
+    return rc ? mdb_fail(s, why, rc, "read queue") : LT_OK;
+}
+
+/* Visit entries of one [qid][seq]-keyed db (qent or dlq) from seq > after. */
+static lt_err scan_one(lt_store *s, MDB_dbi dbi, lt_store_state st, uint32_t qid,
+                       uint64_t after, size_t max, lt_store_visit visit, void *arg,
+                       uint64_t *last, lt_why *why)
+{
+    MDB_txn *txn;
+    lt_err err = rbegin(s, &txn, why);
+    if (err)
+        return err;
+    uint64_t at = after;
+    if ((err = queue_known(s, txn, qid, why)) || after == UINT64_MAX)
+        goto out;
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(txn, dbi, &c);
+    if (rc) {
+        err = mdb_fail(s, why, rc, "open cursor");
+        goto out;
+    }
+    uint8_t kb[QKEY_LEN];
+    qkey(kb, qid, after + 1);
+    MDB_val k = {QKEY_LEN, kb}, v;
+    size_t n = 0;
+    for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0;
+         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        if (k.mv_size != QKEY_LEN || get32(k.mv_data) != qid)
+            break;
+        lt_store_entry e;
+        e.qid = qid;
+        if ((err = state_decode(st, &v, &e, why)) ||
+            (err = msg_read(s, txn, get64((const uint8_t *)k.mv_data + 4), &e, why)))
+            break;
+        at = e.seq;
+        n++;
+        if (visit(arg, &e) || (max && n >= max))
+            break;
+    }
+    if (!err && rc && rc != MDB_NOTFOUND)
+        err = mdb_fail(s, why, rc, "scan");
+    mdb_cursor_close(c);
+out:
+    mdb_txn_abort(txn);
+    if (!err && last)
+        *last = at;
+    return err;
+}
+
+lt_err lt_store_pending(lt_store *s, uint32_t qid, uint64_t after_seq, size_t max,
+                        lt_store_visit visit, void *arg, uint64_t *last, lt_why *why)
+{
+    return scan_one(s, s->qent, LT_STORE_PENDING, qid, after_seq, max, visit, arg, last, why);
+}
+
+lt_err lt_store_dlq_list(lt_store *s, uint32_t qid, uint64_t after_seq, size_t max,
+                         lt_store_visit visit, void *arg, uint64_t *last, lt_why *why)
+{
+    return scan_one(s, s->dlq, LT_STORE_DEAD, qid, after_seq, max, visit, arg, last, why);
+}
+
+lt_err lt_store_get(lt_store *s, uint32_t qid, uint64_t seq, lt_store_visit visit, void *arg,
+                    lt_why *why)
+{
+    MDB_txn *txn;
+    lt_err err = rbegin(s, &txn, why);
+    if (err)
+        return err;
+    if ((err = queue_known(s, txn, qid, why)))
+        goto out;
+    uint8_t kb[QKEY_LEN];
+    qkey(kb, qid, seq);
+    const MDB_dbi dbs[3] = {s->qent, s->dlq, s->qlog};
+    const lt_store_state sts[3] = {LT_STORE_PENDING, LT_STORE_DEAD, LT_STORE_DONE};
+    err = lt_fail(why, LT_ENOTFOUND, "queue %u holds no message %llu", qid,
+                  (unsigned long long)seq);
+    for (int i = 0; i < 3; i++) {
+        MDB_val k = {QKEY_LEN, kb}, v;
+        int rc = mdb_get(txn, dbs[i], &k, &v);
+        if (rc == MDB_NOTFOUND)
+            continue;
+        if (rc) {
+            err = mdb_fail(s, why, rc, "read entry");
+            break;
+        }
+        lt_store_entry e;
+        e.qid = qid;
+        if ((err = state_decode(sts[i], &v, &e, why)) ||
+            (err = msg_read(s, txn, seq, &e, why)))
+            break;
+        visit(arg, &e);
+        break;
+    }
+out:
+    mdb_txn_abort(txn);
+    return err;
+}
+
+/* Replay merges three ordered streams of one queue (pending, dead, history): a message is
+ * in history when the queue has retention, and in pending or dead until acked/dropped. */
+lt_err lt_store_replay(lt_store *s, uint32_t qid, uint64_t from_seq, size_t max,
+                       lt_store_visit visit, void *arg, uint64_t *last, lt_why *why)
+{
+    MDB_txn *txn;
+    lt_err err = rbegin(s, &txn, why);
+    if (err)
+        return err;
+    uint64_t at = from_seq ? from_seq - 1 : 0;
+    MDB_cursor *c[3] = {NULL, NULL, NULL};
+    const MDB_dbi dbs[3] = {s->qent, s->dlq, s->qlog};
+    const lt_store_state sts[3] = {LT_STORE_PENDING, LT_STORE_DEAD, LT_STORE_DONE};
+    MDB_val ck[3], cv[3];
+    bool live[3];
+    int rc = 0;
+    if ((err = queue_known(s, txn, qid, why)))
+        goto out;
+    for (int i = 0; i < 3; i++) {
+        if ((rc = mdb_cursor_open(txn, dbs[i], &c[i]))) {
+            err = mdb_fail(s, why, rc, "open cursor");
+            goto out;
+        }
+        uint8_t kb[QKEY_LEN];
+        qkey(kb, qid, from_seq);
+        ck[i].mv_size = QKEY_LEN;
+        ck[i].mv_data = kb;
+        rc = mdb_cursor_get(c[i], &ck[i], &cv[i], MDB_SET_RANGE);
+        live[i] = rc == 0 && ck[i].mv_size == QKEY_LEN && get32(ck[i].mv_data) == qid;
+        if (rc && rc != MDB_NOTFOUND) {
+            err = mdb_fail(s, why, rc, "replay");
+            goto out;
+        }
+    }
+    for (size_t n = 0; !max || n < max; n++) {
+        int best = -1;
+        uint64_t bseq = 0;
+        for (int i = 0; i < 3; i++) {
+            if (!live[i])
+                continue;
+            uint64_t sq = get64((const uint8_t *)ck[i].mv_data + 4);
+            if (best < 0 || sq < bseq) {
+                best = i;
+                bseq = sq;
+            }
+        }
+        if (best < 0)
+            break;
+        lt_store_entry e;
+        e.qid = qid;
+        if ((err = state_decode(sts[best], &cv[best], &e, why)) ||
+            (err = msg_read(s, txn, bseq, &e, why)))
+            goto out;
+        at = bseq;
+        if (visit(arg, &e))
+            break;
+        for (int i = 0; i < 3; i++) {
+            if (!live[i] || get64((const uint8_t *)ck[i].mv_data + 4) != bseq)
+                continue;
+            rc = mdb_cursor_get(c[i], &ck[i], &cv[i], MDB_NEXT);
+            live[i] = rc == 0 && ck[i].mv_size == QKEY_LEN && get32(ck[i].mv_data) == qid;
+            if (rc && rc != MDB_NOTFOUND) {
+                err = mdb_fail(s, why, rc, "replay");
+                goto out;
+            }
+        }
+    }
+out:
+    for (int i = 0; i < 3; i++)
+        if (c[i])
+            mdb_cursor_close(c[i]);
+    mdb_txn_abort(txn);
+    if (!err && last)
+        *last = at;
+    return err;
+}
+
+lt_err lt_store_seq_at(lt_store *s, uint32_t qid, int64_t at_ms, uint64_t *seq, lt_why *why)
+{
+    MDB_txn *txn;
+    lt_err err = rbegin(s, &txn, why);
+    if (err)
+        return err;
+    MDB_cursor *c = NULL;
+    uint64_t hi = 1, lo = 1;
+    if ((err = queue_known(s, txn, qid, why)))
+        goto out;
+    if (meta_get_u64(s, txn, "next_seq", &hi) != LT_OK)
+        hi = 1;
+    int rc = mdb_cursor_open(txn, s->msgs, &c);
+    if (rc) {
+        err = mdb_fail(s, why, rc, "open cursor");
+        goto out;
+    }
+    /* Stored times never decrease with seq (append clamps them), so the first seq stored
+     * at or after at_ms is found by bisection over the seq space; deleted seqs are skipped
+     * by SET_RANGE (each probe lands on the next message that still exists). */
+    while (lo < hi) {
+        uint64_t mid = lo + (hi - lo) / 2;
+        uint8_t kb[8];
+        put64(kb, mid);
+        MDB_val k = {8, kb}, v;
+        rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+        if (rc == MDB_NOTFOUND) {
+            hi = mid;
+            continue;
+        }
+        if (rc || v.mv_size < MSG_HDR || k.mv_size != 8) {
+            err = rc ? mdb_fail(s, why, rc, "seek by time")
+                     : lt_fail(why, LT_ESTORE, "corrupt message");
+            goto out;
+        }
+        uint64_t found = get64(k.mv_data);
+        if ((int64_t)get64(v.mv_data) >= at_ms)
+            hi = mid;
+        else
+            lo = found + 1;
+    }
+    *seq = lo;
+out:
+    if (c)
+        mdb_cursor_close(c);
+    mdb_txn_abort(txn);
+    return err;
+}

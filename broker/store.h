@@ -1,0 +1,226 @@
+/*
+ * store.h - the durable store: every accepted envelope, every queue's delivery state and
+ * dead letters, in one LMDB environment.
+ *
+ * Writes come from ONE thread (the commit thread): lt_store_begin, then any number of
+ * operations (append, ack, nak, dead_letter, dlq_requeue, dlq_drop, sweep), then
+ * lt_store_commit, which fsyncs before it returns (LMDB's default, synchronous commit;
+ * the environment is never opened with MDB_NOSYNC, MDB_NOMETASYNC or MDB_MAPASYNC).
+ * NOTHING an operation did is durable, and nothing may be acknowledged to a publisher or
+ * delivered to a consumer, before lt_store_commit returned LT_OK. Each operation runs in
+ * its own nested transaction: one that fails (queue full, map full, not found) leaves the
+ * batch's other operations intact, and the batch still commits.
+ *
+ * Reads come from any thread (the environment uses MDB_NOTLS): each read function runs one
+ * short read transaction. Functions that visit entries call a callback with values that
+ * point into the map: they are valid only during that call; copy what you keep. A visitor
+ * must be quick (it holds a read transaction, which pins pages).
+ *
+ * Queues are declared by name (from the config) and then named by a small integer id
+ * (qid), stable across restarts. A message is stored once however many queues it was
+ * routed to; it is deleted when no queue references it any more (acked or dropped, and
+ * past the queue's retention). The message's sequence number (seq) is global, starts at 1
+ * and only grows, across restarts too.
+ *
+ * Times are milliseconds since the Unix epoch, given by the caller (testable; one clock).
+ */
+#ifndef LT_BROKER_STORE_H
+#define LT_BROKER_STORE_H
+
+#include "err.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct lt_store lt_store;
+
+#define LT_STORE_ID_LEN 16          /* message id bytes (UUIDv7 or content-derived) */
+#define LT_STORE_QUEUE_NAME_MAX 200 /* bytes of a queue name */
+#define LT_STORE_REASON_MAX 200     /* bytes of a dead-letter reason kept (longer: cut) */
+#define LT_STORE_MAX_QUEUES 65536   /* queues per environment */
+#define LT_STORE_MAX_TARGETS 4096   /* queues one message may be routed to */
+
+typedef struct lt_store_opts {
+    const char *dir;          /* environment directory; created (0700) if missing */
+    uint64_t map_size;        /* bytes; 0 = 64 GiB. Sparse: costs disk only as it fills */
+    unsigned max_readers;     /* concurrent read transactions; 0 = 126 */
+    int64_t dedup_window_ms;  /* a message id is remembered this long; 0 = 24 h */
+} lt_store_opts;
+
+/* Open (creating if needed) the store in opts->dir. Clears stale reader slots left by
+ * dead processes (mdb_reader_check) and loads queue counters. On LT_OK *out is the store,
+ * owned by the caller (lt_store_close). LT_EIO: directory unusable; LT_ESTORE: LMDB
+ * refused (corrupt, version mismatch, lock held...) with its reason in why; LT_ENOMEM. */
+lt_err lt_store_open(lt_store **out, const lt_store_opts *opts, lt_why *why);
+
+/* Abort any open batch and close the environment. Every reader must have finished.
+ * Accepts NULL; clears *s. */
+void lt_store_close(lt_store **s);
+
+/* ---- queues (writer thread, outside a batch) ------------------------------------------ */
+
+typedef struct lt_store_queue_limits {
+    uint64_t max_depth;     /* pending (unacked) messages; 0 = unlimited */
+    uint64_t max_bytes;     /* pending envelope bytes; 0 = unlimited */
+    int64_t retention_ms;   /* keep a message for replay this long after it was stored
+                             * (and at least until acked); 0 = delete at ack */
+} lt_store_queue_limits;
+
+/* Find or create queue name and (re)apply its limits. Runs and commits its own write
+ * transaction: call it outside begin/commit, from the writer thread. On LT_OK *qid is the
+ * queue's id (the same across restarts). LT_EINVAL: empty or too long name; LT_EAGAIN:
+ * called inside a batch; LT_ESTORE / LT_ESTORE_FULL: LMDB failed, nothing changed. */
+lt_err lt_store_queue_declare(lt_store *s, const char *name, const lt_store_queue_limits *lim,
+                              uint32_t *qid, lt_why *why);
+
+/* Id of queue name. Any thread. LT_ENOQUEUE if it was never declared. */
+lt_err lt_store_queue_find(lt_store *s, const char *name, uint32_t *qid);
+
+typedef struct lt_store_queue_stats {
+    uint32_t qid;
+    char name[LT_STORE_QUEUE_NAME_MAX + 1];
+    uint64_t depth;           /* pending messages (not acked, not dead-lettered) */
+    uint64_t bytes;           /* their envelope bytes */
+    uint64_t dlq_depth;       /* messages in the dead-letter queue */
+    uint64_t dlq_bytes;
+    int64_t oldest_ms;        /* stored time of the oldest pending message; 0 if none */
+    uint64_t first_seq;       /* seq of the oldest pending message; 0 if none */
+    uint64_t last_seq;        /* seq of the newest pending message; 0 if none */
+} lt_store_queue_stats;
+
+/* Stats of queue qid as of the last commit. Any thread. LT_ENOQUEUE; LT_ESTORE. */
+lt_err lt_store_queue_stats_get(lt_store *s, uint32_t qid, lt_store_queue_stats *out,
+                                lt_why *why);
+
+/* Call visit for each declared queue, in name order, with its stats (as of the last
+ * commit); stop early when visit returns non-zero. Any thread. LT_ESTORE. */
+typedef int (*lt_store_queue_visit)(void *arg, const lt_store_queue_stats *st);
+lt_err lt_store_queue_list(lt_store *s, lt_store_queue_visit visit, void *arg, lt_why *why);
+
+/* ---- the write batch (writer thread only) --------------------------------------------- */
+
+/* Start a batch (one LMDB write transaction). LT_EAGAIN: a batch is already open;
+ * LT_ESTORE: LMDB refused. */
+lt_err lt_store_begin(lt_store *s, lt_why *why);
+
+/* Make the batch durable (fsync) and publish it to readers. On LT_OK every operation of
+ * the batch that returned LT_OK is on disk. On error NOTHING of the batch is stored (the
+ * sequence numbers it handed out will be handed out again): LT_ESTORE_FULL (map or disk
+ * full), LT_ESTORE (I/O error...), with the reason. The batch is closed either way. */
+lt_err lt_store_commit(lt_store *s, lt_why *why);
+
+/* Drop the batch: nothing of it is stored. Accepts a store with no open batch. */
+void lt_store_abort(lt_store *s);
+
+/* Store env (the envelope exactly as received, len bytes, borrowed) for the queues
+ * qids[0..nq) (distinct, declared; the router's answer), under message id id.
+ *  - id seen within the dedup window (in an earlier batch or this one): stores nothing,
+ *    *seq = the original's seq, *dup = true, LT_OK.
+ *  - otherwise the message gets the next seq, stored_ms = now_ms (raised to the last
+ *    stored time if the clock went back, so time order = seq order), *dup = false.
+ * All or nothing across the queues. LT_EQUEUE_FULL: a queue is at max_depth/max_bytes
+ * (why names it); LT_ENOQUEUE: a qid was never declared; LT_EINVAL: nq is 0 or over
+ * LT_STORE_MAX_TARGETS, or len is 0; LT_ESTORE_FULL: the map is full; LT_ESTORE: LMDB
+ * failed; LT_EAGAIN: no batch open, or the batch's transaction is full (LMDB's dirty-page
+ * limit): commit, then retry this message in the next batch. Only a failure of
+ * lt_store_commit loses an LT_OK. */
+lt_err lt_store_append(lt_store *s, const uint8_t id[LT_STORE_ID_LEN], const uint32_t *qids,
+                       size_t nq, const void *env, size_t len, int64_t now_ms, uint64_t *seq,
+                       bool *dup, lt_why *why);
+
+/* Consumer acked seq on queue qid: it leaves the queue (kept for replay if the queue has
+ * a retention; the message itself is deleted when no queue needs it). LT_ENOTFOUND: not
+ * pending on that queue (already acked, dead-lettered or never there): harmless.
+ * LT_ESTORE(_FULL), LT_EAGAIN as append. */
+lt_err lt_store_ack(lt_store *s, uint32_t qid, uint64_t seq, int64_t now_ms, lt_why *why);
+
+/* Record a delivery attempt's outcome for a pending entry: delivery_count (deliveries so
+ * far) and not_before_ms (do not deliver again before; 0 = at once). For a nak, for an
+ * ack_wait expiry, and (optionally) when delivering, so the count survives a crash.
+ * LT_ENOTFOUND: not pending there. LT_ESTORE(_FULL), LT_EAGAIN. */
+lt_err lt_store_nak(lt_store *s, uint32_t qid, uint64_t seq, uint32_t delivery_count,
+                    int64_t not_before_ms, lt_why *why);
+
+/* Move pending seq of qid into the queue's dead-letter queue with delivery_count and
+ * reason (a line of text, borrowed, cut at LT_STORE_REASON_MAX bytes), at now_ms. The
+ * envelope stays stored. LT_ENOTFOUND: not pending. LT_ESTORE(_FULL), LT_EAGAIN. */
+lt_err lt_store_dead_letter(lt_store *s, uint32_t qid, uint64_t seq, uint32_t delivery_count,
+                            const char *reason, int64_t now_ms, lt_why *why);
+
+/* Put dead letter seq of qid back in the queue as pending with delivery_count 0 and no
+ * delay (it keeps its seq, so it is delivered in seq order with the others). Not subject
+ * to max_depth (it was accepted once). LT_ENOTFOUND: not in the DLQ. LT_ESTORE(_FULL),
+ * LT_EAGAIN. */
+lt_err lt_store_dlq_requeue(lt_store *s, uint32_t qid, uint64_t seq, lt_why *why);
+
+/* Delete dead letter seq of qid (as an ack would). LT_ENOTFOUND: not in the DLQ. */
+lt_err lt_store_dlq_drop(lt_store *s, uint32_t qid, uint64_t seq, int64_t now_ms,
+                         lt_why *why);
+
+/* Expire, at most budget entries' worth of work: message ids older than the dedup window,
+ * and acked messages past their queue's retention (deleting envelopes no queue needs).
+ * *more (if not NULL) = true when expired work remains (call again soon). The sweep is one
+ * step of the batch: on failure none of it is kept and the batch's other operations are
+ * intact. LT_ESTORE(_FULL), LT_EAGAIN. */
+lt_err lt_store_sweep(lt_store *s, int64_t now_ms, size_t budget, bool *more, lt_why *why);
+
+/* Seq the next append will get (1 on an empty store). Writer thread. */
+uint64_t lt_store_next_seq(const lt_store *s);
+
+/* ---- reads (any thread) ----------------------------------------------------------------- */
+
+typedef enum lt_store_state {
+    LT_STORE_PENDING = 1, /* in the queue, not acked */
+    LT_STORE_DEAD = 2,    /* in the queue's dead-letter queue */
+    LT_STORE_DONE = 3,    /* acked or dropped, retained for replay */
+} lt_store_state;
+
+/* One entry as a visitor sees it. Pointers are borrowed: valid during the visit only. */
+typedef struct lt_store_entry {
+    uint32_t qid;
+    uint64_t seq;
+    lt_store_state state;
+    int64_t stored_ms;
+    uint32_t delivery_count;  /* PENDING, DEAD */
+    int64_t not_before_ms;    /* PENDING */
+    int64_t moved_ms;         /* DEAD: when it was dead-lettered */
+    const char *reason;       /* DEAD: NUL-terminated; "" otherwise */
+    const uint8_t *id;        /* LT_STORE_ID_LEN bytes: the message id */
+    const uint8_t *env;       /* the envelope exactly as received */
+    size_t env_len;
+} lt_store_entry;
+
+/* Return 0 to go on, non-zero to stop (that value is not an error). */
+typedef int (*lt_store_visit)(void *arg, const lt_store_entry *e);
+
+/* Visit the pending entries of qid with seq > after_seq, in seq order, at most max of
+ * them (0 = no limit), including delayed ones (the visitor sees not_before_ms and may
+ * skip). *last (if not NULL) = seq of the last entry visited (after_seq if none), to page
+ * on. LT_ENOQUEUE; LT_ESTORE. */
+lt_err lt_store_pending(lt_store *s, uint32_t qid, uint64_t after_seq, size_t max,
+                        lt_store_visit visit, void *arg, uint64_t *last, lt_why *why);
+
+/* Visit one message as queue qid holds it (pending, dead or retained). LT_ENOTFOUND. */
+lt_err lt_store_get(lt_store *s, uint32_t qid, uint64_t seq, lt_store_visit visit, void *arg,
+                    lt_why *why);
+
+/* Visit the dead letters of qid with seq > after_seq, in seq order, at most max (0 = all).
+ * *last as lt_store_pending. LT_ENOQUEUE; LT_ESTORE. */
+lt_err lt_store_dlq_list(lt_store *s, uint32_t qid, uint64_t after_seq, size_t max,
+                         lt_store_visit visit, void *arg, uint64_t *last, lt_why *why);
+
+/* Replay: visit every message queue qid still holds (pending, dead, or acked but within
+ * retention) with seq >= from_seq, in seq order, at most max (0 = all). *last as
+ * lt_store_pending (from_seq - 1 if none). A queue with retention 0 replays only what is
+ * not yet acked. LT_ENOQUEUE; LT_ESTORE. */
+lt_err lt_store_replay(lt_store *s, uint32_t qid, uint64_t from_seq, size_t max,
+                       lt_store_visit visit, void *arg, uint64_t *last, lt_why *why);
+
+/* The first seq stored at or after at_ms (stored times grow with seq): replay a queue
+ * "from a time" with lt_store_replay(from_seq = *seq). When nothing was stored since,
+ * *seq = the last committed seq + 1 (a replay from it visits nothing yet). LT_ENOQUEUE;
+ * LT_ESTORE. */
+lt_err lt_store_seq_at(lt_store *s, uint32_t qid, int64_t at_ms, uint64_t *seq, lt_why *why);
+
+#endif

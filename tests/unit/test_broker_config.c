@@ -1,0 +1,315 @@
+/* test_broker_config.c - broker.yaml: the documented example loads with every value and
+ * default; each kind of mistake is refused with file, line, key and reason; the ACL built
+ * from it; reloading the ACL section alone. */
+#include "config.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+static const char good[] =
+    "broker:\n"
+    "  name: hcmc-lienthong\n"
+    "  listen: tcp://127.0.0.1:7400\n"
+    "  data_dir: data\n"
+    "  map_size_mb: 65536\n"
+    "  verify_threads: 0\n"
+    "  max_frame_bytes: 4194304\n"
+    "  dedup_window_s: 86400\n"
+    "  commit_max_batch: 4096\n"
+    "  admin:\n"
+    "    listen: 127.0.0.1:7401\n"
+    "    token_file: admin.token\n"
+    "trust:\n"
+    "  ca: ca/ca.cert.pem\n"
+    "  crl: /etc/lt/crl.pem\n"
+    "  clock_skew_s: 300\n"
+    "admins:\n"
+    "  - VN:GOV:000.00.00.H29:vanphong\n"
+    "acl:\n"
+    "  - agency: VN:GOV:000.00.00.H29.760:hotich\n"
+    "    publish: [\"79.760.>\"]\n"
+    "  - agency: VN:GOV:000.00.00.G01:csdldancu\n"
+    "    publish: []\n"
+    "queues:\n"
+    "  - name: dancu.capnhat\n"
+    "    owner: VN:GOV:000.00.00.G01:csdldancu\n"
+    "    bind: [\"79.*.hotich.>\", \"79.*.cutru.>\"]\n"
+    "    ack_wait_s: 30\n"
+    "    max_deliver: 5\n"
+    "    backoff_s: [1, 5, 30]\n"
+    "    max_ack_pending: 1000\n"
+    "    max_depth: 1000000\n"
+    "    max_bytes: 1073741824\n"
+    "    retention_s: 86400\n"
+    "  - name: audit\n"
+    "    owner: VN:GOV:000.00.00.H29:vanphong\n"
+    "    bind: [\">\"]\n"
+    "    max_deliver: 9\n"
+    "    backoff_s: []\n";
+
+static lt_err parse(const char *text, lt_broker_cfg **c, lt_why *why)
+{
+    why->msg[0] = '\0';
+    return lt_broker_config_parse("/etc/lt/broker.yaml", text, strlen(text), c, why);
+}
+
+static void the_documented_example_loads_with_every_value(void **state)
+{
+    (void)state;
+    lt_broker_cfg *c;
+    lt_why why;
+    lt_err err = parse(good, &c, &why);
+    if (err)
+        fail_msg("%s", why.msg);
+    assert_string_equal(c->name, "hcmc-lienthong");
+    assert_string_equal(c->listen, "tcp://127.0.0.1:7400");
+    assert_string_equal(c->data_dir, "/etc/lt/data");
+    assert_int_equal(c->map_size_mb, 65536);
+    assert_int_equal(c->max_frame_bytes, 4194304);
+    assert_int_equal(c->dedup_window_s, 86400);
+    assert_int_equal(c->commit_max_batch, 4096);
+    assert_string_equal(c->admin_listen, "127.0.0.1:7401");
+    assert_string_equal(c->admin_token_file, "/etc/lt/admin.token");
+    assert_string_equal(c->ca, "/etc/lt/ca/ca.cert.pem");
+    assert_string_equal(c->crl, "/etc/lt/crl.pem");
+    assert_int_equal(c->clock_skew_s, 300);
+    assert_int_equal(c->nadmins, 1);
+    assert_string_equal(c->admins[0], "VN:GOV:000.00.00.H29:vanphong");
+    assert_int_equal(c->nacl, 2);
+    assert_int_equal(c->acl[0].npublish, 1);
+    assert_string_equal(c->acl[0].publish[0], "79.760.>");
+    assert_int_equal(c->acl[1].npublish, 0);
+    assert_int_equal(c->nqueues, 2);
+    const lt_bcfg_queue *q = lt_broker_config_queue(c, "dancu.capnhat");
+    assert_non_null(q);
+    assert_string_equal(q->owner, "VN:GOV:000.00.00.G01:csdldancu");
+    assert_int_equal(q->nbind, 2);
+    assert_string_equal(q->bind[1], "79.*.cutru.>");
+    assert_int_equal(q->nbackoff, 3);
+    assert_int_equal(q->backoff_s[2], 30);
+    assert_int_equal(q->max_depth, 1000000);
+    assert_int_equal(q->max_bytes, 1073741824ULL);
+    assert_int_equal(q->retention_s, 86400);
+    q = lt_broker_config_queue(c, "audit");
+    assert_non_null(q);
+    assert_int_equal(q->max_deliver, 9);
+    assert_int_equal(q->nbackoff, 0); /* explicitly empty: redeliver at once */
+    assert_int_equal(q->ack_wait_s, LT_BCFG_DEFAULT_ACK_WAIT_S);
+    assert_null(lt_broker_config_queue(c, "nope"));
+    lt_broker_config_destroy(&c);
+    assert_null(c);
+}
+
+static void an_empty_file_gives_working_defaults(void **state)
+{
+    (void)state;
+    lt_broker_cfg *c;
+    lt_why why;
+    assert_int_equal(parse("", &c, &why), LT_OK);
+    assert_string_equal(c->listen, LT_BCFG_DEFAULT_LISTEN);
+    assert_string_equal(c->data_dir, "/etc/lt/data");
+    assert_int_equal(c->map_size_mb, LT_BCFG_DEFAULT_MAP_SIZE_MB);
+    assert_int_equal(c->dedup_window_s, LT_BCFG_DEFAULT_DEDUP_WINDOW_S);
+    assert_string_equal(c->admin_listen, LT_BCFG_DEFAULT_ADMIN_LISTEN);
+    assert_string_equal(c->ca, "/etc/lt/ca/ca.cert.pem");
+    assert_int_equal(c->nqueues, 0);
+    lt_broker_config_destroy(&c);
+    /* a queue with only the required keys gets every default */
+    assert_int_equal(parse("queues:\n"
+                           "  - name: q\n"
+                           "    owner: VN:GOV:000.00.00.G01:csdldancu\n"
+                           "    bind: [\"a.>\"]\n",
+                           &c, &why),
+                     LT_OK);
+    assert_int_equal(c->queues[0].max_deliver, LT_BCFG_DEFAULT_MAX_DELIVER);
+    assert_int_equal(c->queues[0].nbackoff, 3);
+    assert_int_equal(c->queues[0].backoff_s[1], 5);
+    assert_int_equal(c->queues[0].max_ack_pending, LT_BCFG_DEFAULT_MAX_ACK_PENDING);
+    assert_int_equal(c->queues[0].retention_s, LT_BCFG_DEFAULT_RETENTION_S);
+    assert_string_equal(c->admin_token_file, "/etc/lt/admin.token");
+    lt_broker_config_destroy(&c);
+}
+
+/* Each bad config: its text, and fragments the message must contain. */
+typedef struct bad {
+    const char *text;
+    const char *want[3];
+} bad;
+
+static const bad bads[] = {
+    {"queues:\n  - name: q\n    owner: VN:GOV:000.00.00.G01:csdldancu\n    bind: [\"a\"]\n"
+     "    max_delivr: 3\n",
+     {"broker.yaml:", "max_delivr", "queues[0]"}},
+    {"brokr:\n  name: x\n", {"broker.yaml:", "unknown key 'brokr'", NULL}},
+    {"broker:\n  map_size_mb: lots\n", {"broker.yaml:2", "map_size_mb", "integer"}},
+    {"broker:\n  map_size_mb: 0\n", {"broker.yaml:2", "map_size_mb", "1..16777216"}},
+    {"broker:\n  listen: 127.0.0.1:7400\n", {"broker.yaml:2", "listen", "tcp://"}},
+    {"broker:\n  listen: tcp://127.0.0.1:99999\n", {"broker.yaml:2", "listen", NULL}},
+    {"broker:\n  admin:\n    listen: localhost\n", {"broker.yaml:3", "admin.listen", "PORT"}},
+    {"broker:\n  admin:\n    tokenfile: x\n", {"broker.yaml:3", "tokenfile", NULL}},
+    {"broker:\n  data_dir: \"\"\n", {"broker.yaml:", "data_dir", "empty"}},
+    {"trust:\n  clock_skew_s: -1\n", {"broker.yaml:2", "clock_skew_s", NULL}},
+    {"admins:\n  - VN:GOV:000.00.00.H29:vanphong\n  - not-an-agency\n",
+     {"broker.yaml:3", "admins[1]", NULL}},
+    {"admins:\n  - VN:GOV:000.00.00.H29:vanphong\n  - vn:gov:000.00.00.H29:vanphong\n",
+     {"broker.yaml:3", "listed twice", NULL}},
+    {"acl:\n  - agency: VN:GOV:000.00.00.H29.760:hotich\n    publish: [\"79.>.x\"]\n",
+     {"broker.yaml:3", "acl[0].publish[0]", "bad topic pattern"}},
+    {"acl:\n  - agency: VN:GOV:000.00.00.H29.760:hotich\n"
+     "  - agency: VN:GOV:000.00.00.H29.760:hotich\n",
+     {"broker.yaml:3", "already has an ACL entry", NULL}},
+    {"acl:\n  - publish: [\"a\"]\n", {"broker.yaml:2", "agency", "missing"}},
+    {"acl:\n  - just-a-string\n", {"broker.yaml:2", "acl[0]", "map"}},
+    {"queues:\n  - name: q\n    owner: VN:GOV:000.00.00.G01:csdldancu\n",
+     {"broker.yaml:2", "bind", "missing"}},
+    {"queues:\n  - name: q\n    owner: VN:GOV:000.00.00.G01:csdldancu\n    bind: []\n",
+     {"broker.yaml:4", "bind", "at least one"}},
+    {"queues:\n  - name: q\n    bind: [\"a\"]\n", {"broker.yaml:2", "owner", "missing"}},
+    {"queues:\n  - name: q\n    owner: x\n    bind: [\"a\"]\n",
+     {"broker.yaml:3", "queues[0].owner", NULL}},
+    {"queues:\n  - name: \"bad name\"\n    owner: VN:GOV:000.00.00.G01:csdldancu\n"
+     "    bind: [\"a\"]\n",
+     {"broker.yaml:2", "queues[0].name", "A-Z"}},
+    {"queues:\n  - name: q\n    owner: VN:GOV:000.00.00.G01:csdldancu\n    bind: [\"a\"]\n"
+     "  - name: q\n    owner: VN:GOV:000.00.00.G01:csdldancu\n    bind: [\"b\"]\n",
+     {"broker.yaml:5", "already defined", "line 2"}},
+    {"queues:\n  - name: q\n    owner: VN:GOV:000.00.00.G01:csdldancu\n    bind: [\"a\"]\n"
+     "    max_deliver: 0\n",
+     {"broker.yaml:5", "queues[0].max_deliver", "1..1000"}},
+    {"queues:\n  - name: q\n    owner: VN:GOV:000.00.00.G01:csdldancu\n    bind: [\"a\"]\n"
+     "    backoff_s: [1, -5]\n",
+     {"broker.yaml:5", "backoff_s[1]", "0..86400"}},
+    {"queues:\n  - name: q\n    owner: VN:GOV:000.00.00.G01:csdldancu\n    bind: [\"a\"]\n"
+     "    backoff_s: 5\n",
+     {"broker.yaml:5", "backoff_s", "list"}},
+    {"queues:\n  - name: q\n    owner: VN:GOV:000.00.00.G01:csdldancu\n"
+     "    bind: [\"a\", \"a\"]\n",
+     {"broker.yaml:4", "listed twice", NULL}},
+    {"queues:\n  - name: q\n    owner: VN:GOV:000.00.00.G01:csdldancu\n    bind: [\"a\"]\n"
+     "    max_depth: -1\n",
+     {"broker.yaml:5", "max_depth", NULL}},
+    {"queues: {a: 1}\n", {"broker.yaml:1", "queues", "list"}},
+    /* found by fuzzing: a section given as a scalar */
+    {"admins:\n -agency\n", {"broker.yaml:", "admins", "list"}},
+    {"acl: everyone\n", {"broker.yaml:1", "acl", "list"}},
+    {"queues: q\n", {"broker.yaml:1", "queues", "list"}},
+    {"broker: [1, 2]\n", {"broker.yaml:1", "broker", "map"}},
+    {"a: &x 1\nb: *x\n", {"broker.yaml", NULL, NULL}},
+    {"broker:\n  name: a\n  name: b\n", {"broker.yaml:3", NULL, NULL}},
+    {"- 1\n- 2\n", {"broker.yaml", NULL, NULL}},
+    {"broker:\n  name: \"unterminated\n", {"broker.yaml", NULL, NULL}},
+};
+
+static void each_kind_of_mistake_is_refused_with_file_line_key_and_reason(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof bads / sizeof bads[0]; i++) {
+        lt_broker_cfg *c = NULL;
+        lt_why why;
+        lt_err err = parse(bads[i].text, &c, &why);
+        if (err != LT_ECONFIG)
+            fail_msg("case %zu: expected LT_ECONFIG, got %d (%s)", i, err, why.msg);
+        assert_null(c);
+        for (int j = 0; j < 3 && bads[i].want[j]; j++)
+            if (!strstr(why.msg, bads[i].want[j]))
+                fail_msg("case %zu: '%s' not in '%s'", i, bads[i].want[j], why.msg);
+    }
+}
+
+static void the_acl_built_from_the_config_follows_it(void **state)
+{
+    (void)state;
+    lt_broker_cfg *c;
+    lt_acl *a;
+    lt_why why;
+    assert_int_equal(parse(good, &c, &why), LT_OK);
+    assert_int_equal(lt_broker_config_acl(c, &a, &why), LT_OK);
+    assert_int_equal(lt_acl_check_publish(a, "VN:GOV:000.00.00.H29.760:hotich",
+                                          "79.760.hotich.khaisinh", &why),
+                     LT_OK);
+    assert_int_equal(lt_acl_check_publish(a, "VN:GOV:000.00.00.G01:csdldancu",
+                                          "79.760.hotich.khaisinh", &why),
+                     LT_EACL);
+    assert_int_equal(lt_acl_check_consume(a, "VN:GOV:000.00.00.G01:csdldancu",
+                                          "dancu.capnhat", &why),
+                     LT_OK);
+    assert_true(lt_acl_is_admin(a, "VN:GOV:000.00.00.H29:vanphong"));
+    lt_acl_destroy(&a);
+    lt_broker_config_destroy(&c);
+}
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    assert_int_equal(fwrite(text, 1, strlen(text), f), strlen(text));
+    assert_int_equal(fclose(f), 0);
+}
+
+static void reloading_applies_acl_changes_and_refuses_queue_changes(void **state)
+{
+    (void)state;
+    char dir[256], path[300];
+    const char *tmp = getenv("TMPDIR");
+    snprintf(dir, sizeof dir, "%s/lt_bcfg_XXXXXX", tmp ? tmp : "/tmp");
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/broker.yaml", dir);
+    write_file(path, good);
+    lt_broker_cfg *c;
+    lt_acl *a;
+    lt_why why;
+    assert_int_equal(lt_broker_config_load(path, &c, &why), LT_OK);
+    assert_non_null(strstr(c->data_dir, dir));
+    /* the district is now also allowed 79.761.> */
+    char *text = malloc(sizeof good + 64);
+    assert_non_null(text);
+    strcpy(text, good);
+    char *p = strstr(text, "[\"79.760.>\"]");
+    assert_non_null(p);
+    p++; /* after the '[' */
+    memmove(p + 12, p, strlen(p) + 1);
+    memcpy(p, "\"79.761.>\", ", 12);
+    write_file(path, text);
+    assert_int_equal(lt_broker_config_reload_acl(path, c, &a, &why), LT_OK);
+    assert_int_equal(lt_acl_check_publish(a, "VN:GOV:000.00.00.H29.760:hotich",
+                                          "79.761.hotich.khaisinh", &why),
+                     LT_OK);
+    lt_acl_destroy(&a);
+    /* a queue removed is refused */
+    p = strstr(text, "  - name: audit");
+    assert_non_null(p);
+    *p = '\0';
+    write_file(path, text);
+    assert_int_equal(lt_broker_config_reload_acl(path, c, &a, &why), LT_ECONFIG);
+    assert_non_null(strstr(why.msg, "audit"));
+    assert_non_null(strstr(why.msg, "restart"));
+    /* a broken file is refused and names itself */
+    write_file(path, "acl: [\n");
+    assert_int_equal(lt_broker_config_reload_acl(path, c, &a, &why), LT_ECONFIG);
+    assert_non_null(strstr(why.msg, "broker.yaml"));
+    unlink(path);
+    assert_int_equal(lt_broker_config_load(path, &c, &why) != LT_OK, true);
+    rmdir(dir);
+    free(text);
+    lt_broker_config_destroy(&c);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(the_documented_example_loads_with_every_value),
+        cmocka_unit_test(an_empty_file_gives_working_defaults),
+        cmocka_unit_test(each_kind_of_mistake_is_refused_with_file_line_key_and_reason),
+        cmocka_unit_test(the_acl_built_from_the_config_follows_it),
+        cmocka_unit_test(reloading_applies_acl_changes_and_refuses_queue_changes),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

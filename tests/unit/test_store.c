@@ -1,0 +1,833 @@
+/* test_store.c - the durable store: append/dedup/ack/refs, nak, DLQ, replay, retention,
+ * back-pressure, batch isolation of failures, durability across close and kill -9, and
+ * LMDB's error paths (map full, failing put, failing commit). */
+/* LT_WRAP: mdb_put mdb_txn_commit */
+#include "store.h"
+
+#include <errno.h>
+#include <lmdb.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+/* ---- wrapped LMDB calls: pass through unless a test arms them ------------------------------ */
+
+int __real_mdb_put(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, MDB_val *data, unsigned flags);
+int __wrap_mdb_put(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, MDB_val *data, unsigned flags);
+int __real_mdb_txn_commit(MDB_txn *txn);
+int __wrap_mdb_txn_commit(MDB_txn *txn);
+
+static bool mock_put, mock_commit;
+
+/* When armed, each call takes its outcome from will_return: 0 = do the real call. */
+int __wrap_mdb_put(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, MDB_val *data, unsigned flags)
+{
+    if (mock_put) {
+        int rc = mock_type(int);
+        if (rc)
+            return rc;
+    }
+    return __real_mdb_put(txn, dbi, key, data, flags);
+}
+
+int __wrap_mdb_txn_commit(MDB_txn *txn)
+{
+    if (mock_commit) {
+        int rc = mock_type(int);
+        if (rc) {
+            mdb_txn_abort(txn); /* a failed commit frees the txn, as the real one does */
+            return rc;
+        }
+    }
+    return __real_mdb_txn_commit(txn);
+}
+
+/* ---- fixture ---------------------------------------------------------------------------- */
+
+typedef struct fx {
+    char dir[256];
+    lt_store *s;
+    uint32_t q1, q2;
+} fx;
+
+static const lt_store_queue_limits no_limits = {0, 0, 0};
+
+static void rm_dir(const char *dir)
+{
+    const char *files[] = {"data.mdb", "lock.mdb", "broker.lock"};
+    char p[512];
+    for (size_t i = 0; i < 3; i++) {
+        snprintf(p, sizeof p, "%s/%s", dir, files[i]);
+        unlink(p);
+    }
+    rmdir(dir);
+}
+
+static void open_store(fx *f, uint64_t map_size)
+{
+    lt_why why;
+    lt_store_opts o = {.dir = f->dir, .map_size = map_size, .dedup_window_ms = 60000};
+    lt_err err = lt_store_open(&f->s, &o, &why);
+    if (err)
+        fail_msg("open: %d %s", err, why.msg);
+}
+
+static int new_dir(fx *f)
+{
+    const char *tmp = getenv("TMPDIR");
+    snprintf(f->dir, sizeof f->dir, "%s/lt_store_XXXXXX", tmp ? tmp : "/tmp");
+    return mkdtemp(f->dir) ? 0 : -1;
+}
+
+static int setup(void **state)
+{
+    fx *f = calloc(1, sizeof *f);
+    if (!f || new_dir(f))
+        return -1;
+    open_store(f, 64ULL << 20);
+    lt_why why;
+    if (lt_store_queue_declare(f->s, "q.one", &no_limits, &f->q1, &why) ||
+        lt_store_queue_declare(f->s, "q.two", &no_limits, &f->q2, &why))
+        return -1;
+    mock_put = mock_commit = false;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx *f = *state;
+    mock_put = mock_commit = false;
+    lt_store_close(&f->s);
+    rm_dir(f->dir);
+    free(f);
+    return 0;
+}
+
+static void mkid(uint8_t id[16], unsigned n)
+{
+    memset(id, 0xab, 16);
+    id[12] = (uint8_t)(n >> 24);
+    id[13] = (uint8_t)(n >> 16);
+    id[14] = (uint8_t)(n >> 8);
+    id[15] = (uint8_t)n;
+}
+
+/* Append one message "env-<n>" with id n to the given queues. */
+static lt_err put_msg(fx *f, unsigned n, const uint32_t *qids, size_t nq, int64_t now,
+                      uint64_t *seq, bool *dup, lt_why *why)
+{
+    uint8_t id[16];
+    char env[64];
+    mkid(id, n);
+    int len = snprintf(env, sizeof env, "env-%u", n);
+    return lt_store_append(f->s, id, qids, nq, env, (size_t)len, now, seq, dup, why);
+}
+
+static void commit_ok(fx *f)
+{
+    lt_why why;
+    lt_err err = lt_store_commit(f->s, &why);
+    if (err)
+        fail_msg("commit: %s", why.msg);
+}
+
+/* Collects what a visitor sees. */
+typedef struct seen {
+    size_t n;
+    uint64_t seq[64];
+    uint32_t dc[64];
+    int64_t nb[64], stored[64];
+    lt_store_state st[64];
+    char env[64][32];
+    char reason[64][64];
+    size_t stop_after; /* 0 = never */
+} seen;
+
+static int collect(void *arg, const lt_store_entry *e)
+{
+    seen *s = arg;
+    if (s->n < 64) {
+        s->seq[s->n] = e->seq;
+        s->dc[s->n] = e->delivery_count;
+        s->nb[s->n] = e->not_before_ms;
+        s->stored[s->n] = e->stored_ms;
+        s->st[s->n] = e->state;
+        size_t l = e->env_len < 31 ? e->env_len : 31;
+        memcpy(s->env[s->n], e->env, l);
+        s->env[s->n][l] = '\0';
+        snprintf(s->reason[s->n], sizeof s->reason[s->n], "%s", e->reason);
+    }
+    s->n++;
+    return s->stop_after && s->n >= s->stop_after;
+}
+
+static seen pending(fx *f, uint32_t qid)
+{
+    seen s;
+    memset(&s, 0, sizeof s);
+    lt_why why;
+    assert_int_equal(lt_store_pending(f->s, qid, 0, 0, collect, &s, NULL, &why), LT_OK);
+    return s;
+}
+
+static lt_store_queue_stats stats(fx *f, uint32_t qid)
+{
+    lt_store_queue_stats st;
+    lt_why why;
+    assert_int_equal(lt_store_queue_stats_get(f->s, qid, &st, &why), LT_OK);
+    return st;
+}
+
+static int count_msgs_visit(void *arg, const lt_store_entry *e)
+{
+    (void)e;
+    (*(size_t *)arg)++;
+    return 0;
+}
+
+/* ---- tests ------------------------------------------------------------------------------ */
+
+static void append_stores_the_envelope_and_it_is_pending_after_commit(void **state)
+{
+    fx *f = *state;
+    lt_why why;
+    uint64_t seq;
+    bool dup;
+    assert_int_equal(lt_store_next_seq(f->s), 1);
+    assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
+    assert_int_equal(put_msg(f, 1, &f->q1, 1, 1000, &seq, &dup, &why), LT_OK);
+    assert_int_equal(seq, 1);
+    assert_false(dup);
+    /* Not visible to readers before commit. */
+    assert_int_equal(pending(f, f->q1).n, 0);
+    commit_ok(f);
+    seen s = pending(f, f->q1);
+    assert_int_equal(s.n, 1);
+    assert_int_equal(s.seq[0], 1);
+    assert_string_equal(s.env[0], "env-1");
+    assert_int_equal(s.dc[0], 0);
+    assert_int_equal(s.st[0], LT_STORE_PENDING);
+    assert_int_equal(s.stored[0], 1000);
+    lt_store_queue_stats st = stats(f, f->q1);
+    assert_int_equal(st.depth, 1);
+    assert_int_equal(st.bytes, 5);
+    assert_int_equal(st.oldest_ms, 1000);
+    assert_int_equal(st.first_seq, 1);
+    assert_string_equal(st.name, "q.one");
+    assert_int_equal(pending(f, f->q2).n, 0);
+    uint32_t qid;
+    assert_int_equal(lt_store_queue_find(f->s, "q.two", &qid), LT_OK);
+    assert_int_equal(qid, f->q2);
+    assert_int_equal(lt_store_queue_find(f->s, "nope", &qid), LT_ENOQUEUE);
+}
+
+static void duplicate_id_within_window_returns_original_seq_and_stores_nothing(void **state)
+{
+    fx *f = *state;
+    lt_why why;
+    uint64_t seq, seq2;
+    bool dup;
+    assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
+    assert_int_equal(put_msg(f, 7, &f->q1, 1, 1000, &seq, &dup, &why), LT_OK);
+    /* same batch */
+    assert_int_equal(put_msg(f, 7, &f->q1, 1, 1001, &seq2, &dup, &why), LT_OK);
+    assert_true(dup);
+    assert_int_equal(seq2, seq);
+    commit_ok(f);
+    /* later batch, still in the 60 s window, even to another queue */
+    assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
+    assert_int_equal(put_msg(f, 7, &f->q2, 1, 50000, &seq2, &dup, &why), LT_OK);
+    assert_true(dup);
+    assert_int_equal(seq2, seq);
+    commit_ok(f);
+    assert_int_equal(pending(f, f->q1).n, 1);
+    assert_int_equal(pending(f, f->q2).n, 0);
+    assert_int_equal(stats(f, f->q1).depth, 1);
+    /* past the window the id is new again */
+    assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
+    assert_int_equal(put_msg(f, 7, &f->q1, 1, 1000 + 60000, &seq2, &dup, &why), LT_OK);
+    assert_false(dup);
+    assert_int_equal(seq2, seq + 1);
+    commit_ok(f);
+}
+
+static void a_message_routed_to_two_queues_is_deleted_only_when_both_acked(void **state)
+{
+    fx *f = *state;
+    lt_why why;
+    uint64_t seq;
+    bool dup;
+    uint32_t both[2] = {f->q1, f->q2};
+    assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
+    assert_int_equal(put_msg(f, 1, both, 2, 1000, &seq, &dup, &why), LT_OK);
+    commit_ok(f);
+    assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
+    assert_int_equal(lt_store_ack(f->s, f->q1, seq, 2000, &why), LT_OK);
+    /* acking twice is harmless and says so */
+    assert_int_equal(lt_store_ack(f->s, f->q1, seq, 2000, &why), LT_ENOTFOUND);
+    commit_ok(f);
+    assert_int_equal(pending(f, f->q1).n, 0);
+    assert_int_equal(stats(f, f->q1).depth, 0);
+    assert_int_equal(stats(f, f->q1).bytes, 0);
+    /* still readable through the other queue */
+    seen s = pending(f, f->q2);
+    assert_int_equal(s.n, 1);
+    assert_string_equal(s.env[0], "env-1");
+    size_t n = 0;
+    assert_int_equal(lt_store_get(f->s, f->q2, seq, count_msgs_visit, &n, &why), LT_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(lt_store_get(f->s, f->q1, seq, count_msgs_visit, &n, &why),
+                     LT_ENOTFOUND);
+    assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
+    assert_int_equal(lt_store_ack(f->s, f->q2, seq, 2000, &why), LT_OK);
+    commit_ok(f);
+    assert_int_equal(lt_store_get(f->s, f->q2, seq, count_msgs_visit, &n, &why),
+                     LT_ENOTFOUND);
+    /* the envelope itself is gone: replay (retention 0) finds nothing either */
+    seen r;
+    memset(&r, 0, sizeof r);
+    assert_int_equal(lt_store_replay(f->s, f->q2, 1, 0, collect, &r, NULL, &why), LT_OK);
+    assert_int_equal(r.n, 0);
+}
+
+static void nak_records_delivery_count_and_not_before(void **state)
+{
+    fx *f = *state;
+    lt_why why;
+    uint64_t seq;
+    bool dup;
+    assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
+    assert_int_equal(put_msg(f, 1, &f->q1, 1, 1000, &seq, &dup, &why), LT_OK);
+    commit_ok(f);
+    assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
+    assert_int_equal(lt_store_nak(f->s, f->q1, seq, 2, 9000, &why), LT_OK);
+    assert_int_equal(lt_store_nak(f->s, f->q1, seq + 100, 2, 9000, &why), LT_ENOTFOUND);
+    commit_ok(f);
+    seen s = pending(f, f->q1);
+    assert_int_equal(s.n, 1);
+    assert_int_equal(s.dc[0], 2);
+    assert_int_equal(s.nb[0], 9000);
+    assert_int_equal(stats(f, f->q1).depth, 1);
+}
+
+static void dead_letter_keeps_payload_and_reason_then_requeue_and_drop(void **state)
+{
+    fx *f = *state;
+    lt_why why;
+    uint64_t s1, s2;
+    bool dup;
+    assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
+    assert_int_equal(put_msg(f, 1, &f->q1, 1, 1000, &s1, &dup, &why), LT_OK);
+    assert_int_equal(put_msg(f, 2, &f->q1, 1, 1000, &s2, &dup, &why), LT_OK);
+    commit_ok(f);
+    assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
+    assert_int_equal(lt_store_dead_letter(f->s, f->q1, s1, 5, "max_deliver 5 reached", 3000,
+                                          &why),
+                     LT_OK);
+    assert_int_equal(lt_store_dead_letter(f->s, f->q1, s2, 5, "schema rejected", 3000, &why),
+                     LT_OK);
+    assert_int_equal(lt_store_dead_letter(f->s, f->q1, s2, 5, "again", 3000, &why),
+                     LT_ENOTFOUND);
+    commit_ok(f);
+    lt_store_queue_stats st = stats(f, f->q1);
+    assert_int_equal(st.depth, 0);
+    assert_int_equal(st.dlq_depth, 2);
+    assert_int_equal(st.dlq_bytes, 10);
+    seen d;
+    memset(&d, 0, sizeof d);
+    assert_int_equal(lt_store_dlq_list(f->s, f->q1, 0, 0, collect, &d, NULL, &why), LT_OK);
+    assert_int_equal(d.n, 2);
+    assert_string_equal(d.reason[0], "max_deliver 5 reached");
+    assert_string_equal(d.env[0], "env-1");
+    assert_int_equal(d.dc[0], 5);
+    assert_int_equal(d.st[1], LT_STORE_DEAD);
+    /* requeue the first: pending again with a fresh count; drop the second */
+    assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
+    assert_int_equal(lt_store_dlq_requeue(f->s, f->q1, s1, &why), LT_OK);
+    assert_int_equal(lt_store_dlq_requeue(f->s, f->q1, s1, &why), LT_ENOTFOUND);
+    assert_int_equal(lt_store_dlq_drop(f->s, f->q1, s2, 4000, &why), LT_OK);
+    commit_ok(f);
+    seen p = pending(f, f->q1);
+    assert_int_equal(p.n, 1);
+    assert_int_equal(p.seq[0], s1);
+    assert_int_equal(p.dc[0], 0);
+    st = stats(f, f->q1);
+    assert_int_equal(st.depth, 1);
+    assert_int_equal(st.dlq_depth, 0);
+    assert_int_equal(st.dlq_bytes, 0);
+    size_t n = 0;
+    assert_int_equal(lt_store_get(f->s, f->q1, s2, count_msgs_visit, &n, &why), LT_ENOTFOUND);
+}
+
+static void replay_by_seq_and_by_time_sees_acked_messages_within_retention(void **state)
+{
+    fx *f = *state;
+    lt_why why;
+    uint32_t qr;
+    lt_store_queue_limits lim = {0, 0, 10000};
+    assert_int_equal(lt_store_queue_declare(f->s, "q.replay", &lim, &qr, &why), LT_OK);
+    uint64_t seq[6];
+    bool dup;
+    assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
+    for (unsigned i = 0; i < 6; i++)
+        assert_int_equal(put_msg(f, 100 + i, &qr, 1, 1000 + 1000 * i, &seq[i], &dup, &why),
+                         LT_OK);
+    commit_ok(f);
+    assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
+    for (unsigned i = 0; i < 4; i++)
+        assert_int_equal(lt_store_ack(f->s, qr, seq[i], 7000, &why), LT_OK);
+    assert_int_equal(lt_store_dead_letter(f->s, qr, seq[4], 3, "bad", 7000, &why), LT_OK);
+    commit_ok(f);
+    assert_int_equal(pending(f, qr).n, 1);
+
+    seen r;
+    memset(&r, 0, sizeof r);
+    uint64_t last = 0;
+    assert_int_equal(lt_store_replay(f->s, qr, seq[2], 0, collect, &r, &last, &why), LT_OK);
+    assert_int_equal(r.n, 4);
+    assert_int_equal(r.seq[0], seq[2]);
+    assert_int_equal(r.st[0], LT_STORE_DONE);
+    assert_int_equal(r.st[2], LT_STORE_DEAD);
+    assert_int_equal(r.st[3], LT_STORE_PENDING);
+    assert_string_equal(r.env[1], "env-103");
+    assert_int_equal(last, seq[5]);
+    /* paging: at most 2 */
+    memset(&r, 0, sizeof r);
+    assert_int_equal(lt_store_replay(f->s, qr, 1, 2, collect, &r, &last, &why), LT_OK);
+    assert_int_equal(r.n, 2);
+    assert_int_equal(last, seq[1]);
+    /* by time: stored at 1000, 2000, ... 6000 */
+    uint64_t from;
+    assert_int_equal(lt_store_seq_at(f->s, qr, 3500, &from, &why), LT_OK);
+    assert_int_equal(from, seq[3]);
+    assert_int_equal(lt_store_seq_at(f->s, qr, 0, &from, &why), LT_OK);
+    assert_true(from <= seq[0]);
+    assert_int_equal(lt_store_seq_at(f->s, qr, 99999, &from, &why), LT_OK);
+    assert_int_equal(from, seq[5] + 1);
+    assert_int_equal(lt_store_replay(f->s, 999, 1, 0, collect, &r, &last, &why), LT_ENOQUEUE);
+}
+
+static void retention_sweep_deletes_acked_messages_only_past_retention(void **state)
+{
+    fx *f = *state;
+    lt_why why;
+    uint32_t qr;
+    lt_store_queue_limits lim = {0, 0, 10000};
+    assert_int_equal(lt_store_queue_declare(f->s, "q.ret", &lim, &qr, &why), LT_OK);
+    uint64_t seq[5];
+    bool dup, more;
+    assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
+    for (unsigned i = 0; i < 5; i++)
+        assert_int_equal(put_msg(f, 200 + i, &qr, 1, 1000 + i, &seq[i], &dup, &why), LT_OK);
+    commit_ok(f);
+    assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
+    /* acked: 0, 1, 3; 2 stays pending; 4 is acked */
+    assert_int_equal(lt_store_ack(f->s, qr, seq[0], 2000, &why), LT_OK);
+    assert_int_equal(lt_store_ack(f->s, qr, seq[1], 2000, &why), LT_OK);
+    assert_int_equal(lt_store_ack(f->s, qr, seq[3], 2000, &why), LT_OK);
+    assert_int_equal(lt_store_ack(f->s, qr, seq[4], 2000, &why), LT_OK);
+    /* within retention: nothing to do */
+    assert_int_equal(lt_store_sweep(f->s, 5000, 100, &more, &why), LT_OK);
+    commit_ok(f);
+    seen r;
+    memset(&r, 0, sizeof r);
+    assert_int_equal(lt_store_replay(f->s, qr, 1, 0, collect, &r, NULL, &why), LT_OK);
+    assert_int_equal(r.n, 5);
+    /* past retention: a budget of 1 does one entry and says there is more */
+    assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
+    assert_int_equal(lt_store_sweep(f->s, 20000, 1, &more, &why), LT_OK);
+    assert_true(more);
+    for (int i = 0; i < 20 && more; i++)
+        assert_int_equal(lt_store_sweep(f->s, 20000, 1, &more, &why), LT_OK);
+    assert_false(more);
+    commit_ok(f);
+    memset(&r, 0, sizeof r);
+    assert_int_equal(lt_store_replay(f->s, qr, 1, 0, collect, &r, NULL, &why), LT_OK);
+    assert_int_equal(r.n, 1); /* only the pending one */
+    assert_int_equal(r.seq[0], seq[2]);
+    size_t n = 0;
+    assert_int_equal(lt_store_get(f->s, qr, seq[0], count_msgs_visit, &n, &why),
+                     LT_ENOTFOUND);
+    /* acking the pending one past retention removes it at once */
+    assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
+    assert_int_equal(lt_store_ack(f->s, qr, seq[2], 30000, &why), LT_OK);
+    commit_ok(f);
+    memset(&r, 0, sizeof r);
+    assert_int_equal(lt_store_replay(f->s, qr, 1, 0, collect, &r, NULL, &why), LT_OK);
+    assert_int_equal(r.n, 0);
+}
+
+static void dedup_sweep_forgets_ids_past_the_window(void **state)
+{
+    fx *f = *state;
+    lt_why why;
+    uint64_t seq, seq2;
+    bool dup, more;
+    assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
+    assert_int_equal(put_msg(f, 9, &f->q1, 1, 1000, &seq, &dup, &why), LT_OK);
+    commit_ok(f);
+    assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
+    assert_int_equal(lt_store_sweep(f->s, 30000, 10, &more, &why), LT_OK);
+    assert_false(more);
+    /* still within the window: still a duplicate */
+    assert_int_equal(put_msg(f, 9, &f->q1, 1, 30000, &seq2, &dup, &why), LT_OK);
+    assert_true(dup);
+    assert_int_equal(lt_store_sweep(f->s, 61001, 10, &more, &why), LT_OK);
+    commit_ok(f);
+    /* swept: the id is new, even read with a clock inside the old window */
+    assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
+    assert_int_equal(put_msg(f, 9, &f->q1, 1, 2000, &seq2, &dup, &why), LT_OK);
+    assert_false(dup);
+    commit_ok(f);
+}
+
+static void full_queue_refuses_with_queue_full_naming_it(void **state)
+{
+    fx *f = *state;
+    lt_why why;
+    uint32_t qd, qb;
+    lt_store_queue_limits ld = {2, 0, 0}, lb = {0, 12, 0};
+    assert_int_equal(lt_store_queue_declare(f->s, "q.depth", &ld, &qd, &why), LT_OK);
+    assert_int_equal(lt_store_queue_declare(f->s, "q.bytes", &lb, &qb, &why), LT_OK);
+    uint64_t seq;
+    bool dup;
+    assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
+    assert_int_equal(put_msg(f, 1, &qd, 1, 1000, &seq, &dup, &why), LT_OK);
+    assert_int_equal(put_msg(f, 2, &qd, 1, 1000, &seq, &dup, &why), LT_OK);
+    assert_int_equal(put_msg(f, 3, &qd, 1, 1000, &seq, &dup, &why), LT_EQUEUE_FULL);
+    assert_non_null(strstr(why.msg, "q.depth"));
+    assert_int_equal(put_msg(f, 4, &qb, 1, 1000, &seq, &dup, &why), LT_OK); /* 5 bytes */
+    assert_int_equal(put_msg(f, 5, &qb, 1, 1000, &seq, &dup, &why), LT_OK); /* 10 */
+    assert_int_equal(put_msg(f, 6, &qb, 1, 1000, &seq, &dup, &why), LT_EQUEUE_FULL);
+    assert_non_null(strstr(why.msg, "q.bytes"));
+    /* all or nothing: a message for a full queue and a free one is refused for both */
+    uint32_t two[2] = {f->q1, qd};
+    assert_int_equal(put_msg(f, 7, two, 2, 1000, &seq, &dup, &why), LT_EQUEUE_FULL);
+    commit_ok(f);
+    assert_int_equal(pending(f, f->q1).n, 0);
+    assert_int_equal(stats(f, qd).depth, 2);
+    /* an ack makes room */
+    seen p = pending(f, qd);
+    assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
+    assert_int_equal(lt_store_ack(f->s, qd, p.seq[0], 2000, &why), LT_OK);
+    assert_int_equal(put_msg(f, 3, &qd, 1, 2000, &seq, &dup, &why), LT_OK);
+    commit_ok(f);
+    /* unknown queue, no queue */
+    uint32_t bad = 4242;
+    assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
+    assert_int_equal(put_msg(f, 8, &bad, 1, 1000, &seq, &dup, &why), LT_ENOQUEUE);
+    assert_int_equal(put_msg(f, 8, &bad, 0, 1000, &seq, &dup, &why), LT_EINVAL);
+    lt_store_abort(f->s);
+}
+
+static void a_failing_put_does_not_doom_the_other_messages_of_the_batch(void **state)
+{
+    fx *f = *state;
+    lt_why why;
+    uint64_t s1, s2, s3;
+    bool dup;
+    assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
+    assert_int_equal(put_msg(f, 1, &f->q1, 1, 1000, &s1, &dup, &why), LT_OK);
+    /* second message: its 3rd put (dedupx) fails as if the map were full */
+    mock_put = true;
+    will_return(__wrap_mdb_put, 0);
+    will_return(__wrap_mdb_put, 0);
+    will_return(__wrap_mdb_put, MDB_MAP_FULL);
+    assert_int_equal(put_msg(f, 2, &f->q1, 1, 1000, &s2, &dup, &why), LT_ESTORE_FULL);
+    assert_non_null(strstr(why.msg, "map_size_mb"));
+    mock_put = false;
+    assert_int_equal(put_msg(f, 3, &f->q1, 1, 1000, &s3, &dup, &why), LT_OK);
+    assert_int_equal(s3, s1 + 1); /* the failed one took no seq */
+    /* an ack failing inside the step leaves the batch too */
+    commit_ok(f);
+    seen p = pending(f, f->q1);
+    assert_int_equal(p.n, 2);
+    assert_string_equal(p.env[0], "env-1");
+    assert_string_equal(p.env[1], "env-3");
+    assert_int_equal(stats(f, f->q1).depth, 2);
+    /* the refused id was not remembered: it can be published again */
+    assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
+    assert_int_equal(put_msg(f, 2, &f->q1, 1, 1000, &s2, &dup, &why), LT_OK);
+    assert_false(dup);
+    /* a dead-letter whose put fails leaves the entry pending */
+    mock_put = true;
+    will_return(__wrap_mdb_put, EIO);
+    assert_int_equal(lt_store_dead_letter(f->s, f->q1, s1, 5, "x", 2000, &why), LT_ESTORE);
+    mock_put = false;
+    commit_ok(f);
+    assert_int_equal(pending(f, f->q1).n, 3);
+    assert_int_equal(stats(f, f->q1).dlq_depth, 0);
+}
+
+static void a_failing_commit_stores_nothing_and_reuses_the_seqs(void **state)
+{
+    fx *f = *state;
+    lt_why why;
+    uint64_t s1, s2;
+    bool dup;
+    assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
+    assert_int_equal(put_msg(f, 1, &f->q1, 1, 1000, &s1, &dup, &why), LT_OK);
+    mock_commit = true;
+    will_return(__wrap_mdb_txn_commit, EIO);
+    assert_int_equal(lt_store_commit(f->s, &why), LT_ESTORE);
+    mock_commit = false;
+    assert_int_equal(pending(f, f->q1).n, 0);
+    assert_int_equal(stats(f, f->q1).depth, 0);
+    assert_int_equal(lt_store_next_seq(f->s), s1);
+    /* disk full at commit is reported as store full */
+    assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
+    assert_int_equal(put_msg(f, 1, &f->q1, 1, 1000, &s2, &dup, &why), LT_OK);
+    assert_false(dup); /* the failed batch's id was not remembered */
+    assert_int_equal(s2, s1);
+    mock_commit = true;
+    will_return(__wrap_mdb_txn_commit, ENOSPC);
+    assert_int_equal(lt_store_commit(f->s, &why), LT_ESTORE_FULL);
+    mock_commit = false;
+    /* and an abort forgets as well */
+    assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
+    assert_int_equal(put_msg(f, 1, &f->q1, 1, 1000, &s2, &dup, &why), LT_OK);
+    lt_store_abort(f->s);
+    assert_int_equal(lt_store_next_seq(f->s), s1);
+    assert_int_equal(pending(f, f->q1).n, 0);
+    assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
+    assert_int_equal(put_msg(f, 1, &f->q1, 1, 1000, &s2, &dup, &why), LT_OK);
+    commit_ok(f);
+    assert_int_equal(stats(f, f->q1).depth, 1);
+}
+
+static void operations_outside_a_batch_are_refused(void **state)
+{
+    fx *f = *state;
+    lt_why why;
+    uint64_t seq;
+    bool dup;
+    uint32_t qid;
+    assert_int_equal(put_msg(f, 1, &f->q1, 1, 1000, &seq, &dup, &why), LT_EAGAIN);
+    assert_int_equal(lt_store_ack(f->s, f->q1, 1, 0, &why), LT_EAGAIN);
+    assert_int_equal(lt_store_commit(f->s, &why), LT_EAGAIN);
+    assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
+    assert_int_equal(lt_store_begin(f->s, &why), LT_EAGAIN);
+    assert_int_equal(lt_store_queue_declare(f->s, "q.x", &no_limits, &qid, &why), LT_EAGAIN);
+    lt_store_abort(f->s);
+    assert_int_equal(lt_store_queue_declare(f->s, "", &no_limits, &qid, &why), LT_EINVAL);
+}
+
+static void reopening_keeps_messages_state_counters_and_sequence(void **state)
+{
+    fx *f = *state;
+    lt_why why;
+    uint64_t s1, s2, s3;
+    bool dup;
+    assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
+    assert_int_equal(put_msg(f, 1, &f->q1, 1, 1000, &s1, &dup, &why), LT_OK);
+    assert_int_equal(put_msg(f, 2, &f->q1, 1, 1000, &s2, &dup, &why), LT_OK);
+    assert_int_equal(put_msg(f, 3, &f->q2, 1, 1000, &s3, &dup, &why), LT_OK);
+    commit_ok(f);
+    assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
+    assert_int_equal(lt_store_nak(f->s, f->q1, s1, 3, 5000, &why), LT_OK);
+    assert_int_equal(lt_store_dead_letter(f->s, f->q1, s2, 5, "poison", 1500, &why), LT_OK);
+    assert_int_equal(lt_store_ack(f->s, f->q2, s3, 1500, &why), LT_OK);
+    commit_ok(f);
+    lt_store_close(&f->s);
+    assert_null(f->s);
+    open_store(f, 64ULL << 20);
+    /* same queue ids, by name */
+    uint32_t qid;
+    assert_int_equal(lt_store_queue_declare(f->s, "q.two", &no_limits, &qid, &why), LT_OK);
+    assert_int_equal(qid, f->q2);
+    seen p = pending(f, f->q1);
+    assert_int_equal(p.n, 1);
+    assert_int_equal(p.dc[0], 3);
+    assert_int_equal(p.nb[0], 5000);
+    lt_store_queue_stats st = stats(f, f->q1);
+    assert_int_equal(st.depth, 1);
+    assert_int_equal(st.dlq_depth, 1);
+    assert_int_equal(stats(f, f->q2).depth, 0);
+    /* the dedup memory and the sequence survive; the acked last message does not bring
+     * its seq back */
+    assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
+    uint64_t s4;
+    assert_int_equal(put_msg(f, 3, &f->q1, 1, 2000, &s4, &dup, &why), LT_OK);
+    assert_true(dup);
+    assert_int_equal(s4, s3);
+    assert_int_equal(put_msg(f, 4, &f->q1, 1, 2000, &s4, &dup, &why), LT_OK);
+    assert_int_equal(s4, s3 + 1);
+    commit_ok(f);
+    /* the counters are written by the writer: after reopening they continue */
+    assert_int_equal(stats(f, f->q1).depth, 2);
+}
+
+typedef struct qlist {
+    size_t n;
+    char names[8][LT_STORE_QUEUE_NAME_MAX + 1];
+} qlist;
+
+static int list_visit(void *arg, const lt_store_queue_stats *st)
+{
+    qlist *l = arg;
+    if (l->n < 8)
+        snprintf(l->names[l->n], sizeof l->names[0], "%s", st->name);
+    l->n++;
+    return 0;
+}
+
+static void queues_are_listed_in_name_order(void **state)
+{
+    fx *f = *state;
+    lt_why why;
+    uint32_t qid;
+    assert_int_equal(lt_store_queue_declare(f->s, "a.first", &no_limits, &qid, &why), LT_OK);
+    qlist l;
+    memset(&l, 0, sizeof l);
+    assert_int_equal(lt_store_queue_list(f->s, list_visit, &l, &why), LT_OK);
+    assert_int_equal(l.n, 3);
+    assert_string_equal(l.names[0], "a.first");
+    assert_string_equal(l.names[1], "q.one");
+    assert_string_equal(l.names[2], "q.two");
+}
+
+static void a_second_process_cannot_open_the_same_store(void **state)
+{
+    fx *f = *state;
+    lt_store *other = NULL;
+    lt_why why;
+    lt_store_opts o = {.dir = f->dir};
+    assert_int_equal(lt_store_open(&other, &o, &why), LT_ESTORE);
+    assert_non_null(strstr(why.msg, "in use"));
+    assert_null(other);
+}
+
+static void a_tiny_map_fills_up_with_store_full_and_keeps_the_batch(void **state)
+{
+    fx *f = *state;
+    lt_why why;
+    lt_store_close(&f->s);
+    rm_dir(f->dir);
+    assert_int_equal(new_dir(f), 0);
+    open_store(f, 1u << 20); /* 1 MiB */
+    uint32_t q;
+    assert_int_equal(lt_store_queue_declare(f->s, "tiny", &no_limits, &q, &why), LT_OK);
+    char env[2000];
+    memset(env, 'x', sizeof env);
+    uint64_t seq, ok = 0;
+    bool dup;
+    lt_err err = LT_OK;
+    assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
+    for (unsigned i = 0; i < 5000 && !err; i++) {
+        uint8_t id[16];
+        mkid(id, i);
+        err = lt_store_append(f->s, id, &q, 1, env, sizeof env, 1000, &seq, &dup, &why);
+        if (!err)
+            ok++;
+    }
+    assert_int_equal(err, LT_ESTORE_FULL);
+    assert_non_null(strstr(why.msg, "full"));
+    assert_true(ok > 10);
+    /* what fitted before the refusal commits, unless the commit itself has no room: then
+     * the whole batch is refused as full, never a crash */
+    err = lt_store_commit(f->s, &why);
+    if (err == LT_OK) {
+        assert_int_equal(stats(f, q).depth, ok);
+    } else {
+        assert_int_equal(err, LT_ESTORE_FULL);
+        assert_int_equal(stats(f, q).depth, 0);
+    }
+}
+
+/* kill -9 in the middle of continuous commits: every commit reported OK is there after
+ * reopening, and LMDB opens cleanly. */
+static void every_committed_message_survives_kill_9(void **state)
+{
+    fx *f = *state;
+    lt_store_close(&f->s);
+    int pfd[2];
+    assert_int_equal(pipe(pfd), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(pfd[0]);
+        lt_store *s;
+        lt_why why;
+        lt_store_opts o = {.dir = f->dir};
+        if (lt_store_open(&s, &o, &why))
+            _exit(2);
+        uint32_t q;
+        if (lt_store_queue_declare(s, "q.one", &no_limits, &q, &why))
+            _exit(3);
+        for (unsigned b = 0; b < 100000; b++) {
+            uint64_t last = 0;
+            bool dup;
+            if (lt_store_begin(s, &why))
+                _exit(4);
+            for (unsigned i = 0; i < 16; i++) {
+                uint8_t id[16];
+                mkid(id, 1000000 + b * 16 + i);
+                if (lt_store_append(s, id, &q, 1, "crash-test", 10, 1000, &last, &dup, &why))
+                    _exit(5);
+            }
+            if (lt_store_commit(s, &why))
+                _exit(6);
+            if (write(pfd[1], &last, sizeof last) != sizeof last)
+                _exit(7);
+        }
+        _exit(0);
+    }
+    close(pfd[1]);
+    uint64_t acked = 0, v;
+    /* let it commit a few batches, then kill it mid-flight */
+    for (int i = 0; i < 20 && read(pfd[0], &v, sizeof v) == sizeof v; i++)
+        acked = v;
+    kill(pid, SIGKILL);
+    while (read(pfd[0], &v, sizeof v) == sizeof v)
+        acked = v; /* reports written before the kill */
+    close(pfd[0]);
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFSIGNALED(st));
+    assert_true(acked >= 20 * 16);
+    open_store(f, 64ULL << 20);
+    lt_store_queue_stats qs = stats(f, f->q1);
+    assert_true(qs.depth >= acked);
+    assert_true(qs.last_seq >= acked);
+    assert_true(lt_store_next_seq(f->s) > qs.last_seq);
+    size_t n = 0;
+    lt_why why;
+    assert_int_equal(lt_store_pending(f->s, f->q1, 0, 0, count_msgs_visit, &n, NULL, &why),
+                     LT_OK);
+    assert_int_equal(n, qs.depth);
+}
+
+int main(void)
+{
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+    const struct CMUnitTest tests[] = {
+        T(append_stores_the_envelope_and_it_is_pending_after_commit),
+        T(duplicate_id_within_window_returns_original_seq_and_stores_nothing),
+        T(a_message_routed_to_two_queues_is_deleted_only_when_both_acked),
+        T(nak_records_delivery_count_and_not_before),
+        T(dead_letter_keeps_payload_and_reason_then_requeue_and_drop),
+        T(replay_by_seq_and_by_time_sees_acked_messages_within_retention),
+        T(retention_sweep_deletes_acked_messages_only_past_retention),
+        T(dedup_sweep_forgets_ids_past_the_window),
+        T(full_queue_refuses_with_queue_full_naming_it),
+        T(a_failing_put_does_not_doom_the_other_messages_of_the_batch),
+        T(a_failing_commit_stores_nothing_and_reuses_the_seqs),
+        T(operations_outside_a_batch_are_refused),
+        T(reopening_keeps_messages_state_counters_and_sequence),
+        T(queues_are_listed_in_name_order),
+        T(a_second_process_cannot_open_the_same_store),
+        T(a_tiny_map_fills_up_with_store_full_and_keeps_the_batch),
+        T(every_committed_message_survives_kill_9),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
