@@ -23,6 +23,7 @@ struct lt_ynode {
     char *scalar;
     size_t n, cap;
     char **keys;
+    int *key_lines; /* line of each key of a map (its value may start lines later) */
     lt_ynode **items;
     struct src *src; /* shared by every node of a tree; freed with the root */
 };
@@ -52,6 +53,7 @@ static void node_free(lt_ynode *n)
     }
     free(n->items);
     free(n->keys);
+    free(n->key_lines);
     free(n->scalar);
     free(n->path);
     free(n);
@@ -87,7 +89,7 @@ static lt_ynode *node_new(lt_ykind kind, int line, const char *path, struct src 
     return n;
 }
 
-static int node_add(lt_ynode *parent, char *key, lt_ynode *child)
+static int node_add(lt_ynode *parent, char *key, int key_line, lt_ynode *child)
 {
     if (parent->n == parent->cap) {
         size_t cap = parent->cap ? parent->cap * 2 : 8;
@@ -100,12 +102,18 @@ static int node_add(lt_ynode *parent, char *key, lt_ynode *child)
             if (keys == NULL)
                 return -1;
             parent->keys = keys;
+            int *lines = realloc(parent->key_lines, cap * sizeof *lines);
+            if (lines == NULL)
+                return -1;
+            parent->key_lines = lines;
         }
         parent->cap = cap;
     }
     parent->items[parent->n] = child;
-    if (parent->kind == LT_Y_MAP)
+    if (parent->kind == LT_Y_MAP) {
         parent->keys[parent->n] = key;
+        parent->key_lines[parent->n] = key_line;
+    }
     parent->n++;
     return 0;
 }
@@ -201,6 +209,7 @@ static lt_err build(struct builder *b, yaml_event_t *ev, const char *path, int d
                 break;
             }
             char *key = NULL;
+            int key_line = 0;
             char child_path[512];
             yaml_event_t vev;
             if (is_map) {
@@ -219,6 +228,7 @@ static lt_err build(struct builder *b, yaml_event_t *ev, const char *path, int d
                 memcpy(key, kev.data.scalar.value, kev.data.scalar.length);
                 key[kev.data.scalar.length] = '\0';
                 int kl = (int)kev.start_mark.line + 1;
+                key_line = kl;
                 yaml_event_delete(&kev);
                 if (lt_ycfg_get(n, key) != NULL) {
                     lt_err e2 = bfail(b, kl, "%s%s%s: duplicate key", path, *path ? "." : "", key);
@@ -245,7 +255,7 @@ static lt_err build(struct builder *b, yaml_event_t *ev, const char *path, int d
                 node_free(n);
                 return err;
             }
-            if (node_add(n, key, child) != 0) {
+            if (node_add(n, key, key_line, child) != 0) {
                 free(key);
                 node_free(child);
                 node_free(n);
@@ -464,6 +474,18 @@ const lt_ynode *lt_ycfg_get(const lt_ynode *map, const char *key)
     return NULL;
 }
 
+static void prefixed(lt_why *why, const char *file, int line, const char *path,
+                     const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+static void prefixed(lt_why *why, const char *file, int line, const char *path,
+                     const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vprefixed(why, file, line, path, fmt, ap);
+    va_end(ap);
+}
+
 lt_err lt_ycfg_fail(const lt_ynode *n, lt_why *why, const char *fmt, ...)
 {
     if (why != NULL) {
@@ -496,8 +518,14 @@ lt_err lt_ycfg_check_keys(const lt_ynode *map, const char *const allowed[], lt_w
                     break;
                 used += (size_t)w;
             }
-            return lt_ycfg_fail(map->items[i], why, "unknown key '%s' (expected one of: %s)",
-                                map->keys[i], list);
+            if (why != NULL) {
+                char path[300];
+                snprintf(path, sizeof path, "%s%s%s", map->path, *map->path ? "." : "",
+                         map->keys[i]);
+                prefixed(why, map->src->file, map->key_lines[i], path,
+                         "unknown key '%s' (expected one of: %s)", map->keys[i], list);
+            }
+            return LT_ECONFIG;
         }
     }
     return LT_OK;

@@ -93,6 +93,12 @@ static void unknown_keys_are_refused_with_the_expected_ones(void **state)
     assert_non_null(strstr(why.msg, ":4: broker.strict: unknown key 'strict'"));
     assert_non_null(strstr(why.msg, "name, verify_threads"));
     lt_ycfg_free(&root);
+    /* The line is the key's, even when its value (a map) starts on the next line. */
+    root = parse("brokr:\n  name: x\n");
+    static const char *const top[] = {"broker", NULL};
+    assert_int_equal(lt_ycfg_check_keys(root, top, &why), LT_ECONFIG);
+    assert_non_null(strstr(why.msg, "broker.yaml:1: brokr: unknown key 'brokr'"));
+    lt_ycfg_free(&root);
 }
 
 static void refuses_aliases_duplicates_non_maps_and_broken_yaml(void **state)
