@@ -1,0 +1,322 @@
+/*
+ * broker_int.h - what broker.c, frontend.c, verifier.c, committer.c and delivery.c share:
+ * the daemon object, the publish ring, the committer's op list, peers, queues,
+ * subscriptions. Each struct says which thread owns it.
+ *
+ * The publish ring. Every PUBLISH (and AUTH, which needs signature math too) takes one
+ * slot, in arrival order. Four cursors only grow; slot i lives at slots[i & mask]:
+ *
+ *      tail          done            commit        claim          head
+ *       |  committed   |  (committer     |  verified  |  verifying   |  filled,
+ *       |  replies to  |   working on)   |  or not    |              |  waiting
+ *       |  send (loop) |                 |            |              |
+ *
+ *   head   loop fills slots[head..] then publishes them (under mu)
+ *   claim  verifiers claim batches (under mu), verify outside the lock, mark `verified`
+ *   commit committer takes the run of verified slots starting here (in order, so every
+ *          publisher's messages are stored in the order they arrived)
+ *   done   committer publishes it after lt_store_commit returned (under mu), then wakes
+ *          the loop (uv_async_send); the loop sends ACK/NACK/WELCOME for [tail, done)
+ *   tail   loop-private: slots before it are free again
+ * The loop stops reading the socket while the ring is full (count or bytes): back-pressure
+ * rather than loss. Slots keep their buffers (up to LT_SLOT_KEEP bytes) for reuse, so the
+ * hot path does not allocate.
+ */
+#ifndef LT_BROKER_BROKER_INT_H
+#define LT_BROKER_BROKER_INT_H
+
+#include "acl.h"
+#include "admin.h"
+#include "broker.h"
+#include "config.h"
+#include "delivery_int.h"
+#include "envelope.h"
+#include "err.h"
+#include "metrics.h"
+#include "pki.h"
+#include "router.h"
+#include "store.h"
+
+#include <lienthong/v1/envelope.pb-c.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#define LT_PEER_ID_MAX 255      /* ZeroMQ routing ids are at most 255 bytes */
+#define LT_NONCE_LEN 32
+#define LT_RING_SLOTS 8192      /* publishes between the socket and the ACK, at most */
+#define LT_RING_BYTES (256u << 20) /* and their envelope bytes, at most */
+#define LT_SLOT_KEEP (64u << 10) /* a slot keeps a buffer this big for the next one */
+#define LT_MAX_TARGETS 1024     /* queues one message may be routed to */
+
+enum lt_slot_kind { LT_SLOT_PUBLISH = 1, LT_SLOT_AUTH = 2, LT_SLOT_REJECT = 3 };
+
+/* One publish (or AUTH) on its way. Fields are written by one stage and read by the next
+ * after the ring mutex handed the slot over. */
+typedef struct lt_slot {
+    /* loop */
+    uint8_t kind;
+    uint8_t peer_len;
+    uint8_t peer[LT_PEER_ID_MAX];
+    uint64_t tag;
+    uint8_t *buf; /* PUBLISH: the envelope; AUTH: nonce || certificate || signature */
+    size_t len, cap;
+    size_t cert_len, sig_len; /* AUTH */
+    uint64_t t_in_ns;         /* arrival (uv_hrtime) */
+    /* verifiers */
+    bool verified;
+    lt_err err;
+    lt_why why;
+    uint8_t msg_id[LT_STORE_ID_LEN];
+    int agency_slot; /* metrics slot of the source agency */
+    uint32_t *qids;
+    size_t nq, qcap;
+    char agency[LT_AGENCY_ID_MAX]; /* AUTH: the proven agency */
+    /* committer */
+    uint64_t seq;
+    bool dup;
+} lt_slot;
+
+/* Work for the committer besides publishes. Written by the loop, applied by the
+ * committer in one batch, some returned to the loop when done. */
+enum lt_op_kind {
+    LT_OP_ACK = 1,     /* consumer acked (qid, seq) */
+    LT_OP_NAK,         /* record (qid, seq) delivery count and not_before */
+    LT_OP_DEAD,        /* move (qid, seq) to the DLQ with count and reason */
+    LT_OP_DLQ_REQUEUE, /* admin: move (qid, seqs) back; returned to the loop */
+    LT_OP_DLQ_DROP,    /* admin: delete (qid, seqs) from the DLQ; returned to the loop */
+};
+
+typedef struct lt_op {
+    uint8_t kind;
+    uint32_t qid;
+    uint32_t count;
+    uint64_t seq;
+    int64_t when;      /* ms: ack time, not_before, moved time */
+    char *reason;      /* DEAD: malloc'ed, freed by the committer */
+    struct lt_job *job; /* admin ops */
+} lt_op;
+
+/* An admin DLQ request the committer carries out; returned to the loop with results. */
+typedef struct lt_job {
+    struct lt_job *next;
+    uint8_t kind; /* LT_OP_DLQ_REQUEUE / LT_OP_DLQ_DROP */
+    uint32_t qid;
+    uint64_t tag;
+    uint8_t peer_len;
+    uint8_t peer[LT_PEER_ID_MAX];
+    uint64_t *seqs; /* in: which; out: done[i] tells */
+    bool *ok;
+    size_t n;
+    lt_err err; /* the batch's commit */
+    lt_why why;
+} lt_job;
+
+typedef struct lt_oplist {
+    lt_op *v;
+    size_t n, cap;
+} lt_oplist;
+
+typedef struct lt_ring {
+    pthread_mutex_t mu;
+    pthread_cond_t cv_verify; /* verifiers: head moved, or stop */
+    pthread_cond_t cv_commit; /* committer: a slot verified, ops queued, or stop */
+    lt_slot *slots;
+    size_t cap, mask;
+    uint64_t head, claim, commit, done; /* under mu (commit: committer only) */
+    uint64_t tail;                      /* loop only */
+    uint64_t fill;                      /* loop only: slots filled, not yet published */
+    size_t bytes;                       /* loop only: envelope bytes in [tail, fill) */
+    lt_oplist ops;                      /* under mu: loop appends, committer swaps */
+    lt_job *jobs_done;                  /* under mu: committer appends, loop takes */
+    bool stop_verify, stop_commit;
+    bool committer_busy; /* under mu: the committer holds a batch */
+} lt_ring;
+
+typedef struct lt_peer lt_peer;
+typedef struct lt_queue lt_queue;
+
+/* A consumer's subscription to one queue. Loop thread. */
+typedef struct lt_sub {
+    lt_peer *peer;
+    lt_queue *q;
+    uint32_t credit;      /* deliveries it may still receive */
+    bool replay;          /* a replay stream: needs no acks */
+    bool replay_live;     /* caught up with the end of the queue */
+    uint64_t replay_next; /* next seq to replay */
+    struct lt_sub *qnext, *qprev; /* in q's list */
+    struct lt_sub *pnext;         /* in peer's list */
+} lt_sub;
+
+enum lt_peer_state { LT_PEER_NEW = 0, LT_PEER_CHALLENGED, LT_PEER_AUTHING, LT_PEER_AUTHED };
+
+/* A connection that said HELLO (publishers that only publish have none). Loop thread. */
+struct lt_peer {
+    uint8_t id_len;
+    uint8_t id[LT_PEER_ID_MAX];
+    uint8_t state;
+    char agency[LT_AGENCY_ID_MAX]; /* claimed in HELLO; proven once AUTHED */
+    uint8_t nonce[LT_NONCE_LEN];
+    int64_t last_seen;   /* uv_now */
+    lt_sub *subs;
+    struct lt_peer *hnext; /* hash chain */
+};
+
+/* One queue's delivery side. Loop thread. */
+struct lt_queue {
+    uint32_t qid;
+    const lt_bcfg_queue *cfg;
+    int mslot; /* metrics slot */
+    lt_dq dq;
+    bool more;       /* the store may hold pending entries past dq.cursor */
+    bool dirty;      /* in the broker's dirty list */
+    lt_queue *dnext; /* dirty list */
+    lt_sub *subs;    /* consumers, round robin from rr */
+    lt_sub *rr;
+    size_t nsubs;
+    uv_timer_t timer;
+    int64_t timer_at; /* wall ms the timer is armed for; INT64_MAX if idle */
+    uint64_t redeliveries, dlq_moves;
+};
+
+enum lt_broker_phase { LT_PHASE_INIT = 0, LT_PHASE_RUNNING, LT_PHASE_DRAINING, LT_PHASE_DONE };
+
+struct lt_broker {
+    const lt_broker_cfg *cfg;
+    char *config_path;
+    unsigned heartbeat_ms;
+    int phase;
+    int64_t drain_deadline; /* uv_now ms */
+    lt_err run_result;
+
+    uv_loop_t loop;
+    uv_signal_t sig_int, sig_term, sig_hup;
+    uv_async_t async;    /* committer -> loop: ring done moved, jobs done */
+    uv_async_t stop_async;
+    uv_timer_t hb_timer; /* peer probes, drain progress */
+
+    /* frontend (loop thread) */
+    void *zctx, *zsock;
+    int zfd;
+    uv_poll_t zpoll;
+    uv_prepare_t zprep;
+    uv_idle_t zidle;
+    bool zidle_on;
+    bool paused; /* ring full: not reading */
+    char endpoint[256];
+    Lienthong__V1__Frame *frame_scratch;
+    lt_peer **peers; /* hash by routing id */
+    size_t npeer_buckets, npeers;
+    uint64_t n_malformed, n_dropped_sends, n_too_large;
+    uint64_t t_batch_ns; /* uv_hrtime of the current read batch */
+
+    /* shared, read-only after start except where noted */
+    lt_store *store;
+    lt_trust *trust;
+    lt_router *router;
+    pthread_rwlock_t acl_lock; /* guards acl (swapped on SIGHUP) */
+    lt_acl *acl;
+    lt_metrics *metrics;
+    lt_admin *admin;
+    char admin_addr[300];
+    lt_env_limits env_limits;
+
+    /* pipeline */
+    lt_ring ring;
+    pthread_t *verifiers;
+    unsigned nverifiers, verifiers_started;
+    pthread_t committer;
+    bool committer_started;
+    int64_t last_sweep_ms; /* committer only */
+
+    /* delivery (loop thread) */
+    lt_queue *queues; /* array of nqueues */
+    size_t nqueues;
+    lt_queue **by_qid; /* qid -> queue, size qid_cap */
+    size_t qid_cap;
+    lt_queue *dirty;   /* queues to pump */
+};
+
+/* ---- broker.c ---- */
+/* Nack code on the wire for an lt_err (names are equal by contract). */
+Lienthong__V1__NackCode lt_broker_nack_code(lt_err e);
+/* Wall-clock ms. */
+int64_t lt_broker_now_ms(void);
+/* The current ACL, read-locked; release with lt_broker_acl_rele. Any thread. */
+const lt_acl *lt_broker_acl_hold(lt_broker *b);
+void lt_broker_acl_rele(lt_broker *b);
+
+/* ---- frontend.c (loop thread) ---- */
+lt_err lt_fe_open(lt_broker *b, lt_why *why);  /* socket bound, not yet polled */
+lt_err lt_fe_start(lt_broker *b, lt_why *why); /* poll the socket on the loop */
+void lt_fe_close(lt_broker *b);                /* handles closed, socket closed */
+void lt_fe_resume(lt_broker *b);               /* ring has room again: read */
+void lt_fe_drain_mode(lt_broker *b);           /* shutting down: read, refuse publishes */
+/* Pack f and send it to peer. 0 on success, else errno (EHOSTUNREACH: peer gone,
+ * EAGAIN: its pipe is full). */
+int lt_fe_send(lt_broker *b, const uint8_t *peer, size_t peer_len,
+               const Lienthong__V1__Frame *f);
+/* Send a NACK (tag may be 0). */
+int lt_fe_send_nack(lt_broker *b, const uint8_t *peer, size_t peer_len, uint64_t tag,
+                    lt_err code, const char *reason);
+/* Answer the committed ring slots [tail, done); called on the async wakeup. */
+void lt_fe_on_done(lt_broker *b);
+/* Periodic: probe idle peers, forget the gone ones. */
+void lt_fe_heartbeat(lt_broker *b);
+/* The PUBLISH fast path: when the frame is exactly Frame{publish{tag, envelope}} (each
+ * field once, nothing else), find tag and envelope (pointing into p) without unpacking and
+ * return true; false means "unpack it the general way". Pure; for the fuzzer too. */
+bool lt_fe_parse_publish(const uint8_t *p, size_t n, uint64_t *tag, const uint8_t **env,
+                         size_t *env_len);
+/* Best effort tag of a PUBLISH or ADMIN frame that does not parse (0 if unreadable). */
+uint64_t lt_fe_peek_tag(const uint8_t *p, size_t n);
+lt_peer *lt_fe_peer_find(lt_broker *b, const uint8_t *id, size_t len);
+void lt_fe_peer_drop(lt_broker *b, lt_peer *p, const char *why);
+
+/* ---- verifier.c ---- */
+lt_err lt_ring_init(lt_ring *r, size_t cap);
+void lt_ring_fini(lt_ring *r);
+/* Loop: a free slot to fill (NULL when full), then publish every filled slot. */
+lt_slot *lt_ring_slot_next(lt_broker *b);
+void lt_ring_fill_done(lt_broker *b, lt_slot *s); /* s is filled: counts it */
+void lt_ring_publish(lt_broker *b);
+bool lt_ring_has_room(const lt_broker *b);
+/* Ensure the slot's buffer holds len bytes. LT_ENOMEM. */
+lt_err lt_slot_reserve(lt_slot *s, size_t len);
+lt_err lt_verify_start(lt_broker *b, unsigned n, lt_why *why);
+void lt_verify_stop(lt_broker *b);
+
+/* ---- committer.c ---- */
+lt_err lt_commit_start(lt_broker *b, lt_why *why);
+void lt_commit_stop(lt_broker *b); /* commits what is pending, then joins */
+/* Loop: queue n ops (copied; each op's reason and job pass to the committer). LT_ENOMEM
+ * (then the caller still owns them). */
+lt_err lt_commit_post(lt_broker *b, const lt_op *ops, size_t n);
+/* True when the committer has nothing pending (ops, jobs, slots). */
+bool lt_commit_is_idle(lt_broker *b);
+
+/* ---- delivery.c (loop thread) ---- */
+lt_err lt_dlv_open(lt_broker *b, lt_why *why); /* queues declared, state built */
+void lt_dlv_close(lt_broker *b); /* subscriptions dropped, timers closing */
+void lt_dlv_free(lt_broker *b);  /* after the loop closed the timers */
+/* Messages were committed to queue qid. */
+void lt_dlv_wake(lt_broker *b, uint32_t qid);
+/* Pump every woken queue. */
+void lt_dlv_flush(lt_broker *b);
+void lt_dlv_on_subscribe(lt_broker *b, lt_peer *p, const Lienthong__V1__Subscribe *m);
+void lt_dlv_on_ack(lt_broker *b, lt_peer *p, const Lienthong__V1__ConsumerAck *m);
+void lt_dlv_on_nak(lt_broker *b, lt_peer *p, const Lienthong__V1__ConsumerNak *m);
+void lt_dlv_on_credit(lt_broker *b, lt_peer *p, const Lienthong__V1__Credit *m);
+void lt_dlv_on_admin(lt_broker *b, lt_peer *p, const Lienthong__V1__AdminRequest *m);
+void lt_dlv_on_job_done(lt_broker *b, lt_job *job); /* takes job */
+void lt_dlv_drop_sub(lt_broker *b, lt_sub *s);
+/* Admin HTTP and metrics providers. */
+void lt_dlv_collect(void *ctx, lt_metrics *m);
+lt_err lt_dlv_admin_queues(void *ctx, json_object **out);
+lt_err lt_dlv_admin_dlq(void *ctx, const char *queue, bool payload, size_t limit,
+                        json_object **out, lt_why *why);
+lt_queue *lt_dlv_queue_by_name(lt_broker *b, const char *name);
+
+#endif

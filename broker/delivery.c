@@ -1,0 +1,1543 @@
+/*
+ * delivery.c - queues' consumer state.
+ *
+ * Part 1 is the pure per-queue state machine (delivery_int.h): in-flight table with ack
+ * deadlines, delayed and ready redeliveries, max_deliver. It knows no sockets, no store and
+ * no clock: tests drive it with explicit times.
+ *
+ * Part 2 drives it on the loop thread: subscriptions and their credit, reading envelopes
+ * from the store (short read transactions) and sending DELIVER frames, one timer per queue
+ * for ack deadlines and delayed redeliveries, consumer acks / naks and DLQ moves posted to
+ * the committer, replay streams, and the admin requests (queues, dlq.*) of the protocol and
+ * of the admin HTTP server.
+ *
+ * A queue is pumped when something changed (a commit routed messages to it, credit came,
+ * an ack freed room, its timer fired). New messages are read from the store in seq order
+ * past the state machine's cursor, so memory holds what is in flight or waiting, never the
+ * backlog. During shutdown nothing new is delivered (acks are still taken).
+ */
+#include "broker_int.h"
+#include "delivery_int.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <json-c/json.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---------------------------------------------------------------------------------------
+ * Part 1: the state machine of one queue.
+ */
+
+#define CHUNK_ENTS 256
+
+struct lt_dq_chunk {
+    lt_dq_chunk *next;
+    lt_dq_ent ents[CHUNK_ENTS];
+};
+
+static size_t hslot(uint64_t seq, size_t cap)
+{
+    return (size_t)((seq * 0x9E3779B97F4A7C15ull) >> 20) & (cap - 1);
+}
+
+static lt_dq_ent *hget(const lt_dq *dq, uint64_t seq)
+{
+    if (dq->tab_cap == 0)
+        return NULL;
+    for (size_t i = hslot(seq, dq->tab_cap);; i = (i + 1) & (dq->tab_cap - 1)) {
+        lt_dq_ent *e = dq->tab[i];
+        if (!e)
+            return NULL;
+        if (e->seq == seq)
+            return e;
+    }
+}
+
+static lt_err hgrow(lt_dq *dq)
+{
+    size_t ncap = dq->tab_cap ? dq->tab_cap * 2 : 64;
+    lt_dq_ent **nt = calloc(ncap, sizeof *nt);
+    if (!nt)
+        return LT_ENOMEM;
+    for (size_t i = 0; i < dq->tab_cap; i++) {
+        lt_dq_ent *e = dq->tab[i];
+        if (!e)
+            continue;
+        size_t j = hslot(e->seq, ncap);
+        while (nt[j])
+            j = (j + 1) & (ncap - 1);
+        nt[j] = e;
+    }
+    free(dq->tab);
+    dq->tab = nt;
+    dq->tab_cap = ncap;
+    return LT_OK;
+}
+
+/* Insert e (its seq not present). The table is grown beforehand by ent_new. */
+static void hput(lt_dq *dq, lt_dq_ent *e)
+{
+    size_t i = hslot(e->seq, dq->tab_cap);
+    while (dq->tab[i])
+        i = (i + 1) & (dq->tab_cap - 1);
+    dq->tab[i] = e;
+    dq->tab_n++;
+}
+
+/* Remove e; backward-shift deletion keeps every probe chain unbroken. */
+static void hdel(lt_dq *dq, const lt_dq_ent *e)
+{
+    size_t mask = dq->tab_cap - 1;
+    size_t i = hslot(e->seq, dq->tab_cap);
+    while (dq->tab[i] != e)
+        i = (i + 1) & mask;
+    size_t j = i;
+    for (;;) {
+        dq->tab[i] = NULL;
+        for (;;) {
+            j = (j + 1) & mask;
+            if (!dq->tab[j]) {
+                dq->tab_n--;
+                return;
+            }
+            size_t k = hslot(dq->tab[j]->seq, dq->tab_cap);
+            /* move tab[j] into the hole at i unless its home k lies cyclically in (i, j] */
+            if (i <= j ? (i < k && k <= j) : (i < k || k <= j))
+                continue;
+            break;
+        }
+        dq->tab[i] = dq->tab[j];
+        i = j;
+    }
+}
+
+static lt_dq_ent *ent_new(lt_dq *dq, uint64_t seq)
+{
+    if ((dq->tab_n + 1) * 2 > dq->tab_cap && hgrow(dq) != LT_OK)
+        return NULL;
+    if (!dq->free) {
+        lt_dq_chunk *c = malloc(sizeof *c);
+        if (!c)
+            return NULL;
+        c->next = dq->chunks;
+        dq->chunks = c;
+        for (size_t i = 0; i < CHUNK_ENTS; i++) {
+            c->ents[i].next = dq->free;
+            dq->free = &c->ents[i];
+        }
+    }
+    lt_dq_ent *e = dq->free;
+    dq->free = e->next;
+    memset(e, 0, sizeof *e);
+    e->seq = seq;
+    hput(dq, e);
+    return e;
+}
+
+static void ent_free(lt_dq *dq, lt_dq_ent *e)
+{
+    hdel(dq, e);
+    e->state = 0;
+    e->next = dq->free;
+    dq->free = e;
+}
+
+/* ---- binary heaps of entries; each entry knows its index (hidx) ---- */
+
+static bool delayed_less(const lt_dq_ent *a, const lt_dq_ent *b)
+{
+    return a->when < b->when || (a->when == b->when && a->seq < b->seq);
+}
+
+static bool ready_less(const lt_dq_ent *a, const lt_dq_ent *b)
+{
+    return a->seq < b->seq;
+}
+
+typedef bool (*less_fn)(const lt_dq_ent *, const lt_dq_ent *);
+
+static void heap_set(lt_dq_ent **h, size_t i, lt_dq_ent *e)
+{
+    h[i] = e;
+    e->hidx = (uint32_t)i;
+}
+
+static void heap_up(lt_dq_ent **h, size_t i, less_fn less)
+{
+    lt_dq_ent *e = h[i];
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (!less(e, h[p]))
+            break;
+        heap_set(h, i, h[p]);
+        i = p;
+    }
+    heap_set(h, i, e);
+}
+
+static void heap_down(lt_dq_ent **h, size_t n, size_t i, less_fn less)
+{
+    lt_dq_ent *e = h[i];
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= n)
+            break;
+        if (c + 1 < n && less(h[c + 1], h[c]))
+            c++;
+        if (!less(h[c], e))
+            break;
+        heap_set(h, i, h[c]);
+        i = c;
+    }
+    heap_set(h, i, e);
+}
+
+static lt_err heap_push(lt_dq_ent ***h, size_t *n, size_t *cap, lt_dq_ent *e, less_fn less)
+{
+    if (*n == *cap) {
+        size_t ncap = *cap ? *cap * 2 : 64;
+        lt_dq_ent **nh = realloc(*h, ncap * sizeof *nh);
+        if (!nh)
+            return LT_ENOMEM;
+        *h = nh;
+        *cap = ncap;
+    }
+    heap_set(*h, *n, e);
+    (*n)++;
+    heap_up(*h, *n - 1, less);
+    return LT_OK;
+}
+
+static void heap_remove(lt_dq_ent **h, size_t *n, lt_dq_ent *e, less_fn less)
+{
+    size_t i = e->hidx;
+    assert(i < *n && h[i] == e);
+    (*n)--;
+    if (i == *n)
+        return;
+    heap_set(h, i, h[*n]);
+    heap_down(h, *n, i, less);
+    heap_up(h, i, less);
+}
+
+/* ---- state transitions ---- */
+
+static void if_append(lt_dq *dq, lt_dq_ent *e)
+{
+    e->next = NULL;
+    e->prev = dq->if_tail;
+    if (dq->if_tail)
+        dq->if_tail->next = e;
+    else
+        dq->if_head = e;
+    dq->if_tail = e;
+}
+
+static void if_unlink(lt_dq *dq, lt_dq_ent *e)
+{
+    if (e->prev)
+        e->prev->next = e->next;
+    else
+        dq->if_head = e->next;
+    if (e->next)
+        e->next->prev = e->prev;
+    else
+        dq->if_tail = e->prev;
+    e->prev = e->next = NULL;
+}
+
+/* Take e out of whatever structure holds it (it stays in the hash). */
+static void detach(lt_dq *dq, lt_dq_ent *e)
+{
+    switch (e->state) {
+    case LT_DQ_INFLIGHT:
+        if_unlink(dq, e);
+        dq->n_inflight--;
+        break;
+    case LT_DQ_PICKED:
+        dq->n_inflight--;
+        break;
+    case LT_DQ_DELAYED:
+        heap_remove(dq->delayed, &dq->n_delayed, e, delayed_less);
+        break;
+    case LT_DQ_READY:
+        heap_remove(dq->ready, &dq->n_ready, e, ready_less);
+        break;
+    default:
+        assert(!"entry in no state");
+    }
+    e->state = 0;
+}
+
+static void make_inflight(lt_dq *dq, lt_dq_ent *e, int64_t now)
+{
+    e->state = LT_DQ_INFLIGHT;
+    e->when = now + (int64_t)dq->cfg.ack_wait_ms;
+    e->count++;
+    if_append(dq, e);
+    dq->n_inflight++;
+}
+
+static lt_err make_delayed(lt_dq *dq, lt_dq_ent *e, int64_t due)
+{
+    e->when = due;
+    e->state = LT_DQ_DELAYED;
+    return heap_push(&dq->delayed, &dq->n_delayed, &dq->cap_delayed, e, delayed_less);
+}
+
+static lt_err make_ready(lt_dq *dq, lt_dq_ent *e)
+{
+    e->state = LT_DQ_READY;
+    return heap_push(&dq->ready, &dq->n_ready, &dq->cap_ready, e, ready_less);
+}
+
+/* DELAYED entries due by now become READY. On allocation failure they stay DELAYED (and
+ * are retried at the next call). */
+static void promote(lt_dq *dq, int64_t now)
+{
+    while (dq->n_delayed > 0 && dq->delayed[0]->when <= now) {
+        lt_dq_ent *e = dq->delayed[0];
+        if (dq->n_ready == dq->cap_ready) {
+            size_t ncap = dq->cap_ready ? dq->cap_ready * 2 : 64;
+            lt_dq_ent **nh = realloc(dq->ready, ncap * sizeof *nh);
+            if (!nh)
+                return;
+            dq->ready = nh;
+            dq->cap_ready = ncap;
+        }
+        heap_remove(dq->delayed, &dq->n_delayed, e, delayed_less);
+        (void)make_ready(dq, e); /* room reserved above: cannot fail */
+    }
+}
+
+void lt_dq_init(lt_dq *dq, const lt_dq_cfg *cfg, uint64_t cursor)
+{
+    memset(dq, 0, sizeof *dq);
+    dq->cfg = *cfg;
+    if (dq->cfg.nbackoff > LT_DQ_BACKOFF_MAX)
+        dq->cfg.nbackoff = LT_DQ_BACKOFF_MAX;
+    dq->cursor = cursor;
+}
+
+void lt_dq_fini(lt_dq *dq)
+{
+    while (dq->chunks) {
+        lt_dq_chunk *c = dq->chunks;
+        dq->chunks = c->next;
+        free(c);
+    }
+    free(dq->tab);
+    free(dq->delayed);
+    free(dq->ready);
+    memset(dq, 0, sizeof *dq);
+}
+
+void lt_dq_set_cfg(lt_dq *dq, const lt_dq_cfg *cfg)
+{
+    dq->cfg = *cfg;
+    if (dq->cfg.nbackoff > LT_DQ_BACKOFF_MAX)
+        dq->cfg.nbackoff = LT_DQ_BACKOFF_MAX;
+}
+
+uint32_t lt_dq_backoff(const lt_dq *dq, uint32_t count)
+{
+    if (dq->cfg.nbackoff == 0 || count == 0)
+        return 0;
+    uint32_t i = count - 1;
+    if (i >= dq->cfg.nbackoff)
+        i = dq->cfg.nbackoff - 1;
+    return dq->cfg.backoff_ms[i];
+}
+
+static size_t room(const lt_dq *dq)
+{
+    if (dq->cfg.max_ack_pending == 0)
+        return SIZE_MAX;
+    if (dq->n_inflight >= dq->cfg.max_ack_pending)
+        return 0;
+    return dq->cfg.max_ack_pending - dq->n_inflight;
+}
+
+lt_dq_pick_kind lt_dq_pick(lt_dq *dq, int64_t now, uint64_t *seq, uint32_t *count,
+                           size_t *room_out)
+{
+    size_t r = room(dq);
+    if (r == 0)
+        return LT_DQ_NONE;
+    promote(dq, now);
+    if (dq->n_ready > 0) {
+        lt_dq_ent *e = dq->ready[0];
+        detach(dq, e);
+        e->state = LT_DQ_PICKED;
+        dq->n_inflight++;
+        *seq = e->seq;
+        *count = e->count;
+        return LT_DQ_REDELIVER;
+    }
+    *room_out = r;
+    return LT_DQ_NEW;
+}
+
+lt_err lt_dq_sent(lt_dq *dq, uint64_t seq, int64_t now)
+{
+    lt_dq_ent *e = hget(dq, seq);
+    if (!e || e->state != LT_DQ_PICKED)
+        return LT_ENOTFOUND;
+    dq->n_inflight--;
+    make_inflight(dq, e, now);
+    return LT_OK;
+}
+
+lt_err lt_dq_sent_new(lt_dq *dq, uint64_t seq, uint32_t prev_count, int64_t now)
+{
+    if (seq <= dq->cursor)
+        return LT_EINVAL;
+    lt_dq_ent *e = ent_new(dq, seq);
+    if (!e)
+        return LT_ENOMEM;
+    e->count = prev_count;
+    make_inflight(dq, e, now);
+    dq->cursor = seq;
+    return LT_OK;
+}
+
+lt_err lt_dq_defer_new(lt_dq *dq, uint64_t seq, uint32_t prev_count, int64_t not_before)
+{
+    if (seq <= dq->cursor)
+        return LT_EINVAL;
+    lt_dq_ent *e = ent_new(dq, seq);
+    if (!e)
+        return LT_ENOMEM;
+    e->count = prev_count;
+    if (make_delayed(dq, e, not_before) != LT_OK) {
+        e->state = 0;
+        ent_free(dq, e);
+        return LT_ENOMEM;
+    }
+    dq->cursor = seq;
+    return LT_OK;
+}
+
+lt_err lt_dq_add_ready(lt_dq *dq, uint64_t seq, uint32_t prev_count)
+{
+    if (seq > dq->cursor)
+        return LT_OK;
+    if (hget(dq, seq))
+        return LT_EEXIST;
+    lt_dq_ent *e = ent_new(dq, seq);
+    if (!e)
+        return LT_ENOMEM;
+    e->count = prev_count;
+    if (make_ready(dq, e) != LT_OK) {
+        e->state = 0;
+        ent_free(dq, e);
+        return LT_ENOMEM;
+    }
+    return LT_OK;
+}
+
+bool lt_dq_forget(lt_dq *dq, uint64_t seq)
+{
+    lt_dq_ent *e = hget(dq, seq);
+    if (!e)
+        return false;
+    detach(dq, e);
+    ent_free(dq, e);
+    return true;
+}
+
+bool lt_dq_ack(lt_dq *dq, uint64_t seq)
+{
+    return lt_dq_forget(dq, seq);
+}
+
+/* After a failed delivery (nak or expiry) of e, which has been detached: either dead or
+ * delayed until due. */
+static lt_dq_verdict retry_or_die(lt_dq *dq, lt_dq_ent *e, uint32_t delay_ms, int64_t now,
+                                  int64_t *due)
+{
+    if (dq->cfg.max_deliver > 0 && e->count >= dq->cfg.max_deliver) {
+        ent_free(dq, e);
+        return LT_DQ_DEAD;
+    }
+    int64_t d = now + (int64_t)delay_ms;
+    if (make_delayed(dq, e, d) != LT_OK) {
+        /* No memory for the heap: let the entry fall back to "in the store past nothing
+         * we know". It stays pending in the store and is found again after a restart;
+         * meanwhile keep it in flight with a fresh deadline so it is retried. */
+        e->count--; /* make_inflight counts a delivery; this is not one */
+        make_inflight(dq, e, d);
+    }
+    *due = d;
+    return LT_DQ_RETRY;
+}
+
+lt_dq_verdict lt_dq_nak(lt_dq *dq, uint64_t seq, uint32_t delay_ms, int64_t now,
+                        uint32_t *count, int64_t *due)
+{
+    lt_dq_ent *e = hget(dq, seq);
+    if (!e || e->state != LT_DQ_INFLIGHT)
+        return LT_DQ_IGNORED;
+    detach(dq, e);
+    *count = e->count;
+    if (delay_ms == 0)
+        delay_ms = lt_dq_backoff(dq, e->count);
+    return retry_or_die(dq, e, delay_ms, now, due);
+}
+
+size_t lt_dq_expire(lt_dq *dq, int64_t now, lt_dq_expired_fn fn, void *arg)
+{
+    size_t n = 0;
+    while (dq->if_head && dq->if_head->when <= now) {
+        lt_dq_ent *e = dq->if_head;
+        detach(dq, e);
+        uint64_t seq = e->seq;
+        uint32_t count = e->count;
+        int64_t due = 0;
+        lt_dq_verdict v = retry_or_die(dq, e, lt_dq_backoff(dq, count), now, &due);
+        n++;
+        if (fn)
+            fn(arg, v, seq, count, due);
+    }
+    return n;
+}
+
+int64_t lt_dq_next_deadline(const lt_dq *dq)
+{
+    int64_t t = INT64_MAX;
+    if (dq->if_head)
+        t = dq->if_head->when;
+    if (dq->n_delayed > 0 && dq->delayed[0]->when < t)
+        t = dq->delayed[0]->when;
+    return t;
+}
+
+int lt_dq_state_of(const lt_dq *dq, uint64_t seq, uint32_t *count)
+{
+    const lt_dq_ent *e = hget(dq, seq);
+    if (!e)
+        return 0;
+    if (count)
+        *count = e->count;
+    return e->state;
+}
+
+size_t lt_dq_inflight(const lt_dq *dq)
+{
+    return dq->n_inflight;
+}
+
+size_t lt_dq_waiting(const lt_dq *dq)
+{
+    return dq->n_delayed + dq->n_ready;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Part 2: the loop side.
+ */
+
+#define READ_CHUNK 256       /* store entries read per pass */
+#define PUMP_GUARD 100000    /* deliveries per pump call at most (fairness between queues) */
+#define ADMIN_LIMIT_DEFAULT 100
+#define ADMIN_LIMIT_MAX 1000
+#define ADMIN_ALL_MAX 100000 /* dead letters one requeue/drop "all" takes */
+#define OPBUF 64
+
+/* Ops gathered by one handler and posted to the committer in one go. */
+typedef struct opbuf {
+    lt_broker *b;
+    lt_op v[OPBUF];
+    size_t n;
+} opbuf;
+
+static void ops_flush(opbuf *o)
+{
+    if (o->n == 0)
+        return;
+    if (lt_commit_post(o->b, o->v, o->n) != LT_OK) {
+        lt_broker_log(LT_LOG_ERROR, "out of memory queueing %zu store operations", o->n);
+        for (size_t i = 0; i < o->n; i++)
+            free(o->v[i].reason);
+    }
+    o->n = 0;
+}
+
+static void ops_add(opbuf *o, const lt_op *op)
+{
+    if (o->n == OPBUF)
+        ops_flush(o);
+    o->v[o->n++] = *op;
+}
+
+static lt_dq_cfg dq_cfg_of(const lt_bcfg_queue *qc)
+{
+    lt_dq_cfg c;
+    memset(&c, 0, sizeof c);
+    c.ack_wait_ms = qc->ack_wait_s * 1000u;
+    c.max_deliver = qc->max_deliver;
+    c.max_ack_pending = qc->max_ack_pending;
+    c.nbackoff = (uint32_t)(qc->nbackoff < LT_DQ_BACKOFF_MAX ? qc->nbackoff : LT_DQ_BACKOFF_MAX);
+    for (uint32_t i = 0; i < c.nbackoff; i++)
+        c.backoff_ms[i] = qc->backoff_s[i] * 1000u;
+    return c;
+}
+
+lt_queue *lt_dlv_queue_by_name(lt_broker *b, const char *name)
+{
+    if (!name)
+        return NULL;
+    for (size_t i = 0; i < b->nqueues; i++)
+        if (strcmp(b->queues[i].cfg->name, name) == 0)
+            return &b->queues[i];
+    return NULL;
+}
+
+static lt_queue *queue_by_qid(lt_broker *b, uint32_t qid)
+{
+    return qid < b->qid_cap ? b->by_qid[qid] : NULL;
+}
+
+static void mark_dirty(lt_broker *b, lt_queue *q)
+{
+    if (q->dirty)
+        return;
+    q->dirty = true;
+    q->dnext = b->dirty;
+    b->dirty = q;
+}
+
+void lt_dlv_wake(lt_broker *b, uint32_t qid)
+{
+    lt_queue *q = queue_by_qid(b, qid);
+    if (!q)
+        return;
+    q->more = true;
+    mark_dirty(b, q);
+}
+
+/* ---- timers ---- */
+
+static void on_timer(uv_timer_t *t);
+
+static void rearm(lt_broker *b, lt_queue *q)
+{
+    int64_t t = lt_dq_next_deadline(&q->dq);
+    if (t == INT64_MAX) {
+        if (q->timer_at != INT64_MAX)
+            uv_timer_stop(&q->timer);
+        q->timer_at = INT64_MAX;
+        return;
+    }
+    if (t == q->timer_at)
+        return;
+    int64_t delay = t - lt_broker_now_ms();
+    if (delay < 0)
+        delay = 0;
+    q->timer_at = t;
+    uv_timer_start(&q->timer, on_timer, (uint64_t)delay, 0);
+    (void)b;
+}
+
+/* ---- sending ---- */
+
+static int send_deliver(lt_broker *b, lt_sub *s, uint64_t seq, uint32_t count,
+                        const uint8_t *env, size_t len, bool replay)
+{
+    Lienthong__V1__Deliver d = LIENTHONG__V1__DELIVER__INIT;
+    d.queue = s->q->cfg->name;
+    d.seq = seq;
+    d.delivery_count = count;
+    d.envelope.data = (uint8_t *)env;
+    d.envelope.len = len;
+    d.replay = replay;
+    Lienthong__V1__Frame f = LIENTHONG__V1__FRAME__INIT;
+    f.kind_case = LIENTHONG__V1__FRAME__KIND_DELIVER;
+    f.deliver = &d;
+    return lt_fe_send(b, s->peer->id, s->peer->id_len, &f);
+}
+
+/* Next consumer (not replay) with credit, round robin. */
+static lt_sub *next_sub(lt_queue *q)
+{
+    if (!q->subs)
+        return NULL;
+    lt_sub *start = q->rr ? q->rr : q->subs;
+    lt_sub *s = start;
+    do {
+        lt_sub *nx = s->qnext ? s->qnext : q->subs;
+        if (!s->replay && s->credit > 0) {
+            q->rr = nx;
+            return s;
+        }
+        s = nx;
+    } while (s != start);
+    return NULL;
+}
+
+static uint64_t total_credit(const lt_queue *q)
+{
+    uint64_t c = 0;
+    for (const lt_sub *s = q->subs; s; s = s->qnext)
+        if (!s->replay)
+            c += s->credit;
+    return c;
+}
+
+/* A send failed for s's peer: forget the peer if its connection is gone. Called outside
+ * store visits (dropping unlinks subscriptions). */
+static void after_send_error(lt_broker *b, lt_peer *p, int err)
+{
+    if (err == EHOSTUNREACH)
+        lt_fe_peer_drop(b, p, "connection gone");
+    else
+        lt_broker_log(LT_LOG_WARN, "delivery to %s stalled: %s", p->agency,
+                      err == EAGAIN ? "its queue in ZeroMQ is full" : strerror(err));
+}
+
+typedef struct visit_ctx {
+    lt_broker *b;
+    lt_queue *q;
+    lt_sub *sub; /* fixed target (redelivery, replay) or NULL: round robin */
+    int64_t now;
+    size_t visited, sent;
+    bool stopped;
+    int err;
+    lt_peer *err_peer;
+    uint32_t count; /* redelivery: deliveries so far */
+    bool found;
+} visit_ctx;
+
+static int visit_redeliver(void *arg, const lt_store_entry *e)
+{
+    visit_ctx *v = arg;
+    if (e->state != LT_STORE_PENDING)
+        return 1;
+    v->found = true;
+    int err = send_deliver(v->b, v->sub, e->seq, v->count + 1, e->env, e->env_len, false);
+    if (err) {
+        v->err = err;
+        v->err_peer = v->sub->peer;
+    }
+    return 1;
+}
+
+static int visit_new(void *arg, const lt_store_entry *e)
+{
+    visit_ctx *v = arg;
+    lt_queue *q = v->q;
+    v->visited++;
+    if (e->not_before_ms > v->now) {
+        if (lt_dq_defer_new(&q->dq, e->seq, e->delivery_count, e->not_before_ms) != LT_OK) {
+            v->stopped = true;
+            return 1;
+        }
+        return 0;
+    }
+    lt_sub *s = next_sub(q);
+    if (!s) {
+        v->stopped = true;
+        return 1;
+    }
+    int err = send_deliver(v->b, s, e->seq, e->delivery_count + 1, e->env, e->env_len, false);
+    if (err) {
+        v->err = err;
+        v->err_peer = s->peer;
+        v->stopped = true;
+        return 1;
+    }
+    if (lt_dq_sent_new(&q->dq, e->seq, e->delivery_count, v->now) != LT_OK) {
+        /* no memory to track it: it stays pending in the store past the cursor... but it
+         * was sent; it will be delivered again, which at-least-once allows */
+        v->stopped = true;
+        return 1;
+    }
+    s->credit--;
+    v->sent++;
+    lt_metrics_on_deliver(v->b->metrics, q->mslot, e->delivery_count > 0);
+    return 0;
+}
+
+static int visit_replay(void *arg, const lt_store_entry *e)
+{
+    visit_ctx *v = arg;
+    lt_sub *s = v->sub;
+    v->visited++;
+    uint32_t count = e->delivery_count > 0 ? e->delivery_count : 1;
+    int err = send_deliver(v->b, s, e->seq, count, e->env, e->env_len, true);
+    if (err) {
+        v->err = err;
+        v->err_peer = s->peer;
+        v->stopped = true;
+        return 1;
+    }
+    s->replay_next = e->seq + 1;
+    s->credit--;
+    v->sent++;
+    return s->credit == 0 ? 1 : 0;
+}
+
+/* Stream retained history to a replay subscription while it has credit. */
+static void pump_replay(lt_broker *b, lt_sub *s)
+{
+    for (unsigned guard = 0; guard < PUMP_GUARD / READ_CHUNK && s->credit > 0; guard++) {
+        size_t max = s->credit < READ_CHUNK ? s->credit : READ_CHUNK;
+        visit_ctx v = {.b = b, .q = s->q, .sub = s};
+        lt_why why = {{0}};
+        lt_err e = lt_store_replay(b->store, s->q->qid, s->replay_next, max, visit_replay, &v,
+                                   NULL, &why);
+        if (e != LT_OK) {
+            lt_broker_log(LT_LOG_ERROR, "replay of %s failed: %s", s->q->cfg->name, why.msg);
+            return;
+        }
+        if (v.err) {
+            after_send_error(b, v.err_peer, v.err); /* may free s */
+            return;
+        }
+        if (v.visited < max) {
+            s->replay_live = true;
+            return;
+        }
+    }
+}
+
+/* Send what q can send now. */
+static void pump(lt_broker *b, lt_queue *q)
+{
+    if (b->phase != LT_PHASE_RUNNING)
+        return;
+    int64_t now = lt_broker_now_ms();
+    for (unsigned guard = 0; guard < PUMP_GUARD; guard++) {
+        lt_sub *s = next_sub(q);
+        if (!s)
+            break;
+        uint64_t seq = 0;
+        uint32_t count = 0;
+        size_t room = 0;
+        lt_dq_pick_kind k = lt_dq_pick(&q->dq, now, &seq, &count, &room);
+        if (k == LT_DQ_NONE)
+            break;
+        if (k == LT_DQ_REDELIVER) {
+            visit_ctx v = {.b = b, .q = q, .sub = s, .now = now, .count = count};
+            lt_why why = {{0}};
+            lt_err e = lt_store_get(b->store, q->qid, seq, visit_redeliver, &v, &why);
+            if (e != LT_OK || !v.found) {
+                lt_dq_forget(&q->dq, seq); /* acked or dropped meanwhile */
+                continue;
+            }
+            if (v.err) {
+                lt_dq_forget(&q->dq, seq);
+                lt_dq_add_ready(&q->dq, seq, count);
+                after_send_error(b, v.err_peer, v.err);
+                if (v.err != EHOSTUNREACH)
+                    break;
+                continue;
+            }
+            lt_dq_sent(&q->dq, seq, now);
+            s->credit--;
+            q->redeliveries++;
+            lt_metrics_on_deliver(b->metrics, q->mslot, true);
+            continue;
+        }
+        /* LT_DQ_NEW */
+        if (!q->more)
+            break;
+        uint64_t credit = total_credit(q);
+        size_t max = room;
+        if (max > credit)
+            max = (size_t)credit;
+        if (max > READ_CHUNK)
+            max = READ_CHUNK;
+        visit_ctx v = {.b = b, .q = q, .now = now};
+        lt_why why = {{0}};
+        lt_err e = lt_store_pending(b->store, q->qid, q->dq.cursor, max, visit_new, &v, NULL,
+                                    &why);
+        if (e != LT_OK) {
+            lt_broker_log(LT_LOG_ERROR, "reading queue %s failed: %s", q->cfg->name, why.msg);
+            break;
+        }
+        if (v.err)
+            after_send_error(b, v.err_peer, v.err);
+        if (!v.stopped && v.visited < max)
+            q->more = false; /* caught up with the store */
+        if (v.visited == 0 || (v.err && v.err != EHOSTUNREACH))
+            break;
+    }
+    for (lt_sub *s = q->subs, *nx; s; s = nx) {
+        nx = s->qnext;
+        if (s->replay && s->credit > 0)
+            pump_replay(b, s); /* may drop s; nx belongs to another peer (one sub per
+                                * peer and queue), so it stays valid */
+    }
+    rearm(b, q);
+}
+
+void lt_dlv_flush(lt_broker *b)
+{
+    while (b->dirty) {
+        lt_queue *q = b->dirty;
+        b->dirty = q->dnext;
+        q->dirty = false;
+        q->dnext = NULL;
+        pump(b, q);
+    }
+}
+
+/* ---- expiry ---- */
+
+typedef struct expire_ctx {
+    lt_broker *b;
+    lt_queue *q;
+    opbuf ops;
+} expire_ctx;
+
+static char *dead_reason(uint32_t max_deliver, const char *last, const char *detail)
+{
+    char buf[LT_STORE_REASON_MAX + 1];
+    if (detail && detail[0])
+        snprintf(buf, sizeof buf, "max_deliver %u reached; last: %s: %s", max_deliver, last,
+                 detail);
+    else
+        snprintf(buf, sizeof buf, "max_deliver %u reached; last: %s", max_deliver, last);
+    return strdup(buf);
+}
+
+static void on_expired(void *arg, lt_dq_verdict v, uint64_t seq, uint32_t count, int64_t due)
+{
+    expire_ctx *x = arg;
+    lt_queue *q = x->q;
+    lt_op op = {.qid = q->qid, .seq = seq, .count = count};
+    if (v == LT_DQ_DEAD) {
+        op.kind = LT_OP_DEAD;
+        op.reason = dead_reason(q->cfg->max_deliver, "ack_wait expired", NULL);
+        q->dlq_moves++;
+        lt_metrics_on_dlq_move(x->b->metrics, q->mslot);
+        lt_broker_log(LT_LOG_INFO, "queue %s: seq %" PRIu64 " dead-lettered after %u deliveries "
+                      "(ack_wait expired)", q->cfg->name, seq, count);
+    } else {
+        op.kind = LT_OP_NAK;
+        op.when = due;
+    }
+    ops_add(&x->ops, &op);
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    lt_queue *q = t->data;
+    lt_broker *b = q->timer.loop->data;
+    q->timer_at = INT64_MAX;
+    expire_ctx x = {.b = b, .q = q, .ops = {.b = b}};
+    lt_dq_expire(&q->dq, lt_broker_now_ms(), on_expired, &x);
+    ops_flush(&x.ops);
+    pump(b, q);
+    rearm(b, q);
+}
+
+/* ---- consumer frames ---- */
+
+static lt_sub *sub_of(lt_peer *p, lt_queue *q)
+{
+    for (lt_sub *s = p->subs; s; s = s->pnext)
+        if (s->q == q)
+            return s;
+    return NULL;
+}
+
+static void nack0(lt_broker *b, lt_peer *p, lt_err code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void nack0(lt_broker *b, lt_peer *p, lt_err code, const char *fmt, ...)
+{
+    char reason[LT_WHY_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(reason, sizeof reason, fmt, ap);
+    va_end(ap);
+    lt_fe_send_nack(b, p->id, p->id_len, 0, code, reason);
+}
+
+/* The queue named name if p's agency may consume from it; else NACK and NULL. */
+static lt_queue *consumable(lt_broker *b, lt_peer *p, const char *name, const char *what)
+{
+    lt_queue *q = lt_dlv_queue_by_name(b, name);
+    if (!q) {
+        nack0(b, p, LT_ENOQUEUE, "%s: no queue named '%s'", what, name ? name : "");
+        return NULL;
+    }
+    lt_why why = {{0}};
+    const lt_acl *acl = lt_broker_acl_hold(b);
+    lt_err e = lt_acl_check_consume(acl, p->agency, q->cfg->name, &why);
+    lt_broker_acl_rele(b);
+    if (e != LT_OK) {
+        nack0(b, p, e, "%s: %s", what, why.msg);
+        return NULL;
+    }
+    return q;
+}
+
+void lt_dlv_on_subscribe(lt_broker *b, lt_peer *p, const Lienthong__V1__Subscribe *m)
+{
+    lt_queue *q = consumable(b, p, m->queue, "SUBSCRIBE");
+    if (!q)
+        return;
+    bool replay = m->replay_from_seq != 0 || m->replay_from_unix_ms != 0;
+    uint64_t from = m->replay_from_seq;
+    if (replay && from == 0) {
+        lt_why why = {{0}};
+        if (lt_store_seq_at(b->store, q->qid, m->replay_from_unix_ms, &from, &why) != LT_OK) {
+            nack0(b, p, LT_ESTORE, "SUBSCRIBE: %s", why.msg);
+            return;
+        }
+    }
+    lt_sub *s = sub_of(p, q);
+    if (!s) {
+        s = calloc(1, sizeof *s);
+        if (!s) {
+            nack0(b, p, LT_ESTORE, "SUBSCRIBE: broker out of memory");
+            return;
+        }
+        s->peer = p;
+        s->q = q;
+        s->qnext = q->subs;
+        if (q->subs)
+            q->subs->qprev = s;
+        q->subs = s;
+        q->nsubs++;
+        s->pnext = p->subs;
+        p->subs = s;
+    }
+    s->credit = m->credit;
+    s->replay = replay;
+    s->replay_live = false;
+    s->replay_next = from;
+    char hex[20] = "";
+    for (size_t i = 0; i < p->id_len && i < 8; i++)
+        snprintf(hex + 2 * i, 3, "%02x", p->id[i]);
+    if (replay)
+        lt_broker_log(LT_LOG_INFO, "%s (peer %s) replays %s from seq %" PRIu64 ", credit %u",
+                      p->agency, hex, q->cfg->name, from, m->credit);
+    else
+        lt_broker_log(LT_LOG_INFO, "%s (peer %s) subscribed to %s, credit %u", p->agency, hex,
+                      q->cfg->name, m->credit);
+    pump(b, q);
+}
+
+void lt_dlv_on_credit(lt_broker *b, lt_peer *p, const Lienthong__V1__Credit *m)
+{
+    lt_queue *q = lt_dlv_queue_by_name(b, m->queue);
+    lt_sub *s = q ? sub_of(p, q) : NULL;
+    if (!s) {
+        nack0(b, p, LT_ENOQUEUE, "CREDIT: not subscribed to '%s'", m->queue ? m->queue : "");
+        return;
+    }
+    uint64_t c = (uint64_t)s->credit + m->credit;
+    s->credit = c > UINT32_MAX ? UINT32_MAX : (uint32_t)c;
+    pump(b, q);
+}
+
+void lt_dlv_on_ack(lt_broker *b, lt_peer *p, const Lienthong__V1__ConsumerAck *m)
+{
+    lt_queue *q = consumable(b, p, m->queue, "CONSUMER_ACK");
+    if (!q)
+        return;
+    opbuf o = {.b = b};
+    int64_t now = lt_broker_now_ms();
+    for (size_t i = 0; i < m->n_seqs; i++) {
+        if (!lt_dq_ack(&q->dq, m->seqs[i]))
+            continue; /* not delivered (any more): stale or bogus */
+        lt_op op = {.kind = LT_OP_ACK, .qid = q->qid, .seq = m->seqs[i], .when = now};
+        ops_add(&o, &op);
+        lt_metrics_on_consumer_ack(b->metrics, q->mslot);
+    }
+    ops_flush(&o);
+    pump(b, q);
+}
+
+void lt_dlv_on_nak(lt_broker *b, lt_peer *p, const Lienthong__V1__ConsumerNak *m)
+{
+    lt_queue *q = consumable(b, p, m->queue, "CONSUMER_NAK");
+    if (!q)
+        return;
+    uint32_t count = 0;
+    int64_t due = 0;
+    int64_t now = lt_broker_now_ms();
+    lt_dq_verdict v = lt_dq_nak(&q->dq, m->seq, m->delay_ms, now, &count, &due);
+    if (v == LT_DQ_IGNORED)
+        return;
+    lt_metrics_on_consumer_nak(b->metrics, q->mslot);
+    lt_op op = {.qid = q->qid, .seq = m->seq, .count = count};
+    if (v == LT_DQ_DEAD) {
+        op.kind = LT_OP_DEAD;
+        op.reason = dead_reason(q->cfg->max_deliver, "nak", m->reason);
+        q->dlq_moves++;
+        lt_metrics_on_dlq_move(b->metrics, q->mslot);
+        lt_broker_log(LT_LOG_INFO, "queue %s: seq %" PRIu64 " dead-lettered after %u deliveries "
+                      "(nak: %s)", q->cfg->name, m->seq, count, m->reason ? m->reason : "");
+    } else {
+        op.kind = LT_OP_NAK;
+        op.when = due;
+    }
+    if (lt_commit_post(b, &op, 1) != LT_OK)
+        free(op.reason);
+    pump(b, q);
+}
+
+void lt_dlv_drop_sub(lt_broker *b, lt_sub *s)
+{
+    (void)b;
+    lt_queue *q = s->q;
+    if (s->qprev)
+        s->qprev->qnext = s->qnext;
+    else
+        q->subs = s->qnext;
+    if (s->qnext)
+        s->qnext->qprev = s->qprev;
+    if (q->rr == s)
+        q->rr = s->qnext;
+    q->nsubs--;
+    lt_sub **pp = &s->peer->subs;
+    while (*pp && *pp != s)
+        pp = &(*pp)->pnext;
+    if (*pp)
+        *pp = s->pnext;
+    s->q = NULL;
+    free(s);
+}
+
+/* ---- admin ---- */
+
+static void hexid(const uint8_t *id, char out[33])
+{
+    for (int i = 0; i < 16; i++)
+        snprintf(out + 2 * i, 3, "%02x", id[i]);
+}
+
+static json_object *b64(const uint8_t *p, size_t n)
+{
+    size_t cap = 4 * ((n + 2) / 3) + 1;
+    char *s = malloc(cap);
+    if (!s)
+        return NULL;
+    EVP_EncodeBlock((unsigned char *)s, p, (int)n);
+    json_object *o = json_object_new_string(s);
+    free(s);
+    return o;
+}
+
+/* One dead letter (or any entry) as JSON. Both the admin HTTP API's names (msg_id,
+ * deliveries, payload_b64) and the CLI's (message_id, delivery_count, envelope) are
+ * written, so `lienthong dlq` and the dashboard read the same answer. payload: add the
+ * envelope, base64. */
+static json_object *entry_json(const lt_store_entry *e, bool payload)
+{
+    json_object *o = json_object_new_object();
+    if (!o)
+        return NULL;
+    char id[33];
+    hexid(e->id, id);
+    json_object_object_add(o, "seq", json_object_new_int64((int64_t)e->seq));
+    json_object_object_add(o, "msg_id", json_object_new_string(id));
+    json_object_object_add(o, "message_id", json_object_new_string(id));
+    lt_env *env = NULL;
+    if (lt_env_decode(e->env, e->env_len, NULL, &env, NULL) == LT_OK) {
+        json_object_object_add(o, "topic", json_object_new_string(lt_env_topic(env)));
+        json_object_object_add(o, "source", json_object_new_string(lt_env_source(env)));
+        json_object_object_add(o, "record_type",
+                               json_object_new_string(lt_env_record_type(env)));
+        lt_env_destroy(&env);
+    }
+    if (e->state == LT_STORE_DEAD)
+        json_object_object_add(o, "code", json_object_new_string("MAX_DELIVER"));
+    json_object_object_add(o, "reason", json_object_new_string(e->reason ? e->reason : ""));
+    json_object_object_add(o, "deliveries", json_object_new_int64(e->delivery_count));
+    json_object_object_add(o, "delivery_count", json_object_new_int64(e->delivery_count));
+    json_object_object_add(o, "time_ms",
+                           json_object_new_int64(e->state == LT_STORE_DEAD ? e->moved_ms
+                                                                           : e->stored_ms));
+    json_object_object_add(o, "stored_ms", json_object_new_int64(e->stored_ms));
+    json_object_object_add(o, "size", json_object_new_int64((int64_t)e->env_len));
+    if (payload) {
+        json_object_object_add(o, "payload_b64", b64(e->env, e->env_len));
+        json_object_object_add(o, "envelope", b64(e->env, e->env_len));
+    }
+    return o;
+}
+
+typedef struct list_ctx {
+    json_object *arr;
+    bool payload;
+    uint64_t *seqs; /* collecting seqs instead */
+    size_t n, cap;
+} list_ctx;
+
+static int visit_list(void *arg, const lt_store_entry *e)
+{
+    list_ctx *l = arg;
+    if (l->seqs) {
+        if (l->n < l->cap)
+            l->seqs[l->n++] = e->seq;
+        return l->n < l->cap ? 0 : 1;
+    }
+    json_object *o = entry_json(e, l->payload);
+    if (o)
+        json_object_array_add(l->arr, o);
+    return 0;
+}
+
+static int visit_one(void *arg, const lt_store_entry *e)
+{
+    list_ctx *l = arg;
+    if (e->state == LT_STORE_DEAD) {
+        json_object *o = entry_json(e, l->payload);
+        if (o)
+            json_object_array_add(l->arr, o);
+    }
+    return 1;
+}
+
+static void admin_reply(lt_broker *b, const uint8_t *peer, size_t peer_len, uint64_t tag,
+                        lt_err code, const char *reason, json_object *json)
+{
+    Lienthong__V1__AdminReply r = LIENTHONG__V1__ADMIN_REPLY__INIT;
+    r.tag = tag;
+    r.code = code == LT_OK ? LIENTHONG__V1__NACK_CODE__NACK_UNSPECIFIED
+                           : lt_broker_nack_code(code);
+    r.reason = (char *)(reason ? reason : "");
+    r.json = (char *)(json ? json_object_to_json_string_ext(json, JSON_C_TO_STRING_PLAIN) : "");
+    Lienthong__V1__Frame f = LIENTHONG__V1__FRAME__INIT;
+    f.kind_case = LIENTHONG__V1__FRAME__KIND_ADMIN_REPLY;
+    f.admin_reply = &r;
+    lt_fe_send(b, peer, peer_len, &f);
+}
+
+static json_object *queue_json(lt_broker *b, lt_queue *q)
+{
+    lt_store_queue_stats st;
+    memset(&st, 0, sizeof st);
+    lt_why why = {{0}};
+    lt_store_queue_stats_get(b->store, q->qid, &st, &why);
+    json_object *o = json_object_new_object();
+    if (!o)
+        return NULL;
+    int64_t now = lt_broker_now_ms();
+    json_object_object_add(o, "name", json_object_new_string(q->cfg->name));
+    json_object_object_add(o, "owner", json_object_new_string(q->cfg->owner));
+    json_object_object_add(o, "depth", json_object_new_int64((int64_t)st.depth));
+    json_object_object_add(o, "bytes", json_object_new_int64((int64_t)st.bytes));
+    json_object_object_add(o, "unacked", json_object_new_int64((int64_t)lt_dq_inflight(&q->dq)));
+    json_object_object_add(o, "waiting", json_object_new_int64((int64_t)lt_dq_waiting(&q->dq)));
+    json_object_object_add(o, "oldest_ms", json_object_new_int64(st.oldest_ms));
+    json_object_object_add(o, "oldest_age_ms",
+                           json_object_new_int64(st.oldest_ms ? now - st.oldest_ms : 0));
+    json_object_object_add(o, "dlq_depth", json_object_new_int64((int64_t)st.dlq_depth));
+    json_object_object_add(o, "first_seq", json_object_new_int64((int64_t)st.first_seq));
+    json_object_object_add(o, "last_seq", json_object_new_int64((int64_t)st.last_seq));
+    json_object_object_add(o, "consumers", json_object_new_int64((int64_t)q->nsubs));
+    json_object_object_add(o, "redeliveries", json_object_new_int64((int64_t)q->redeliveries));
+    json_object_object_add(o, "dlq_moves", json_object_new_int64((int64_t)q->dlq_moves));
+    return o;
+}
+
+void lt_dlv_on_admin(lt_broker *b, lt_peer *p, const Lienthong__V1__AdminRequest *m)
+{
+    const char *op = m->op ? m->op : "";
+    const char *qname = m->queue && m->queue[0] ? m->queue : NULL;
+    lt_why why = {{0}};
+    json_object *out = NULL;
+    lt_err e = LT_OK;
+    const lt_acl *acl = lt_broker_acl_hold(b);
+    bool admin = lt_acl_is_admin(acl, p->agency);
+    lt_queue *q = NULL;
+    if (strcmp(op, "queues") != 0 || qname) {
+        q = lt_dlv_queue_by_name(b, qname);
+        if (!q) {
+            e = qname ? lt_fail(&why, LT_ENOQUEUE, "no queue named '%s'", qname)
+                      : lt_fail(&why, LT_EINVAL, "%s needs a queue", op);
+        } else {
+            e = lt_acl_check_admin(acl, p->agency, q->cfg->name, &why);
+        }
+    }
+    lt_broker_acl_rele(b);
+    if (e != LT_OK)
+        goto reply;
+    size_t limit = m->limit ? m->limit : ADMIN_LIMIT_DEFAULT;
+    if (limit > ADMIN_LIMIT_MAX)
+        limit = ADMIN_LIMIT_MAX;
+
+    if (strcmp(op, "queues") == 0) {
+        out = json_object_new_array();
+        for (size_t i = 0; i < b->nqueues; i++) {
+            lt_queue *x = &b->queues[i];
+            if (q && x != q)
+                continue;
+            if (!admin && strcmp(x->cfg->owner, p->agency) != 0)
+                continue;
+            json_object *o = queue_json(b, x);
+            if (o)
+                json_object_array_add(out, o);
+        }
+    } else if (strcmp(op, "dlq.ls") == 0 || strcmp(op, "dlq.show") == 0) {
+        bool show = op[4] == 's' && op[5] == 'h';
+        list_ctx l = {.arr = json_object_new_array(), .payload = show};
+        out = l.arr;
+        if (m->n_seqs > 0) {
+            for (size_t i = 0; i < m->n_seqs && i < ADMIN_LIMIT_MAX; i++)
+                lt_store_get(b->store, q->qid, m->seqs[i], visit_one, &l, &why);
+        } else {
+            e = lt_store_dlq_list(b->store, q->qid, 0, limit, visit_list, &l, NULL, &why);
+        }
+    } else if (strcmp(op, "dlq.requeue") == 0 || strcmp(op, "dlq.drop") == 0) {
+        lt_job *j = calloc(1, sizeof *j);
+        size_t n = m->n_seqs ? m->n_seqs : ADMIN_ALL_MAX;
+        if (j) {
+            j->seqs = calloc(n, sizeof *j->seqs);
+            j->ok = calloc(n, sizeof *j->ok);
+        }
+        if (!j || !j->seqs || !j->ok) {
+            if (j) {
+                free(j->seqs);
+                free(j->ok);
+            }
+            free(j);
+            e = lt_fail(&why, LT_ESTORE, "broker out of memory");
+            goto reply;
+        }
+        if (m->n_seqs) {
+            memcpy(j->seqs, m->seqs, n * sizeof *j->seqs);
+            j->n = n;
+        } else {
+            list_ctx l = {.seqs = j->seqs, .cap = n};
+            e = lt_store_dlq_list(b->store, q->qid, 0, n, visit_list, &l, NULL, &why);
+            j->n = l.n;
+        }
+        j->kind = op[4] == 'r' ? LT_OP_DLQ_REQUEUE : LT_OP_DLQ_DROP;
+        j->qid = q->qid;
+        j->tag = m->tag;
+        j->peer_len = p->id_len;
+        memcpy(j->peer, p->id, p->id_len);
+        lt_op o = {.kind = j->kind, .qid = q->qid, .job = j};
+        if (e == LT_OK && lt_commit_post(b, &o, 1) == LT_OK) {
+            lt_broker_log(LT_LOG_INFO, "%s: %s on %s, %zu messages", p->agency, op,
+                          q->cfg->name, j->n);
+            return; /* answered when committed: lt_dlv_on_job_done */
+        }
+        if (e == LT_OK)
+            e = lt_fail(&why, LT_ESTORE, "broker out of memory");
+        free(j->seqs);
+        free(j->ok);
+        free(j);
+    } else {
+        e = lt_fail(&why, LT_EINVAL,
+                    "unknown admin op '%s' (queues, dlq.ls, dlq.show, dlq.requeue, dlq.drop)",
+                    op);
+    }
+reply:
+    admin_reply(b, p->id, p->id_len, m->tag, e, e == LT_OK ? "" : why.msg,
+                e == LT_OK ? out : NULL);
+    if (out)
+        json_object_put(out);
+}
+
+void lt_dlv_on_job_done(lt_broker *b, lt_job *j)
+{
+    lt_queue *q = queue_by_qid(b, j->qid);
+    json_object *out = json_object_new_object();
+    json_object *missing = json_object_new_array();
+    size_t done = 0;
+    for (size_t i = 0; i < j->n; i++) {
+        if (j->ok[i]) {
+            done++;
+            if (j->kind == LT_OP_DLQ_REQUEUE && q)
+                lt_dq_add_ready(&q->dq, j->seqs[i], 0);
+        } else if (missing) {
+            json_object_array_add(missing, json_object_new_int64((int64_t)j->seqs[i]));
+        }
+    }
+    if (out) {
+        json_object_object_add(out, "queue", json_object_new_string(q ? q->cfg->name : ""));
+        json_object_object_add(out, j->kind == LT_OP_DLQ_REQUEUE ? "requeued" : "dropped",
+                               json_object_new_int64((int64_t)done));
+        json_object_object_add(out, "not_found", missing);
+    } else {
+        json_object_put(missing);
+    }
+    if (q && j->kind == LT_OP_DLQ_REQUEUE && done > 0) {
+        q->more = true;
+        mark_dirty(b, q);
+    }
+    admin_reply(b, j->peer, j->peer_len, j->tag, j->err, j->err ? j->why.msg : "",
+                j->err ? NULL : out);
+    if (out)
+        json_object_put(out);
+    free(j->seqs);
+    free(j->ok);
+    free(j);
+}
+
+/* ---- admin HTTP providers and metrics ---- */
+
+void lt_dlv_collect(void *ctx, lt_metrics *m)
+{
+    lt_broker *b = ctx;
+    int64_t now = lt_broker_now_ms();
+    for (size_t i = 0; i < b->nqueues; i++) {
+        lt_queue *q = &b->queues[i];
+        lt_store_queue_stats st;
+        memset(&st, 0, sizeof st);
+        lt_why why = {{0}};
+        if (lt_store_queue_stats_get(b->store, q->qid, &st, &why) != LT_OK)
+            continue;
+        lt_metrics_queue_gauges g = {
+            .depth = st.depth,
+            .unacked = lt_dq_inflight(&q->dq),
+            .bytes = st.bytes,
+            .dlq_depth = st.dlq_depth,
+            .oldest_age_seconds = st.oldest_ms ? (double)(now - st.oldest_ms) / 1e3 : 0.0,
+        };
+        lt_metrics_set_queue(m, q->mslot, &g);
+    }
+}
+
+lt_err lt_dlv_admin_queues(void *ctx, json_object **out)
+{
+    lt_broker *b = ctx;
+    json_object *o = json_object_new_object();
+    if (!o)
+        return LT_ENOMEM;
+    for (size_t i = 0; i < b->nqueues; i++) {
+        const lt_bcfg_queue *c = b->queues[i].cfg;
+        json_object *x = json_object_new_object();
+        if (!x)
+            continue;
+        json_object_object_add(x, "owner", json_object_new_string(c->owner));
+        json_object *bind = json_object_new_array();
+        for (size_t k = 0; k < c->nbind; k++)
+            json_object_array_add(bind, json_object_new_string(c->bind[k]));
+        json_object_object_add(x, "bind", bind);
+        json_object_object_add(x, "ack_wait_s", json_object_new_int64(c->ack_wait_s));
+        json_object_object_add(x, "max_deliver", json_object_new_int64(c->max_deliver));
+        json_object_object_add(x, "max_ack_pending", json_object_new_int64(c->max_ack_pending));
+        json_object_object_add(x, "max_depth", json_object_new_int64((int64_t)c->max_depth));
+        json_object_object_add(x, "max_bytes", json_object_new_int64((int64_t)c->max_bytes));
+        json_object_object_add(x, "retention_s", json_object_new_int64((int64_t)c->retention_s));
+        json_object_object_add(x, "consumers", json_object_new_int64((int64_t)b->queues[i].nsubs));
+        json_object_object_add(x, "in_flight",
+                               json_object_new_int64((int64_t)lt_dq_inflight(&b->queues[i].dq)));
+        json_object_object_add(o, c->name, x);
+    }
+    *out = o;
+    return LT_OK;
+}
+
+lt_err lt_dlv_admin_dlq(void *ctx, const char *queue, bool payload, size_t limit,
+                        json_object **out, lt_why *why)
+{
+    lt_broker *b = ctx;
+    lt_queue *q = lt_dlv_queue_by_name(b, queue);
+    if (!q)
+        return lt_fail(why, LT_ENOQUEUE, "no queue named '%s'", queue ? queue : "");
+    list_ctx l = {.arr = json_object_new_array(), .payload = payload};
+    if (!l.arr)
+        return LT_ENOMEM;
+    lt_err e = lt_store_dlq_list(b->store, q->qid, 0, limit, visit_list, &l, NULL, why);
+    if (e != LT_OK) {
+        json_object_put(l.arr);
+        return e;
+    }
+    *out = l.arr;
+    return LT_OK;
+}
+
+/* ---- setup ---- */
+
+lt_err lt_dlv_open(lt_broker *b, lt_why *why)
+{
+    const lt_broker_cfg *cfg = b->cfg;
+    lt_err e = lt_router_new(&b->router);
+    if (e != LT_OK)
+        return lt_fail(why, e, "no memory for the router");
+    b->queues = calloc(cfg->nqueues ? cfg->nqueues : 1, sizeof *b->queues);
+    if (!b->queues)
+        return lt_fail(why, LT_ENOMEM, "no memory for %zu queues", cfg->nqueues);
+    for (size_t i = 0; i < cfg->nqueues; i++) {
+        const lt_bcfg_queue *qc = &cfg->queues[i];
+        lt_queue *q = &b->queues[i];
+        lt_store_queue_limits lim = {
+            .max_depth = qc->max_depth,
+            .max_bytes = qc->max_bytes,
+            .retention_ms = (int64_t)qc->retention_s * 1000,
+        };
+        lt_why w = {{0}};
+        e = lt_store_queue_declare(b->store, qc->name, &lim, &q->qid, &w);
+        if (e != LT_OK)
+            return lt_fail(why, e, "queue %s: %s", qc->name, w.msg);
+        q->cfg = qc;
+        lt_dq_cfg dc = dq_cfg_of(qc);
+        lt_dq_init(&q->dq, &dc, 0);
+        q->more = true;
+        q->timer_at = INT64_MAX;
+        q->mslot = lt_metrics_queue(b->metrics, qc->name);
+        if (q->mslot < 0)
+            q->mslot = LT_METRICS_QUEUE_OTHER;
+        uv_timer_init(&b->loop, &q->timer);
+        q->timer.data = q;
+        b->nqueues = i + 1;
+        for (size_t k = 0; k < qc->nbind; k++) {
+            e = lt_router_bind(b->router, qc->bind[k], q->qid, &w);
+            if (e != LT_OK)
+                return lt_fail(why, e, "queue %s: bind %s: %s", qc->name, qc->bind[k], w.msg);
+        }
+        if (q->qid >= b->qid_cap) {
+            size_t ncap = b->qid_cap ? b->qid_cap : 16;
+            while (ncap <= q->qid)
+                ncap *= 2;
+            lt_queue **nb = realloc(b->by_qid, ncap * sizeof *nb);
+            if (!nb)
+                return lt_fail(why, LT_ENOMEM, "no memory for the queue index");
+            memset(nb + b->qid_cap, 0, (ncap - b->qid_cap) * sizeof *nb);
+            b->by_qid = nb;
+            b->qid_cap = ncap;
+        }
+        b->by_qid[q->qid] = q;
+        lt_store_queue_stats st;
+        memset(&st, 0, sizeof st);
+        if (lt_store_queue_stats_get(b->store, q->qid, &st, &w) == LT_OK)
+            lt_broker_log(LT_LOG_INFO,
+                          "queue %s (owner %s): %" PRIu64 " pending, %" PRIu64
+                          " dead letters",
+                          qc->name, qc->owner, st.depth, st.dlq_depth);
+        mark_dirty(b, q);
+    }
+    return LT_OK;
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    (void)h;
+}
+
+void lt_dlv_close(lt_broker *b)
+{
+    for (size_t i = 0; i < b->nqueues; i++) {
+        lt_queue *q = &b->queues[i];
+        while (q->subs)
+            lt_dlv_drop_sub(b, q->subs);
+        if (!uv_is_closing((uv_handle_t *)&q->timer))
+            uv_close((uv_handle_t *)&q->timer, on_timer_closed);
+    }
+}
+
+void lt_dlv_free(lt_broker *b)
+{
+    for (size_t i = 0; i < b->nqueues; i++)
+        lt_dq_fini(&b->queues[i].dq);
+    free(b->queues);
+    b->queues = NULL;
+    b->nqueues = 0;
+    free(b->by_qid);
+    b->by_qid = NULL;
+    lt_router_destroy(&b->router);
+}

@@ -1,0 +1,886 @@
+/*
+ * frontend.c - the ZeroMQ ROUTER socket on the libuv loop: reads frames, answers what is
+ * cheap (HELLO, PING, bad frames), hands publishes and AUTHs to the ring, the consumer
+ * frames to delivery.c, and sends the ring's outcomes (ACK / NACK / WELCOME).
+ *
+ * ZMQ_FD is edge-triggered: it signals "state changed", not "readable". So every read
+ * drains until ZMQ_EVENTS says nothing is pending; a prepare handle re-checks ZMQ_EVENTS
+ * each time the loop is about to block (sends from timers or other callbacks may have
+ * consumed the edge); and a read pass is bounded (READ_BUDGET messages) so one busy
+ * socket cannot starve timers - when the budget runs out, an idle handle brings us back
+ * without blocking.
+ *
+ * Back-pressure: while the ring is full (slots or bytes) nothing is read; ZeroMQ's
+ * receive HWM then fills and TCP pushes back on publishers. Nothing is dropped.
+ *
+ * Limits: ZMQ_MAXMSGSIZE is a hard cap well above max_frame_bytes (libzmq disconnects a
+ * peer past it, protecting our memory); frames between max_frame_bytes and that cap are
+ * read and NACKed TOO_LARGE so the publisher learns why. A frame that does not parse is
+ * NACKed MALFORMED when its tag can be read, else dropped and counted.
+ *
+ * Threads: loop thread only.
+ */
+#include "broker_int.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#define READ_BUDGET 2048
+#define SNDHWM 100000
+#define RCVHWM 20000
+
+/* ---- rate-limited logging of rejections (a flood must not flood the log) ---- */
+
+static int64_t nack_log_window;
+static unsigned nack_log_count, nack_log_suppressed;
+
+static bool nack_log_ok(int64_t now_ms)
+{
+    if (now_ms - nack_log_window >= 1000) {
+        if (nack_log_suppressed)
+            lt_broker_log(LT_LOG_INFO, "(%u more rejections not logged)", nack_log_suppressed);
+        nack_log_window = now_ms;
+        nack_log_count = 0;
+        nack_log_suppressed = 0;
+    }
+    if (nack_log_count++ < 20)
+        return true;
+    nack_log_suppressed++;
+    return false;
+}
+
+static void peer_hex(const uint8_t *id, size_t len, char *out, size_t cap)
+{
+    static const char d[] = "0123456789abcdef";
+    size_t j = 0;
+    for (size_t i = 0; i < len && j + 3 < cap && i < 8; i++) {
+        out[j++] = d[id[i] >> 4];
+        out[j++] = d[id[i] & 15];
+    }
+    out[j] = '\0';
+}
+
+/* ---- peers ---- */
+
+static size_t peer_hash(const uint8_t *id, size_t len)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ id[i]) * 1099511628211ull;
+    return (size_t)h;
+}
+
+lt_peer *lt_fe_peer_find(lt_broker *b, const uint8_t *id, size_t len)
+{
+    if (!b->peers)
+        return NULL;
+    for (lt_peer *p = b->peers[peer_hash(id, len) % b->npeer_buckets]; p; p = p->hnext)
+        if (p->id_len == len && memcmp(p->id, id, len) == 0)
+            return p;
+    return NULL;
+}
+
+static lt_peer *peer_get(lt_broker *b, const uint8_t *id, size_t len)
+{
+    lt_peer *p = lt_fe_peer_find(b, id, len);
+    if (p)
+        return p;
+    if (!b->peers) {
+        b->npeer_buckets = 1024;
+        b->peers = calloc(b->npeer_buckets, sizeof *b->peers);
+        if (!b->peers)
+            return NULL;
+    }
+    p = calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    p->id_len = (uint8_t)len;
+    memcpy(p->id, id, len);
+    size_t h = peer_hash(id, len) % b->npeer_buckets;
+    p->hnext = b->peers[h];
+    b->peers[h] = p;
+    b->npeers++;
+    lt_metrics_add_gauge(b->metrics, LT_GAUGE_CONNECTED_CLIENTS, 1);
+    return p;
+}
+
+void lt_fe_peer_drop(lt_broker *b, lt_peer *p, const char *why)
+{
+    char hex[20];
+    peer_hex(p->id, p->id_len, hex, sizeof hex);
+    lt_broker_log(LT_LOG_INFO, "peer %s (%s) dropped: %s", hex,
+                  p->agency[0] ? p->agency : "no agency", why);
+    while (p->subs)
+        lt_dlv_drop_sub(b, p->subs); /* unlinks itself from p->subs */
+    lt_peer **pp = &b->peers[peer_hash(p->id, p->id_len) % b->npeer_buckets];
+    while (*pp != p)
+        pp = &(*pp)->hnext;
+    *pp = p->hnext;
+    b->npeers--;
+    lt_metrics_add_gauge(b->metrics, LT_GAUGE_CONNECTED_CLIENTS, -1);
+    free(p);
+}
+
+/* ---- sending ---- */
+
+int lt_fe_send(lt_broker *b, const uint8_t *peer, size_t peer_len,
+               const Lienthong__V1__Frame *f)
+{
+    size_t n = lienthong__v1__frame__get_packed_size(f);
+    zmq_msg_t m;
+    if (zmq_msg_init_size(&m, n) != 0)
+        return ENOMEM;
+    lienthong__v1__frame__pack(f, zmq_msg_data(&m));
+    if (zmq_send(b->zsock, peer, peer_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
+        int e = zmq_errno();
+        zmq_msg_close(&m);
+        b->n_dropped_sends++;
+        return e;
+    }
+    if (zmq_msg_send(&m, b->zsock, ZMQ_DONTWAIT) < 0) {
+        int e = zmq_errno();
+        zmq_msg_close(&m);
+        b->n_dropped_sends++;
+        return e;
+    }
+    return 0;
+}
+
+int lt_fe_send_nack(lt_broker *b, const uint8_t *peer, size_t peer_len, uint64_t tag,
+                    lt_err code, const char *reason)
+{
+    Lienthong__V1__Nack n = LIENTHONG__V1__NACK__INIT;
+    n.tag = tag;
+    n.code = lt_broker_nack_code(code);
+    n.reason = (char *)(reason ? reason : "");
+    Lienthong__V1__Frame f = LIENTHONG__V1__FRAME__INIT;
+    f.kind_case = LIENTHONG__V1__FRAME__KIND_NACK;
+    f.nack = &n;
+    return lt_fe_send(b, peer, peer_len, &f);
+}
+
+static void send_failed(lt_broker *b, int err, const uint8_t *peer, size_t peer_len,
+                        const char *what)
+{
+    if (err == 0)
+        return;
+    lt_peer *p = lt_fe_peer_find(b, peer, peer_len);
+    if (err == EHOSTUNREACH && p) {
+        lt_fe_peer_drop(b, p, "connection gone");
+        return;
+    }
+    if (nack_log_ok(lt_broker_now_ms())) {
+        char hex[20];
+        peer_hex(peer, peer_len, hex, sizeof hex);
+        lt_broker_log(LT_LOG_WARN, "could not send %s to peer %s: %s", what, hex,
+                      zmq_strerror(err));
+    }
+}
+
+/* ---- the fast path for PUBLISH: find tag and envelope without unpacking (no copy, no
+ * allocation). Anything unusual falls back to protobuf_c unpack. ---- */
+
+static bool varint(const uint8_t *p, size_t n, size_t *pos, uint64_t *out)
+{
+    uint64_t v = 0;
+    for (unsigned shift = 0; shift < 64; shift += 7) {
+        if (*pos >= n)
+            return false;
+        uint8_t c = p[(*pos)++];
+        if (shift == 63 && c > 1)
+            return false; /* more than 64 bits */
+        v |= (uint64_t)(c & 0x7f) << shift;
+        if (!(c & 0x80)) {
+            *out = v;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Frame = { 1: Publish { 1: tag (varint), 2: envelope (bytes) } }, each field once, nothing
+ * else. */
+bool lt_fe_parse_publish(const uint8_t *p, size_t n, uint64_t *tag, const uint8_t **env,
+                         size_t *env_len)
+{
+    size_t pos = 0;
+    uint64_t key, len;
+    if (!varint(p, n, &pos, &key) || key != ((1u << 3) | 2) || !varint(p, n, &pos, &len) ||
+        len != n - pos)
+        return false;
+    bool have_tag = false, have_env = false;
+    *tag = 0;
+    while (pos < n) {
+        if (!varint(p, n, &pos, &key))
+            return false;
+        if (key == ((1u << 3) | 0) && !have_tag) {
+            if (!varint(p, n, &pos, tag))
+                return false;
+            have_tag = true;
+        } else if (key == ((2u << 3) | 2) && !have_env) {
+            if (!varint(p, n, &pos, &len) || len > n - pos)
+                return false;
+            *env = p + pos;
+            *env_len = (size_t)len;
+            pos += (size_t)len;
+            have_env = true;
+        } else {
+            return false;
+        }
+    }
+    return have_env;
+}
+
+/* Best effort: the tag of a PUBLISH or ADMIN frame whose rest is broken or too large. */
+uint64_t lt_fe_peek_tag(const uint8_t *p, size_t n)
+{
+    size_t pos = 0;
+    uint64_t key, len, tag = 0;
+    if (!varint(p, n, &pos, &key) || (key != ((1u << 3) | 2) && key != ((15u << 3) | 2)))
+        return 0;
+    if (!varint(p, n, &pos, &len))
+        return 0;
+    size_t end = len < n - pos ? pos + (size_t)len : n;
+    if (varint(p, end, &pos, &key) && key == ((1u << 3) | 0) && varint(p, end, &pos, &tag))
+        return tag;
+    return 0;
+}
+
+/* ---- frame handlers ---- */
+
+static bool slot_for(lt_broker *b, const zmq_msg_t *id, lt_slot **out)
+{
+    lt_slot *s = lt_ring_slot_next(b);
+    if (!s)
+        return false; /* cannot happen: we read only while the ring has room */
+    s->peer_len = (uint8_t)zmq_msg_size((zmq_msg_t *)id);
+    memcpy(s->peer, zmq_msg_data((zmq_msg_t *)id), s->peer_len);
+    *out = s;
+    return true;
+}
+
+static void reject(lt_broker *b, const zmq_msg_t *id, uint64_t tag, lt_err code,
+                   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+/* A publish refused before verification: through the ring too, so every publisher's
+ * answers leave in the order its frames came. */
+static void reject(lt_broker *b, const zmq_msg_t *id, uint64_t tag, lt_err code,
+                   const char *fmt, ...)
+{
+    lt_slot *s;
+    if (!slot_for(b, id, &s))
+        return;
+    s->kind = LT_SLOT_REJECT;
+    s->tag = tag;
+    s->err = code;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(s->why.msg, sizeof s->why.msg, fmt, ap);
+    va_end(ap);
+    lt_metrics_on_publish(b->metrics, LT_METRICS_AGENCY_UNKNOWN, 0);
+    lt_metrics_note_rejection(b->metrics, NULL, NULL, NULL, code, s->why.msg);
+    lt_ring_fill_done(b, s);
+}
+
+static void on_publish(lt_broker *b, const zmq_msg_t *id, uint64_t tag, const uint8_t *env,
+                       size_t len)
+{
+    if (b->phase != LT_PHASE_RUNNING) {
+        int e = lt_fe_send_nack(b, zmq_msg_data((zmq_msg_t *)id), zmq_msg_size((zmq_msg_t *)id),
+                                tag, LT_ESHUTDOWN, "broker is shutting down");
+        lt_metrics_on_nack(b->metrics, LT_METRICS_AGENCY_UNKNOWN, LT_ESHUTDOWN);
+        (void)e;
+        return;
+    }
+    if (len == 0) {
+        reject(b, id, tag, LT_EPROTO, "PUBLISH without an envelope");
+        return;
+    }
+    lt_slot *s;
+    if (!slot_for(b, id, &s))
+        return;
+    if (lt_slot_reserve(s, len) != LT_OK) {
+        s->kind = LT_SLOT_REJECT;
+        s->tag = tag;
+        s->err = LT_ESTORE;
+        snprintf(s->why.msg, sizeof s->why.msg, "broker out of memory");
+        lt_ring_fill_done(b, s);
+        return;
+    }
+    s->kind = LT_SLOT_PUBLISH;
+    s->tag = tag;
+    memcpy(s->buf, env, len);
+    s->len = len;
+    lt_ring_fill_done(b, s);
+}
+
+static void on_hello(lt_broker *b, const zmq_msg_t *id, const Lienthong__V1__Hello *h)
+{
+    const uint8_t *pid = zmq_msg_data((zmq_msg_t *)id);
+    size_t plen = zmq_msg_size((zmq_msg_t *)id);
+    char agency[LT_AGENCY_ID_MAX];
+    lt_why why = {{0}};
+    if (lt_agency_normalize(h->agency ? h->agency : "", agency, &why) != LT_OK) {
+        send_failed(b, lt_fe_send_nack(b, pid, plen, 0, LT_EAGENCY_ID, why.msg), pid, plen,
+                    "NACK");
+        return;
+    }
+    lt_peer *p = peer_get(b, pid, plen);
+    if (!p) {
+        lt_fe_send_nack(b, pid, plen, 0, LT_ESTORE, "broker out of memory");
+        return;
+    }
+    if (p->state == LT_PEER_AUTHED && strcmp(p->agency, agency) != 0)
+        while (p->subs)
+            lt_dlv_drop_sub(b, p->subs);
+    p->last_seen = (int64_t)uv_now(&b->loop);
+    if (lt_pki_random(p->nonce, sizeof p->nonce, &why) != LT_OK) {
+        lt_fe_send_nack(b, pid, plen, 0, LT_ECRYPTO, why.msg);
+        return;
+    }
+    snprintf(p->agency, sizeof p->agency, "%s", agency);
+    p->state = LT_PEER_CHALLENGED;
+    Lienthong__V1__Challenge c = LIENTHONG__V1__CHALLENGE__INIT;
+    c.nonce.data = p->nonce;
+    c.nonce.len = sizeof p->nonce;
+    Lienthong__V1__Frame f = LIENTHONG__V1__FRAME__INIT;
+    f.kind_case = LIENTHONG__V1__FRAME__KIND_CHALLENGE;
+    f.challenge = &c;
+    send_failed(b, lt_fe_send(b, pid, plen, &f), pid, plen, "CHALLENGE");
+}
+
+static void on_auth(lt_broker *b, const zmq_msg_t *id, const Lienthong__V1__Auth *a)
+{
+    const uint8_t *pid = zmq_msg_data((zmq_msg_t *)id);
+    size_t plen = zmq_msg_size((zmq_msg_t *)id);
+    lt_peer *p = lt_fe_peer_find(b, pid, plen);
+    if (!p || p->state != LT_PEER_CHALLENGED) {
+        lt_fe_send_nack(b, pid, plen, 0, LT_ENOAUTH,
+                        p && p->state == LT_PEER_AUTHING ? "AUTH already being checked"
+                                                          : "AUTH without a HELLO first");
+        return;
+    }
+    p->last_seen = (int64_t)uv_now(&b->loop);
+    if (b->phase != LT_PHASE_RUNNING) {
+        lt_fe_send_nack(b, pid, plen, 0, LT_ESHUTDOWN, "broker is shutting down");
+        return;
+    }
+    if (a->certificate.len == 0 || a->certificate.len > LT_PKI_CERT_MAX ||
+        a->signature.len == 0 || a->signature.len > LT_PKI_SIG_MAX) {
+        p->state = LT_PEER_NEW;
+        lt_fe_send_nack(b, pid, plen, 0, LT_EPROTO,
+                        "AUTH needs a certificate (at most 16384 bytes) and a signature");
+        return;
+    }
+    lt_slot *s;
+    if (!slot_for(b, id, &s))
+        return;
+    size_t len = LT_NONCE_LEN + a->certificate.len + a->signature.len;
+    if (lt_slot_reserve(s, len) != LT_OK) {
+        lt_fe_send_nack(b, pid, plen, 0, LT_ESTORE, "broker out of memory");
+        return;
+    }
+    s->kind = LT_SLOT_AUTH;
+    s->tag = 0;
+    memcpy(s->buf, p->nonce, LT_NONCE_LEN);
+    memcpy(s->buf + LT_NONCE_LEN, a->certificate.data, a->certificate.len);
+    memcpy(s->buf + LT_NONCE_LEN + a->certificate.len, a->signature.data, a->signature.len);
+    s->len = len;
+    s->cert_len = a->certificate.len;
+    s->sig_len = a->signature.len;
+    snprintf(s->agency, sizeof s->agency, "%s", p->agency);
+    p->state = LT_PEER_AUTHING;
+    lt_ring_fill_done(b, s);
+}
+
+/* The peer behind id if it proved its agency; else answer NOT_AUTHENTICATED. */
+static lt_peer *authed(lt_broker *b, const zmq_msg_t *id, const char *what)
+{
+    const uint8_t *pid = zmq_msg_data((zmq_msg_t *)id);
+    size_t plen = zmq_msg_size((zmq_msg_t *)id);
+    lt_peer *p = lt_fe_peer_find(b, pid, plen);
+    if (p && p->state == LT_PEER_AUTHED) {
+        p->last_seen = (int64_t)uv_now(&b->loop);
+        return p;
+    }
+    char reason[128];
+    snprintf(reason, sizeof reason, "%s needs HELLO and AUTH first", what);
+    send_failed(b, lt_fe_send_nack(b, pid, plen, 0, LT_ENOAUTH, reason), pid, plen, "NACK");
+    return NULL;
+}
+
+static void on_admin_unauth(lt_broker *b, const zmq_msg_t *id,
+                            const Lienthong__V1__AdminRequest *m)
+{
+    Lienthong__V1__AdminReply r = LIENTHONG__V1__ADMIN_REPLY__INIT;
+    r.tag = m->tag;
+    r.code = lt_broker_nack_code(LT_ENOAUTH);
+    r.reason = "admin requests need HELLO and AUTH first";
+    r.json = "";
+    Lienthong__V1__Frame f = LIENTHONG__V1__FRAME__INIT;
+    f.kind_case = LIENTHONG__V1__FRAME__KIND_ADMIN_REPLY;
+    f.admin_reply = &r;
+    lt_fe_send(b, zmq_msg_data((zmq_msg_t *)id), zmq_msg_size((zmq_msg_t *)id), &f);
+}
+
+static void malformed(lt_broker *b, const zmq_msg_t *id, const uint8_t *data, size_t n,
+                      const char *what)
+{
+    b->n_malformed++;
+    uint64_t tag = lt_fe_peek_tag(data, n);
+    const uint8_t *pid = zmq_msg_data((zmq_msg_t *)id);
+    size_t plen = zmq_msg_size((zmq_msg_t *)id);
+    if (nack_log_ok(lt_broker_now_ms())) {
+        char hex[20];
+        peer_hex(pid, plen, hex, sizeof hex);
+        lt_broker_log(LT_LOG_INFO, "malformed frame from peer %s (%zu bytes, tag %llu): %s",
+                      hex, n, (unsigned long long)tag, what);
+    }
+    if (tag != 0 && data[0] == ((1u << 3) | 2) && b->phase == LT_PHASE_RUNNING) {
+        reject(b, id, tag, LT_EPROTO, "%s", what);
+        return;
+    }
+    lt_metrics_on_publish(b->metrics, LT_METRICS_AGENCY_UNKNOWN, 0);
+    lt_metrics_on_nack(b->metrics, LT_METRICS_AGENCY_UNKNOWN, LT_EPROTO);
+    if (tag != 0)
+        send_failed(b, lt_fe_send_nack(b, pid, plen, tag, LT_EPROTO, what), pid, plen, "NACK");
+}
+
+static void handle(lt_broker *b, const zmq_msg_t *id, zmq_msg_t *body)
+{
+    const uint8_t *data = zmq_msg_data(body);
+    size_t n = zmq_msg_size(body);
+    uint64_t tag;
+    const uint8_t *env;
+    size_t env_len;
+
+    if (n > b->cfg->max_frame_bytes) {
+        b->n_too_large++;
+        uint64_t t = lt_fe_peek_tag(data, n);
+        if (t != 0 && data[0] == ((1u << 3) | 2) && b->phase == LT_PHASE_RUNNING) {
+            reject(b, id, t, LT_ETOOBIG, "frame of %zu bytes is over max_frame_bytes (%u)", n,
+                   b->cfg->max_frame_bytes);
+        } else {
+            char reason[128];
+            snprintf(reason, sizeof reason, "frame of %zu bytes is over max_frame_bytes (%u)",
+                     n, b->cfg->max_frame_bytes);
+            lt_fe_send_nack(b, zmq_msg_data((zmq_msg_t *)id), zmq_msg_size((zmq_msg_t *)id),
+                            t, LT_ETOOBIG, reason);
+            lt_metrics_on_nack(b->metrics, LT_METRICS_AGENCY_UNKNOWN, LT_ETOOBIG);
+        }
+        return;
+    }
+    if (n == 0) {
+        malformed(b, id, data, n, "empty frame");
+        return;
+    }
+    if (lt_fe_parse_publish(data, n, &tag, &env, &env_len)) {
+        on_publish(b, id, tag, env, env_len);
+        return;
+    }
+    Lienthong__V1__Frame *f = lienthong__v1__frame__unpack(NULL, n, data);
+    if (!f) {
+        malformed(b, id, data, n, "not a lienthong.v1.Frame");
+        return;
+    }
+    lt_peer *p;
+    switch (f->kind_case) {
+    case LIENTHONG__V1__FRAME__KIND_PUBLISH:
+        on_publish(b, id, f->publish->tag, f->publish->envelope.data, f->publish->envelope.len);
+        break;
+    case LIENTHONG__V1__FRAME__KIND_HELLO:
+        on_hello(b, id, f->hello);
+        break;
+    case LIENTHONG__V1__FRAME__KIND_AUTH:
+        on_auth(b, id, f->auth);
+        break;
+    case LIENTHONG__V1__FRAME__KIND_SUBSCRIBE:
+        if ((p = authed(b, id, "SUBSCRIBE")))
+            lt_dlv_on_subscribe(b, p, f->subscribe);
+        break;
+    case LIENTHONG__V1__FRAME__KIND_CONSUMER_ACK:
+        if ((p = authed(b, id, "CONSUMER_ACK")))
+            lt_dlv_on_ack(b, p, f->consumer_ack);
+        break;
+    case LIENTHONG__V1__FRAME__KIND_CONSUMER_NAK:
+        if ((p = authed(b, id, "CONSUMER_NAK")))
+            lt_dlv_on_nak(b, p, f->consumer_nak);
+        break;
+    case LIENTHONG__V1__FRAME__KIND_CREDIT:
+        if ((p = authed(b, id, "CREDIT")))
+            lt_dlv_on_credit(b, p, f->credit);
+        break;
+    case LIENTHONG__V1__FRAME__KIND_ADMIN: {
+        lt_peer *ap = lt_fe_peer_find(b, zmq_msg_data((zmq_msg_t *)id),
+                                      zmq_msg_size((zmq_msg_t *)id));
+        if (ap && ap->state == LT_PEER_AUTHED) {
+            ap->last_seen = (int64_t)uv_now(&b->loop);
+            lt_dlv_on_admin(b, ap, f->admin);
+        } else {
+            on_admin_unauth(b, id, f->admin);
+        }
+        break;
+    }
+    case LIENTHONG__V1__FRAME__KIND_PING: {
+        lt_peer *pp = lt_fe_peer_find(b, zmq_msg_data((zmq_msg_t *)id),
+                                      zmq_msg_size((zmq_msg_t *)id));
+        if (pp)
+            pp->last_seen = (int64_t)uv_now(&b->loop);
+        Lienthong__V1__Pong po = LIENTHONG__V1__PONG__INIT;
+        po.nonce = f->ping->nonce;
+        Lienthong__V1__Frame r = LIENTHONG__V1__FRAME__INIT;
+        r.kind_case = LIENTHONG__V1__FRAME__KIND_PONG;
+        r.pong = &po;
+        lt_fe_send(b, zmq_msg_data((zmq_msg_t *)id), zmq_msg_size((zmq_msg_t *)id), &r);
+        break;
+    }
+    case LIENTHONG__V1__FRAME__KIND_PONG: {
+        lt_peer *pp = lt_fe_peer_find(b, zmq_msg_data((zmq_msg_t *)id),
+                                      zmq_msg_size((zmq_msg_t *)id));
+        if (pp)
+            pp->last_seen = (int64_t)uv_now(&b->loop);
+        break;
+    }
+    case LIENTHONG__V1__FRAME__KIND__NOT_SET:
+        malformed(b, id, data, n, "frame with no kind set");
+        break;
+    default: {
+        char what[96];
+        snprintf(what, sizeof what, "frame kind %d is sent by brokers, not to them",
+                 (int)f->kind_case);
+        malformed(b, id, data, n, what);
+        break;
+    }
+    }
+    lienthong__v1__frame__free_unpacked(f, NULL);
+}
+
+/* ---- reading ---- */
+
+static bool has_input(lt_broker *b)
+{
+    int ev = 0;
+    size_t sz = sizeof ev;
+    if (zmq_getsockopt(b->zsock, ZMQ_EVENTS, &ev, &sz) != 0)
+        return false;
+    return (ev & ZMQ_POLLIN) != 0;
+}
+
+static void idle_set(lt_broker *b, bool on);
+
+/* Read until the socket is empty, the budget is spent or the ring is full. */
+static void drain(lt_broker *b)
+{
+    if (!b->zsock)
+        return;
+    b->t_batch_ns = uv_hrtime();
+    unsigned budget = READ_BUDGET;
+    bool more = true;
+    while (budget > 0) {
+        if (b->phase == LT_PHASE_RUNNING && !lt_ring_has_room(b)) {
+            b->paused = true;
+            more = false;
+            break;
+        }
+        zmq_msg_t id, body;
+        zmq_msg_init(&id);
+        if (zmq_msg_recv(&id, b->zsock, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&id);
+            more = false;
+            break;
+        }
+        budget--;
+        if (!zmq_msg_more(&id)) { /* a ROUTER always prefixes the routing id */
+            zmq_msg_close(&id);
+            b->n_malformed++;
+            continue;
+        }
+        zmq_msg_init(&body);
+        if (zmq_msg_recv(&body, b->zsock, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&body);
+            zmq_msg_close(&id);
+            continue;
+        }
+        if (zmq_msg_more(&body)) {
+            /* one frame per message is the protocol: drop the rest, answer the first
+             * (multipart messages arrive whole, so the rest is already here) */
+            for (unsigned guard = 0; guard < 1000000; guard++) {
+                zmq_msg_t extra;
+                zmq_msg_init(&extra);
+                if (zmq_msg_recv(&extra, b->zsock, ZMQ_DONTWAIT) < 0) {
+                    zmq_msg_close(&extra);
+                    break;
+                }
+                bool again = zmq_msg_more(&extra);
+                zmq_msg_close(&extra);
+                if (!again)
+                    break;
+            }
+            malformed(b, &id, zmq_msg_data(&body), zmq_msg_size(&body),
+                      "multipart message (one frame per message)");
+        } else {
+            handle(b, &id, &body);
+        }
+        zmq_msg_close(&body);
+        zmq_msg_close(&id);
+    }
+    lt_ring_publish(b);
+    if (more && budget == 0)
+        idle_set(b, true); /* come back without blocking */
+    else
+        idle_set(b, false);
+}
+
+static void on_idle(uv_idle_t *h)
+{
+    lt_broker *b = h->data;
+    if (!b->paused)
+        drain(b);
+    else
+        idle_set(b, false);
+}
+
+static void idle_set(lt_broker *b, bool on)
+{
+    if (on == b->zidle_on)
+        return;
+    b->zidle_on = on;
+    if (on)
+        uv_idle_start(&b->zidle, on_idle);
+    else
+        uv_idle_stop(&b->zidle);
+}
+
+static void on_poll(uv_poll_t *h, int status, int events)
+{
+    (void)status;
+    (void)events;
+    lt_broker *b = h->data;
+    if (!b->paused)
+        drain(b);
+}
+
+/* Before the loop blocks: anything pending that the edge-triggered fd will not tell? */
+static void on_prepare(uv_prepare_t *h)
+{
+    lt_broker *b = h->data;
+    if (b->zsock && !b->paused && has_input(b))
+        drain(b);
+}
+
+void lt_fe_drain_mode(lt_broker *b)
+{
+    /* publishes are now refused without a ring slot: read whatever is queued */
+    b->paused = false;
+    idle_set(b, true);
+}
+
+void lt_fe_resume(lt_broker *b)
+{
+    if (!b->paused || !lt_ring_has_room(b))
+        return;
+    b->paused = false;
+    idle_set(b, true);
+}
+
+/* ---- outcomes of the ring ---- */
+
+static void answer(lt_broker *b, lt_slot *s)
+{
+    int e = 0;
+    if (s->kind == LT_SLOT_AUTH) {
+        lt_peer *p = lt_fe_peer_find(b, s->peer, s->peer_len);
+        if (!p || p->state != LT_PEER_AUTHING)
+            return; /* gone or re-HELLOed meanwhile */
+        char hex[20];
+        peer_hex(s->peer, s->peer_len, hex, sizeof hex);
+        if (s->err != LT_OK) {
+            p->state = LT_PEER_NEW;
+            lt_broker_log(LT_LOG_WARN, "auth refused for peer %s claiming %s: %s: %s", hex,
+                          p->agency, lt_err_name(s->err), s->why.msg);
+            e = lt_fe_send_nack(b, s->peer, s->peer_len, 0, s->err, s->why.msg);
+        } else {
+            p->state = LT_PEER_AUTHED;
+            lt_broker_log(LT_LOG_INFO, "peer %s authenticated as %s", hex, p->agency);
+            Lienthong__V1__Welcome w = LIENTHONG__V1__WELCOME__INIT;
+            char bname[300];
+            snprintf(bname, sizeof bname, "%s lienthongd/%s", b->cfg->name, LT_VERSION);
+            w.agency = p->agency;
+            w.broker = bname;
+            Lienthong__V1__Frame f = LIENTHONG__V1__FRAME__INIT;
+            f.kind_case = LIENTHONG__V1__FRAME__KIND_WELCOME;
+            f.welcome = &w;
+            e = lt_fe_send(b, s->peer, s->peer_len, &f);
+        }
+        send_failed(b, e, s->peer, s->peer_len, "AUTH answer");
+        return;
+    }
+    if (s->err == LT_OK) {
+        Lienthong__V1__Ack a = LIENTHONG__V1__ACK__INIT;
+        a.tag = s->tag;
+        a.seq = s->seq;
+        a.duplicate = s->dup;
+        Lienthong__V1__Frame f = LIENTHONG__V1__FRAME__INIT;
+        f.kind_case = LIENTHONG__V1__FRAME__KIND_ACK;
+        f.ack = &a;
+        e = lt_fe_send(b, s->peer, s->peer_len, &f);
+        lt_metrics_on_ack(b->metrics, s->agency_slot, s->dup);
+        lt_metrics_observe(lt_metrics_hist(b->metrics, LT_HIST_PUBLISH_ACK),
+                           (double)(uv_hrtime() - s->t_in_ns) / 1e9);
+        if (!s->dup)
+            for (size_t i = 0; i < s->nq; i++)
+                lt_dlv_wake(b, s->qids[i]);
+    } else {
+        e = lt_fe_send_nack(b, s->peer, s->peer_len, s->tag, s->err, s->why.msg);
+        lt_metrics_on_nack(b->metrics, s->agency_slot, s->err);
+        if (nack_log_ok(lt_broker_now_ms()))
+            lt_broker_log(LT_LOG_INFO, "publish tag %llu refused: %s: %s",
+                          (unsigned long long)s->tag, lt_err_name(s->err), s->why.msg);
+    }
+    send_failed(b, e, s->peer, s->peer_len, s->err == LT_OK ? "ACK" : "NACK");
+}
+
+void lt_fe_on_done(lt_broker *b)
+{
+    lt_ring *r = &b->ring;
+    pthread_mutex_lock(&r->mu);
+    uint64_t done = r->done;
+    lt_job *jobs = r->jobs_done;
+    r->jobs_done = NULL;
+    pthread_mutex_unlock(&r->mu);
+
+    for (; r->tail < done; r->tail++) {
+        lt_slot *s = &r->slots[r->tail & r->mask];
+        answer(b, s);
+        r->bytes -= s->len;
+        if (s->cap > LT_SLOT_KEEP) {
+            free(s->buf);
+            s->buf = NULL;
+            s->cap = 0;
+        }
+        s->len = 0;
+        s->verified = false;
+    }
+    while (jobs) {
+        lt_job *j = jobs;
+        jobs = j->next;
+        lt_dlv_on_job_done(b, j);
+    }
+    lt_dlv_flush(b);
+    lt_fe_resume(b);
+}
+
+void lt_fe_heartbeat(lt_broker *b)
+{
+    if (!b->peers)
+        return;
+    int64_t now = (int64_t)uv_now(&b->loop);
+    for (size_t i = 0; i < b->npeer_buckets; i++) {
+        lt_peer *p = b->peers[i];
+        while (p) {
+            lt_peer *next = p->hnext;
+            if (now - p->last_seen >= (int64_t)b->heartbeat_ms) {
+                /* A probe: with ROUTER_MANDATORY, a routing id whose connection libzmq
+                 * closed (ZMTP heartbeat timeout, TCP reset) fails with EHOSTUNREACH. */
+                Lienthong__V1__Ping pi = LIENTHONG__V1__PING__INIT;
+                pi.nonce = (uint64_t)now;
+                Lienthong__V1__Frame f = LIENTHONG__V1__FRAME__INIT;
+                f.kind_case = LIENTHONG__V1__FRAME__KIND_PING;
+                f.ping = &pi;
+                int e = lt_fe_send(b, p->id, p->id_len, &f);
+                if (e == EHOSTUNREACH)
+                    lt_fe_peer_drop(b, p, "connection gone");
+            }
+            p = next;
+        }
+    }
+}
+
+/* ---- setup ---- */
+
+static int setopt_int(void *s, int opt, int v)
+{
+    return zmq_setsockopt(s, opt, &v, sizeof v);
+}
+
+lt_err lt_fe_open(lt_broker *b, lt_why *why)
+{
+    b->zctx = zmq_ctx_new();
+    if (!b->zctx)
+        return lt_fail(why, LT_EIO, "zmq_ctx_new: %s", zmq_strerror(zmq_errno()));
+    b->zsock = zmq_socket(b->zctx, ZMQ_ROUTER);
+    if (!b->zsock)
+        return lt_fail(why, LT_EIO, "zmq_socket: %s", zmq_strerror(zmq_errno()));
+    int64_t maxmsg = (int64_t)b->cfg->max_frame_bytes * 2;
+    if (maxmsg < (int64_t)b->cfg->max_frame_bytes + (1 << 20))
+        maxmsg = (int64_t)b->cfg->max_frame_bytes + (1 << 20);
+    int hb = (int)b->heartbeat_ms;
+    if (setopt_int(b->zsock, ZMQ_ROUTER_MANDATORY, 1) != 0 ||
+        setopt_int(b->zsock, ZMQ_ROUTER_HANDOVER, 1) != 0 ||
+        setopt_int(b->zsock, ZMQ_SNDHWM, SNDHWM) != 0 ||
+        setopt_int(b->zsock, ZMQ_RCVHWM, RCVHWM) != 0 ||
+        setopt_int(b->zsock, ZMQ_LINGER, 1000) != 0 ||
+        setopt_int(b->zsock, ZMQ_HEARTBEAT_IVL, hb) != 0 ||
+        setopt_int(b->zsock, ZMQ_HEARTBEAT_TIMEOUT, 3 * hb) != 0 ||
+        setopt_int(b->zsock, ZMQ_HEARTBEAT_TTL, 3 * hb) != 0 ||
+        zmq_setsockopt(b->zsock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg) != 0)
+        return lt_fail(why, LT_EIO, "ZeroMQ socket options: %s", zmq_strerror(zmq_errno()));
+    if (zmq_bind(b->zsock, b->cfg->listen) != 0)
+        return lt_fail(why, LT_EIO, "%s: broker.listen: cannot listen on %s: %s",
+                       b->cfg->file ? b->cfg->file : "config", b->cfg->listen,
+                       zmq_strerror(zmq_errno()));
+    size_t sz = sizeof b->endpoint;
+    if (zmq_getsockopt(b->zsock, ZMQ_LAST_ENDPOINT, b->endpoint, &sz) != 0)
+        snprintf(b->endpoint, sizeof b->endpoint, "%s", b->cfg->listen);
+    sz = sizeof b->zfd;
+    if (zmq_getsockopt(b->zsock, ZMQ_FD, &b->zfd, &sz) != 0)
+        return lt_fail(why, LT_EIO, "ZMQ_FD: %s", zmq_strerror(zmq_errno()));
+    return LT_OK;
+}
+
+lt_err lt_fe_start(lt_broker *b, lt_why *why)
+{
+    b->zpoll.data = b->zprep.data = b->zidle.data = b;
+    if (uv_poll_init_socket(&b->loop, &b->zpoll, b->zfd) != 0 ||
+        uv_prepare_init(&b->loop, &b->zprep) != 0 || uv_idle_init(&b->loop, &b->zidle) != 0)
+        return lt_fail(why, LT_EIO, "cannot watch the ZeroMQ socket");
+    uv_poll_start(&b->zpoll, UV_READABLE, on_poll);
+    uv_prepare_start(&b->zprep, on_prepare);
+    idle_set(b, true); /* first pass: anything already queued */
+    return LT_OK;
+}
+
+void lt_fe_close(lt_broker *b)
+{
+    if (uv_is_active((uv_handle_t *)&b->zpoll) || b->zpoll.data) {
+        if (!uv_is_closing((uv_handle_t *)&b->zpoll))
+            uv_close((uv_handle_t *)&b->zpoll, NULL);
+        if (!uv_is_closing((uv_handle_t *)&b->zprep))
+            uv_close((uv_handle_t *)&b->zprep, NULL);
+        if (!uv_is_closing((uv_handle_t *)&b->zidle))
+            uv_close((uv_handle_t *)&b->zidle, NULL);
+    }
+    if (b->peers) {
+        for (size_t i = 0; i < b->npeer_buckets; i++) {
+            while (b->peers[i]) {
+                lt_peer *p = b->peers[i];
+                b->peers[i] = p->hnext;
+                free(p);
+            }
+        }
+        free(b->peers);
+        b->peers = NULL;
+    }
+    if (b->zsock) {
+        zmq_close(b->zsock);
+        b->zsock = NULL;
+    }
+    if (b->zctx) {
+        zmq_ctx_term(b->zctx);
+        b->zctx = NULL;
+    }
+}

@@ -1,0 +1,301 @@
+/*
+ * verifier.c - the publish ring (see broker_int.h) and the verify pool: N threads that take
+ * batches of filled slots and, for each, decode the envelope, verify it against the trust
+ * root (signature or batch proof, chain, validity, CRL, source = certificate agency),
+ * check the publish ACL and find the queues its topic routes to; or, for an AUTH slot,
+ * check the certificate and the signature over the challenge nonce.
+ *
+ * Threads: the ring's producer side (lt_ring_slot_next / fill_done / publish) is the loop
+ * thread's; verifier threads touch only the slots they claimed, and the ring cursors under
+ * its mutex. The router is read-only after start; the ACL is read under the broker's
+ * rwlock (swapped on SIGHUP); lt_trust is thread-safe.
+ */
+#include "broker_int.h"
+
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define VERIFY_BATCH_MAX 32
+
+lt_err lt_ring_init(lt_ring *r, size_t cap)
+{
+    memset(r, 0, sizeof *r);
+    if (cap == 0 || (cap & (cap - 1)) != 0)
+        return LT_EINVAL;
+    r->slots = calloc(cap, sizeof *r->slots);
+    if (!r->slots)
+        return LT_ENOMEM;
+    r->cap = cap;
+    r->mask = cap - 1;
+    pthread_mutex_init(&r->mu, NULL);
+    pthread_cond_init(&r->cv_verify, NULL);
+    pthread_cond_init(&r->cv_commit, NULL);
+    return LT_OK;
+}
+
+void lt_ring_fini(lt_ring *r)
+{
+    if (!r->slots)
+        return;
+    for (size_t i = 0; i < r->cap; i++) {
+        free(r->slots[i].buf);
+        free(r->slots[i].qids);
+    }
+    free(r->slots);
+    for (size_t i = 0; i < r->ops.n; i++)
+        free(r->ops.v[i].reason);
+    free(r->ops.v);
+    while (r->jobs_done) {
+        lt_job *j = r->jobs_done;
+        r->jobs_done = j->next;
+        free(j->seqs);
+        free(j->ok);
+        free(j);
+    }
+    pthread_mutex_destroy(&r->mu);
+    pthread_cond_destroy(&r->cv_verify);
+    pthread_cond_destroy(&r->cv_commit);
+    memset(r, 0, sizeof *r);
+}
+
+bool lt_ring_has_room(const lt_broker *b)
+{
+    const lt_ring *r = &b->ring;
+    return r->fill - r->tail < r->cap && r->bytes < LT_RING_BYTES;
+}
+
+lt_slot *lt_ring_slot_next(lt_broker *b)
+{
+    lt_ring *r = &b->ring;
+    if (!lt_ring_has_room(b))
+        return NULL;
+    lt_slot *s = &r->slots[r->fill & r->mask];
+    s->kind = 0;
+    s->len = 0;
+    s->err = LT_OK;
+    s->why.msg[0] = '\0';
+    s->nq = 0;
+    s->seq = 0;
+    s->dup = false;
+    s->verified = false;
+    s->agency_slot = LT_METRICS_AGENCY_UNKNOWN;
+    s->agency[0] = '\0';
+    s->t_in_ns = b->t_batch_ns;
+    return s;
+}
+
+void lt_ring_fill_done(lt_broker *b, lt_slot *s)
+{
+    lt_ring *r = &b->ring;
+    assert(s == &r->slots[r->fill & r->mask]);
+    r->fill++;
+    r->bytes += s->len;
+}
+
+void lt_ring_publish(lt_broker *b)
+{
+    lt_ring *r = &b->ring;
+    if (r->fill == r->head) /* head only moves here, on this thread */
+        return;
+    pthread_mutex_lock(&r->mu);
+    r->head = r->fill;
+    pthread_cond_broadcast(&r->cv_verify);
+    pthread_mutex_unlock(&r->mu);
+}
+
+lt_err lt_slot_reserve(lt_slot *s, size_t len)
+{
+    if (len <= s->cap)
+        return LT_OK;
+    size_t ncap = s->cap ? s->cap : 1024;
+    while (ncap < len)
+        ncap *= 2;
+    uint8_t *nb = malloc(ncap);
+    if (!nb)
+        return LT_ENOMEM;
+    free(s->buf);
+    s->buf = nb;
+    s->cap = ncap;
+    return LT_OK;
+}
+
+static void hex16(const uint8_t *id, char out[33])
+{
+    static const char d[] = "0123456789abcdef";
+    for (int i = 0; i < 16; i++) {
+        out[2 * i] = d[id[i] >> 4];
+        out[2 * i + 1] = d[id[i] & 15];
+    }
+    out[32] = '\0';
+}
+
+static int64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Route buffer per thread: lt_router_match writes here, the slot keeps what matched. */
+typedef struct vctx {
+    lt_broker *b;
+    uint32_t targets[LT_MAX_TARGETS];
+} vctx;
+
+static void verify_publish(vctx *v, lt_slot *s, const lt_acl *acl, int64_t now_ms)
+{
+    lt_broker *b = v->b;
+    lt_env *env = NULL;
+    const char *src = NULL, *topic = NULL;
+    int64_t t0 = mono_ns();
+    lt_err e = lt_env_decode(s->buf, s->len, &b->env_limits, &env, &s->why);
+    if (e != LT_OK)
+        goto out;
+    memcpy(s->msg_id, lt_env_message_id(env), LT_STORE_ID_LEN);
+    src = lt_env_source(env);
+    topic = lt_env_topic(env);
+    e = lt_env_verify(env, b->trust, now_ms, &s->why);
+    if (e != LT_OK)
+        goto out;
+    /* Known agency now (its certificate chains to our root): give it a metrics slot. */
+    s->agency_slot = lt_metrics_agency(b->metrics, src, NULL);
+    if (s->agency_slot < 0)
+        s->agency_slot = LT_METRICS_AGENCY_OTHER;
+    e = lt_acl_check_publish(acl, src, topic, &s->why);
+    if (e != LT_OK)
+        goto out;
+    size_t n = 0;
+    e = lt_router_match(b->router, topic, v->targets, LT_MAX_TARGETS, &n, &s->why);
+    if (e == LT_ETOOBIG)
+        e = lt_fail(&s->why, LT_EINVAL, "topic %s routes to more than %d queues", topic,
+                    LT_MAX_TARGETS);
+    if (e != LT_OK)
+        goto out;
+    if (n == 0) {
+        e = lt_fail(&s->why, LT_ENOROUTE, "topic %s matches no queue", topic);
+        goto out;
+    }
+    if (n > s->qcap) {
+        uint32_t *nq = realloc(s->qids, n * sizeof *nq);
+        if (!nq) {
+            e = lt_fail(&s->why, LT_ESTORE, "out of memory routing %s", topic);
+            goto out;
+        }
+        s->qids = nq;
+        s->qcap = n;
+    }
+    memcpy(s->qids, v->targets, n * sizeof *s->qids);
+    s->nq = n;
+out:
+    s->err = e;
+    lt_metrics_on_publish(b->metrics, s->agency_slot, s->len);
+    lt_metrics_observe(lt_metrics_hist(b->metrics, LT_HIST_VERIFY),
+                       (double)(mono_ns() - t0) / 1e9);
+    if (e != LT_OK) {
+        char idhex[33] = "";
+        if (env)
+            hex16(s->msg_id, idhex);
+        lt_metrics_note_rejection(b->metrics, src, topic, env ? idhex : NULL, e, s->why.msg);
+    }
+    lt_env_destroy(&env);
+}
+
+static void verify_auth(vctx *v, lt_slot *s, int64_t now_ms)
+{
+    lt_broker *b = v->b;
+    const uint8_t *nonce = s->buf;
+    const uint8_t *cert = s->buf + LT_NONCE_LEN;
+    const uint8_t *sig = cert + s->cert_len;
+    char agency[LT_AGENCY_ID_MAX];
+    lt_err e = lt_trust_verify_sig(b->trust, cert, s->cert_len, now_ms, LT_PKI_DOMAIN_AUTH,
+                                   nonce, LT_NONCE_LEN, sig, s->sig_len, agency, &s->why);
+    if (e == LT_OK && strcmp(agency, s->agency) != 0)
+        e = lt_fail(&s->why, LT_EAGENCY_MISMATCH,
+                    "certificate belongs to %s, HELLO said %s", agency, s->agency);
+    s->err = e;
+}
+
+static void *verify_main(void *arg)
+{
+    vctx *v = arg;
+    lt_broker *b = v->b;
+    lt_ring *r = &b->ring;
+    pthread_setname_np(pthread_self(), "lt-verify");
+    pthread_mutex_lock(&r->mu);
+    for (;;) {
+        while (r->claim == r->head && !r->stop_verify)
+            pthread_cond_wait(&r->cv_verify, &r->mu);
+        if (r->claim == r->head)
+            break; /* stopping, nothing left */
+        uint64_t avail = r->head - r->claim;
+        uint64_t n = avail / (b->nverifiers ? b->nverifiers : 1);
+        if (n == 0)
+            n = 1;
+        if (n > VERIFY_BATCH_MAX)
+            n = VERIFY_BATCH_MAX;
+        uint64_t first = r->claim;
+        r->claim += n;
+        pthread_mutex_unlock(&r->mu);
+
+        const lt_acl *acl = lt_broker_acl_hold(b);
+        int64_t now_ms = lt_broker_now_ms();
+        for (uint64_t i = first; i < first + n; i++) {
+            lt_slot *s = &r->slots[i & r->mask];
+            if (s->kind == LT_SLOT_PUBLISH)
+                verify_publish(v, s, acl, now_ms);
+            else if (s->kind == LT_SLOT_AUTH)
+                verify_auth(v, s, now_ms);
+        }
+        lt_broker_acl_rele(b);
+
+        pthread_mutex_lock(&r->mu);
+        for (uint64_t i = first; i < first + n; i++)
+            r->slots[i & r->mask].verified = true;
+        if (first <= r->commit && r->commit < first + n)
+            pthread_cond_signal(&r->cv_commit);
+    }
+    pthread_mutex_unlock(&r->mu);
+    free(v);
+    return NULL;
+}
+
+lt_err lt_verify_start(lt_broker *b, unsigned n, lt_why *why)
+{
+    b->verifiers = calloc(n, sizeof *b->verifiers);
+    if (!b->verifiers)
+        return lt_fail(why, LT_ENOMEM, "no memory for %u verify threads", n);
+    b->nverifiers = n;
+    for (unsigned i = 0; i < n; i++) {
+        vctx *v = malloc(sizeof *v);
+        if (!v)
+            return lt_fail(why, LT_ENOMEM, "no memory for verify thread %u", i);
+        v->b = b;
+        int rc = pthread_create(&b->verifiers[i], NULL, verify_main, v);
+        if (rc != 0) {
+            free(v);
+            return lt_fail(why, LT_ENOMEM, "cannot start verify thread %u: %s", i,
+                           strerror(rc));
+        }
+        b->verifiers_started++;
+    }
+    return LT_OK;
+}
+
+void lt_verify_stop(lt_broker *b)
+{
+    lt_ring *r = &b->ring;
+    if (!r->slots)
+        return;
+    pthread_mutex_lock(&r->mu);
+    r->stop_verify = true;
+    pthread_cond_broadcast(&r->cv_verify);
+    pthread_mutex_unlock(&r->mu);
+    for (unsigned i = 0; i < b->verifiers_started; i++)
+        pthread_join(b->verifiers[i], NULL);
+    b->verifiers_started = 0;
+    free(b->verifiers);
+    b->verifiers = NULL;
+}

@@ -1,0 +1,194 @@
+/*
+ * client.h - a connection to lienthongd: pipelined publish with acks, subscribe with credit,
+ * consumer ack/nak, admin requests, ping.
+ *
+ * Wire: one ZeroMQ DEALER socket connected to the broker's ROUTER; every ZeroMQ message is one
+ * serialized lienthong.v1.Frame (proto/lienthong/v1/envelope.proto).
+ *
+ * Publishing. lt_client_publish sends PUBLISH(tag, envelope) without waiting for the answer; at
+ * most `window` publishes are in flight. Each publish's callback runs exactly once: on ACK
+ * (LT_OK, stored seq, duplicate flag), on NACK (the NACK's code as an lt_err, with the broker's
+ * reason), on LT_ETIMEDOUT when no answer came within ack_timeout_ms, or on LT_ECLOSED when the
+ * connection to the broker was lost while it was in flight, or when the client is closed. After
+ * LT_ETIMEDOUT / LT_ECLOSED the message may or may not have been stored: republish the same
+ * envelope (same message id) - the broker acks a message id it already holds as a duplicate.
+ *
+ * Consuming. SUBSCRIBE(queue, credit) lets the broker send up to `credit` deliveries; every
+ * delivery uses one credit. When the application acks (or naks) a delivery, the client gives
+ * that credit back to the broker with a CREDIT frame, so the consumer holds at most `credit`
+ * unacked deliveries. Replayed deliveries need no ack: their credit is given back when the
+ * deliver callback returns. Acks are batched into one CONSUMER_ACK frame per queue; they are
+ * sent when 64 have gathered, at the end of every lt_client_poll, and by lt_client_flush.
+ *
+ * Reconnection. ZeroMQ reconnects by itself (100 ms, backing off to 2 s). The client watches
+ * the connection (a socket monitor): when it drops, every publish in flight completes with
+ * LT_ECLOSED (its ack, if any, can no longer arrive); when it comes back, a client that had
+ * authenticated re-authenticates with the same signer and re-subscribes its queues with their
+ * full credit. ZMQ_IMMEDIATE is set, so nothing is queued for a broker that is not connected:
+ * a publish made while disconnected waits (pumping) until the connection is back or
+ * ack_timeout_ms passes.
+ *
+ * Threads. An lt_client and its socket belong to one thread: every function here must be called
+ * from the thread that opened it. Callbacks run on that thread, inside lt_client_publish,
+ * lt_client_poll, lt_client_flush, lt_client_auth, lt_client_admin and lt_client_ping. A
+ * callback may call lt_client_ack, lt_client_nak and lt_client_publish (which, from inside a
+ * callback, returns LT_EAGAIN instead of blocking when the window is full); it must not call
+ * lt_client_close. Separate lt_client objects are independent and may live in separate threads
+ * (they share one ZeroMQ context, which is thread-safe).
+ */
+#ifndef LT_LIB_CLIENT_H
+#define LT_LIB_CLIENT_H
+
+#include "err.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct lt_signer;        /* lib/pki.h */
+struct lt_agency_config; /* lib/config.h */
+
+typedef struct lt_client lt_client;
+
+/* Defaults used for a field left 0 (or NULL). */
+#define LT_CLIENT_WINDOW_DEFAULT 1024
+#define LT_CLIENT_ACK_TIMEOUT_MS_DEFAULT 30000
+#define LT_CLIENT_REQUEST_TIMEOUT_MS_DEFAULT 10000
+#define LT_CLIENT_MAX_FRAME_DEFAULT (16u << 20)
+
+typedef struct lt_client_opts {
+    unsigned window;           /* publishes in flight at most (tag span), 0 = default */
+    int ack_timeout_ms;        /* a publish unanswered this long completes LT_ETIMEDOUT */
+    int request_timeout_ms;    /* auth, admin and ping wait this long at most */
+    size_t max_frame_bytes;    /* larger incoming frames are dropped; 0 = default */
+    const char *client_name;   /* sent in HELLO; NULL = "lienthong-client/<version>" */
+} lt_client_opts;
+
+/* Completion of one publish; see the file comment for the codes. reason is "" on success and
+ * is borrowed for the duration of the call. seq and duplicate are meaningful on LT_OK only. */
+typedef void (*lt_client_publish_cb)(void *user, uint64_t tag, lt_err code, uint64_t seq,
+                                     bool duplicate, const char *reason);
+
+/* One delivered message. Every pointer is borrowed for the duration of the callback: copy what
+ * must outlive it. envelope is exactly the bytes the publisher sent. */
+typedef struct lt_client_delivery {
+    const char *queue;
+    uint64_t seq;
+    uint32_t delivery_count; /* 1 on first delivery */
+    bool replay;             /* replayed history: needs no ack */
+    const uint8_t *envelope;
+    size_t envelope_len;
+} lt_client_delivery;
+
+typedef void (*lt_client_deliver_cb)(void *user, const lt_client_delivery *d);
+
+/* A NACK or admin error that answers no publish of ours (tag 0 or a tag not in flight): e.g.
+ * UNKNOWN_QUEUE / ACL_DENIED for a SUBSCRIBE, NOT_AUTHENTICATED, a rejected re-auth. */
+typedef void (*lt_client_error_cb)(void *user, lt_err code, const char *reason);
+
+/* Replay: deliver a queue's retained history from a sequence number or a time instead of
+ * its pending messages. Both 0 = no replay. */
+typedef struct lt_client_replay {
+    uint64_t from_seq;
+    int64_t from_unix_ms;
+} lt_client_replay;
+
+/* Connect to endpoint ("tcp://127.0.0.1:7400"); opts may be NULL. Does not wait for the TCP
+ * connection (the first publish or lt_client_auth does). On LT_OK *out is a new client to
+ * release with lt_client_close. LT_EINVAL: bad endpoint or option; LT_EIO: ZeroMQ failed;
+ * LT_ENOMEM. */
+lt_err lt_client_open(const char *endpoint, const lt_client_opts *opts, lt_client **out,
+                      lt_why *why);
+
+/* Connect to cfg's broker endpoint and authenticate as cfg's agency with signer (borrowed: it
+ * must outlive the client, re-authentication after a reconnect uses it). Errors as
+ * lt_client_open and lt_client_auth. */
+lt_err lt_client_open_agency(const struct lt_agency_config *cfg, struct lt_signer *signer,
+                             const lt_client_opts *opts, lt_client **out, lt_why *why);
+
+/* Complete every publish still in flight with LT_ECLOSED (callbacks run), close the socket
+ * (lingering at most 500 ms for frames already queued, such as acks) and free the client.
+ * Call lt_client_flush first to wait for acks. Accepts NULL and a pointer to NULL; sets *cp to
+ * NULL. Not from inside a callback. */
+void lt_client_close(lt_client **cp);
+
+/* Prove which agency this connection speaks for (agency_id NULL: the signer's certificate
+ * agency): HELLO(agency) -> CHALLENGE(nonce) ->
+ * AUTH(certificate, signature over "lienthong/v1 auth\0" || nonce) -> WELCOME. signer is
+ * borrowed and must outlive the client (used again after a reconnect). Blocks up to
+ * request_timeout_ms, pumping other frames. LT_ETIMEDOUT: no answer; a NACK's code (e.g.
+ * LT_ESIG, LT_ECERT_REVOKED, LT_EAGENCY_MISMATCH) with its reason in why; LT_ECRYPTO: signing
+ * failed. Needed before subscribe and admin; publishing needs no authentication (every
+ * envelope carries its own signature). */
+lt_err lt_client_auth(lt_client *c, const char *agency_id, struct lt_signer *signer,
+                      lt_why *why);
+
+/* Send one serialized Envelope (env, len: borrowed, copied before returning). Returns LT_OK
+ * once the frame is handed to ZeroMQ; cb(user, tag, ...) runs later, exactly once. Blocks,
+ * pumping replies (so other callbacks run), while the window is full or the broker is not
+ * connected, at most ack_timeout_ms: then LT_ETIMEDOUT and cb is NOT called (nothing sent).
+ * From inside a callback it returns LT_EAGAIN instead of blocking. LT_ETOOBIG: larger than
+ * max_frame_bytes. If tag_out is not NULL it receives the tag (1, 2, 3, ... per client). */
+lt_err lt_client_publish(lt_client *c, const uint8_t *env, size_t len, lt_client_publish_cb cb,
+                         void *user, uint64_t *tag_out);
+
+/* Number of publishes in flight (sent, not yet completed). */
+size_t lt_client_inflight(const lt_client *c);
+
+/* Wait until no publish is in flight and pending consumer acks and credits are sent, pumping
+ * frames (callbacks run). timeout_ms < 0 waits as long as the publishes' own timeouts allow.
+ * LT_OK when everything completed (whatever each publish's outcome), LT_ETIMEDOUT if
+ * timeout_ms passed first. */
+lt_err lt_client_flush(lt_client *c, int timeout_ms);
+
+/* Receive and dispatch incoming frames for up to timeout_ms (0 = only what is already there,
+ * < 0 = until at least one frame arrives), expire timed-out publishes, then send batched
+ * acks and credit. *n_frames (may be NULL) gets the number of frames dispatched. LT_OK, or
+ * LT_EIO when ZeroMQ failed. */
+lt_err lt_client_poll(lt_client *c, int timeout_ms, unsigned *n_frames);
+
+/* Subscribe to queue (copied) with credit > 0: the broker sends deliveries to cb(user, d).
+ * replay may be NULL. Requires lt_client_auth. Asynchronous: a refusal (UNKNOWN_QUEUE,
+ * ACL_DENIED, ...) arrives later at the error callback. Subscribing again to the same queue
+ * replaces the callback and sends SUBSCRIBE again. LT_ENOAUTH: not authenticated; LT_EINVAL;
+ * LT_EIO. At most 32 queues per client. */
+lt_err lt_client_subscribe(lt_client *c, const char *queue, uint32_t credit,
+                           const lt_client_replay *replay, lt_client_deliver_cb cb, void *user,
+                           lt_why *why);
+
+/* Acknowledge delivery seq of queue: the broker removes it. Batched (see the file comment)
+ * and gives one credit back. LT_ENOTFOUND: not subscribed to queue. */
+lt_err lt_client_ack(lt_client *c, const char *queue, uint64_t seq);
+
+/* Refuse delivery seq of queue: the broker redelivers it no sooner than delay_ms (0 = at once)
+ * until max_deliver, then dead-letters it with reason (may be NULL). Sent at once; gives one
+ * credit back. LT_ENOTFOUND: not subscribed to queue; LT_EIO. */
+lt_err lt_client_nak(lt_client *c, const char *queue, uint64_t seq, uint32_t delay_ms,
+                     const char *reason);
+
+/* Operator request, synchronous (matched by tag): op is "queues", "dlq.ls", "dlq.show",
+ * "dlq.requeue" or "dlq.drop"; queue may be NULL for "queues"; seqs/n select messages (n = 0:
+ * all, for requeue/drop); limit 0 = the broker's default. On LT_OK *json_out is the broker's
+ * JSON answer, to free(). Errors: the reply's code (LT_ENOQUEUE, LT_EACL, LT_ENOAUTH ...) with
+ * its reason; LT_ETIMEDOUT after request_timeout_ms; LT_EIO; LT_ENOMEM. */
+lt_err lt_client_admin(lt_client *c, const char *op, const char *queue, const uint64_t *seqs,
+                       size_t n, uint32_t limit, char **json_out, lt_why *why);
+
+/* Round trip PING/PONG. LT_OK when the broker answered within timeout_ms (< 0: the request
+ * timeout); LT_ETIMEDOUT otherwise. */
+lt_err lt_client_ping(lt_client *c, int timeout_ms, lt_why *why);
+
+/* Where NACKs and admin errors that answer no publish go (see lt_client_error_cb). The last
+ * one is also kept: lt_client_last_error returns its code (LT_OK if none) and copies its
+ * reason into why (may be NULL). */
+void lt_client_set_error_cb(lt_client *c, lt_client_error_cb cb, void *user);
+lt_err lt_client_last_error(const lt_client *c, lt_why *why);
+
+/* True while the socket has a live connection to the broker. */
+bool lt_client_is_connected(const lt_client *c);
+
+/* The lt_err whose name equals the NackCode's name (the wire contract): LT_ESIG for
+ * BAD_SIGNATURE, ...; LT_EPROTO for NACK_UNSPECIFIED or an unknown value. */
+lt_err lt_client_err_from_nack(int nack_code);
+
+#endif

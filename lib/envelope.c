@@ -1,0 +1,637 @@
+/*
+ * envelope.c - decoding, verifying and sealing envelopes (contract in envelope.h).
+ *
+ * Merkle tree over a batch of n headers (rules in envelope.proto, BatchProof):
+ *
+ *     level 0:  L0  L1  L2  L3  L4          Li = H(0x00 || header_i)
+ *     level 1:  N01     N23     L4          N  = H(0x01 || left || right)
+ *     level 2:  N0123          L4           an odd last node is promoted unchanged
+ *     level 3:  ROOT = N(N0123, L4)
+ *
+ * The proof of leaf i lists, from level 0 upwards, the sibling of the path's node at each
+ * level where it has one (none where it is promoted), so its length depends only on
+ * (index, count) and is checked exactly.
+ *
+ * An lt_env owns the unpacked protobuf-c messages (default allocator) and is never modified
+ * after lt_env_decode, so readers need no lock.
+ */
+#include "envelope.h"
+
+#include "agency.h"
+#include "lienthong/v1/envelope.pb-c.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct lt_env {
+    Lienthong__V1__Envelope *env;
+    Lienthong__V1__Header *hdr;
+};
+
+lt_env_limits lt_env_limits_default(void)
+{
+    lt_env_limits l = {
+        .max_envelope = 4u << 20,
+        .max_header = 16u << 10,
+        .max_payload = (4u << 20) - (64u << 10),
+    };
+    return l;
+}
+
+int64_t lt_env_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+lt_err lt_env_uuid7(int64_t now_ms, uint8_t out[LT_ENV_MESSAGE_ID_LEN], lt_why *why)
+{
+    uint8_t id[LT_ENV_MESSAGE_ID_LEN];
+    lt_err e = lt_pki_random(id, sizeof id, why);
+    if (e != LT_OK)
+        return e;
+    uint64_t ms = (uint64_t)now_ms;
+    for (int i = 0; i < 6; i++)
+        id[i] = (uint8_t)(ms >> (8 * (5 - i)));
+    id[6] = (uint8_t)(0x70 | (id[6] & 0x0f)); /* version 7 */
+    id[8] = (uint8_t)(0x80 | (id[8] & 0x3f)); /* variant 10 */
+    memcpy(out, id, sizeof id);
+    return LT_OK;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Merkle helpers.
+ */
+static lt_err leaf_hash(const uint8_t *header, size_t len, uint8_t out[32], lt_why *why)
+{
+    static const uint8_t tag = 0x00;
+    const uint8_t *parts[2] = {&tag, header};
+    size_t lens[2] = {1, len};
+    return lt_pki_sha256v(parts, lens, 2, out, why);
+}
+
+static lt_err node_hash(const uint8_t l[32], const uint8_t r[32], uint8_t out[32], lt_why *why)
+{
+    static const uint8_t tag = 0x01;
+    const uint8_t *parts[3] = {&tag, l, r};
+    size_t lens[3] = {1, 32, 32};
+    return lt_pki_sha256v(parts, lens, 3, out, why);
+}
+
+/* Number of siblings in the proof of leaf index among count leaves. */
+static size_t proof_len(uint32_t index, uint32_t count)
+{
+    size_t n = 0;
+    for (uint64_t idx = index, cnt = count; cnt > 1; idx /= 2, cnt = (cnt + 1) / 2)
+        if (idx % 2 == 1 || idx + 1 < cnt)
+            n++;
+    return n;
+}
+
+/* The tree over n leaves as one array of levels: level 0 at nodes[0..n), each next level
+ * right after. *levels_out receives the level count; offsets[l] / widths[l] locate level l
+ * (arrays of at least 33 entries: n <= 2^32 leaves). Caller frees *nodes_out. */
+static lt_err build_tree(const uint8_t (*leaves)[32], size_t n, uint8_t (**nodes_out)[32],
+                         size_t offsets[33], size_t widths[33], size_t *levels_out, lt_why *why)
+{
+    size_t total = 0, w = n, levels = 0;
+    for (;;) {
+        offsets[levels] = total;
+        widths[levels] = w;
+        total += w;
+        levels++;
+        if (w == 1)
+            break;
+        w = (w + 1) / 2;
+    }
+    uint8_t(*nodes)[32] = malloc(total * 32);
+    if (nodes == NULL)
+        return lt_fail(why, LT_ENOMEM, "out of memory for a Merkle tree of %zu leaves", n);
+    memcpy(nodes, leaves, n * 32);
+    for (size_t l = 1; l < levels; l++) {
+        uint8_t(*prev)[32] = nodes + offsets[l - 1];
+        uint8_t(*cur)[32] = nodes + offsets[l];
+        for (size_t i = 0; i < widths[l]; i++) {
+            if (2 * i + 1 < widths[l - 1]) {
+                lt_err e = node_hash(prev[2 * i], prev[2 * i + 1], cur[i], why);
+                if (e != LT_OK) {
+                    free(nodes);
+                    return e;
+                }
+            } else {
+                memcpy(cur[i], prev[2 * i], 32);
+            }
+        }
+    }
+    *nodes_out = nodes;
+    *levels_out = levels;
+    return LT_OK;
+}
+
+lt_err lt_env_merkle_root(const uint8_t *const *headers, const size_t *header_lens, size_t n,
+                          uint8_t root[32], lt_why *why)
+{
+    if (n == 0 || n > LT_ENV_BATCH_MAX)
+        return lt_fail(why, LT_EINVAL, "Merkle root over %zu leaves (1..%d)", n,
+                       LT_ENV_BATCH_MAX);
+    uint8_t(*leaves)[32] = malloc(n * 32);
+    if (leaves == NULL)
+        return lt_fail(why, LT_ENOMEM, "out of memory");
+    lt_err e = LT_OK;
+    for (size_t i = 0; i < n && e == LT_OK; i++)
+        e = leaf_hash(headers[i], header_lens[i], leaves[i], why);
+    uint8_t(*nodes)[32] = NULL;
+    size_t off[33], wid[33], levels = 0;
+    if (e == LT_OK && (e = build_tree((const uint8_t(*)[32])leaves, n, &nodes, off, wid, &levels,
+                                      why)) == LT_OK)
+        memcpy(root, nodes[off[levels - 1]], 32);
+    free(nodes);
+    free(leaves);
+    return e;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Decode and accessors.
+ */
+static bool bin_len_is(const ProtobufCBinaryData *b, size_t n)
+{
+    return b->len == n;
+}
+
+lt_err lt_env_decode(const uint8_t *buf, size_t len, const lt_env_limits *lim, lt_env **out,
+                     lt_why *why)
+{
+    lt_env_limits dl = lt_env_limits_default();
+    if (lim == NULL)
+        lim = &dl;
+    if (buf == NULL || len == 0)
+        return lt_fail(why, LT_EPROTO, "empty envelope");
+    if (len > lim->max_envelope)
+        return lt_fail(why, LT_ETOOBIG, "envelope of %zu bytes (at most %zu)", len,
+                       lim->max_envelope);
+    lt_env *env = calloc(1, sizeof *env);
+    if (env == NULL)
+        return lt_fail(why, LT_ENOMEM, "out of memory");
+    lt_err e = LT_OK;
+    env->env = lienthong__v1__envelope__unpack(NULL, len, buf);
+    if (env->env == NULL) {
+        e = lt_fail(why, LT_EPROTO, "not a lienthong.v1.Envelope (%zu bytes)", len);
+        goto out_free;
+    }
+    Lienthong__V1__Envelope *m = env->env;
+    if (m->header.len == 0) {
+        e = lt_fail(why, LT_EPROTO, "envelope has no header");
+        goto out_free;
+    }
+    if (m->header.len > lim->max_header) {
+        e = lt_fail(why, LT_ETOOBIG, "header of %zu bytes (at most %zu)", m->header.len,
+                    lim->max_header);
+        goto out_free;
+    }
+    if (m->payload.len > lim->max_payload) {
+        e = lt_fail(why, LT_ETOOBIG, "payload of %zu bytes (at most %zu)", m->payload.len,
+                    lim->max_payload);
+        goto out_free;
+    }
+    if (m->certificate.len > LT_PKI_CERT_MAX) {
+        e = lt_fail(why, LT_ETOOBIG, "certificate of %zu bytes (at most %d)", m->certificate.len,
+                    LT_PKI_CERT_MAX);
+        goto out_free;
+    }
+    if (m->signature.len > LT_PKI_SIG_MAX) {
+        e = lt_fail(why, LT_ETOOBIG, "signature of %zu bytes (at most %d)", m->signature.len,
+                    LT_PKI_SIG_MAX);
+        goto out_free;
+    }
+    if (m->certificate.len == 0 || m->signature.len == 0) {
+        e = lt_fail(why, LT_EPROTO, "envelope has no %s",
+                    m->certificate.len == 0 ? "certificate" : "signature");
+        goto out_free;
+    }
+    if (m->batch != NULL) {
+        Lienthong__V1__BatchProof *p = m->batch;
+        if (p->leaf_count == 0 || p->leaf_count > LT_ENV_BATCH_MAX ||
+            p->leaf_index >= p->leaf_count) {
+            e = lt_fail(why, LT_EPROTO, "batch proof: leaf %u of %u (count 1..%d)",
+                        p->leaf_index, p->leaf_count, LT_ENV_BATCH_MAX);
+            goto out_free;
+        }
+        if (!bin_len_is(&p->root, 32) || p->n_siblings > 32) {
+            e = lt_fail(why, LT_EPROTO, "batch proof: root of %zu bytes, %zu siblings",
+                        p->root.len, p->n_siblings);
+            goto out_free;
+        }
+        for (size_t i = 0; i < p->n_siblings; i++) {
+            if (!bin_len_is(&p->siblings[i], 32)) {
+                e = lt_fail(why, LT_EPROTO, "batch proof: sibling %zu is %zu bytes, not 32", i,
+                            p->siblings[i].len);
+                goto out_free;
+            }
+        }
+    }
+    env->hdr = lienthong__v1__header__unpack(NULL, m->header.len, m->header.data);
+    if (env->hdr == NULL) {
+        e = lt_fail(why, LT_EPROTO, "header is not a lienthong.v1.Header");
+        goto out_free;
+    }
+    Lienthong__V1__Header *h = env->hdr;
+    if (!bin_len_is(&h->message_id, LT_ENV_MESSAGE_ID_LEN)) {
+        e = lt_fail(why, LT_EPROTO, "message id of %zu bytes (16 expected)", h->message_id.len);
+        goto out_free;
+    }
+    if (!bin_len_is(&h->payload_sha256, 32) || !bin_len_is(&h->signer_key_id, 32)) {
+        e = lt_fail(why, LT_EPROTO, "payload hash of %zu / signer key id of %zu bytes (32 each)",
+                    h->payload_sha256.len, h->signer_key_id.len);
+        goto out_free;
+    }
+    size_t tl = strlen(h->topic), rl = strlen(h->record_type);
+    if (tl == 0 || tl > LT_ENV_TOPIC_MAX || rl == 0 || rl > LT_ENV_RECORD_TYPE_MAX) {
+        e = lt_fail(why, LT_EPROTO, "topic of %zu / record type of %zu bytes (1..255 each)", tl,
+                    rl);
+        goto out_free;
+    }
+    if (h->correlation_id.len > LT_ENV_CORRELATION_MAX ||
+        (h->causation_id.len != 0 && h->causation_id.len != LT_ENV_MESSAGE_ID_LEN)) {
+        e = lt_fail(why, LT_EPROTO, "correlation id of %zu bytes (at most %d) / causation id "
+                    "of %zu bytes (0 or 16)",
+                    h->correlation_id.len, LT_ENV_CORRELATION_MAX, h->causation_id.len);
+        goto out_free;
+    }
+    lt_why inner;
+    if (!lt_agency_is_normalized(h->source)) {
+        lt_agency_id id;
+        if (lt_agency_parse(h->source, strlen(h->source), &id, &inner) == LT_OK)
+            lt_fail(&inner, LT_EAGENCY_ID, "not in normal form (%s)", id.id);
+        e = lt_fail(why, LT_EAGENCY_ID, "source agency: %s", inner.msg);
+        goto out_free;
+    }
+    *out = env;
+    return LT_OK;
+
+out_free:
+    lt_env_destroy(&env);
+    return e;
+}
+
+void lt_env_destroy(lt_env **envp)
+{
+    if (envp == NULL || *envp == NULL)
+        return;
+    lt_env *env = *envp;
+    if (env->hdr != NULL)
+        lienthong__v1__header__free_unpacked(env->hdr, NULL);
+    if (env->env != NULL)
+        lienthong__v1__envelope__free_unpacked(env->env, NULL);
+    free(env);
+    *envp = NULL;
+}
+
+const uint8_t *lt_env_message_id(const lt_env *env)
+{
+    return env->hdr->message_id.data;
+}
+
+const char *lt_env_source(const lt_env *env)
+{
+    return env->hdr->source;
+}
+
+const char *lt_env_topic(const lt_env *env)
+{
+    return env->hdr->topic;
+}
+
+const char *lt_env_record_type(const lt_env *env)
+{
+    return env->hdr->record_type;
+}
+
+int64_t lt_env_created_ms(const lt_env *env)
+{
+    return env->hdr->created_unix_ms;
+}
+
+uint32_t lt_env_schema_version(const lt_env *env)
+{
+    return env->hdr->schema_version;
+}
+
+const uint8_t *lt_env_key_id(const lt_env *env)
+{
+    return env->hdr->signer_key_id.data;
+}
+
+static const uint8_t *bin(const ProtobufCBinaryData *b, size_t *len)
+{
+    *len = b->len;
+    return b->len ? b->data : NULL;
+}
+
+const uint8_t *lt_env_payload(const lt_env *env, size_t *len)
+{
+    *len = env->env->payload.len;
+    return env->env->payload.data ? env->env->payload.data : (const uint8_t *)"";
+}
+
+const uint8_t *lt_env_header(const lt_env *env, size_t *len)
+{
+    return bin(&env->env->header, len);
+}
+
+const uint8_t *lt_env_certificate(const lt_env *env, size_t *len)
+{
+    return bin(&env->env->certificate, len);
+}
+
+const uint8_t *lt_env_signature(const lt_env *env, size_t *len)
+{
+    return bin(&env->env->signature, len);
+}
+
+const uint8_t *lt_env_correlation_id(const lt_env *env, size_t *len)
+{
+    return bin(&env->hdr->correlation_id, len);
+}
+
+const uint8_t *lt_env_causation_id(const lt_env *env, size_t *len)
+{
+    return bin(&env->hdr->causation_id, len);
+}
+
+bool lt_env_is_batch(const lt_env *env)
+{
+    return env->env->batch != NULL;
+}
+
+uint32_t lt_env_batch_index(const lt_env *env)
+{
+    return env->env->batch ? env->env->batch->leaf_index : 0;
+}
+
+uint32_t lt_env_batch_count(const lt_env *env)
+{
+    return env->env->batch ? env->env->batch->leaf_count : 1;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Verify.
+ */
+
+/* Walk the proof from this header's leaf; LT_EPROOF unless it ends at the carried root. */
+static lt_err check_proof(const lt_env *env, lt_why *why)
+{
+    const Lienthong__V1__BatchProof *p = env->env->batch;
+    size_t want = proof_len(p->leaf_index, p->leaf_count);
+    if (p->n_siblings != want)
+        return lt_fail(why, LT_EPROOF, "batch proof of leaf %u of %u has %zu siblings, not %zu",
+                       p->leaf_index, p->leaf_count, p->n_siblings, want);
+    uint8_t h[32];
+    lt_err e = leaf_hash(env->env->header.data, env->env->header.len, h, why);
+    if (e != LT_OK)
+        return e;
+    size_t k = 0;
+    for (uint64_t idx = p->leaf_index, cnt = p->leaf_count; cnt > 1;
+         idx /= 2, cnt = (cnt + 1) / 2) {
+        if (idx % 2 == 1)
+            e = node_hash(p->siblings[k++].data, h, h, why);
+        else if (idx + 1 < cnt)
+            e = node_hash(h, p->siblings[k++].data, h, why);
+        if (e != LT_OK)
+            return e;
+    }
+    if (memcmp(h, p->root.data, 32) != 0)
+        return lt_fail(why, LT_EPROOF,
+                       "batch proof of leaf %u of %u does not lead to the signed root",
+                       p->leaf_index, p->leaf_count);
+    return LT_OK;
+}
+
+lt_err lt_env_verify(const lt_env *env, lt_trust *trust, int64_t now_ms, lt_why *why)
+{
+    const Lienthong__V1__Envelope *m = env->env;
+    const Lienthong__V1__Header *h = env->hdr;
+    uint8_t d[32];
+
+    lt_err e = lt_pki_sha256(m->payload.data, m->payload.len, d, why);
+    if (e != LT_OK)
+        return e;
+    if (memcmp(d, h->payload_sha256.data, 32) != 0)
+        return lt_fail(why, LT_EHASH, "payload of %zu bytes does not match the header's SHA-256",
+                       m->payload.len);
+
+    if ((e = lt_pki_sha256(m->certificate.data, m->certificate.len, d, why)) != LT_OK)
+        return e;
+    if (memcmp(d, h->signer_key_id.data, 32) != 0)
+        return lt_fail(why, LT_EKEYID,
+                       "header's signer key id is not the SHA-256 of the enclosed certificate");
+
+    lt_trust_cert cert;
+    if ((e = lt_trust_cert_hold(trust, m->certificate.data, m->certificate.len, d, now_ms, &cert,
+                                why)) != LT_OK)
+        return e;
+
+    int64_t skew = lt_trust_clock_skew_ms(trust);
+    int64_t created = h->created_unix_ms;
+    if (strcmp(cert.agency, h->source) != 0) {
+        e = lt_fail(why, LT_EAGENCY_MISMATCH, "signed with the certificate of %s, not of %s",
+                    cert.agency, h->source);
+    } else if (created < now_ms - skew || created > now_ms + skew) {
+        e = lt_fail(why, LT_ESKEW,
+                    "created %+.3f s from now, outside the allowed clock skew of %lld s",
+                    (double)(created - now_ms) / 1000.0, (long long)(skew / 1000));
+    } else if (!lt_trust_cert_is_valid_at(&cert, created)) {
+        bool early = created < cert.not_before_ms;
+        e = lt_fail(why, early ? LT_ECERT_NOT_YET_VALID : LT_ECERT_EXPIRED,
+                    "certificate of %s was not valid at the created time", cert.agency);
+    } else if (m->batch != NULL) {
+        if ((e = check_proof(env, why)) == LT_OK)
+            e = lt_trust_verify_root(trust, &cert, m->batch->root.data, m->signature.data,
+                                     m->signature.len, why);
+    } else {
+        e = lt_trust_cert_verify(&cert, LT_PKI_DOMAIN_ENVELOPE, m->header.data, m->header.len,
+                                 m->signature.data, m->signature.len, why);
+    }
+    lt_trust_cert_rele(&cert);
+    return e;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Seal.
+ */
+
+/* Validate spec and pack its header (signed by s) into a malloc'ed buffer. */
+static lt_err pack_header(lt_signer *s, const lt_env_spec *spec, int64_t now_ms, uint8_t **out,
+                          size_t *out_len, lt_why *why)
+{
+    lt_env_limits lim = lt_env_limits_default();
+    size_t tl = spec->topic ? strlen(spec->topic) : 0;
+    size_t rl = spec->record_type ? strlen(spec->record_type) : 0;
+    if (tl == 0 || tl > LT_ENV_TOPIC_MAX)
+        return lt_fail(why, LT_EINVAL, "topic of %zu bytes (1..%d)", tl, LT_ENV_TOPIC_MAX);
+    if (rl == 0 || rl > LT_ENV_RECORD_TYPE_MAX)
+        return lt_fail(why, LT_EINVAL, "record type of %zu bytes (1..%d)", rl,
+                       LT_ENV_RECORD_TYPE_MAX);
+    if (spec->payload_len > lim.max_payload || (spec->payload == NULL && spec->payload_len))
+        return lt_fail(why, LT_EINVAL, "payload of %zu bytes (at most %zu)", spec->payload_len,
+                       lim.max_payload);
+    if (spec->correlation_len > LT_ENV_CORRELATION_MAX ||
+        (spec->correlation_id == NULL && spec->correlation_len))
+        return lt_fail(why, LT_EINVAL, "correlation id of %zu bytes (at most %d)",
+                       spec->correlation_len, LT_ENV_CORRELATION_MAX);
+    if ((spec->causation_len != 0 && spec->causation_len != LT_ENV_MESSAGE_ID_LEN) ||
+        (spec->causation_id == NULL && spec->causation_len))
+        return lt_fail(why, LT_EINVAL, "causation id of %zu bytes (0 or 16)",
+                       spec->causation_len);
+
+    uint8_t id[LT_ENV_MESSAGE_ID_LEN], sha[32];
+    lt_err e;
+    if (spec->message_id != NULL)
+        memcpy(id, spec->message_id, sizeof id);
+    else if ((e = lt_env_uuid7(now_ms, id, why)) != LT_OK)
+        return e;
+    if ((e = lt_pki_sha256(spec->payload, spec->payload_len, sha, why)) != LT_OK)
+        return e;
+
+    Lienthong__V1__Header h = LIENTHONG__V1__HEADER__INIT;
+    h.message_id.data = id;
+    h.message_id.len = sizeof id;
+    h.source = (char *)lt_signer_agency(s);
+    h.topic = (char *)spec->topic;
+    h.record_type = (char *)spec->record_type;
+    h.created_unix_ms = spec->created_ms ? spec->created_ms : now_ms;
+    h.payload_sha256.data = sha;
+    h.payload_sha256.len = 32;
+    h.signer_key_id.data = (uint8_t *)lt_signer_key_id(s);
+    h.signer_key_id.len = LT_PKI_KEY_ID_LEN;
+    h.correlation_id.data = (uint8_t *)spec->correlation_id;
+    h.correlation_id.len = spec->correlation_len;
+    h.causation_id.data = (uint8_t *)spec->causation_id;
+    h.causation_id.len = spec->causation_len;
+    h.schema_version = LT_ENV_SCHEMA_VERSION;
+    size_t n = lienthong__v1__header__get_packed_size(&h);
+    if (n > lim.max_header)
+        return lt_fail(why, LT_EINVAL, "header of %zu bytes (at most %zu)", n, lim.max_header);
+    uint8_t *buf = malloc(n);
+    if (buf == NULL)
+        return lt_fail(why, LT_ENOMEM, "out of memory");
+    lienthong__v1__header__pack(&h, buf);
+    *out = buf;
+    *out_len = n;
+    return LT_OK;
+}
+
+static lt_err pack_envelope(lt_signer *s, const uint8_t *header, size_t header_len,
+                            const lt_env_spec *spec, const uint8_t *sig, size_t sig_len,
+                            Lienthong__V1__BatchProof *proof, uint8_t **out, size_t *out_len,
+                            lt_why *why)
+{
+    Lienthong__V1__Envelope m = LIENTHONG__V1__ENVELOPE__INIT;
+    size_t cert_len;
+    const uint8_t *cert = lt_signer_cert_der(s, &cert_len);
+    m.header.data = (uint8_t *)header;
+    m.header.len = header_len;
+    m.payload.data = (uint8_t *)spec->payload;
+    m.payload.len = spec->payload_len;
+    m.signature.data = (uint8_t *)sig;
+    m.signature.len = sig_len;
+    m.certificate.data = (uint8_t *)cert;
+    m.certificate.len = cert_len;
+    m.batch = proof;
+    size_t n = lienthong__v1__envelope__get_packed_size(&m);
+    uint8_t *buf = malloc(n);
+    if (buf == NULL)
+        return lt_fail(why, LT_ENOMEM, "out of memory");
+    lienthong__v1__envelope__pack(&m, buf);
+    *out = buf;
+    *out_len = n;
+    return LT_OK;
+}
+
+lt_err lt_env_seal(lt_signer *s, const lt_env_spec *spec, uint8_t **out, size_t *out_len,
+                   lt_why *why)
+{
+    uint8_t *header = NULL;
+    size_t header_len = 0, sig_len = 0;
+    uint8_t sig[LT_PKI_SIG_MAX];
+    lt_err e = pack_header(s, spec, lt_env_now_ms(), &header, &header_len, why);
+    if (e != LT_OK)
+        return e;
+    e = lt_signer_sign(s, LT_PKI_DOMAIN_ENVELOPE, header, header_len, sig, &sig_len, why);
+    if (e == LT_OK)
+        e = pack_envelope(s, header, header_len, spec, sig, sig_len, NULL, out, out_len, why);
+    free(header);
+    return e;
+}
+
+lt_err lt_env_seal_batch(lt_signer *s, const lt_env_spec *specs, size_t n, uint8_t **outs,
+                         size_t *out_lens, lt_why *why)
+{
+    if (n == 0 || n > LT_ENV_BATCH_MAX)
+        return lt_fail(why, LT_EINVAL, "batch of %zu envelopes (1..%d)", n, LT_ENV_BATCH_MAX);
+    lt_err e = LT_OK;
+    int64_t now = lt_env_now_ms();
+    uint8_t **headers = calloc(n, sizeof *headers);
+    size_t *hlens = calloc(n, sizeof *hlens);
+    uint8_t(*leaves)[32] = malloc(n * 32);
+    uint8_t(*nodes)[32] = NULL;
+    ProtobufCBinaryData sib[33];
+    size_t off[33], wid[33], levels = 0, done = 0;
+    if (headers == NULL || hlens == NULL || leaves == NULL) {
+        e = lt_fail(why, LT_ENOMEM, "out of memory for a batch of %zu", n);
+        goto out;
+    }
+    for (size_t i = 0; i < n && e == LT_OK; i++) {
+        lt_why inner;
+        e = pack_header(s, &specs[i], now, &headers[i], &hlens[i], &inner);
+        if (e != LT_OK)
+            lt_fail(why, e, "batch item %zu: %s", i, inner.msg);
+        else
+            e = leaf_hash(headers[i], hlens[i], leaves[i], why);
+    }
+    if (e != LT_OK)
+        goto out;
+    if ((e = build_tree((const uint8_t(*)[32])leaves, n, &nodes, off, wid, &levels, why)) != LT_OK)
+        goto out;
+    uint8_t *root = nodes[off[levels - 1]];
+    uint8_t sig[LT_PKI_SIG_MAX];
+    size_t sig_len = 0;
+    if ((e = lt_signer_sign(s, LT_PKI_DOMAIN_BATCH, root, 32, sig, &sig_len, why)) != LT_OK)
+        goto out;
+    for (done = 0; done < n; done++) {
+        size_t ns = 0, idx = done;
+        for (size_t l = 0; l + 1 < levels; l++, idx /= 2) {
+            size_t sibling = idx % 2 == 1 ? idx - 1 : idx + 1;
+            if (sibling < wid[l]) {
+                sib[ns].data = nodes[off[l] + sibling];
+                sib[ns].len = 32;
+                ns++;
+            }
+        }
+        Lienthong__V1__BatchProof p = LIENTHONG__V1__BATCH_PROOF__INIT;
+        p.leaf_index = (uint32_t)done;
+        p.leaf_count = (uint32_t)n;
+        p.n_siblings = ns;
+        p.siblings = sib;
+        p.root.data = root;
+        p.root.len = 32;
+        e = pack_envelope(s, headers[done], hlens[done], &specs[done], sig, sig_len, &p,
+                          &outs[done], &out_lens[done], why);
+        if (e != LT_OK)
+            break;
+    }
+out:
+    if (e != LT_OK)
+        for (size_t i = 0; i < done; i++) {
+            free(outs[i]);
+            outs[i] = NULL;
+        }
+    for (size_t i = 0; headers != NULL && i < n; i++)
+        free(headers[i]);
+    free(headers);
+    free(hlens);
+    free(leaves);
+    free(nodes);
+    return e;
+}

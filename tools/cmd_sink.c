@@ -1,0 +1,362 @@
+/*
+ * cmd_sink.c - `lienthong sink`: consume a queue into a database (adapters/sink.h).
+ *
+ * Credit = batch size: the broker holds at most B deliveries out to us. Each delivery is
+ * decoded and verified again here against the agency's own trust; one that fails is NAKed
+ * with the reason (the broker redelivers it up to the queue's max_deliver, then dead-letters
+ * it: never silently dropped). Verified deliveries gather into a batch that is written in ONE
+ * database transaction when B are pending or no more are waiting; they are ACKed only after
+ * COMMIT returned. A crash at any point therefore loses nothing (unacked messages come back)
+ * and duplicates nothing (rows are keyed by message id, ON CONFLICT DO NOTHING).
+ *
+ * A database failure rolls the batch back, reconnects and retries (1, 2, 4 s); after the
+ * third failure the command exits 1 with the batch unacked (the broker redelivers it).
+ */
+#include "cmd_decls.h"
+#include "envelope.h"
+#include "sink.h"
+#include "tool_client.h"
+
+#include <assert.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+const char lt_cmd_sink_summary[] = "consume a queue into SQLite or PostgreSQL (ack after commit)";
+
+static volatile sig_atomic_t stop_flag;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop_flag = 1;
+}
+
+typedef struct pending {
+    uint64_t seq;
+    bool replay;
+    uint8_t *buf;
+    size_t len;
+    lt_env *env;
+    int64_t received_ms;
+    lt_err row_err; /* set by the write: a row error to NAK with row_why */
+    lt_why row_why;
+} pending;
+
+typedef struct sink_run {
+    lt_client *c;
+    lt_trust *trust;
+    lt_sink *db;
+    const char *db_url;
+    const char *queue;
+    pending *batch;
+    size_t n, cap;
+    uint64_t max;                      /* -n: 0 = no limit */
+    uint64_t handled;                  /* stored + present + refused */
+    uint64_t stored, present, refused; /* refused: NAKed (verify or row errors) */
+    int64_t first_ms, last_ms;         /* first delivery, last commit (monotonic): the rate */
+    int64_t db_ms;                     /* time spent writing batches */
+    uint64_t batches;
+    bool error;
+} sink_run;
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: lienthong sink -c AGENCY.yaml -q QUEUE --db sqlite:PATH|postgresql://...\n"
+            "                      [-n N] [--timeout S] [--batch B] [-e ENDPOINT]\n\n"
+            "%s.\n\n"
+            "  -c, --config FILE   agency config of the queue's owner (its trust verifies)\n"
+            "  -q, --queue QUEUE   queue to consume\n"
+            "      --db URL        sqlite:PATH, or a libpq URI postgresql://user@host:port/db\n"
+            "  -n, --count N       exit after N deliveries handled (stored, present or refused)\n"
+            "      --timeout S     exit after S seconds without a delivery\n"
+            "      --batch B       deliveries per database transaction, and the credit (256)\n"
+            "  -e, --endpoint EP   broker endpoint instead of the config's\n\n"
+            "One table per record type (see adapters/sink.h); a message id already stored is\n"
+            "not written again. Envelopes that fail verification are NAKed with the reason\n"
+            "(dead-lettered after the queue's max_deliver). Progress and a summary (rows/s)\n"
+            "go to stderr.\n",
+            lt_cmd_sink_summary);
+}
+
+static void on_deliver(void *user, const lt_client_delivery *d)
+{
+    sink_run *r = user;
+    if (r->max > 0 && r->handled + r->n >= r->max)
+        return; /* over -n: left unacked, the broker redelivers it to the next consumer */
+    if (r->first_ms == 0)
+        r->first_ms = lt_tool_mono_ms();
+    lt_why why = {{0}};
+    lt_env *env = NULL;
+    lt_err e = lt_env_decode(d->envelope, d->envelope_len, NULL, &env, &why);
+    if (e == LT_OK)
+        e = lt_env_verify(env, r->trust, lt_sink_verify_at(env, lt_env_now_ms()), &why);
+    if (e != LT_OK) {
+        char reason[LT_WHY_MAX + 32];
+        snprintf(reason, sizeof reason, "sink: %s: %s", lt_err_name(e), why.msg);
+        fprintf(stderr, "lienthong sink: seq %llu refused: %s\n", (unsigned long long)d->seq,
+                reason);
+        if (!d->replay)
+            lt_client_nak(r->c, d->queue, d->seq, 0, reason);
+        lt_env_destroy(&env);
+        r->refused++;
+        r->handled++;
+        return;
+    }
+    assert(r->n < r->cap);
+    pending *p = &r->batch[r->n];
+    memset(p, 0, sizeof *p);
+    p->buf = malloc(d->envelope_len ? d->envelope_len : 1);
+    if (p->buf == NULL) {
+        lt_env_destroy(&env);
+        r->error = true; /* unacked: redelivered */
+        return;
+    }
+    memcpy(p->buf, d->envelope, d->envelope_len);
+    p->len = d->envelope_len;
+    p->seq = d->seq;
+    p->replay = d->replay;
+    p->env = env;
+    p->received_ms = lt_env_now_ms();
+    r->n++;
+}
+
+static void batch_clear(sink_run *r)
+{
+    for (size_t i = 0; i < r->n; i++) {
+        free(r->batch[i].buf);
+        lt_env_destroy(&r->batch[i].env);
+    }
+    r->n = 0;
+}
+
+/* One transaction for the whole batch. */
+static lt_err write_batch(sink_run *r, uint64_t *stored, uint64_t *present, lt_why *why)
+{
+    lt_err e = lt_sink_begin(r->db, why);
+    for (size_t i = 0; e == LT_OK && i < r->n; i++) {
+        pending *p = &r->batch[i];
+        lt_sink_meta m = {.queue = r->queue, .broker_seq = p->seq, .received_ms = p->received_ms};
+        bool ins = false;
+        p->row_err = LT_OK;
+        e = lt_sink_put(r->db, p->env, p->buf, p->len, &m, &ins, &p->row_why);
+        if (e == LT_ENOTFOUND || e == LT_EPROTO || e == LT_EINVAL) {
+            p->row_err = e; /* nothing written for it; the transaction goes on */
+            e = LT_OK;
+        } else if (e == LT_OK) {
+            (*(ins ? stored : present))++;
+        } else {
+            lt_fail(why, e, "%s", p->row_why.msg);
+        }
+    }
+    if (e == LT_OK)
+        return lt_sink_commit(r->db, why);
+    lt_sink_rollback(r->db);
+    return e;
+}
+
+static lt_err flush_batch(sink_run *r)
+{
+    if (r->n == 0)
+        return LT_OK;
+    lt_why why = {{0}};
+    uint64_t stored = 0, present = 0;
+    lt_err e = LT_OK;
+    for (int attempt = 0; attempt < 4; attempt++) {
+        stored = present = 0;
+        if (r->db == NULL)
+            e = lt_sink_open(r->db_url, &r->db, &why);
+        int64_t w0 = lt_tool_mono_ms();
+        if (e == LT_OK)
+            e = write_batch(r, &stored, &present, &why);
+        r->db_ms += lt_tool_mono_ms() - w0;
+        if (e == LT_OK)
+            break;
+        fprintf(stderr, "lienthong sink: database: %s%s\n", why.msg,
+                attempt < 3 ? " (retrying)" : "");
+        lt_sink_close(&r->db); /* reconnect: the connection may be what failed */
+        if (attempt < 3) {
+            /* Keep the broker connection alive while waiting. */
+            int64_t until = lt_tool_mono_ms() + (1000 << attempt);
+            while (!stop_flag && lt_tool_mono_ms() < until)
+                lt_client_poll(r->c, 100, NULL);
+            e = LT_OK;
+        }
+    }
+    if (e != LT_OK) {
+        r->error = true;
+        batch_clear(r); /* unacked: the broker redelivers them */
+        return e;
+    }
+    /* Committed: now, and only now, the broker may forget them. */
+    for (size_t i = 0; i < r->n; i++) {
+        pending *p = &r->batch[i];
+        if (p->row_err != LT_OK) {
+            char reason[LT_WHY_MAX + 32];
+            snprintf(reason, sizeof reason, "sink: %s: %s", lt_err_name(p->row_err),
+                     p->row_why.msg);
+            fprintf(stderr, "lienthong sink: seq %llu refused: %s\n",
+                    (unsigned long long)p->seq, reason);
+            if (!p->replay)
+                lt_client_nak(r->c, r->queue, p->seq, 0, reason);
+            r->refused++;
+        } else if (!p->replay) {
+            lt_client_ack(r->c, r->queue, p->seq);
+        }
+    }
+    r->handled += r->n;
+    r->batches++;
+    r->last_ms = lt_tool_mono_ms();
+    r->stored += stored;
+    r->present += present;
+    batch_clear(r);
+    return LT_OK;
+}
+
+static void on_error(void *user, lt_err code, const char *reason)
+{
+    sink_run *r = user;
+    fprintf(stderr, "lienthong sink: broker refused: %s: %s\n", lt_err_name(code), reason);
+    r->error = true;
+}
+
+/* Rows/s over the time from the first delivery to the last commit (idle time before and
+ * after, e.g. --timeout, does not count). */
+static void progress(const sink_run *r, bool final)
+{
+    double s = r->first_ms > 0 && r->last_ms > r->first_ms
+                   ? (double)(r->last_ms - r->first_ms) / 1000.0
+                   : 0;
+    double rate = s > 0 ? (double)(r->stored + r->present) / s : 0;
+    fprintf(stderr,
+            "lienthong sink: %s%llu rows written (%llu new, %llu already present), %llu "
+            "refused, %.1f s, %.0f rows/s (%llu transactions, %.1f s in the database)%s",
+            final ? "" : "... ", (unsigned long long)(r->stored + r->present),
+            (unsigned long long)r->stored, (unsigned long long)r->present,
+            (unsigned long long)r->refused, s, rate, (unsigned long long)r->batches,
+            (double)r->db_ms / 1000.0, final || !isatty(STDERR_FILENO) ? "\n" : "\r");
+}
+
+int lt_cmd_sink(int argc, char **argv)
+{
+    enum { O_TIMEOUT = 256, O_BATCH, O_DB };
+    static const struct option longopts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"queue", required_argument, NULL, 'q'},
+        {"db", required_argument, NULL, O_DB},
+        {"count", required_argument, NULL, 'n'},
+        {"timeout", required_argument, NULL, O_TIMEOUT},
+        {"batch", required_argument, NULL, O_BATCH},
+        {"endpoint", required_argument, NULL, 'e'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *cfg_path = NULL, *queue = NULL, *endpoint = NULL, *db_url = NULL;
+    uint64_t count = 0, timeout_s = 0, batch = 256;
+    int opt;
+    optind = 1;
+    opterr = 0;
+    while ((opt = getopt_long(argc, argv, "c:q:n:e:h", longopts, NULL)) != -1) {
+        bool ok = true;
+        switch (opt) {
+        case 'c': cfg_path = optarg; break;
+        case 'q': queue = optarg; break;
+        case 'e': endpoint = optarg; break;
+        case O_DB: db_url = optarg; break;
+        case 'n': ok = lt_tool_parse_u64(optarg, 1, UINT64_MAX, &count); break;
+        case O_TIMEOUT: ok = lt_tool_parse_u64(optarg, 1, 86400 * 365, &timeout_s); break;
+        case O_BATCH: ok = lt_tool_parse_u64(optarg, 1, 65536, &batch); break;
+        case 'h': usage(stdout); return 0;
+        default:
+            fprintf(stderr, "lienthong sink: unknown option '%s' (see --help)\n",
+                    argv[optind - 1]);
+            return 2;
+        }
+        if (!ok) {
+            fprintf(stderr, "lienthong sink: bad value '%s' for %s\n", optarg, argv[optind - 1]);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "lienthong sink: unexpected argument '%s'\n", argv[optind]);
+        return 2;
+    }
+    if (cfg_path == NULL || queue == NULL || db_url == NULL) {
+        fprintf(stderr, "lienthong sink: -c AGENCY.yaml, -q QUEUE and --db URL are required\n");
+        return 2;
+    }
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal; /* no SA_RESTART: the poll returns so the loop sees the flag */
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+
+    lt_why why = {{0}};
+    sink_run r = {.db_url = db_url, .queue = queue, .max = count, .cap = (size_t)batch};
+    r.batch = calloc(r.cap, sizeof *r.batch);
+    if (r.batch == NULL) {
+        fprintf(stderr, "lienthong sink: out of memory\n");
+        return 1;
+    }
+    lt_err e = lt_sink_open(db_url, &r.db, &why);
+    lt_client_opts o = {.client_name = "lienthong-sink/" LT_VERSION};
+    lt_tool_conn tc = {0};
+    if (e == LT_OK)
+        e = lt_tool_connect(cfg_path, endpoint, &o, true, &tc, &why);
+    if (e == LT_OK)
+        e = lt_agency_config_open_trust(tc.cfg, &r.trust, &why);
+    if (e == LT_OK) {
+        r.c = tc.client;
+        lt_client_set_error_cb(r.c, on_error, &r);
+        e = lt_client_subscribe(r.c, queue, (uint32_t)batch, NULL, on_deliver, &r, &why);
+    }
+    if (e != LT_OK) {
+        fprintf(stderr, "lienthong sink: %s\n", why.msg);
+        lt_trust_destroy(&r.trust);
+        lt_tool_disconnect(&tc);
+        lt_sink_close(&r.db);
+        free(r.batch);
+        return 1;
+    }
+    fprintf(stderr, "lienthong sink: %s -> %s (%s), batch %llu\n", queue, db_url,
+            lt_sink_backend(r.db), (unsigned long long)batch);
+    int64_t last = lt_tool_mono_ms(), shown = last;
+    while (!stop_flag && !r.error && (count == 0 || r.handled < count)) {
+        int64_t now = lt_tool_mono_ms();
+        if (timeout_s > 0 && now - last >= (int64_t)timeout_s * 1000)
+            break;
+        if (now - shown >= 2000) {
+            progress(&r, false);
+            shown = now;
+        }
+        uint64_t before = r.handled + r.n;
+        unsigned frames = 0;
+        /* With a batch gathering, take only what has already arrived, then write it. */
+        e = lt_client_poll(r.c, r.n > 0 ? 0 : 200, &frames);
+        if (e != LT_OK) {
+            fprintf(stderr, "lienthong sink: receive failed: %s\n", lt_err_str(e));
+            break;
+        }
+        if (r.handled + r.n != before)
+            last = lt_tool_mono_ms();
+        bool full = r.n == r.cap || (count > 0 && r.handled + r.n >= count);
+        if (r.n > 0 && (full || frames == 0))
+            flush_batch(&r);
+    }
+    if (!r.error)
+        flush_batch(&r); /* what a signal interrupted */
+    batch_clear(&r);
+    lt_client_flush(r.c, 2000); /* the last acks */
+    progress(&r, true);
+    lt_trust_destroy(&r.trust);
+    lt_tool_disconnect(&tc);
+    lt_sink_close(&r.db);
+    free(r.batch);
+    return r.error || e != LT_OK ? 1 : 0;
+}
