@@ -121,6 +121,7 @@ typedef struct lt_mapping_sink {
      * called for that file. */
     void (*reject)(void *ctx, const lt_map_reject *rej);
     void *ctx;
+    bool want_json; /* fill lt_mapped.json (costs a second conversion); else it is NULL */
 } lt_mapping_sink;
 
 typedef struct lt_mapping_stats {

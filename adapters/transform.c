@@ -92,39 +92,35 @@ static size_t ws_len(const char *s)
     return 0;
 }
 
+/* trim: drop leading and trailing whitespace; collapse: also squeeze inner runs into one
+ * space; remove: drop every whitespace character. */
 static char *trim_dup(const char *s, bool collapse, bool remove)
 {
-    size_t n = strlen(s);
-    char *out = malloc(n + 1), *o = out;
+    size_t w;
+    while ((w = ws_len(s)) != 0)
+        s += w;
+    char *out = malloc(strlen(s) + 1), *o = out, *end = out;
     if (out == NULL)
         return NULL;
-    bool pending = false;
     while (*s) {
-        size_t w = ws_len(s);
-        if (w) {
-            s += w;
-            if (collapse && !remove && o != out)
-                pending = true;
-            else if (!collapse && !remove && o != out)
-                pending = true;
-            if (!collapse && !remove) {
-                /* trim only: keep inner whitespace as it was */
-                *o++ = w == 1 ? s[-1] : ' ';
-                pending = false;
+        if ((w = ws_len(s)) != 0) {
+            if (remove) {
+                s += w;
+            } else if (collapse) {
+                while ((w = ws_len(s)) != 0)
+                    s += w;
+                if (*s)
+                    *o++ = ' ';
+            } else {
+                memcpy(o, s, w);
+                o += w, s += w;
             }
             continue;
         }
-        if (pending) {
-            *o++ = ' ';
-            pending = false;
-        }
         *o++ = *s++;
+        end = o;
     }
-    /* drop trailing whitespace kept by the trim-only path */
-    while (o > out && (o[-1] == ' ' || o[-1] == '\t' || o[-1] == '\r' || o[-1] == '\n' ||
-                       o[-1] == '\v' || o[-1] == '\f'))
-        o--;
-    *o = 0;
+    *end = 0;
     return out;
 }
 
@@ -911,7 +907,7 @@ static lt_err apply_one(const lt_transform *t, const char *v, const char *date, 
         break;
     }
     case LT_TF_NUMBER: {
-        bool lost;
+        bool lost = false;
         r = number_canon(v, t->a, t->b, t->flag, &lost);
         if (r == NULL) {
             if (lost)

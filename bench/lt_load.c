@@ -37,7 +37,7 @@
 #include <string.h>
 
 typedef struct load_opts {
-    const char *endpoint;                           /* overrides the configs' broker */
+    const char *endpoint; /* overrides the configs' broker */
     const char *pub_cfgs[LT_BENCH_PUBLISHERS_MAX];
     size_t n_pub_cfgs;
     const char *sub_cfg;
@@ -45,21 +45,21 @@ typedef struct load_opts {
     size_t n_queues;
     const char *topic;
     const char *record_type;
-    bool batch;                                     /* --sign batch */
-    unsigned batch_n;                               /* --batch */
+    bool batch;       /* --sign batch */
+    unsigned batch_n; /* --batch */
     bool presign;
-    unsigned credit;                                /* consumer credit (max unacked) */
+    unsigned credit; /* consumer credit (max unacked) */
 } load_opts;
 
 typedef struct load {
     load_opts o;
     lt_bench_run *run;
-    uint64_t *idx_of;          /* idx_of[i] == i: the user pointer of publish i */
+    uint64_t *idx_of; /* idx_of[i] == i: the user pointer of publish i */
     pthread_barrier_t ready, go;
     atomic_bool failed_setup;
     atomic_uint_least64_t nacks_reported, duplicates, env_bytes;
-    _Atomic int64_t sign_ns_max;  /* presign: the slowest publisher's signing time */
-    _Atomic int64_t sign_ns_sum;  /* inline: time inside lt_env_seal*, all publishers */
+    _Atomic int64_t sign_ns_max; /* presign: the slowest publisher's signing time */
+    _Atomic int64_t sign_ns_sum; /* inline: time inside lt_env_seal*, all publishers */
 } load;
 
 typedef struct worker {
@@ -175,8 +175,10 @@ static lt_err seal_some(worker *w, lt_signer *signer, uint64_t k0, size_t n, uin
         uint64_t idx = w->id + (k0 + i) * p->publishers;
         uint8_t *pl = payloads + i * p->size;
         lt_bench_payload_fill(pl, p->size, idx);
-        specs[i] = (lt_env_spec){.topic = l->o.topic, .record_type = l->o.record_type,
-                                 .payload = pl, .payload_len = p->size};
+        specs[i] = (lt_env_spec){.topic = l->o.topic,
+                                 .record_type = l->o.record_type,
+                                 .payload = pl,
+                                 .payload_len = p->size};
     }
     lt_err e;
     if (l->o.batch) {
@@ -201,8 +203,8 @@ static lt_err seal_some(worker *w, lt_signer *signer, uint64_t k0, size_t n, uin
  * program runs one load). */
 static load *g_load;
 
-static void on_publish_done(void *user, uint64_t tag, lt_err code, uint64_t seq,
-                            bool duplicate, const char *reason)
+static void on_publish_done(void *user, uint64_t tag, lt_err code, uint64_t seq, bool duplicate,
+                            const char *reason)
 {
     (void)tag;
     (void)seq;
@@ -228,9 +230,8 @@ static void *publisher_main(void *arg)
     uint8_t *payloads = NULL;
     lt_why why = {{0}};
     lt_err e;
-    uint64_t mine = p->messages > w->id ? (p->messages - w->id + p->publishers - 1) /
-                                              p->publishers
-                                        : 0;
+    uint64_t mine =
+        p->messages > w->id ? (p->messages - w->id + p->publishers - 1) / p->publishers : 0;
     size_t chunk_n = l->o.batch ? l->o.batch_n : 1;
 
     e = lt_agency_config_load(l->o.pub_cfgs[w->id % l->o.n_pub_cfgs], &cfg, &why);
@@ -240,8 +241,8 @@ static void *publisher_main(void *arg)
         lt_client_opts co = {.window = p->window,
                              .ack_timeout_ms = (int)(p->idle_timeout_s * 1000),
                              .client_name = "bench_lt_load"};
-        e = lt_client_open(l->o.endpoint ? l->o.endpoint : cfg->broker_endpoint, &co,
-                           &w->client, &why);
+        e = lt_client_open(l->o.endpoint ? l->o.endpoint : cfg->broker_endpoint, &co, &w->client,
+                           &why);
     }
     if (e == LT_OK) {
         payloads = malloc(chunk_n * p->size);
@@ -304,8 +305,7 @@ static void *publisher_main(void *arg)
         while (at && (now = lt_bench_now_ns()) < at)
             lt_client_poll(w->client, (int)((at - now + 999999) / 1000000), NULL);
         lt_bench_mark_sent(l->run, idx);
-        e = lt_client_publish(w->client, s->env, s->len, on_publish_done, &l->idx_of[idx],
-                              NULL);
+        e = lt_client_publish(w->client, s->env, s->len, on_publish_done, &l->idx_of[idx], NULL);
         bytes += s->len;
         free(s->env);
         s->env = NULL;
@@ -320,8 +320,8 @@ static void *publisher_main(void *arg)
     atomic_fetch_add(&l->env_bytes, bytes);
     atomic_fetch_add(&l->sign_ns_sum, sign_ns);
     if (lt_client_flush(w->client, (int)(p->idle_timeout_s * 1000)) != LT_OK)
-        fprintf(stderr, "bench_lt_load: publisher %u: acks still missing after %.0f s\n",
-                w->id, p->idle_timeout_s);
+        fprintf(stderr, "bench_lt_load: publisher %u: acks still missing after %.0f s\n", w->id,
+                p->idle_timeout_s);
 out:
     if (pre) {
         for (uint64_t k = 0; k < mine; k++)
@@ -361,8 +361,8 @@ static void on_deliver(void *user, const lt_client_delivery *d)
         lt_bench_mark_consumed(l->run, w->id, idx);
     } else {
         if (atomic_fetch_add(&l->nacks_reported, 1) < 10)
-            fprintf(stderr, "bench_lt_load: delivery %" PRIu64 " of %s: %s\n", d->seq,
-                    d->queue, e != LT_OK ? why.msg : "not a bench payload");
+            fprintf(stderr, "bench_lt_load: delivery %" PRIu64 " of %s: %s\n", d->seq, d->queue,
+                    e != LT_OK ? why.msg : "not a bench payload");
         lt_bench_count_error(l->run);
     }
     lt_env_destroy(&env);
@@ -373,8 +373,8 @@ static void on_deliver(void *user, const lt_client_delivery *d)
 static void on_client_error(void *user, lt_err code, const char *reason)
 {
     worker *w = user;
-    fprintf(stderr, "bench_lt_load: consumer %u (%s): %s %s\n", w->id, w->queue,
-            lt_err_name(code), reason ? reason : "");
+    fprintf(stderr, "bench_lt_load: consumer %u (%s): %s %s\n", w->id, w->queue, lt_err_name(code),
+            reason ? reason : "");
     lt_bench_count_error(w->l->run);
 }
 
@@ -393,8 +393,8 @@ static void *consumer_main(void *arg)
         e = lt_agency_config_open_signer(cfg, &signer, &why);
     if (e == LT_OK) {
         lt_client_opts co = {.client_name = "bench_lt_load consumer"};
-        e = lt_client_open(l->o.endpoint ? l->o.endpoint : cfg->broker_endpoint, &co,
-                           &w->client, &why);
+        e = lt_client_open(l->o.endpoint ? l->o.endpoint : cfg->broker_endpoint, &co, &w->client,
+                           &why);
     }
     if (e == LT_OK) {
         lt_client_set_error_cb(w->client, on_client_error, w);
@@ -426,8 +426,9 @@ static void *consumer_main(void *arg)
             seen = now_seen;
             last = now;
         } else if (now - last > idle_ns) {
-            fprintf(stderr, "bench_lt_load: consumer %u idle for %.0f s at %" PRIu64
-                            " of %" PRIu64 " messages, giving up\n",
+            fprintf(stderr,
+                    "bench_lt_load: consumer %u idle for %.0f s at %" PRIu64 " of %" PRIu64
+                    " messages, giving up\n",
                     w->id, p->idle_timeout_s, seen, p->messages);
             break;
         }
@@ -493,20 +494,19 @@ int main(int argc, char **argv)
                  l.o.presign ? "-presigned" : "-inline");
         double sign_s = (double)atomic_load(l.o.presign ? &l.sign_ns_max : &l.sign_ns_sum) / 1e9;
         uint64_t env_bytes = atomic_load(&l.env_bytes);
-        snprintf(extra, sizeof extra,
-                 ",\"batch\":%u,\"sign\":{\"alg\":\"agency key (dev-init: ecdsa-p256)\","
-                 "\"per\":\"%s\",\"presigned\":%s,\"seconds\":%.3f,"
-                 "\"envelopes_per_s\":%.1f,\"note\":\"%s\"},"
-                 "\"envelope_bytes_avg\":%.1f,\"duplicates\":%" PRIu64 ","
-                 "\"durability\":\"LMDB group commit fsync'ed before any ack\"",
-                 l.o.batch ? l.o.batch_n : 1, l.o.batch ? "batch" : "message",
-                 l.o.presign ? "true" : "false", sign_s,
-                 sign_s > 0 ? (double)p.messages / sign_s : 0.0,
-                 l.o.presign ? "all publishers in parallel before the timed part; seconds = "
-                               "the slowest publisher"
-                             : "inside the timed loop; seconds = summed over publishers",
-                 p.messages ? (double)env_bytes / (double)p.messages : 0.0,
-                 atomic_load(&l.duplicates));
+        snprintf(
+            extra, sizeof extra,
+            ",\"batch\":%u,\"sign\":{\"alg\":\"agency key (dev-init: ecdsa-p256)\","
+            "\"per\":\"%s\",\"presigned\":%s,\"seconds\":%.3f,"
+            "\"envelopes_per_s\":%.1f,\"note\":\"%s\"},"
+            "\"envelope_bytes_avg\":%.1f,\"duplicates\":%" PRIu64 ","
+            "\"durability\":\"LMDB group commit fsync'ed before any ack\"",
+            l.o.batch ? l.o.batch_n : 1, l.o.batch ? "batch" : "message",
+            l.o.presign ? "true" : "false", sign_s, sign_s > 0 ? (double)p.messages / sign_s : 0.0,
+            l.o.presign ? "all publishers in parallel before the timed part; seconds = "
+                          "the slowest publisher"
+                        : "inside the timed loop; seconds = summed over publishers",
+            p.messages ? (double)env_bytes / (double)p.messages : 0.0, atomic_load(&l.duplicates));
         rc = lt_bench_report(l.run, stdout, "lienthong", mode, extra) ? 0 : 1;
     }
 out:

@@ -29,19 +29,19 @@ typedef struct nats_opts {
     const char *url;
     const char *stream;
     const char *subject;
-    int fetch;                /* messages per pull request */
-    int64_t max_ack_pending;  /* consumer's MaxAckPending, 0 = server default (1000) */
+    int fetch;               /* messages per pull request */
+    int64_t max_ack_pending; /* consumer's MaxAckPending, 0 = server default (1000) */
     jsStorageType storage;
     jsRetentionPolicy retention;
-    bool msg_id;              /* set Nats-Msg-Id (server-side dedup) on every publish */
-    bool keep;                /* leave the stream in place after the run */
+    bool msg_id; /* set Nats-Msg-Id (server-side dedup) on every publish */
+    bool keep;   /* leave the stream in place after the run */
 } nats_opts;
 
 typedef struct bench {
     nats_opts o;
     lt_bench_run *run;
-    pthread_barrier_t ready;  /* every publisher and consumer connected + main */
-    pthread_barrier_t go;     /* main has taken the start time */
+    pthread_barrier_t ready; /* every publisher and consumer connected + main */
+    pthread_barrier_t go;    /* main has taken the start time */
     atomic_bool failed_setup;
 } bench;
 
@@ -349,8 +349,9 @@ static void *consumer_main(void *arg)
             break;
         }
         if (lt_bench_now_ns() - last_progress > idle_ns) {
-            fprintf(stderr, "bench_nats: consumer %u idle for %.0f s at %" PRIu64 " of %" PRIu64
-                            " messages, giving up\n",
+            fprintf(stderr,
+                    "bench_nats: consumer %u idle for %.0f s at %" PRIu64 " of %" PRIu64
+                    " messages, giving up\n",
                     w->id, p->idle_timeout_s, lt_bench_consumed(b->run, w->id), p->messages);
             break;
         }
@@ -369,8 +370,11 @@ out:
 int main(int argc, char **argv)
 {
     static const char *const flags[] = {"msg-id", "keep", NULL};
-    bench b = {.o = {.url = "nats://127.0.0.1:4222", .stream = "BENCH",
-                     .subject = "bench.data", .fetch = 256, .storage = js_FileStorage,
+    bench b = {.o = {.url = "nats://127.0.0.1:4222",
+                     .stream = "BENCH",
+                     .subject = "bench.data",
+                     .fetch = 256,
+                     .storage = js_FileStorage,
                      .retention = js_LimitsPolicy}};
     lt_bench_params p;
     int prc = lt_bench_params_parse(argc, argv, &p, flags, opt_cb, &b.o);

@@ -52,8 +52,8 @@ void lt_broker_log(int level, const char *fmt, ...)
     struct tm tm;
     gmtime_r(&ts.tv_sec, &tm);
     int n = snprintf(line, sizeof line, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s ",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                     tm.tm_sec, ts.tv_nsec / 1000000, names[level]);
+                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                     ts.tv_nsec / 1000000, names[level]);
     va_list ap;
     va_start(ap, fmt);
     int m = vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
@@ -169,8 +169,7 @@ static lt_err prov_overview(void *ctx, json_object **out)
     json_object_object_add(o, "listen", json_object_new_string(b->endpoint));
     json_object_object_add(o, "data_dir", json_object_new_string(b->cfg->data_dir));
     json_object_object_add(o, "verify_threads", json_object_new_int64(b->nverifiers));
-    json_object_object_add(o, "commit_max_batch",
-                           json_object_new_int64(b->cfg->commit_max_batch));
+    json_object_object_add(o, "commit_max_batch", json_object_new_int64(b->cfg->commit_max_batch));
     json_object_object_add(o, "durability", json_object_new_string("fsync before every ack"));
     json_object_object_add(o, "peers", json_object_new_int64((int64_t)b->npeers));
     json_object_object_add(o, "malformed_frames", json_object_new_int64((int64_t)b->n_malformed));
@@ -195,8 +194,8 @@ static lt_err admin_token(const char *path, char *tok, size_t cap, lt_why *why)
             snprintf(hex + 2 * i, 3, "%02x", rnd[i]);
         int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
         if (fd < 0)
-            return lt_fail(why, LT_ECONFIG, "broker.admin.token_file: cannot create %s: %s",
-                           path, strerror(errno));
+            return lt_fail(why, LT_ECONFIG, "broker.admin.token_file: cannot create %s: %s", path,
+                           strerror(errno));
         dprintf(fd, "%s\n", hex);
         close(fd);
         lt_broker_log(LT_LOG_INFO, "admin token created in %s", path);
@@ -241,8 +240,7 @@ static lt_err admin_open(lt_broker *b, lt_why *why)
     lt_err e = lt_admin_new(&ac, b->metrics, &p, &b->admin, &w);
     memset(tok, 0, sizeof tok);
     if (e != LT_OK)
-        return lt_fail(why, e == LT_ECONFIG ? LT_ECONFIG : e, "%s: broker.admin: %s", file,
-                       w.msg);
+        return lt_fail(why, e == LT_ECONFIG ? LT_ECONFIG : e, "%s: broker.admin: %s", file, w.msg);
     return LT_OK;
 }
 
@@ -272,8 +270,10 @@ static void check_drain(lt_broker *b)
         lt_broker_log(LT_LOG_INFO, "drained: every accepted publish committed and answered");
         finish(b);
     } else if ((int64_t)uv_now(&b->loop) >= b->drain_deadline) {
-        lt_broker_log(LT_LOG_WARN, "drain took over %d ms: stopping anyway (what was "
-                      "committed is safe)", DRAIN_TIMEOUT_MS);
+        lt_broker_log(LT_LOG_WARN,
+                      "drain took over %d ms: stopping anyway (what was "
+                      "committed is safe)",
+                      DRAIN_TIMEOUT_MS);
         b->run_result = LT_ETIMEDOUT;
         finish(b);
     }
@@ -285,8 +285,7 @@ static void begin_drain(lt_broker *b, const char *why)
 {
     if (b->phase != LT_PHASE_RUNNING)
         return;
-    lt_broker_log(LT_LOG_INFO, "%s: shutting down (stop accepting, finish in-flight commits)",
-                  why);
+    lt_broker_log(LT_LOG_INFO, "%s: shutting down (stop accepting, finish in-flight commits)", why);
     b->phase = LT_PHASE_DRAINING;
     b->drain_deadline = (int64_t)uv_now(&b->loop) + DRAIN_TIMEOUT_MS;
     lt_ring_publish(b);
@@ -325,8 +324,7 @@ static void reload(lt_broker *b)
     lt_err e = lt_broker_config_reload_acl(b->config_path ? b->config_path : b->cfg->file, b->cfg,
                                            &nacl, &why);
     if (e != LT_OK) {
-        lt_broker_log(LT_LOG_ERROR, "ACL reload failed, previous ACL stays in force: %s",
-                      why.msg);
+        lt_broker_log(LT_LOG_ERROR, "ACL reload failed, previous ACL stays in force: %s", why.msg);
         return;
     }
     pthread_rwlock_wrlock(&b->acl_lock);
@@ -376,7 +374,7 @@ static lt_err register_agencies(lt_broker *b)
 {
     const lt_broker_cfg *c = b->cfg;
     for (size_t i = 0; i < c->nacl; i++)
-        lt_metrics_agency(b->metrics, c->acl[i].agency, NULL);
+        lt_metrics_agency(b->metrics, c->acl[i].agency, c->acl[i].name);
     for (size_t i = 0; i < c->nadmins; i++)
         lt_metrics_agency(b->metrics, c->admins[i], NULL);
     for (size_t i = 0; i < c->nqueues; i++)
@@ -404,7 +402,13 @@ lt_err lt_broker_new(const lt_broker_cfg *cfg, const lt_broker_opts *opts, lt_br
         return lt_fail(why, LT_EIO, "cannot create the event loop");
     }
     b->loop.data = b;
-    pthread_rwlock_init(&b->acl_lock, NULL);
+    /* Writer-preferring: verify threads hold the read lock for a batch at a time, back to
+     * back; with glibc's default (readers first) a SIGHUP could wait forever under load. */
+    pthread_rwlockattr_t ra;
+    pthread_rwlockattr_init(&ra);
+    pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init(&b->acl_lock, &ra);
+    pthread_rwlockattr_destroy(&ra);
     uv_async_init(&b->loop, &b->async, on_async);
     uv_async_init(&b->loop, &b->stop_async, on_stop_async);
     uv_timer_init(&b->loop, &b->hb_timer);
@@ -521,8 +525,8 @@ lt_err lt_broker_run(lt_broker *b)
         lt_why w2 = {{0}};
         if (lt_admin_parse_listen(b->cfg->admin_listen, host, sizeof host, &port, &w2) != LT_OK)
             snprintf(host, sizeof host, "?");
-        snprintf(b->admin_addr, sizeof b->admin_addr, strchr(host, ':') ? "[%s]:%u" : "%s:%u",
-                 host, lt_admin_port(b->admin));
+        snprintf(b->admin_addr, sizeof b->admin_addr, strchr(host, ':') ? "[%s]:%u" : "%s:%u", host,
+                 lt_admin_port(b->admin));
     } else {
         snprintf(b->admin_addr, sizeof b->admin_addr, "off");
     }

@@ -44,12 +44,12 @@
 #include <stdint.h>
 #include <uv.h>
 
-#define LT_PEER_ID_MAX 255      /* ZeroMQ routing ids are at most 255 bytes */
+#define LT_PEER_ID_MAX 255 /* ZeroMQ routing ids are at most 255 bytes */
 #define LT_NONCE_LEN 32
-#define LT_RING_SLOTS 8192      /* publishes between the socket and the ACK, at most */
+#define LT_RING_SLOTS 8192         /* publishes between the socket and the ACK, at most */
 #define LT_RING_BYTES (256u << 20) /* and their envelope bytes, at most */
-#define LT_SLOT_KEEP (64u << 10) /* a slot keeps a buffer this big for the next one */
-#define LT_MAX_TARGETS 1024     /* queues one message may be routed to */
+#define LT_SLOT_KEEP (64u << 10)   /* a slot keeps a buffer this big for the next one */
+#define LT_MAX_TARGETS 1024        /* queues one message may be routed to */
 
 enum lt_slot_kind { LT_SLOT_PUBLISH = 1, LT_SLOT_AUTH = 2, LT_SLOT_REJECT = 3 };
 
@@ -94,8 +94,8 @@ typedef struct lt_op {
     uint32_t qid;
     uint32_t count;
     uint64_t seq;
-    int64_t when;      /* ms: ack time, not_before, moved time */
-    char *reason;      /* DEAD: malloc'ed, freed by the committer */
+    int64_t when;       /* ms: ack time, not_before, moved time */
+    char *reason;       /* DEAD: malloc'ed, freed by the committer */
     struct lt_job *job; /* admin ops */
 } lt_op;
 
@@ -142,10 +142,10 @@ typedef struct lt_queue lt_queue;
 typedef struct lt_sub {
     lt_peer *peer;
     lt_queue *q;
-    uint32_t credit;      /* deliveries it may still receive */
-    bool replay;          /* a replay stream: needs no acks */
-    bool replay_live;     /* caught up with the end of the queue */
-    uint64_t replay_next; /* next seq to replay */
+    uint32_t credit;              /* deliveries it may still receive */
+    bool replay;                  /* a replay stream: needs no acks */
+    bool replay_live;             /* caught up with the end of the queue */
+    uint64_t replay_next;         /* next seq to replay */
     struct lt_sub *qnext, *qprev; /* in q's list */
     struct lt_sub *pnext;         /* in peer's list */
 } lt_sub;
@@ -159,7 +159,7 @@ struct lt_peer {
     uint8_t state;
     char agency[LT_AGENCY_ID_MAX]; /* claimed in HELLO; proven once AUTHED */
     uint8_t nonce[LT_NONCE_LEN];
-    int64_t last_seen;   /* uv_now */
+    int64_t last_seen; /* uv_now */
     lt_sub *subs;
     struct lt_peer *hnext; /* hash chain */
 };
@@ -193,7 +193,7 @@ struct lt_broker {
 
     uv_loop_t loop;
     uv_signal_t sig_int, sig_term, sig_hup;
-    uv_async_t async;    /* committer -> loop: ring done moved, jobs done */
+    uv_async_t async; /* committer -> loop: ring done moved, jobs done */
     uv_async_t stop_async;
     uv_timer_t hb_timer; /* peer probes, drain progress */
 
@@ -236,7 +236,7 @@ struct lt_broker {
     size_t nqueues;
     lt_queue **by_qid; /* qid -> queue, size qid_cap */
     size_t qid_cap;
-    lt_queue *dirty;   /* queues to pump */
+    lt_queue *dirty; /* queues to pump */
 };
 
 /* ---- broker.c ---- */
@@ -256,11 +256,10 @@ void lt_fe_resume(lt_broker *b);               /* ring has room again: read */
 void lt_fe_drain_mode(lt_broker *b);           /* shutting down: read, refuse publishes */
 /* Pack f and send it to peer. 0 on success, else errno (EHOSTUNREACH: peer gone,
  * EAGAIN: its pipe is full). */
-int lt_fe_send(lt_broker *b, const uint8_t *peer, size_t peer_len,
-               const Lienthong__V1__Frame *f);
+int lt_fe_send(lt_broker *b, const uint8_t *peer, size_t peer_len, const Lienthong__V1__Frame *f);
 /* Send a NACK (tag may be 0). */
-int lt_fe_send_nack(lt_broker *b, const uint8_t *peer, size_t peer_len, uint64_t tag,
-                    lt_err code, const char *reason);
+int lt_fe_send_nack(lt_broker *b, const uint8_t *peer, size_t peer_len, uint64_t tag, lt_err code,
+                    const char *reason);
 /* Answer the committed ring slots [tail, done); called on the async wakeup. */
 void lt_fe_on_done(lt_broker *b);
 /* Periodic: probe idle peers, forget the gone ones. */
@@ -299,8 +298,8 @@ bool lt_commit_is_idle(lt_broker *b);
 
 /* ---- delivery.c (loop thread) ---- */
 lt_err lt_dlv_open(lt_broker *b, lt_why *why); /* queues declared, state built */
-void lt_dlv_close(lt_broker *b); /* subscriptions dropped, timers closing */
-void lt_dlv_free(lt_broker *b);  /* after the loop closed the timers */
+void lt_dlv_close(lt_broker *b);               /* subscriptions dropped, timers closing */
+void lt_dlv_free(lt_broker *b);                /* after the loop closed the timers */
 /* Messages were committed to queue qid. */
 void lt_dlv_wake(lt_broker *b, uint32_t qid);
 /* Pump every woken queue. */
@@ -315,8 +314,8 @@ void lt_dlv_drop_sub(lt_broker *b, lt_sub *s);
 /* Admin HTTP and metrics providers. */
 void lt_dlv_collect(void *ctx, lt_metrics *m);
 lt_err lt_dlv_admin_queues(void *ctx, json_object **out);
-lt_err lt_dlv_admin_dlq(void *ctx, const char *queue, bool payload, size_t limit,
-                        json_object **out, lt_why *why);
+lt_err lt_dlv_admin_dlq(void *ctx, const char *queue, bool payload, size_t limit, json_object **out,
+                        lt_why *why);
 lt_queue *lt_dlv_queue_by_name(lt_broker *b, const char *name);
 
 #endif

@@ -75,9 +75,8 @@ static void apply_op(lt_broker *b, lt_op *op, int64_t now, lt_job **jobs)
         return;
     }
     if (e != LT_OK && e != LT_ENOTFOUND)
-        lt_broker_log(LT_LOG_ERROR, "store: op %d on queue %u seq %llu failed: %s: %s",
-                      op->kind, op->qid, (unsigned long long)op->seq, lt_err_name(e),
-                      why.msg);
+        lt_broker_log(LT_LOG_ERROR, "store: op %d on queue %u seq %llu failed: %s: %s", op->kind,
+                      op->qid, (unsigned long long)op->seq, lt_err_name(e), why.msg);
 }
 
 /* One group commit of slots [first, first + n) and ops. */
@@ -106,8 +105,7 @@ static void run_batch(lt_broker *b, uint64_t first, uint64_t n, lt_oplist *ops, 
             lt_why sw = {{0}};
             lt_err se = lt_store_sweep(b->store, now, SWEEP_BUDGET, &more, &sw);
             if (se != LT_OK)
-                lt_broker_log(LT_LOG_WARN, "store: sweep failed: %s: %s", lt_err_name(se),
-                              sw.msg);
+                lt_broker_log(LT_LOG_WARN, "store: sweep failed: %s: %s", lt_err_name(se), sw.msg);
             b->last_sweep_ms = more ? now - SWEEP_EVERY_MS + 50 : now;
         }
         int64_t t0 = mono_ns();
@@ -249,8 +247,7 @@ bool lt_commit_is_idle(lt_broker *b)
 {
     lt_ring *r = &b->ring;
     pthread_mutex_lock(&r->mu);
-    bool idle = r->ops.n == 0 && !r->committer_busy && r->commit == r->head &&
-                r->jobs_done == NULL;
+    bool idle = r->ops.n == 0 && !r->committer_busy && r->commit == r->head && r->jobs_done == NULL;
     pthread_mutex_unlock(&r->mu);
     return idle;
 }

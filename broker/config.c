@@ -24,7 +24,7 @@ static const char *const broker_keys[] = {"name",           "listen",         "d
                                           NULL};
 static const char *const admin_keys[] = {"listen", "token_file", NULL};
 static const char *const trust_keys[] = {"ca", "crl", "clock_skew_s", NULL};
-static const char *const acl_keys[] = {"agency", "publish", NULL};
+static const char *const acl_keys[] = {"agency", "name", "publish", NULL};
 static const char *const queue_keys[] = {"name",        "owner",           "bind",
                                          "ack_wait_s",  "max_deliver",     "backoff_s",
                                          "max_ack_pending", "max_depth",   "max_bytes",
@@ -316,6 +316,13 @@ static lt_err read_acl(const lt_ynode *root, lt_broker_cfg *c, lt_why *why)
                                     e->agency, c->acl[j].line);
         if ((err = patterns_at(m, "publish", false, &e->publish, &e->npublish, why)))
             return err;
+        const char *name = "";
+        if ((err = lt_ycfg_str(m, "name", "", &name, why)))
+            return err;
+        if (strlen(name) > 255)
+            return lt_ycfg_fail(lt_ycfg_get(m, "name"), why, "name longer than 255 bytes");
+        if (name[0] && !(e->name = strdup(name)))
+            return lt_fail(why, LT_ENOMEM, "out of memory");
     }
     return LT_OK;
 }
@@ -463,6 +470,7 @@ void lt_broker_config_destroy(lt_broker_cfg **cp)
     strv_free(c->admins, c->nadmins);
     for (size_t i = 0; i < c->nacl; i++) {
         free(c->acl[i].agency);
+        free(c->acl[i].name);
         strv_free(c->acl[i].publish, c->acl[i].npublish);
     }
     free(c->acl);

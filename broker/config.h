@@ -43,6 +43,8 @@
 
 typedef struct lt_bcfg_acl {
     char *agency;             /* validated agency id */
+    char *name;               /* display name (UTF-8, < 256 bytes) for the dashboard; NULL if
+                                 not given. Never a metrics label. */
     char **publish;           /* validated patterns; may be empty (publishes nothing) */
     size_t npublish;
     int line;

@@ -362,8 +362,7 @@ static size_t room(const lt_dq *dq)
     return dq->cfg.max_ack_pending - dq->n_inflight;
 }
 
-lt_dq_pick_kind lt_dq_pick(lt_dq *dq, int64_t now, uint64_t *seq, uint32_t *count,
-                           size_t *room_out)
+lt_dq_pick_kind lt_dq_pick(lt_dq *dq, int64_t now, uint64_t *seq, uint32_t *count, size_t *room_out)
 {
     size_t r = room(dq);
     if (r == 0)
@@ -476,8 +475,8 @@ static lt_dq_verdict retry_or_die(lt_dq *dq, lt_dq_ent *e, uint32_t delay_ms, in
     return LT_DQ_RETRY;
 }
 
-lt_dq_verdict lt_dq_nak(lt_dq *dq, uint64_t seq, uint32_t delay_ms, int64_t now,
-                        uint32_t *count, int64_t *due)
+lt_dq_verdict lt_dq_nak(lt_dq *dq, uint64_t seq, uint32_t delay_ms, int64_t now, uint32_t *count,
+                        int64_t *due)
 {
     lt_dq_ent *e = hget(dq, seq);
     if (!e || e->state != LT_DQ_INFLIGHT)
@@ -540,8 +539,8 @@ size_t lt_dq_waiting(const lt_dq *dq)
  * Part 2: the loop side.
  */
 
-#define READ_CHUNK 256       /* store entries read per pass */
-#define PUMP_GUARD 100000    /* deliveries per pump call at most (fairness between queues) */
+#define READ_CHUNK 256    /* store entries read per pass */
+#define PUMP_GUARD 100000 /* deliveries per pump call at most (fairness between queues) */
 #define ADMIN_LIMIT_DEFAULT 100
 #define ADMIN_LIMIT_MAX 1000
 #define ADMIN_ALL_MAX 100000 /* dead letters one requeue/drop "all" takes */
@@ -644,8 +643,8 @@ static void rearm(lt_broker *b, lt_queue *q)
 
 /* ---- sending ---- */
 
-static int send_deliver(lt_broker *b, lt_sub *s, uint64_t seq, uint32_t count,
-                        const uint8_t *env, size_t len, bool replay)
+static int send_deliver(lt_broker *b, lt_sub *s, uint64_t seq, uint32_t count, const uint8_t *env,
+                        size_t len, bool replay)
 {
     Lienthong__V1__Deliver d = LIENTHONG__V1__DELIVER__INIT;
     d.queue = s->q->cfg->name;
@@ -787,8 +786,8 @@ static void pump_replay(lt_broker *b, lt_sub *s)
         size_t max = s->credit < READ_CHUNK ? s->credit : READ_CHUNK;
         visit_ctx v = {.b = b, .q = s->q, .sub = s};
         lt_why why = {{0}};
-        lt_err e = lt_store_replay(b->store, s->q->qid, s->replay_next, max, visit_replay, &v,
-                                   NULL, &why);
+        lt_err e =
+            lt_store_replay(b->store, s->q->qid, s->replay_next, max, visit_replay, &v, NULL, &why);
         if (e != LT_OK) {
             lt_broker_log(LT_LOG_ERROR, "replay of %s failed: %s", s->q->cfg->name, why.msg);
             return;
@@ -853,8 +852,7 @@ static void pump(lt_broker *b, lt_queue *q)
             max = READ_CHUNK;
         visit_ctx v = {.b = b, .q = q, .now = now};
         lt_why why = {{0}};
-        lt_err e = lt_store_pending(b->store, q->qid, q->dq.cursor, max, visit_new, &v, NULL,
-                                    &why);
+        lt_err e = lt_store_pending(b->store, q->qid, q->dq.cursor, max, visit_new, &v, NULL, &why);
         if (e != LT_OK) {
             lt_broker_log(LT_LOG_ERROR, "reading queue %s failed: %s", q->cfg->name, why.msg);
             break;
@@ -915,8 +913,10 @@ static void on_expired(void *arg, lt_dq_verdict v, uint64_t seq, uint32_t count,
         op.reason = dead_reason(q->cfg->max_deliver, "ack_wait expired", NULL);
         q->dlq_moves++;
         lt_metrics_on_dlq_move(x->b->metrics, q->mslot);
-        lt_broker_log(LT_LOG_INFO, "queue %s: seq %" PRIu64 " dead-lettered after %u deliveries "
-                      "(ack_wait expired)", q->cfg->name, seq, count);
+        lt_broker_log(LT_LOG_INFO,
+                      "queue %s: seq %" PRIu64 " dead-lettered after %u deliveries "
+                      "(ack_wait expired)",
+                      q->cfg->name, seq, count);
     } else {
         op.kind = LT_OP_NAK;
         op.when = due;
@@ -1074,8 +1074,10 @@ void lt_dlv_on_nak(lt_broker *b, lt_peer *p, const Lienthong__V1__ConsumerNak *m
         op.reason = dead_reason(q->cfg->max_deliver, "nak", m->reason);
         q->dlq_moves++;
         lt_metrics_on_dlq_move(b->metrics, q->mslot);
-        lt_broker_log(LT_LOG_INFO, "queue %s: seq %" PRIu64 " dead-lettered after %u deliveries "
-                      "(nak: %s)", q->cfg->name, m->seq, count, m->reason ? m->reason : "");
+        lt_broker_log(LT_LOG_INFO,
+                      "queue %s: seq %" PRIu64 " dead-lettered after %u deliveries "
+                      "(nak: %s)",
+                      q->cfg->name, m->seq, count, m->reason ? m->reason : "");
     } else {
         op.kind = LT_OP_NAK;
         op.when = due;
@@ -1145,8 +1147,7 @@ static json_object *entry_json(const lt_store_entry *e, bool payload)
     if (lt_env_decode(e->env, e->env_len, NULL, &env, NULL) == LT_OK) {
         json_object_object_add(o, "topic", json_object_new_string(lt_env_topic(env)));
         json_object_object_add(o, "source", json_object_new_string(lt_env_source(env)));
-        json_object_object_add(o, "record_type",
-                               json_object_new_string(lt_env_record_type(env)));
+        json_object_object_add(o, "record_type", json_object_new_string(lt_env_record_type(env)));
         lt_env_destroy(&env);
     }
     if (e->state == LT_STORE_DEAD)
@@ -1154,9 +1155,9 @@ static json_object *entry_json(const lt_store_entry *e, bool payload)
     json_object_object_add(o, "reason", json_object_new_string(e->reason ? e->reason : ""));
     json_object_object_add(o, "deliveries", json_object_new_int64(e->delivery_count));
     json_object_object_add(o, "delivery_count", json_object_new_int64(e->delivery_count));
-    json_object_object_add(o, "time_ms",
-                           json_object_new_int64(e->state == LT_STORE_DEAD ? e->moved_ms
-                                                                           : e->stored_ms));
+    json_object_object_add(
+        o, "time_ms",
+        json_object_new_int64(e->state == LT_STORE_DEAD ? e->moved_ms : e->stored_ms));
     json_object_object_add(o, "stored_ms", json_object_new_int64(e->stored_ms));
     json_object_object_add(o, "size", json_object_new_int64((int64_t)e->env_len));
     if (payload) {
@@ -1203,8 +1204,7 @@ static void admin_reply(lt_broker *b, const uint8_t *peer, size_t peer_len, uint
 {
     Lienthong__V1__AdminReply r = LIENTHONG__V1__ADMIN_REPLY__INIT;
     r.tag = tag;
-    r.code = code == LT_OK ? LIENTHONG__V1__NACK_CODE__NACK_UNSPECIFIED
-                           : lt_broker_nack_code(code);
+    r.code = code == LT_OK ? LIENTHONG__V1__NACK_CODE__NACK_UNSPECIFIED : lt_broker_nack_code(code);
     r.reason = (char *)(reason ? reason : "");
     r.json = (char *)(json ? json_object_to_json_string_ext(json, JSON_C_TO_STRING_PLAIN) : "");
     Lienthong__V1__Frame f = LIENTHONG__V1__FRAME__INIT;
@@ -1320,8 +1320,8 @@ void lt_dlv_on_admin(lt_broker *b, lt_peer *p, const Lienthong__V1__AdminRequest
         memcpy(j->peer, p->id, p->id_len);
         lt_op o = {.kind = j->kind, .qid = q->qid, .job = j};
         if (e == LT_OK && lt_commit_post(b, &o, 1) == LT_OK) {
-            lt_broker_log(LT_LOG_INFO, "%s: %s on %s, %zu messages", p->agency, op,
-                          q->cfg->name, j->n);
+            lt_broker_log(LT_LOG_INFO, "%s: %s on %s, %zu messages", p->agency, op, q->cfg->name,
+                          j->n);
             return; /* answered when committed: lt_dlv_on_job_done */
         }
         if (e == LT_OK)
@@ -1331,12 +1331,10 @@ void lt_dlv_on_admin(lt_broker *b, lt_peer *p, const Lienthong__V1__AdminRequest
         free(j);
     } else {
         e = lt_fail(&why, LT_EINVAL,
-                    "unknown admin op '%s' (queues, dlq.ls, dlq.show, dlq.requeue, dlq.drop)",
-                    op);
+                    "unknown admin op '%s' (queues, dlq.ls, dlq.show, dlq.requeue, dlq.drop)", op);
     }
 reply:
-    admin_reply(b, p->id, p->id_len, m->tag, e, e == LT_OK ? "" : why.msg,
-                e == LT_OK ? out : NULL);
+    admin_reply(b, p->id, p->id_len, m->tag, e, e == LT_OK ? "" : why.msg, e == LT_OK ? out : NULL);
     if (out)
         json_object_put(out);
 }
@@ -1432,8 +1430,8 @@ lt_err lt_dlv_admin_queues(void *ctx, json_object **out)
     return LT_OK;
 }
 
-lt_err lt_dlv_admin_dlq(void *ctx, const char *queue, bool payload, size_t limit,
-                        json_object **out, lt_why *why)
+lt_err lt_dlv_admin_dlq(void *ctx, const char *queue, bool payload, size_t limit, json_object **out,
+                        lt_why *why)
 {
     lt_broker *b = ctx;
     lt_queue *q = lt_dlv_queue_by_name(b, queue);
@@ -1506,8 +1504,7 @@ lt_err lt_dlv_open(lt_broker *b, lt_why *why)
         memset(&st, 0, sizeof st);
         if (lt_store_queue_stats_get(b->store, q->qid, &st, &w) == LT_OK)
             lt_broker_log(LT_LOG_INFO,
-                          "queue %s (owner %s): %" PRIu64 " pending, %" PRIu64
-                          " dead letters",
+                          "queue %s (owner %s): %" PRIu64 " pending, %" PRIu64 " dead letters",
                           qc->name, qc->owner, st.depth, st.dlq_depth);
         mark_dirty(b, q);
     }

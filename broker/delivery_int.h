@@ -40,9 +40,9 @@
 #define LT_DQ_BACKOFF_MAX 16
 
 typedef struct lt_dq_cfg {
-    uint32_t ack_wait_ms;     /* an unacked delivery is redelivered after this */
-    uint32_t max_deliver;     /* deliveries before dead-lettering; 0 = unlimited */
-    uint32_t max_ack_pending; /* deliveries in flight at most; 0 = unlimited */
+    uint32_t ack_wait_ms;                   /* an unacked delivery is redelivered after this */
+    uint32_t max_deliver;                   /* deliveries before dead-lettering; 0 = unlimited */
+    uint32_t max_ack_pending;               /* deliveries in flight at most; 0 = unlimited */
     uint32_t backoff_ms[LT_DQ_BACKOFF_MAX]; /* delay before the 2nd, 3rd... delivery */
     uint32_t nbackoff;                      /* 0 = redeliver at once */
 } lt_dq_cfg;
@@ -88,7 +88,7 @@ void lt_dq_fini(lt_dq *dq);
 void lt_dq_set_cfg(lt_dq *dq, const lt_dq_cfg *cfg);
 
 typedef enum lt_dq_pick_kind {
-    LT_DQ_NONE = 0,     /* nothing to send now (nothing ready, or max_ack_pending reached) */
+    LT_DQ_NONE = 0,  /* nothing to send now (nothing ready, or max_ack_pending reached) */
     LT_DQ_REDELIVER, /* *seq is a known message due again: read it, send it, lt_dq_sent */
     LT_DQ_NEW,       /* read the store's pending entries after dq->cursor, at most *room */
 } lt_dq_pick_kind;
@@ -96,8 +96,7 @@ typedef enum lt_dq_pick_kind {
 /* What to send next at time now. REDELIVER: the entry moves to PICKED (counted in flight)
  * and *seq / *count (deliveries so far) are set: the caller must then call lt_dq_sent or
  * lt_dq_forget for it. NEW: *room = how many more may go in flight (>= 1). */
-lt_dq_pick_kind lt_dq_pick(lt_dq *dq, int64_t now, uint64_t *seq, uint32_t *count,
-                           size_t *room);
+lt_dq_pick_kind lt_dq_pick(lt_dq *dq, int64_t now, uint64_t *seq, uint32_t *count, size_t *room);
 
 /* A PICKED seq was sent at now: INFLIGHT, count + 1, deadline now + ack_wait.
  * LT_ENOTFOUND if seq is not PICKED. */
@@ -131,8 +130,8 @@ typedef enum lt_dq_verdict {
 
 /* Consumer refused in-flight seq: redeliver after delay_ms, or (delay_ms 0) after the
  * backoff for its count. *count = deliveries so far; *due set on RETRY. */
-lt_dq_verdict lt_dq_nak(lt_dq *dq, uint64_t seq, uint32_t delay_ms, int64_t now,
-                        uint32_t *count, int64_t *due);
+lt_dq_verdict lt_dq_nak(lt_dq *dq, uint64_t seq, uint32_t delay_ms, int64_t now, uint32_t *count,
+                        int64_t *due);
 
 /* Called for each in-flight entry whose ack_wait passed, with its verdict (RETRY or
  * DEAD), seq, count and due time (RETRY). */

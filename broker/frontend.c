@@ -127,8 +127,7 @@ void lt_fe_peer_drop(lt_broker *b, lt_peer *p, const char *why)
 
 /* ---- sending ---- */
 
-int lt_fe_send(lt_broker *b, const uint8_t *peer, size_t peer_len,
-               const Lienthong__V1__Frame *f)
+int lt_fe_send(lt_broker *b, const uint8_t *peer, size_t peer_len, const Lienthong__V1__Frame *f)
 {
     size_t n = lienthong__v1__frame__get_packed_size(f);
     zmq_msg_t m;
@@ -150,8 +149,8 @@ int lt_fe_send(lt_broker *b, const uint8_t *peer, size_t peer_len,
     return 0;
 }
 
-int lt_fe_send_nack(lt_broker *b, const uint8_t *peer, size_t peer_len, uint64_t tag,
-                    lt_err code, const char *reason)
+int lt_fe_send_nack(lt_broker *b, const uint8_t *peer, size_t peer_len, uint64_t tag, lt_err code,
+                    const char *reason)
 {
     Lienthong__V1__Nack n = LIENTHONG__V1__NACK__INIT;
     n.tag = tag;
@@ -263,13 +262,13 @@ static bool slot_for(lt_broker *b, const zmq_msg_t *id, lt_slot **out)
     return true;
 }
 
-static void reject(lt_broker *b, const zmq_msg_t *id, uint64_t tag, lt_err code,
-                   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static void reject(lt_broker *b, const zmq_msg_t *id, uint64_t tag, lt_err code, const char *fmt,
+                   ...) __attribute__((format(printf, 5, 6)));
 
 /* A publish refused before verification: through the ring too, so every publisher's
  * answers leave in the order its frames came. */
-static void reject(lt_broker *b, const zmq_msg_t *id, uint64_t tag, lt_err code,
-                   const char *fmt, ...)
+static void reject(lt_broker *b, const zmq_msg_t *id, uint64_t tag, lt_err code, const char *fmt,
+                   ...)
 {
     lt_slot *s;
     if (!slot_for(b, id, &s))
@@ -325,8 +324,7 @@ static void on_hello(lt_broker *b, const zmq_msg_t *id, const Lienthong__V1__Hel
     char agency[LT_AGENCY_ID_MAX];
     lt_why why = {{0}};
     if (lt_agency_normalize(h->agency ? h->agency : "", agency, &why) != LT_OK) {
-        send_failed(b, lt_fe_send_nack(b, pid, plen, 0, LT_EAGENCY_ID, why.msg), pid, plen,
-                    "NACK");
+        send_failed(b, lt_fe_send_nack(b, pid, plen, 0, LT_EAGENCY_ID, why.msg), pid, plen, "NACK");
         return;
     }
     lt_peer *p = peer_get(b, pid, plen);
@@ -361,7 +359,7 @@ static void on_auth(lt_broker *b, const zmq_msg_t *id, const Lienthong__V1__Auth
     if (!p || p->state != LT_PEER_CHALLENGED) {
         lt_fe_send_nack(b, pid, plen, 0, LT_ENOAUTH,
                         p && p->state == LT_PEER_AUTHING ? "AUTH already being checked"
-                                                          : "AUTH without a HELLO first");
+                                                         : "AUTH without a HELLO first");
         return;
     }
     p->last_seen = (int64_t)uv_now(&b->loop);
@@ -369,8 +367,8 @@ static void on_auth(lt_broker *b, const zmq_msg_t *id, const Lienthong__V1__Auth
         lt_fe_send_nack(b, pid, plen, 0, LT_ESHUTDOWN, "broker is shutting down");
         return;
     }
-    if (a->certificate.len == 0 || a->certificate.len > LT_PKI_CERT_MAX ||
-        a->signature.len == 0 || a->signature.len > LT_PKI_SIG_MAX) {
+    if (a->certificate.len == 0 || a->certificate.len > LT_PKI_CERT_MAX || a->signature.len == 0 ||
+        a->signature.len > LT_PKI_SIG_MAX) {
         p->state = LT_PEER_NEW;
         lt_fe_send_nack(b, pid, plen, 0, LT_EPROTO,
                         "AUTH needs a certificate (at most 16384 bytes) and a signature");
@@ -413,8 +411,7 @@ static lt_peer *authed(lt_broker *b, const zmq_msg_t *id, const char *what)
     return NULL;
 }
 
-static void on_admin_unauth(lt_broker *b, const zmq_msg_t *id,
-                            const Lienthong__V1__AdminRequest *m)
+static void on_admin_unauth(lt_broker *b, const zmq_msg_t *id, const Lienthong__V1__AdminRequest *m)
 {
     Lienthong__V1__AdminReply r = LIENTHONG__V1__ADMIN_REPLY__INIT;
     r.tag = m->tag;
@@ -437,8 +434,8 @@ static void malformed(lt_broker *b, const zmq_msg_t *id, const uint8_t *data, si
     if (nack_log_ok(lt_broker_now_ms())) {
         char hex[20];
         peer_hex(pid, plen, hex, sizeof hex);
-        lt_broker_log(LT_LOG_INFO, "malformed frame from peer %s (%zu bytes, tag %llu): %s",
-                      hex, n, (unsigned long long)tag, what);
+        lt_broker_log(LT_LOG_INFO, "malformed frame from peer %s (%zu bytes, tag %llu): %s", hex, n,
+                      (unsigned long long)tag, what);
     }
     if (tag != 0 && data[0] == ((1u << 3) | 2) && b->phase == LT_PHASE_RUNNING) {
         reject(b, id, tag, LT_EPROTO, "%s", what);
@@ -466,10 +463,10 @@ static void handle(lt_broker *b, const zmq_msg_t *id, zmq_msg_t *body)
                    b->cfg->max_frame_bytes);
         } else {
             char reason[128];
-            snprintf(reason, sizeof reason, "frame of %zu bytes is over max_frame_bytes (%u)",
-                     n, b->cfg->max_frame_bytes);
-            lt_fe_send_nack(b, zmq_msg_data((zmq_msg_t *)id), zmq_msg_size((zmq_msg_t *)id),
-                            t, LT_ETOOBIG, reason);
+            snprintf(reason, sizeof reason, "frame of %zu bytes is over max_frame_bytes (%u)", n,
+                     b->cfg->max_frame_bytes);
+            lt_fe_send_nack(b, zmq_msg_data((zmq_msg_t *)id), zmq_msg_size((zmq_msg_t *)id), t,
+                            LT_ETOOBIG, reason);
             lt_metrics_on_nack(b->metrics, LT_METRICS_AGENCY_UNKNOWN, LT_ETOOBIG);
         }
         return;
@@ -515,8 +512,8 @@ static void handle(lt_broker *b, const zmq_msg_t *id, zmq_msg_t *body)
             lt_dlv_on_credit(b, p, f->credit);
         break;
     case LIENTHONG__V1__FRAME__KIND_ADMIN: {
-        lt_peer *ap = lt_fe_peer_find(b, zmq_msg_data((zmq_msg_t *)id),
-                                      zmq_msg_size((zmq_msg_t *)id));
+        lt_peer *ap =
+            lt_fe_peer_find(b, zmq_msg_data((zmq_msg_t *)id), zmq_msg_size((zmq_msg_t *)id));
         if (ap && ap->state == LT_PEER_AUTHED) {
             ap->last_seen = (int64_t)uv_now(&b->loop);
             lt_dlv_on_admin(b, ap, f->admin);
@@ -526,8 +523,8 @@ static void handle(lt_broker *b, const zmq_msg_t *id, zmq_msg_t *body)
         break;
     }
     case LIENTHONG__V1__FRAME__KIND_PING: {
-        lt_peer *pp = lt_fe_peer_find(b, zmq_msg_data((zmq_msg_t *)id),
-                                      zmq_msg_size((zmq_msg_t *)id));
+        lt_peer *pp =
+            lt_fe_peer_find(b, zmq_msg_data((zmq_msg_t *)id), zmq_msg_size((zmq_msg_t *)id));
         if (pp)
             pp->last_seen = (int64_t)uv_now(&b->loop);
         Lienthong__V1__Pong po = LIENTHONG__V1__PONG__INIT;
@@ -539,8 +536,8 @@ static void handle(lt_broker *b, const zmq_msg_t *id, zmq_msg_t *body)
         break;
     }
     case LIENTHONG__V1__FRAME__KIND_PONG: {
-        lt_peer *pp = lt_fe_peer_find(b, zmq_msg_data((zmq_msg_t *)id),
-                                      zmq_msg_size((zmq_msg_t *)id));
+        lt_peer *pp =
+            lt_fe_peer_find(b, zmq_msg_data((zmq_msg_t *)id), zmq_msg_size((zmq_msg_t *)id));
         if (pp)
             pp->last_seen = (int64_t)uv_now(&b->loop);
         break;
@@ -815,9 +812,12 @@ lt_err lt_fe_open(lt_broker *b, lt_why *why)
     b->zsock = zmq_socket(b->zctx, ZMQ_ROUTER);
     if (!b->zsock)
         return lt_fail(why, LT_EIO, "zmq_socket: %s", zmq_strerror(zmq_errno()));
+    /* The hard cap (libzmq disconnects past it) sits well above max_frame_bytes so that
+     * what a client library sends by default (frames up to 16 MiB) is read and NACKed
+     * TOO_LARGE, not cut off. */
     int64_t maxmsg = (int64_t)b->cfg->max_frame_bytes * 2;
-    if (maxmsg < (int64_t)b->cfg->max_frame_bytes + (1 << 20))
-        maxmsg = (int64_t)b->cfg->max_frame_bytes + (1 << 20);
+    if (maxmsg < (int64_t)b->cfg->max_frame_bytes + (16 << 20))
+        maxmsg = (int64_t)b->cfg->max_frame_bytes + (16 << 20);
     int hb = (int)b->heartbeat_ms;
     if (setopt_int(b->zsock, ZMQ_ROUTER_MANDATORY, 1) != 0 ||
         setopt_int(b->zsock, ZMQ_ROUTER_HANDOVER, 1) != 0 ||

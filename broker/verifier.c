@@ -192,8 +192,7 @@ static void verify_publish(vctx *v, lt_slot *s, const lt_acl *acl, int64_t now_m
 out:
     s->err = e;
     lt_metrics_on_publish(b->metrics, s->agency_slot, s->len);
-    lt_metrics_observe(lt_metrics_hist(b->metrics, LT_HIST_VERIFY),
-                       (double)(mono_ns() - t0) / 1e9);
+    lt_metrics_observe(lt_metrics_hist(b->metrics, LT_HIST_VERIFY), (double)(mono_ns() - t0) / 1e9);
     if (e != LT_OK) {
         char idhex[33] = "";
         if (env)
@@ -210,11 +209,11 @@ static void verify_auth(vctx *v, lt_slot *s, int64_t now_ms)
     const uint8_t *cert = s->buf + LT_NONCE_LEN;
     const uint8_t *sig = cert + s->cert_len;
     char agency[LT_AGENCY_ID_MAX];
-    lt_err e = lt_trust_verify_sig(b->trust, cert, s->cert_len, now_ms, LT_PKI_DOMAIN_AUTH,
-                                   nonce, LT_NONCE_LEN, sig, s->sig_len, agency, &s->why);
+    lt_err e = lt_trust_verify_sig(b->trust, cert, s->cert_len, now_ms, LT_PKI_DOMAIN_AUTH, nonce,
+                                   LT_NONCE_LEN, sig, s->sig_len, agency, &s->why);
     if (e == LT_OK && strcmp(agency, s->agency) != 0)
-        e = lt_fail(&s->why, LT_EAGENCY_MISMATCH,
-                    "certificate belongs to %s, HELLO said %s", agency, s->agency);
+        e = lt_fail(&s->why, LT_EAGENCY_MISMATCH, "certificate belongs to %s, HELLO said %s",
+                    agency, s->agency);
     s->err = e;
 }
 
@@ -276,8 +275,7 @@ lt_err lt_verify_start(lt_broker *b, unsigned n, lt_why *why)
         int rc = pthread_create(&b->verifiers[i], NULL, verify_main, v);
         if (rc != 0) {
             free(v);
-            return lt_fail(why, LT_ENOMEM, "cannot start verify thread %u: %s", i,
-                           strerror(rc));
+            return lt_fail(why, LT_ENOMEM, "cannot start verify thread %u: %s", i, strerror(rc));
         }
         b->verifiers_started++;
     }

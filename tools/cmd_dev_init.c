@@ -162,8 +162,8 @@ static lt_err broker_yaml(const char *dir, lt_why *why)
          "acl:\n",
          agencies[0].id);
     for (size_t i = 0; i < NAGENCIES; i++)
-        EMIT("  - agency: %s   # %s\n    publish: %s\n", agencies[i].id, agencies[i].name,
-             agencies[i].publish);
+        EMIT("  - agency: %s\n    name: \"%s\"\n    publish: %s\n", agencies[i].id,
+             agencies[i].name, agencies[i].publish);
     EMIT("queues:\n"
          "  - name: dancu.capnhat              # civil status and residence -> population DB\n"
          "    owner: %s\n"
@@ -194,8 +194,18 @@ static lt_err broker_yaml(const char *dir, lt_why *why)
          "    max_ack_pending: 1000\n"
          "    max_depth: 1000000\n"
          "    max_bytes: 1073741824\n"
+         "    retention_s: 86400\n"
+         "  - name: dkkd.doanhnghiep           # enterprise registrations (lienthong adapt) -> city office\n"
+         "    owner: %s\n"
+         "    bind: [\"79.*.dkkd.>\"]\n"
+         "    ack_wait_s: 30\n"
+         "    max_deliver: 5\n"
+         "    backoff_s: [1, 5, 30]\n"
+         "    max_ack_pending: 1000\n"
+         "    max_depth: 1000000\n"
+         "    max_bytes: 1073741824\n"
          "    retention_s: 86400\n",
-         agencies[4].id, agencies[5].id, agencies[0].id);
+         agencies[4].id, agencies[5].id, agencies[0].id, agencies[0].id);
 #undef EMIT
     return write_text(path, text, 0644, why);
 }

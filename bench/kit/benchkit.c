@@ -23,16 +23,16 @@
 typedef struct sample {
     uint64_t acked;
     int64_t t_ns;
-    long server_rss_kib;
+    long server_rss_kib, server_anon_kib; /* RSS, and its anonymous part (heap, stacks) */
 } sample;
 
 struct lt_bench_run {
     lt_bench_params p;
     int64_t t0;
-    double cpu0;                 /* this process's CPU seconds at the start */
-    _Atomic int64_t *sent;       /* [N] send time, 0 = not sent */
-    int64_t *lat_ack;            /* [N] ns, -1 = no ack */
-    int64_t *lat_e2e;            /* [N] ns, -1 = not received by consumer 0 */
+    double cpu0;                           /* this process's CPU seconds at the start */
+    _Atomic int64_t *sent;                 /* [N] send time, 0 = not sent */
+    int64_t *lat_ack;                      /* [N] ns, -1 = no ack */
+    int64_t *lat_e2e;                      /* [N] ns, -1 = not received by consumer 0 */
     uint8_t *seen[LT_BENCH_CONSUMERS_MAX]; /* [N/8] bitmaps, one writer each */
     _Atomic uint64_t consumed[LT_BENCH_CONSUMERS_MAX];
     int64_t cons_end[LT_BENCH_CONSUMERS_MAX];
@@ -78,8 +78,8 @@ static int parse_uint(const char *name, const char *s, uint64_t lo, uint64_t hi,
     if (parse_u64(name, s, &v) < 0)
         return -1;
     if (v < lo || v > hi) {
-        fprintf(stderr, "--%s: %" PRIu64 " is out of range [%" PRIu64 ", %" PRIu64 "]\n", name,
-                v, lo, hi);
+        fprintf(stderr, "--%s: %" PRIu64 " is out of range [%" PRIu64 ", %" PRIu64 "]\n", name, v,
+                lo, hi);
         return -1;
     }
     *out = v;
@@ -163,11 +163,16 @@ static int set_common(lt_bench_params *p, const char *name, const char *val, boo
     return 0;
 }
 
-int lt_bench_params_parse(int argc, char **argv, lt_bench_params *p,
-                          const char *const *extra_flags, lt_bench_opt_cb extra, void *user)
+int lt_bench_params_parse(int argc, char **argv, lt_bench_params *p, const char *const *extra_flags,
+                          lt_bench_opt_cb extra, void *user)
 {
-    *p = (lt_bench_params){.publishers = 2, .messages = 200000, .size = 1024, .window = 1024,
-                           .consumers = 1, .consume = true, .idle_timeout_s = 30};
+    *p = (lt_bench_params){.publishers = 2,
+                           .messages = 200000,
+                           .size = 1024,
+                           .window = 1024,
+                           .consumers = 1,
+                           .consume = true,
+                           .idle_timeout_s = 30};
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
         if (strncmp(arg, "--", 2) != 0) {
@@ -354,6 +359,8 @@ static void take_sample(lt_bench_run *r, uint64_t n, int64_t now)
     r->samples[i].t_ns = now;
     r->samples[i].server_rss_kib =
         r->p.server_pid > 0 ? lt_bench_proc_kib(r->p.server_pid, "VmRSS") : -1;
+    r->samples[i].server_anon_kib =
+        r->p.server_pid > 0 ? lt_bench_proc_kib(r->p.server_pid, "RssAnon") : -1;
 }
 
 void lt_bench_mark_acked(lt_bench_run *r, uint64_t idx, bool ok)
@@ -491,8 +498,8 @@ bool lt_bench_report(lt_bench_run *r, FILE *out, const char *system, const char 
             "{\"system\":\"%s\",\"mode\":\"%s\",\"params\":{\"publishers\":%u,"
             "\"messages\":%" PRIu64 ",\"size\":%zu,\"window\":%u,\"consumers\":%u,"
             "\"rate\":%.1f,\"consume\":%s}",
-            system, mode, p->publishers, p->messages, p->size, p->window, p->consumers,
-            p->rate, p->consume ? "true" : "false");
+            system, mode, p->publishers, p->messages, p->size, p->window, p->consumers, p->rate,
+            p->consume ? "true" : "false");
     print_rate(out, "publish", ok, pub_end ? pub_end - r->t0 : 0, p->size);
 
     if (p->consume) {
@@ -523,10 +530,12 @@ bool lt_bench_report(lt_bench_run *r, FILE *out, const char *system, const char 
         if (!s->acked)
             continue;
         double dt = (double)(s->t_ns - prev_t) / 1e9;
-        fprintf(out, "%s{\"acked\":%" PRIu64 ",\"t_s\":%.3f,\"interval_msgs_per_s\":%.1f,"
-                     "\"server_rss_kib\":%ld}",
+        fprintf(out,
+                "%s{\"acked\":%" PRIu64 ",\"t_s\":%.3f,\"interval_msgs_per_s\":%.1f,"
+                "\"server_rss_kib\":%ld,\"server_rss_anon_kib\":%ld}",
                 first ? "" : ",", s->acked, (double)(s->t_ns - r->t0) / 1e9,
-                dt > 0 ? (double)(s->acked - prev_n) / dt : 0.0, s->server_rss_kib);
+                dt > 0 ? (double)(s->acked - prev_n) / dt : 0.0, s->server_rss_kib,
+                s->server_anon_kib);
         prev_t = s->t_ns;
         prev_n = s->acked;
         first = false;
@@ -534,8 +543,8 @@ bool lt_bench_report(lt_bench_run *r, FILE *out, const char *system, const char 
     /* The load program's own CPU in the timed part (publishers, consumers, client
      * libraries): on a small machine it competes with the server for the same cores. */
     double client_cpu = self_cpu_s() - r->cpu0;
-    fprintf(out, "],\"client_cpu_s\":%.2f,\"errors\":%" PRIu64 ",\"complete\":%s%s}\n",
-            client_cpu, errors, complete ? "true" : "false", extra ? extra : "");
+    fprintf(out, "],\"client_cpu_s\":%.2f,\"errors\":%" PRIu64 ",\"complete\":%s%s}\n", client_cpu,
+            errors, complete ? "true" : "false", extra ? extra : "");
     fflush(out);
     return complete;
 }

@@ -31,7 +31,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#define LT_BENCH_PAYLOAD_MIN 32      /* room for the payload header */
+#define LT_BENCH_PAYLOAD_MIN 32 /* room for the payload header */
 #define LT_BENCH_CONSUMERS_MAX 64
 #define LT_BENCH_PUBLISHERS_MAX 64
 
@@ -57,8 +57,8 @@ typedef int (*lt_bench_opt_cb)(void *user, const char *name, const char *value);
 /* Parse argv into *p (defaults first), passing options it does not know to extra (may be
  * NULL). extra_flags is a NULL-terminated list of option names (without "--") that take no
  * value. Returns 0, or -1 after printing the reason to stderr. "--help" returns 1. */
-int lt_bench_params_parse(int argc, char **argv, lt_bench_params *p,
-                          const char *const *extra_flags, lt_bench_opt_cb extra, void *user);
+int lt_bench_params_parse(int argc, char **argv, lt_bench_params *p, const char *const *extra_flags,
+                          lt_bench_opt_cb extra, void *user);
 
 /* The common options, for a usage message. */
 void lt_bench_params_usage(FILE *out);
@@ -118,8 +118,8 @@ void lt_bench_count_error(lt_bench_run *r);
  * -1 when unreadable. */
 long lt_bench_proc_kib(int pid, const char *field);
 
-/* Print the run's result as one JSON object (once: it sorts the latencies in place) (one line) to out: {"system": system,
- * "mode": mode, "params": {...}, "publish": {...}, "end_to_end": {...},
+/* Print the run's result as one JSON object (once: it sorts the latencies in place) (one line) to
+ * out: {"system": system, "mode": mode, "params": {...}, "publish": {...}, "end_to_end": {...},
  * "pub_ack_latency_us": {...}, "e2e_latency_us": {...}, "progress": [...],
  * "client_cpu_s": this process's CPU seconds since lt_bench_start, "errors": n,
  * "complete": bool, <extra>}. extra is inserted verbatim as further members (a string

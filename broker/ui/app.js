@@ -39,6 +39,8 @@
   function showLogin(message) {
     if (state.timer) { clearTimeout(state.timer); state.timer = null; }
     $("dash").hidden = true;
+    $("logout").hidden = true;
+    $("version").textContent = "";
     $("login").hidden = false;
     $("login-error").textContent = message || "";
     $("token").focus();
@@ -47,6 +49,7 @@
   function showDash() {
     $("login").hidden = true;
     $("dash").hidden = false;
+    $("logout").hidden = false;
   }
 
   async function api(path) {
@@ -130,9 +133,13 @@
     setCard("rejected", num(t.rejected), t.rejected > 0);
     setCard("clients", num(ov.gauges.connected_clients));
     setCard("p99", ms(ov.latency.publish_ack_p99_seconds));
-    $("version").textContent = "lienthong " + ov.version + " · uptime " + age(ov.uptime_seconds);
+    $("version").textContent = "v" + ov.version + " · chạy · up " + age(ov.uptime_seconds);
 
-    fillTable("agencies", agencies, (tr, a) => {
+    /* The busiest first (stable: config order among equals), so active agencies stay in
+       view when the table scrolls. */
+    const ags = agencies.slice().sort((x, y) => y.published - x.published);
+    fillTable("agencies", ags, (tr, a) => {
+      tr.dataset.agency = a.id;
       if (a.rejected > 0) tr.className = "bad";
       const td = cell(tr, a.name || a.id);
       if (a.name) {
@@ -152,19 +159,22 @@
 
     const qs = queues.slice().sort((x, y) => y.depth - x.depth || x.name.localeCompare(y.name));
     fillTable("queues", qs, (tr, q) => {
+      tr.dataset.queue = q.name;
       if (q.dlq_depth > 0) tr.className = "bad";
       const td = cell(tr, q.name);
       if (q.owner) td.title = q.owner;
       cell(tr, num(q.depth), "n");
       cell(tr, num(q.unacked), "n");
-      cell(tr, age(q.oldest_age_seconds), "n");
+      cell(tr, q.depth > 0 ? age(q.oldest_age_seconds) : "–", "n");
       cell(tr, num(q.dlq_depth), "n");
       cell(tr, num(q.deliveries), "n");
     });
 
+    const names = new Map(agencies.map((a) => [a.id, a.name]));
     fillTable("rejections", rejections, (tr, r) => {
       cell(tr, clock(r.time_ms));
-      cell(tr, r.agency);
+      const who = cell(tr, names.get(r.agency) || r.agency || "?");
+      if (r.agency) who.title = r.agency;
       cell(tr, r.topic);
       cell(tr, r.code_name);
       cell(tr, r.reason);
@@ -180,7 +190,7 @@
   function drawChart() {
     const c = $("chart");
     const dpr = window.devicePixelRatio || 1;
-    const w = c.clientWidth || 900, h = c.clientHeight || 220;
+    const w = c.clientWidth || 1300, h = c.clientHeight || 150;
     if (c.width !== Math.round(w * dpr) || c.height !== Math.round(h * dpr)) {
       c.width = Math.round(w * dpr);
       c.height = Math.round(h * dpr);
@@ -200,8 +210,11 @@
     }
     const L = 56, R = 10, T = 8, B = 22;
     const pw = w - L - R, ph = h - T - B;
-    let max = 1;
-    for (const p of pts) max = Math.max(max, p.in, p.out);
+    let max = 1, maxIn = 0, maxOut = 0;
+    for (const p of pts) { maxIn = Math.max(maxIn, p.in); maxOut = Math.max(maxOut, p.out); }
+    max = Math.max(max, maxIn, maxOut);
+    /* What the chart shows, for the browser test. */
+    state.chart = { points: pts.length, max_in: maxIn, max_out: maxOut };
     const mag = Math.pow(10, Math.floor(Math.log10(max)));
     max = Math.ceil(max / mag) * mag;
     const tEnd = s.length ? s[s.length - 1].t : Date.now();
@@ -225,7 +238,9 @@
     const span = tEnd - tStart;
     for (let i = 0; i <= 5; i++) {
       const t = tStart + (span * i) / 5;
-      g.fillText("-" + Math.round((tEnd - t) / 1000) + " s", x(t), T + ph + 6);
+      const ago = Math.round((tEnd - t) / 1000);
+      g.textAlign = i === 0 ? "left" : i === 5 ? "right" : "center";
+      g.fillText(ago ? "-" + ago + " s" : "0 s", x(t), T + ph + 6);
     }
     for (const [key, col] of [["in", colIn], ["out", colOut]]) {
       if (pts.length === 0) break;

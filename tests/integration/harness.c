@@ -191,10 +191,26 @@ int it_wait(pid_t pid, int timeout_ms)
     return status_code(st);
 }
 
+/* argv with e->wrap put before it, into out (IT_ARGS_MAX entries, truncated to fit);
+ * returns out, or argv itself when there is no wrap. */
+static char **wrapped(const it_env *e, char **argv, char **out)
+{
+    if (e->wrap == NULL)
+        return argv;
+    int n = 0;
+    for (const char *const *w = e->wrap; *w != NULL && n < IT_ARGS_MAX - 1; w++)
+        out[n++] = (char *)*w;
+    for (char **a = argv; *a != NULL && n < IT_ARGS_MAX - 1; a++)
+        out[n++] = *a;
+    out[n] = NULL;
+    return out;
+}
+
 static pid_t cli_spawn_v(it_env *e, const char *out_rel, va_list ap)
 {
-    char *argv[IT_ARGS_MAX];
-    collect_args(LT_LIENTHONG, ap, argv);
+    char *args[IT_ARGS_MAX], *wargs[IT_ARGS_MAX];
+    collect_args(LT_LIENTHONG, ap, args);
+    char **argv = wrapped(e, args, wargs);
     char out[IT_PATH_MAX], err[IT_PATH_MAX + 8];
     it_path(e, out_rel, out);
     snprintf(err, sizeof err, "%s.err", out);
@@ -456,7 +472,9 @@ bool it_broker_start(it_env *e, int timeout_ms)
         it_broker_stop(e, 10000);
     char cfg[IT_PATH_MAX];
     it_path(e, "broker.yaml", cfg);
-    char *argv[] = {(char *)LT_LIENTHONGD, (char *)"-c", cfg, NULL};
+    char *args[] = {(char *)LT_LIENTHONGD, (char *)"-c", cfg, NULL};
+    char *wargs[IT_ARGS_MAX];
+    char **argv = wrapped(e, args, wargs);
     e->log_off = file_size(e->log_path);
     e->pid = spawn(argv, e->log_path, e->log_path, true);
     if (e->pid < 0) {

@@ -26,6 +26,10 @@ typedef struct it_env {
     pid_t pid;     /* running lienthongd, 0 if none */
     long log_off;  /* log offset where the current run started */
     unsigned runs; /* lienthongd processes started */
+    /* NULL, or a NULL-terminated argv prefix (e.g. valgrind and its options) put before
+     * every lienthongd and lienthong started after it is set (it_env_init clears it, so
+     * dev-init always runs bare). Borrowed: must outlive the environment's use. */
+    const char *const *wrap;
 } it_env;
 
 /* Create the directory, run `lienthong dev-init` in it, pick free ports and point every

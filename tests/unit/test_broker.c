@@ -12,8 +12,8 @@
 #include <lienthong/v1/envelope.pb-c.h>
 #include <netinet/in.h>
 #include <pthread.h>
-#include <signal.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -467,8 +467,7 @@ static void ack_wait_redelivers_then_dead_letters_and_requeue_brings_it_back(voi
     int64_t end = mono_ms() + 10000;
     for (;;) {
         lt_client_poll(c, 100, NULL);
-        assert_int_equal(lt_client_admin(c, "dlq.ls", "q.retry", NULL, 0, 0, &json, &why),
-                         LT_OK);
+        assert_int_equal(lt_client_admin(c, "dlq.ls", "q.retry", NULL, 0, 0, &json, &why), LT_OK);
         if (strstr(json, "max_deliver 2 reached; last: ack_wait expired"))
             break;
         free(json);
@@ -479,8 +478,7 @@ static void ack_wait_redelivers_then_dead_letters_and_requeue_brings_it_back(voi
     free(json);
 
     /* requeue: delivered again, delivery count restarts */
-    assert_int_equal(lt_client_admin(c, "dlq.requeue", "q.retry", NULL, 0, 0, &json, &why),
-                     LT_OK);
+    assert_int_equal(lt_client_admin(c, "dlq.requeue", "q.retry", NULL, 0, 0, &json, &why), LT_OK);
     assert_non_null(strstr(json, "\"requeued\":1"));
     free(json);
     g.ack = true;
@@ -519,8 +517,7 @@ static void nak_redelivers_and_dead_letters_with_the_consumers_reason(void **sta
     int64_t end = mono_ms() + 5000;
     for (;;) {
         lt_client_poll(c, 50, NULL);
-        assert_int_equal(lt_client_admin(c, "dlq.show", "q.retry", &seq, 1, 0, &json, &why),
-                         LT_OK);
+        assert_int_equal(lt_client_admin(c, "dlq.show", "q.retry", &seq, 1, 0, &json, &why), LT_OK);
         if (strstr(json, "last: nak: schema mismatch"))
             break;
         free(json);
@@ -766,9 +763,8 @@ static void sighup_reloads_the_crl_and_the_acl(void **state)
     /* revoke A's certificate: A publishes until the reload, then is refused */
     lt_devpki_ca *ca = NULL;
     assert_int_equal(lt_devpki_ca_load(path("ca.key.pem"), path("ca.cert.pem"), &ca, &why), LT_OK);
-    assert_int_equal(lt_devpki_revoke(ca, path("a.cert.pem"), path("crl.pem"), lt_env_now_ms(),
-                                      &why),
-                     LT_OK);
+    assert_int_equal(
+        lt_devpki_revoke(ca, path("a.cert.pem"), path("crl.pem"), lt_env_now_ms(), &why), LT_OK);
     lt_devpki_ca_destroy(&ca);
     env = seal(W.a, "79.760.hotich.khaisinh", "before the reload", NULL, &len);
     assert_int_equal(publish1(p, env, len, NULL, NULL, reason), LT_OK);

@@ -259,7 +259,8 @@ static void requeued_seq_behind_the_cursor_is_ready_before_new_ones(void **state
     lt_dq_cfg c = cfg_default();
     lt_dq dq;
     lt_dq_init(&dq, &c, 50);
-    assert_int_equal(lt_dq_add_ready(&dq, 60, 0), LT_OK); /* past the cursor: the store read finds it */
+    assert_int_equal(lt_dq_add_ready(&dq, 60, 0),
+                     LT_OK); /* past the cursor: the store read finds it */
     assert_int_equal(lt_dq_waiting(&dq), 0);
     assert_int_equal(lt_dq_add_ready(&dq, 20, 0), LT_OK);
     assert_int_equal(lt_dq_add_ready(&dq, 10, 0), LT_OK);
