@@ -14,7 +14,7 @@
  */
 #include "client.h"
 /* the agency config of lib/ (bench targets also see broker/config.h by that name) */
-#include "../lib/config.h"
+#include "config.h"
 #include "envelope.h"
 #include "json.h"
 #include "pki.h"

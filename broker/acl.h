@@ -3,7 +3,7 @@
  * each queue (only the owner consumes), and the admins (admin operations on every queue;
  * a queue's owner may also run them on its own queues).
  *
- * Built once (from the config, see config.h lt_broker_config_acl) and then read-only: the
+ * Built once (from the config, see broker_config.h lt_broker_config_acl) and then read-only: the
  * query functions allocate nothing and may run on any number of threads at once. On a
  * reload (SIGHUP) build a new lt_acl and swap the pointer; destroy the old one when no
  * thread uses it any more.

@@ -24,7 +24,7 @@
  * the connection is closed; bytes that are not HTTP get 400. Keep-alive and pipelining
  * are supported; responses go out in request order.
  *
- * The daemon's config (broker.yaml, read by broker/config.h) feeds lt_admin_config:
+ * The daemon's config (broker.yaml, read by broker/broker_config.h) feeds lt_admin_config:
  *     broker:
  *       admin:
  *         listen: 127.0.0.1:7401     # host:port, [::1]:7401 for IPv6 (lt_admin_parse_listen)

@@ -15,7 +15,7 @@
 #ifndef LT_BROKER_BROKER_H
 #define LT_BROKER_BROKER_H
 
-#include "config.h"
+#include "broker_config.h"
 #include "err.h"
 
 #include <stdbool.h>

@@ -28,7 +28,7 @@
 #include "acl.h"
 #include "admin.h"
 #include "broker.h"
-#include "config.h"
+#include "broker_config.h"
 #include "delivery_int.h"
 #include "envelope.h"
 #include "err.h"

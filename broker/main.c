@@ -7,7 +7,7 @@
  * it names, 1 for anything else (store, socket, a drain that timed out).
  */
 #include "broker.h"
-#include "config.h"
+#include "broker_config.h"
 
 #include <getopt.h>
 #include <signal.h>

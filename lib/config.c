@@ -1,5 +1,5 @@
 /*
- * config.c - the agency client config (format in config.h and notes/config.md), read
+ * config.c - the agency client config (format in config.h and docs/config.md), read
  * through lib/ycfg.h so every refusal names file, line and key.
  */
 #include "config.h"

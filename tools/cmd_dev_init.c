@@ -140,7 +140,7 @@ static lt_err broker_yaml(const char *dir, lt_why *why)
             return lt_fail(why, LT_EINVAL, "broker.yaml too long");                              \
         off += (size_t)n_;                                                                       \
     } while (0)
-    EMIT("# Broker config written by `lienthong dev-init` (format: notes/config.md).\n"
+    EMIT("# Broker config written by `lienthong dev-init` (format: docs/config.md).\n"
          "broker:\n"
          "  name: hcmc-lienthong\n"
          "  listen: tcp://127.0.0.1:7400\n"

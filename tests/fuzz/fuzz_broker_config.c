@@ -1,7 +1,7 @@
 /* fuzz_broker_config.c - broker.yaml bytes -> lt_broker_config_parse (from memory), then
  * the ACL built from whatever was accepted. Any input: a config or a refusal with a
  * reason, never a crash or a leak. */
-#include "config.h"
+#include "broker_config.h"
 
 #include <stddef.h>
 #include <stdint.h>

@@ -4,7 +4,7 @@
  * Every wait is bounded by a deadline; nothing sleeps for a fixed time to "let it happen". */
 #include "broker.h"
 #include "client.h"
-#include "config.h"
+#include "broker_config.h"
 #include "devpki.h"
 #include "envelope.h"
 #include "pki.h"

@@ -1,7 +1,7 @@
 /* test_broker_config.c - broker.yaml: the documented example loads with every value and
  * default; each kind of mistake is refused with file, line, key and reason; the ACL built
  * from it; reloading the ACL section alone. */
-#include "config.h"
+#include "broker_config.h"
 
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,7 +1,7 @@
 /* test_config.c - the agency client config: paths resolve against the file, defaults apply,
  * and bad files are refused with file, line and key. */
 /* By path: broker/config.h (also on this binary's include path) shadows the name. */
-#include "../../lib/config.h"
+#include "config.h"
 #include "devpki.h"
 
 #include <ftw.h>

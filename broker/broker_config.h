@@ -1,5 +1,5 @@
 /*
- * config.h - the broker's configuration: broker.yaml (format in the project's config notes),
+ * broker_config.h - the broker's configuration: broker.yaml (format in docs/config.md),
  * read with lib/ycfg.h, validated completely, every option defaulted.
  *
  * A bad file is refused with "file:line: key: reason" in why (LT_ECONFIG): unknown keys,

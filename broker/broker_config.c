@@ -1,12 +1,12 @@
 /*
  * config.c - broker.yaml: read with ycfg, validated completely, defaults for every option
- * (see config.h and the project's config notes for the format).
+ * (see broker_config.h and docs/config.md for the format).
  *
  * The tree is only a step: everything the broker keeps is copied into lt_broker_cfg, so
  * the tree is freed before load returns. Agency ids are stored in normal form (what
  * certificates carry), so the ACL compares them byte for byte.
  */
-#include "config.h"
+#include "broker_config.h"
 
 #include "agency.h"
 #include "router.h"
