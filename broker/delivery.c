@@ -297,7 +297,7 @@ static lt_err make_ready(lt_dq *dq, lt_dq_ent *e)
 
 /* DELAYED entries due by now become READY. On allocation failure they stay DELAYED (and
  * are retried at the next call). */
-static void promote(lt_dq *dq, int64_t now)
+void lt_dq_promote(lt_dq *dq, int64_t now)
 {
     while (dq->n_delayed > 0 && dq->delayed[0]->when <= now) {
         lt_dq_ent *e = dq->delayed[0];
@@ -367,7 +367,7 @@ lt_dq_pick_kind lt_dq_pick(lt_dq *dq, int64_t now, uint64_t *seq, uint32_t *coun
     size_t r = room(dq);
     if (r == 0)
         return LT_DQ_NONE;
-    promote(dq, now);
+    lt_dq_promote(dq, now);
     if (dq->n_ready > 0) {
         lt_dq_ent *e = dq->ready[0];
         detach(dq, e);
@@ -622,8 +622,14 @@ void lt_dlv_wake(lt_broker *b, uint32_t qid)
 
 static void on_timer(uv_timer_t *t);
 
+/* Arm q's timer for its next deadline. Due delayed redeliveries are promoted first: they
+ * wait for credit, not for time, and a deadline left in the past would re-fire the timer
+ * at once, forever, starving the socket (a consumer gone with redeliveries pending did
+ * exactly that). The 1 ms floor keeps even an unpromotable entry from spinning the loop. */
 static void rearm(lt_broker *b, lt_queue *q)
 {
+    int64_t now = lt_broker_now_ms();
+    lt_dq_promote(&q->dq, now);
     int64_t t = lt_dq_next_deadline(&q->dq);
     if (t == INT64_MAX) {
         if (q->timer_at != INT64_MAX)
@@ -633,9 +639,9 @@ static void rearm(lt_broker *b, lt_queue *q)
     }
     if (t == q->timer_at)
         return;
-    int64_t delay = t - lt_broker_now_ms();
-    if (delay < 0)
-        delay = 0;
+    int64_t delay = t - now;
+    if (delay < 1)
+        delay = 1;
     q->timer_at = t;
     uv_timer_start(&q->timer, on_timer, (uint64_t)delay, 0);
     (void)b;

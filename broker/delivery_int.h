@@ -144,6 +144,9 @@ size_t lt_dq_expire(lt_dq *dq, int64_t now, lt_dq_expired_fn fn, void *arg);
 /* Earliest time something happens by itself (an ack deadline or a delayed entry becoming
  * ready), INT64_MAX if none. */
 int64_t lt_dq_next_deadline(const lt_dq *dq);
+/* Make every delayed redelivery due by now ready (lt_dq_pick does it too). After it,
+ * lt_dq_next_deadline is never a due delayed entry's time, whether or not anyone has credit. */
+void lt_dq_promote(lt_dq *dq, int64_t now);
 
 /* Delay before the delivery after the count-th one (backoff list, last value repeated). */
 uint32_t lt_dq_backoff(const lt_dq *dq, uint32_t count);

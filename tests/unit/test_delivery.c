@@ -207,6 +207,31 @@ static void nak_with_delay_waits_that_long_and_nak_past_max_is_dead(void **state
     lt_dq_fini(&dq);
 }
 
+/* With no consumer to pick it, a due delayed redelivery must not leave the queue's next
+ * deadline in the past: the broker's timer would re-fire at once, forever. */
+static void due_delayed_entries_leave_no_past_deadline_once_promoted(void **state)
+{
+    (void)state;
+    lt_dq_cfg c = cfg_default();
+    lt_dq dq;
+    lt_dq_init(&dq, &c, 0);
+    send_new(&dq, 1, 1, 0);
+    uint32_t count = 0;
+    int64_t due = 0;
+    assert_int_equal(lt_dq_nak(&dq, 1, 250, 10, &count, &due), LT_DQ_RETRY);
+    assert_int_equal(lt_dq_next_deadline(&dq), 260);
+    lt_dq_promote(&dq, 259);
+    assert_int_equal(lt_dq_next_deadline(&dq), 260); /* not due yet: still waiting */
+    lt_dq_promote(&dq, 1000);
+    assert_int_equal(lt_dq_next_deadline(&dq), INT64_MAX); /* ready: waits for credit */
+    assert_int_equal(lt_dq_waiting(&dq), 1);
+    uint64_t seq;
+    size_t room;
+    assert_int_equal(lt_dq_pick(&dq, 1000, &seq, &count, &room), LT_DQ_REDELIVER);
+    assert_int_equal(seq, 1);
+    lt_dq_fini(&dq);
+}
+
 static void ack_of_a_waiting_message_removes_it(void **state)
 {
     (void)state;
@@ -321,6 +346,7 @@ int main(void)
         cmocka_unit_test(backoff_uses_the_last_value_past_the_list),
         cmocka_unit_test(max_deliver_reached_by_expiry_is_dead),
         cmocka_unit_test(nak_with_delay_waits_that_long_and_nak_past_max_is_dead),
+        cmocka_unit_test(due_delayed_entries_leave_no_past_deadline_once_promoted),
         cmocka_unit_test(ack_of_a_waiting_message_removes_it),
         cmocka_unit_test(store_entries_with_a_delay_wait_until_it),
         cmocka_unit_test(requeued_seq_behind_the_cursor_is_ready_before_new_ones),
