@@ -127,19 +127,32 @@ static int reap(pid_t pid, int timeout_s)
     return WIFEXITED(st) ? WEXITSTATUS(st) : WIFSIGNALED(st) ? 128 + WTERMSIG(st) : -1;
 }
 
+/* A whole file (also /proc files, whose size reads as 0), NUL-terminated; NULL on failure. */
 static char *slurp(const char *path)
 {
     FILE *f = fopen(path, "rb");
     if (f == NULL)
         return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = n >= 0 ? malloc((size_t)n + 1) : NULL;
-    if (s != NULL) {
-        size_t got = fread(s, 1, (size_t)n, f);
-        s[got] = '\0';
+    size_t n = 0, cap = 4096;
+    char *s = malloc(cap);
+    while (s != NULL) {
+        size_t got = fread(s + n, 1, cap - n - 1, f);
+        n += got;
+        if (got == 0)
+            break;
+        if (n + 1 == cap) {
+            char *ns = realloc(s, cap * 2);
+            if (ns == NULL) {
+                free(s);
+                s = NULL;
+                break;
+            }
+            s = ns;
+            cap *= 2;
+        }
     }
+    if (s != NULL)
+        s[n] = '\0';
     fclose(f);
     return s;
 }
@@ -626,8 +639,17 @@ int main(int argc, char **argv)
     fflush(stdout);
 
     /* 2. Throughput, alternating A (no scraper) and B (scraper every interval_ms). */
-    double a[ROUNDS_MAX], b[ROUNDS_MAX];
+    double a[ROUNDS_MAX], b[ROUNDS_MAX], ca[ROUNDS_MAX], cb[ROUNDS_MAX];
+    /* Each block of four rounds (A B B A) gives one ratio B/A from neighbours in time, so
+     * slow drift of the machine's load cancels within a block. */
+    double all[ROUNDS_MAX], ratio[ROUNDS_MAX / 4];
+    size_t nratio = 0;
     size_t na = 0, nb = 0;
+    double msgs = strtod(messages, NULL);
+    if (strchr(messages, 'k') || strchr(messages, 'K'))
+        msgs *= 1e3;
+    else if (strchr(messages, 'M'))
+        msgs *= 1e6;
     scraper sc = {.port = w.admin_port, .token = w.token, .interval_ms = interval_ms};
     for (unsigned r = 0; r < rounds; r++) {
         bool with = (r % 4 == 1 || r % 4 == 2); /* A B B A A B B A ... */
@@ -636,20 +658,30 @@ int main(int argc, char **argv)
             if (pthread_create(&sc.th, NULL, scrape_loop, &sc) != 0)
                 goto out;
         }
+        double c0 = cpu_seconds(w.broker);
         double mps = load_round(&w, r, messages, argv + optind, argc - optind);
         if (with) {
             atomic_store(&sc.stop, true);
             pthread_join(sc.th, NULL);
         }
-        printf("round %2u  %-14s publish %.1f msgs/s\n", r, with ? "with scraper" : "no scraper",
-               mps);
+        /* Broker CPU per message over the whole round (signing phase included, when the
+         * broker idles but is scraped: this overstates the scraper's share). */
+        double us = (cpu_seconds(w.broker) - c0) / msgs * 1e6;
+        printf("round %2u  %-14s publish %.1f msgs/s  broker CPU %.1f us/msg\n", r,
+               with ? "with scraper" : "no scraper", mps, us);
         fflush(stdout);
         if (mps <= 0)
             goto out;
-        if (with)
+        all[r] = mps;
+        if (r % 4 == 3)
+            ratio[nratio++] = (all[r - 2] + all[r - 1]) / (all[r - 3] + all[r]);
+        if (with) {
+            cb[nb] = us;
             b[nb++] = mps;
-        else
+        } else {
+            ca[na] = us;
             a[na++] = mps;
+        }
     }
     if (na > 0 && nb > 0) {
         double ma = median(a, na), mb = median(b, nb);
@@ -658,7 +690,17 @@ int main(int argc, char **argv)
                a[0], a[na - 1]);
         printf("throughput  scraper every %u ms: median %.1f msgs/s (%zu rounds, %.1f..%.1f)\n",
                interval_ms, mb, nb, b[0], b[nb - 1]);
-        printf("change  %+.2f %%\n", (mb - ma) / ma * 100);
+        printf("change  %+.2f %% (medians)\n", (mb - ma) / ma * 100);
+        double mr = median(ratio, nratio);
+        if (nratio > 0)
+            printf("change  %+.2f %% (median of %zu A-B-B-A blocks' ratios, %+.1f..%+.1f %%)\n",
+                   (mr - 1) * 100, nratio, (ratio[0] - 1) * 100, (ratio[nratio - 1] - 1) * 100);
+        double ua = median(ca, na), ub = median(cb, nb);
+        printf("broker CPU per message  no scraper: median %.1f us; with scraper: %.1f us "
+               "(%+.2f %%)\n",
+               ua, ub, (ub - ua) / ua * 100);
+        printf("loop thread busy scraping: %.2f %% of its time (CPU per scrape / interval)\n",
+               cpu_per_scrape * 1e3 / interval_ms * 100);
         printf("scrapes under load  n=%zu failed=%zu median=%.3f ms p99=%.3f ms\n", sc.n,
                sc.failed, ls * 1e3, pct(sc.lat, sc.n, 99) * 1e3);
         printf("{\"queues\":%u,\"scrape_bytes\":%zu,\"scrape_median_ms\":%.3f,"
@@ -666,10 +708,12 @@ int main(int argc, char **argv)
                "\"load_scrape_p99_ms\":%.3f,\"no_scraper_msgs_per_s\":%.1f,"
                "\"scraper_msgs_per_s\":%.1f,\"change_pct\":%.2f,\"rounds\":%u,"
                "\"interval_ms\":%u,\"broker_cpu_ms_per_scrape\":%.3f,"
-               "\"loadavg_start\":%.2f,\"loadavg_end\":%.2f}\n",
+               "\"loadavg_start\":%.2f,\"loadavg_end\":%.2f,"
+               "\"cpu_us_per_msg_no_scraper\":%.2f,\"cpu_us_per_msg_scraper\":%.2f,"
+               "\"block_ratio_change_pct\":%.2f}\n",
                queues, bytes, med * 1e3, pct(lat, scrapes, 99) * 1e3, ls * 1e3,
                pct(sc.lat, sc.n, 99) * 1e3, ma, mb, (mb - ma) / ma * 100, rounds, interval_ms,
-               cpu_per_scrape * 1e3, load0, loadavg());
+               cpu_per_scrape * 1e3, load0, loadavg(), ua, ub, nratio ? (mr - 1) * 100 : 0.0);
     }
     free(sc.lat);
     free(lat);

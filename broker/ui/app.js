@@ -210,13 +210,15 @@
     }
     const L = 56, R = 10, T = 8, B = 22;
     const pw = w - L - R, ph = h - T - B;
-    let max = 1, maxIn = 0, maxOut = 0;
+    let max = 4, maxIn = 0, maxOut = 0; /* an idle chart counts 0..4 in whole steps */
     for (const p of pts) { maxIn = Math.max(maxIn, p.in); maxOut = Math.max(maxOut, p.out); }
     max = Math.max(max, maxIn, maxOut);
     /* What the chart shows, for the browser test. */
     state.chart = { points: pts.length, max_in: maxIn, max_out: maxOut };
-    const mag = Math.pow(10, Math.floor(Math.log10(max)));
-    max = Math.ceil(max / mag) * mag;
+    /* Four grid steps of a round size (1, 2, 2.5 or 5 times a power of ten). */
+    const raw = max / 4, mag = Math.pow(10, Math.floor(Math.log10(raw)));
+    const step = [1, 2, 2.5, 5, 10].map((k) => k * mag).find((v) => v >= raw);
+    max = step * 4;
     const tEnd = s.length ? s[s.length - 1].t : Date.now();
     const tStart = tEnd - Math.min(HISTORY_MS, Math.max(60000, s.length ? tEnd - s[0].t : 0));
     const x = (t) => L + ((t - tStart) / (tEnd - tStart || 1)) * pw;
