@@ -43,7 +43,7 @@ lt_client *it_client(const it_env *e, lt_signer *auth_as, unsigned window, int a
 {
     lt_client_opts o = {.window = window,
                         .ack_timeout_ms = ack_timeout_ms,
-                        .request_timeout_ms = 10000,
+                        .request_timeout_ms = 30000,
                         .client_name = "it"};
     lt_client *c = NULL;
     lt_why why = {{0}};
