@@ -12,6 +12,7 @@
  */
 #include "mapping.h"
 
+#include "fileio.h"
 #include "json.h"
 #include "mapping_int.h"
 #include "records.h"
@@ -1157,42 +1158,17 @@ lt_err lt_mapping_run(const lt_mapping *m, const char *agency_id, const char *fi
 lt_err lt_mapping_run_file(const lt_mapping *m, const char *agency_id, const char *path,
                            const lt_mapping_sink *sink, lt_mapping_stats *stats, lt_why *why)
 {
-    FILE *fp = fopen(path, "rb");
-    uint8_t *buf = NULL;
-    size_t n = 0, cap = 0;
-    lt_err e = LT_OK;
-    if (fp == NULL) {
-        e = lt_fail(why, LT_EIO, "%s: %s", path, strerror(errno));
-    } else {
-        for (;;) {
-            if (n == cap) {
-                size_t nc = cap ? cap * 2 : 1 << 16;
-                uint8_t *p = nc > ((size_t)1 << 31) ? NULL : realloc(buf, nc);
-                if (p == NULL) {
-                    e = lt_fail(why, LT_ETOOBIG, "%s: too large to read at once", path);
-                    break;
-                }
-                buf = p, cap = nc;
-            }
-            size_t k = fread(buf + n, 1, cap - n, fp);
-            n += k;
-            if (k == 0) {
-                if (ferror(fp))
-                    e = lt_fail(why, LT_EIO, "%s: read error", path);
-                break;
-            }
-        }
-        fclose(fp);
-    }
+    char *buf = NULL;
+    size_t n = 0;
+    lt_err e = lt_file_read(path, (size_t)1 << 31, &buf, &n, why);
     if (e) {
         lt_map_reject rej = {path, 0, 0, "", "", e, why->msg};
         sink->reject(sink->ctx, &rej);
         if (stats)
             *stats = (lt_mapping_stats){.issues = 1};
-        free(buf);
         return e;
     }
-    e = lt_mapping_run(m, agency_id, path, buf, n, sink, stats, why);
+    e = lt_mapping_run(m, agency_id, path, (const uint8_t *)buf, n, sink, stats, why);
     free(buf);
     return e;
 }

@@ -3,14 +3,13 @@
  * look-ups, and the reject/deliver plumbing. Formats live in reader_<format>.c.
  */
 #include "reader_int.h"
+#include "fileio.h"
 
-#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
 
 /* ---- record ---- */
 
@@ -253,27 +252,12 @@ out_report:
 lt_err lt_reader_run_file(const lt_reader_opts *opts, const char *path,
                           const lt_reader_sink *sink, lt_reader_stats *stats, lt_why *why)
 {
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        return lt_fail(why, LT_EIO, "%s: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fileno(f), &st) != 0 || st.st_size < 0) {
-        fclose(f);
-        return lt_fail(why, LT_EIO, "%s: cannot stat", path);
-    }
-    size_t n = (size_t)st.st_size;
-    uint8_t *buf = malloc(n ? n : 1);
-    if (buf == NULL) {
-        fclose(f);
-        return lt_fail(why, LT_ENOMEM, "%s: out of memory for %zu bytes", path, n);
-    }
-    if (fread(buf, 1, n, f) != n) {
-        free(buf);
-        fclose(f);
-        return lt_fail(why, LT_EIO, "%s: short read", path);
-    }
-    fclose(f);
-    lt_err err = lt_reader_run(opts, path, buf, n, sink, stats, why);
+    char *buf = NULL;
+    size_t n = 0;
+    lt_err err = lt_file_read(path, SIZE_MAX, &buf, &n, why);
+    if (err != LT_OK)
+        return err;
+    err = lt_reader_run(opts, path, (const uint8_t *)buf, n, sink, stats, why);
     free(buf);
     return err;
 }

@@ -233,6 +233,10 @@ static void table_unprepare(lt_sink *s, sink_table *t)
     s->ops->finalize(s, t->insert_stmt);
     s->ops->finalize(s, t->check_stmt);
     t->insert_stmt = t->check_stmt = NULL;
+    for (size_t k = 0; k < SINK_MULTI_SIZES; k++) {
+        s->ops->finalize(s, t->multi_stmt[k]);
+        t->multi_stmt[k] = NULL;
+    }
     t->ready = t->loaded = false;
 }
 
@@ -439,6 +443,50 @@ static lt_err current_view(lt_sink *s, sink_table *t, lt_why *why)
     return e;
 }
 
+/* PostgreSQL sends at most 65535 parameters with a statement (the count is 16 bits). */
+#define SINK_MAX_PARAMS 65535
+/* Rows of the largest multi-row INSERT: a batch of the default size in one statement. */
+#define SINK_MULTI_MAX_ROWS 256
+
+/* Prepare the INSERT of nrows rows into t: ON CONFLICT (message_id) DO NOTHING, and on
+ * PostgreSQL RETURNING message_id (the ids of the rows that were new). */
+static lt_err prepare_insert(lt_sink *s, const sink_table *t, size_t nrows, void **stmt,
+                             lt_why *why)
+{
+    sb b = {0};
+    sb_add(&b, "INSERT INTO \"%s\" (", t->name);
+    for (size_t i = 0; i < t->ncols; i++)
+        sb_add(&b, "%s\"%s\"", i ? ", " : "", t->cols[i].name);
+    sb_add(&b, ") VALUES ");
+    for (size_t r = 0; r < nrows; r++) {
+        sb_add(&b, "%s(", r ? ", " : "");
+        for (size_t i = 0; i < t->ncols; i++)
+            sb_add(&b, "%s$%zu", i ? ", " : "", r * t->ncols + i + 1);
+        sb_add(&b, ")");
+    }
+    sb_add(&b, " ON CONFLICT (message_id) DO NOTHING%s", s->pg ? " RETURNING message_id" : "");
+    lt_err e = b.oom ? lt_fail(why, LT_ENOMEM, "out of memory")
+                     : s->ops->prepare(s, b.p, nrows * t->ncols, stmt, why);
+    sb_fini(&b);
+    return e;
+}
+
+/* The multi-row sizes of t (largest first, then 64, 16, 4 when smaller; 0 ends the list). */
+static void multi_sizes(sink_table *t)
+{
+    size_t max = SINK_MAX_PARAMS / t->ncols;
+    if (max > SINK_MULTI_MAX_ROWS)
+        max = SINK_MULTI_MAX_ROWS;
+    static const size_t smaller[] = {64, 16, 4};
+    size_t k = 0;
+    t->multi_rows[k++] = max;
+    for (size_t i = 0; i < sizeof smaller / sizeof smaller[0] && k < SINK_MULTI_SIZES; i++)
+        if (smaller[i] < max)
+            t->multi_rows[k++] = smaller[i];
+    while (k < SINK_MULTI_SIZES)
+        t->multi_rows[k++] = 0;
+}
+
 /* Create or grow t's table and prepare its insert. In a transaction. */
 static lt_err table_ensure(lt_sink *s, sink_table *t, lt_why *why)
 {
@@ -480,18 +528,8 @@ static lt_err table_ensure(lt_sink *s, sink_table *t, lt_why *why)
     }
     if (e == LT_OK)
         e = current_view(s, t, why);
-    if (e == LT_OK) {
-        sb_add(&b, "INSERT INTO \"%s\" (", t->name);
-        for (size_t i = 0; i < t->ncols; i++)
-            sb_add(&b, "%s\"%s\"", i ? ", " : "", t->cols[i].name);
-        sb_add(&b, ") VALUES (");
-        for (size_t i = 0; i < t->ncols; i++)
-            sb_add(&b, "%s$%zu", i ? ", " : "", i + 1);
-        sb_add(&b, ") ON CONFLICT (message_id) DO NOTHING");
-        e = b.oom ? lt_fail(why, LT_ENOMEM, "out of memory")
-                  : s->ops->prepare(s, b.p, t->ncols, &t->insert_stmt, why);
-        sb_fini(&b);
-    }
+    if (e == LT_OK)
+        e = prepare_insert(s, t, 1, &t->insert_stmt, why);
     if (e == LT_OK)
         t->ready = true;
     return e;
@@ -667,34 +705,202 @@ static lt_err row_values(const sink_table *t, const lt_env *env, const uint8_t *
     return LT_OK;
 }
 
+/* Everything of one item that can fail because of the row itself: its table and values
+ * into *t and *r. */
+static lt_err row_prepare(lt_sink *s, const lt_sink_item *it, sink_table **t, row *r,
+                          lt_why *why)
+{
+    if (it->meta.broker_seq > (uint64_t)INT64_MAX)
+        return lt_fail(why, LT_EINVAL, "broker sequence %" PRIu64 " out of range",
+                       it->meta.broker_seq);
+    const ProtobufCMessageDescriptor *d = lt_records_find(lt_env_record_type(it->env));
+    if (d == NULL)
+        return lt_fail(why, LT_ENOTFOUND, "record type '%s' is not a known record type",
+                       lt_env_record_type(it->env));
+    lt_err e = row_decode(d, it->env, r, why);
+    if (e == LT_OK)
+        e = table_get(s, d, t, why);
+    if (e == LT_OK)
+        e = row_values(*t, it->env, it->envelope, it->len, &it->meta, r, why);
+    return e;
+}
+
+/* The rows of one table in a batch: which items, and which message ids came back new. */
+typedef struct group {
+    lt_sink_item *items;
+    row *rows;
+    size_t *idx;  /* items of this table, in batch order */
+    size_t n;
+    size_t *byid; /* idx positions sorted by (message id, position): RETURNING lookups */
+} group;
+
+static const group *sort_group; /* qsort has no user pointer; one thread per lt_sink */
+
+static int cmp_byid(const void *a, const void *b)
+{
+    size_t x = *(const size_t *)a, y = *(const size_t *)b;
+    int c = strcmp(sort_group->rows[sort_group->idx[x]].idhex,
+                   sort_group->rows[sort_group->idx[y]].idhex);
+    return c != 0 ? c : (x > y) - (x < y);
+}
+
+/* A message id that RETURNING gave (PostgreSQL's uuid text): the first item of the group
+ * with that id not yet marked is the one that was inserted. */
+static lt_err mark_returned(void *user, size_t ncols, const sink_cell *cells, lt_why *why)
+{
+    group *g = user;
+    if (ncols < 1 || cells[0].null)
+        return lt_fail(why, LT_EDB, "insert returned no message id");
+    char hex[2 * LT_ENV_MESSAGE_ID_LEN + 1];
+    size_t j = 0;
+    for (const char *p = cells[0].p; *p != '\0' && j + 1 < sizeof hex; p++)
+        if (*p != '-')
+            hex[j++] = (*p >= 'A' && *p <= 'F') ? (char)(*p - 'A' + 'a') : *p;
+    hex[j] = '\0';
+    size_t lo = 0, hi = g->n; /* first position whose id is >= hex */
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (strcmp(g->rows[g->idx[g->byid[mid]]].idhex, hex) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (; lo < g->n && strcmp(g->rows[g->idx[g->byid[lo]]].idhex, hex) == 0; lo++) {
+        lt_sink_item *it = &g->items[g->idx[g->byid[lo]]];
+        if (!it->inserted) {
+            it->inserted = true;
+            return LT_OK;
+        }
+    }
+    return lt_fail(why, LT_EDB, "insert returned message id %s, which was not sent", hex);
+}
+
+/* Write the rows of g into t: SQLite one prepared INSERT per row (in-process, nothing to
+ * gain); PostgreSQL multi-row INSERTs of t's sizes, all sent in one pipeline, the new rows
+ * told by RETURNING message_id. */
+static lt_err write_group(lt_sink *s, sink_table *t, group *g, lt_why *why)
+{
+    sink_call *calls = NULL;
+    sink_val *vals = NULL;
+    size_t ncalls = 0;
+    lt_err e = LT_OK;
+    if (!s->pg) {
+        calls = calloc(g->n, sizeof *calls);
+        if (calls == NULL)
+            return lt_fail(why, LT_ENOMEM, "out of memory");
+        for (size_t i = 0; i < g->n; i++)
+            calls[ncalls++] = (sink_call){.stmt = t->insert_stmt,
+                                          .vals = g->rows[g->idx[i]].v, .n = t->ncols};
+        e = s->ops->run_many(s, calls, ncalls, NULL, NULL, why);
+        for (size_t i = 0; e == LT_OK && i < ncalls; i++)
+            g->items[g->idx[i]].inserted = calls[i].changes > 0;
+        free(calls);
+        return e;
+    }
+    if (t->multi_rows[0] == 0)
+        multi_sizes(t);
+    g->byid = calloc(g->n, sizeof *g->byid);
+    calls = calloc(g->n, sizeof *calls); /* never more statements than rows */
+    vals = calloc(g->n * t->ncols, sizeof *vals);
+    if (g->byid == NULL || calls == NULL || vals == NULL)
+        e = lt_fail(why, LT_ENOMEM, "out of memory");
+    for (size_t i = 0; e == LT_OK && i < g->n; i++)
+        g->byid[i] = i;
+    if (e == LT_OK) {
+        sort_group = g;
+        qsort(g->byid, g->n, sizeof *g->byid, cmp_byid);
+        sort_group = NULL;
+    }
+    for (size_t done = 0; e == LT_OK && done < g->n;) {
+        size_t left = g->n - done, k = 0, rows = 1;
+        void **stmt = &t->insert_stmt;
+        while (k < SINK_MULTI_SIZES && t->multi_rows[k] != 0 && t->multi_rows[k] > left)
+            k++;
+        if (k < SINK_MULTI_SIZES && t->multi_rows[k] != 0) {
+            rows = t->multi_rows[k];
+            stmt = &t->multi_stmt[k];
+            if (*stmt == NULL && (e = prepare_insert(s, t, rows, stmt, why)) != LT_OK)
+                break;
+        }
+        sink_val *v = vals + done * t->ncols;
+        for (size_t r = 0; r < rows; r++)
+            memcpy(v + r * t->ncols, g->rows[g->idx[done + r]].v, t->ncols * sizeof *v);
+        calls[ncalls++] = (sink_call){.stmt = *stmt, .vals = v, .n = rows * t->ncols};
+        done += rows;
+    }
+    if (e == LT_OK)
+        e = s->ops->run_many(s, calls, ncalls, mark_returned, g, why);
+    free(calls);
+    free(vals);
+    free(g->byid);
+    g->byid = NULL;
+    return e;
+}
+
+lt_err lt_sink_put_batch(lt_sink *s, lt_sink_item *items, size_t n, lt_why *why)
+{
+    if (!s->in_txn)
+        return lt_fail(why, LT_EINVAL, "lt_sink_put outside a transaction");
+    for (size_t i = 0; i < n; i++) {
+        items[i].err = LT_OK;
+        items[i].inserted = false;
+        items[i].why.msg[0] = '\0';
+    }
+    if (n == 0)
+        return LT_OK;
+    row *rows = calloc(n, sizeof *rows);
+    sink_table **tab = calloc(n, sizeof *tab);
+    size_t *idx = calloc(n, sizeof *idx);
+    bool *done = calloc(n, sizeof *done);
+    lt_err e = LT_OK;
+    if (rows == NULL || tab == NULL || idx == NULL || done == NULL)
+        e = lt_fail(why, LT_ENOMEM, "out of memory");
+    for (size_t i = 0; e == LT_OK && i < n; i++) {
+        lt_err re = row_prepare(s, &items[i], &tab[i], &rows[i], &items[i].why);
+        if (re == LT_ENOMEM)
+            e = lt_fail(why, re, "%s", items[i].why.msg);
+        else if (re != LT_OK) {
+            items[i].err = re;
+            tab[i] = NULL;
+            done[i] = true;
+        }
+    }
+    /* From here on failures are the database's. One table at a time, in order of first
+     * appearance; within a table, in batch order. */
+    for (size_t i = 0; e == LT_OK && i < n; i++) {
+        if (done[i])
+            continue;
+        sink_table *t = tab[i];
+        group g = {.items = items, .rows = rows, .idx = idx};
+        for (size_t j = i; j < n; j++)
+            if (!done[j] && tab[j] == t) {
+                idx[g.n++] = j;
+                done[j] = true;
+            }
+        if (!t->ready)
+            e = table_ensure(s, t, why);
+        if (e == LT_OK)
+            e = write_group(s, t, &g, why);
+    }
+    for (size_t i = 0; rows != NULL && i < n; i++)
+        row_fini(&rows[i]);
+    free(rows), free(tab), free(idx), free(done);
+    return e;
+}
+
 lt_err lt_sink_put(lt_sink *s, const lt_env *env, const uint8_t *envelope, size_t len,
                    const lt_sink_meta *meta, bool *inserted, lt_why *why)
 {
     if (!s->in_txn)
         return lt_fail(why, LT_EINVAL, "lt_sink_put outside a transaction");
-    if (meta != NULL && meta->broker_seq > (uint64_t)INT64_MAX)
-        return lt_fail(why, LT_EINVAL, "broker sequence %" PRIu64 " out of range",
-                       meta->broker_seq);
-    const ProtobufCMessageDescriptor *d = lt_records_find(lt_env_record_type(env));
-    if (d == NULL)
-        return lt_fail(why, LT_ENOTFOUND, "record type '%s' is not a known record type",
-                       lt_env_record_type(env));
-    row r = {0};
-    lt_err e = row_decode(d, env, &r, why);
-    sink_table *t = NULL;
-    if (e == LT_OK)
-        e = table_get(s, d, &t, why);
-    if (e == LT_OK)
-        e = row_values(t, env, envelope, len, meta, &r, why);
-    /* From here on failures are the database's. */
-    if (e == LT_OK && !t->ready)
-        e = table_ensure(s, t, why);
-    uint64_t changes = 0;
-    if (e == LT_OK)
-        e = s->ops->run(s, t->insert_stmt, r.v, t->ncols, NULL, NULL, &changes, why);
-    row_fini(&r);
+    lt_sink_item it = {.env = env, .envelope = envelope, .len = len};
+    if (meta != NULL)
+        it.meta = *meta;
+    lt_err e = lt_sink_put_batch(s, &it, 1, why);
+    if (e == LT_OK && it.err != LT_OK)
+        e = lt_fail(why, it.err, "%s", it.why.msg);
     if (e == LT_OK && inserted != NULL)
-        *inserted = changes > 0;
+        *inserted = it.inserted;
     return e;
 }
 

@@ -120,7 +120,8 @@ typedef struct lt_sink_meta {
 } lt_sink_meta;
 
 /* Store env (decoded from envelope[0..len), its exact serialized bytes; both borrowed) in
- * its record type's table, creating or growing the table first. The caller has verified env.
+ * its record type's table (one statement: lt_sink_put_batch writes many at once), creating
+ * or growing the table first. The caller has verified env.
  * *inserted (may be NULL) says whether a row was added (false: that message id was already
  * there; nothing changed).
  * Row errors, raised before the database is touched, leave the transaction usable:
@@ -130,6 +131,29 @@ typedef struct lt_sink_meta {
  * open, or a meta value out of range. LT_ENOMEM. */
 lt_err lt_sink_put(lt_sink *s, const lt_env *env, const uint8_t *envelope, size_t len,
                    const lt_sink_meta *meta, bool *inserted, lt_why *why);
+
+/* One row of lt_sink_put_batch: what to store (in), and what became of it (out). */
+typedef struct lt_sink_item {
+    const lt_env *env;       /* in: decoded from envelope[0..len), verified; borrowed */
+    const uint8_t *envelope; /* in: its exact serialized bytes; borrowed */
+    size_t len;
+    lt_sink_meta meta; /* in: queue borrowed */
+    lt_err err;        /* out: LT_OK, or this row's error (lt_sink_put's row errors, or
+                        * LT_EINVAL for a meta value out of range): nothing stored for it */
+    bool inserted;     /* out, when err is LT_OK: a row was added (false: that message id
+                        * was already there, or earlier in this batch; nothing changed) */
+    lt_why why;        /* out: the reason of err */
+} lt_sink_item;
+
+/* Store every item as lt_sink_put would, in order, in the open transaction, with as few
+ * server round trips as the backend allows (PostgreSQL: a few multi-row INSERTs for the
+ * whole batch, instead of one statement per row). Every row error is found before the
+ * database is touched and is reported in its item only; the other items are still stored.
+ * Returns LT_OK when every item without a row error was written (items[i].inserted says
+ * which were new). LT_EDB: the database failed, the transaction must be rolled back (the
+ * items' inserted flags mean nothing then). LT_EINVAL: no transaction open. LT_ENOMEM.
+ * n may be 0. */
+lt_err lt_sink_put_batch(lt_sink *s, lt_sink_item *items, size_t n, lt_why *why);
 
 /* Make sure the table of record type d exists with every column of d (inside a transaction
  * the caller opened, or in one of its own when none is open). LT_EINVAL: d is not usable as a

@@ -46,6 +46,14 @@ typedef struct sink_cell {
 /* Called once per result row; a non-LT_OK return stops the statement and is returned. */
 typedef lt_err (*sink_row_cb)(void *user, size_t ncols, const sink_cell *cells, lt_why *why);
 
+/* One statement execution of a run_many: stmt with vals[0..n); *changes as in run. */
+typedef struct sink_call {
+    void *stmt;
+    const sink_val *vals;
+    size_t n;
+    uint64_t changes; /* out */
+} sink_call;
+
 typedef struct sink_ops {
     const char *name;
     /* SQL type of a column kind. */
@@ -60,6 +68,12 @@ typedef struct sink_ops {
      * gets the rows an INSERT/UPDATE changed. LT_EDB, or what cb returned. */
     lt_err (*run)(lt_sink *s, void *stmt, const sink_val *vals, size_t n, sink_row_cb cb,
                   void *user, uint64_t *changes, lt_why *why);
+    /* Run calls[0..ncalls) in order, as run would each (the result rows of all of them to
+     * cb, which may be NULL), sending as many together as the backend can (PostgreSQL:
+     * pipeline mode, one round trip for many statements). The first failure is returned;
+     * calls after it may have run or not (the transaction must be rolled back). */
+    lt_err (*run_many)(lt_sink *s, sink_call *calls, size_t ncalls, sink_row_cb cb, void *user,
+                       lt_why *why);
     /* Commit; LT_EDB when the database did not commit (then nothing was). */
     lt_err (*commit)(lt_sink *s, lt_why *why);
     /* Close the connection and free the backend's part (not s itself). */
@@ -89,6 +103,8 @@ enum {
     SC_NMETA,
 };
 
+#define SINK_MULTI_SIZES 4
+
 typedef struct sink_table {
     const ProtobufCMessageDescriptor *desc;
     char name[LT_SINK_NAME_MAX];
@@ -96,8 +112,12 @@ typedef struct sink_table {
     sink_col *cols;
     bool ready;  /* exists with every column; insert prepared (lt_sink_put) */
     bool loaded; /* `present` flags read from the database (verify) */
-    void *insert_stmt;
+    void *insert_stmt; /* one row; PostgreSQL: RETURNING message_id */
     void *check_stmt;
+    /* PostgreSQL: multi-row INSERTs of multi_rows[k] rows each, RETURNING message_id
+     * (prepared when first needed; k = 0 is the largest; a 0 size ends the list). */
+    void *multi_stmt[SINK_MULTI_SIZES];
+    size_t multi_rows[SINK_MULTI_SIZES];
 } sink_table;
 
 #define SINK_MAX_TABLES 64

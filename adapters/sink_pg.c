@@ -1,6 +1,7 @@
 /*
  * sink_pg.c - the PostgreSQL backend of the sink (sink_int.h), through libpq: one
- * connection, named prepared statements (PQprepare / PQexecPrepared), parameters in text
+ * connection, named prepared statements (PQprepare / PQexecPrepared; run_many sends many
+ * executions in pipeline mode and reads their results after one sync), parameters in text
  * form except bytes (binary, so an envelope is never escaped), parameter types inferred by
  * the server from the columns they are compared with or inserted into. Results are text;
  * bytea cells are unescaped before they reach the caller.
@@ -95,19 +96,28 @@ static void finalize(lt_sink *s, void *stmt)
     free(ps);
 }
 
-static lt_err run(lt_sink *s, void *stmt, const sink_val *vals, size_t n, sink_row_cb cb,
-                  void *user, uint64_t *changes, lt_why *why)
+/* The libpq parameter arrays of one execution; everything freed by params_fini. */
+typedef struct pg_params {
+    const char **values;
+    int *lengths;
+    int *formats;
+    char (*num)[40];
+} pg_params;
+
+static void params_fini(pg_params *pp)
 {
-    pg_stmt *ps = stmt;
-    if (n != ps->nparams)
-        return lt_fail(why, LT_EINVAL, "postgresql: %zu values for %zu parameters", n,
-                       ps->nparams);
-    const char **values = calloc(n + 1, sizeof *values);
-    int *lengths = calloc(n + 1, sizeof *lengths);
-    int *formats = calloc(n + 1, sizeof *formats);
-    char (*num)[40] = calloc(n + 1, sizeof *num);
-    if (values == NULL || lengths == NULL || formats == NULL || num == NULL) {
-        free(values), free(lengths), free(formats), free(num);
+    free(pp->values), free(pp->lengths), free(pp->formats), free(pp->num);
+    memset(pp, 0, sizeof *pp);
+}
+
+static lt_err params_of(const sink_val *vals, size_t n, pg_params *pp, lt_why *why)
+{
+    pp->values = calloc(n + 1, sizeof *pp->values);
+    pp->lengths = calloc(n + 1, sizeof *pp->lengths);
+    pp->formats = calloc(n + 1, sizeof *pp->formats);
+    pp->num = calloc(n + 1, sizeof *pp->num);
+    if (pp->values == NULL || pp->lengths == NULL || pp->formats == NULL || pp->num == NULL) {
+        params_fini(pp);
         return lt_fail(why, LT_ENOMEM, "out of memory");
     }
     for (size_t i = 0; i < n; i++) {
@@ -116,33 +126,37 @@ static lt_err run(lt_sink *s, void *stmt, const sink_val *vals, size_t n, sink_r
             continue; /* values[i] NULL = SQL NULL */
         switch (v->kind) {
         case SK_INT:
-            snprintf(num[i], sizeof num[i], "%" PRId64, v->i);
-            values[i] = num[i];
+            snprintf(pp->num[i], sizeof pp->num[i], "%" PRId64, v->i);
+            pp->values[i] = pp->num[i];
             break;
-        case SK_BOOL: values[i] = v->i ? "t" : "f"; break;
+        case SK_BOOL: pp->values[i] = v->i ? "t" : "f"; break;
         case SK_REAL:
             if (v->d != v->d)
-                values[i] = "NaN";
+                pp->values[i] = "NaN";
             else if (isinf(v->d))
-                values[i] = v->d > 0 ? "Infinity" : "-Infinity";
+                pp->values[i] = v->d > 0 ? "Infinity" : "-Infinity";
             else {
-                snprintf(num[i], sizeof num[i], "%.17g", v->d);
-                values[i] = num[i];
+                snprintf(pp->num[i], sizeof pp->num[i], "%.17g", v->d);
+                pp->values[i] = pp->num[i];
             }
             break;
         case SK_BLOB:
-            values[i] = v->p != NULL ? v->p : "";
-            lengths[i] = (int)v->len;
-            formats[i] = 1;
+            pp->values[i] = v->p != NULL ? v->p : "";
+            pp->lengths[i] = (int)v->len;
+            pp->formats[i] = 1;
             break;
         case SK_ID:
         case SK_U64:
         case SK_TEXT:
-        case SK_JSON: values[i] = v->p; break;
+        case SK_JSON: pp->values[i] = v->p; break;
         }
     }
-    PGresult *r = PQexecPrepared(s->db, ps->name, (int)n, values, lengths, formats, 0);
-    free(values), free(lengths), free(formats), free(num);
+    return LT_OK;
+}
+
+/* One statement's result: rows to cb, the count to *changes. */
+static lt_err result_of(PGresult *r, sink_row_cb cb, void *user, uint64_t *changes, lt_why *why)
+{
     lt_err e = LT_OK;
     ExecStatusType st = PQresultStatus(r);
     if (st == PGRES_COMMAND_OK) {
@@ -177,12 +191,120 @@ static lt_err run(lt_sink *s, void *stmt, const sink_val *vals, size_t n, sink_r
                     PQfreemem(unesc[c]);
         }
         free(cells);
+        /* An INSERT ... RETURNING says "INSERT 0 n" too. */
         if (e == LT_OK && changes != NULL)
-            *changes = 0;
+            *changes = strtoull(PQcmdTuples(r), NULL, 10);
+    } else if (st == PGRES_PIPELINE_ABORTED) {
+        e = lt_fail(why, LT_EDB, "postgresql: execute: skipped after an earlier failure");
     } else {
         e = pg_fail(why, "execute", PQresultErrorMessage(r));
     }
+    return e;
+}
+
+static lt_err run(lt_sink *s, void *stmt, const sink_val *vals, size_t n, sink_row_cb cb,
+                  void *user, uint64_t *changes, lt_why *why)
+{
+    pg_stmt *ps = stmt;
+    if (n != ps->nparams)
+        return lt_fail(why, LT_EINVAL, "postgresql: %zu values for %zu parameters", n,
+                       ps->nparams);
+    pg_params pp;
+    lt_err e = params_of(vals, n, &pp, why);
+    if (e != LT_OK)
+        return e;
+    PGresult *r =
+        PQexecPrepared(s->db, ps->name, (int)n, pp.values, pp.lengths, pp.formats, 0);
+    params_fini(&pp);
+    e = result_of(r, cb, user, changes, why);
     PQclear(r);
+    return e;
+}
+
+/* At most this many bound values are sent before the results of what was sent are read:
+ * the results (a few bytes a row) then always fit in the socket buffers, so the server never
+ * waits on us while we wait on it (libpq's warning about pipelines in blocking mode). */
+#define PIPELINE_WINDOW_PARAMS 32768
+
+/* Read the results of calls[0..n) and the sync that follows them. The first error into
+ * e (kept), everything drained. */
+static lt_err pipeline_read(lt_sink *s, sink_call *calls, size_t n, sink_row_cb cb, void *user,
+                            lt_err e, lt_why *why)
+{
+    for (size_t i = 0; i < n; i++) {
+        PGresult *r = PQgetResult(s->db);
+        if (r == NULL) { /* the connection broke */
+            if (e == LT_OK)
+                e = pg_fail(why, "pipeline", PQerrorMessage(s->db));
+            return e;
+        }
+        lt_why w = {{0}};
+        lt_err ce = result_of(r, e == LT_OK ? cb : NULL, user, &calls[i].changes, &w);
+        PQclear(r);
+        if (ce != LT_OK && e == LT_OK) {
+            e = ce;
+            if (why != NULL)
+                *why = w;
+        }
+        /* Each query's results end with a NULL. */
+        while ((r = PQgetResult(s->db)) != NULL)
+            PQclear(r);
+    }
+    PGresult *r = PQgetResult(s->db);
+    if (r == NULL || PQresultStatus(r) != PGRES_PIPELINE_SYNC) {
+        if (e == LT_OK)
+            e = pg_fail(why, "pipeline", r != NULL ? PQresultErrorMessage(r)
+                                                   : PQerrorMessage(s->db));
+    }
+    PQclear(r);
+    return e;
+}
+
+static lt_err run_many(lt_sink *s, sink_call *calls, size_t ncalls, sink_row_cb cb, void *user,
+                       lt_why *why)
+{
+    if (ncalls == 1)
+        return run(s, calls[0].stmt, calls[0].vals, calls[0].n, cb, user, &calls[0].changes,
+                   why);
+    for (size_t i = 0; i < ncalls; i++) {
+        pg_stmt *ps = calls[i].stmt;
+        if (calls[i].n != ps->nparams)
+            return lt_fail(why, LT_EINVAL, "postgresql: %zu values for %zu parameters",
+                           calls[i].n, ps->nparams);
+    }
+    if (PQenterPipelineMode(s->db) != 1)
+        return pg_fail(why, "pipeline", PQerrorMessage(s->db));
+    lt_err e = LT_OK;
+    size_t done = 0; /* calls whose results were read */
+    while (e == LT_OK && done < ncalls) {
+        size_t end = done, params = 0;
+        while (end < ncalls && (end == done || params + calls[end].n <= PIPELINE_WINDOW_PARAMS)) {
+            pg_stmt *ps = calls[end].stmt;
+            pg_params pp;
+            e = params_of(calls[end].vals, calls[end].n, &pp, why);
+            if (e != LT_OK)
+                break;
+            int ok = PQsendQueryPrepared(s->db, ps->name, (int)calls[end].n, pp.values,
+                                         pp.lengths, pp.formats, 0);
+            params_fini(&pp);
+            if (ok != 1) {
+                e = pg_fail(why, "send", PQerrorMessage(s->db));
+                break;
+            }
+            params += calls[end].n;
+            end++;
+        }
+        /* Whatever was sent is read back, even after a failure to send more. */
+        if (PQpipelineSync(s->db) != 1) {
+            if (e == LT_OK)
+                e = pg_fail(why, "pipeline sync", PQerrorMessage(s->db));
+            break; /* the connection is unusable; the caller reconnects */
+        }
+        e = pipeline_read(s, calls + done, end - done, cb, user, e, why);
+        done = end;
+    }
+    if (PQexitPipelineMode(s->db) != 1 && e == LT_OK)
+        e = pg_fail(why, "pipeline", PQerrorMessage(s->db));
     return e;
 }
 
@@ -219,6 +341,7 @@ static const sink_ops pg_ops = {
     .prepare = prepare,
     .finalize = finalize,
     .run = run,
+    .run_many = run_many,
     .commit = commit,
     .close = close_db,
 };

@@ -144,6 +144,19 @@ static lt_err run(lt_sink *s, void *stmt, const sink_val *vals, size_t n, sink_r
     return e;
 }
 
+/* In-process: nothing to gain by sending statements together. */
+static lt_err run_many(lt_sink *s, sink_call *calls, size_t ncalls, sink_row_cb cb, void *user,
+                       lt_why *why)
+{
+    for (size_t i = 0; i < ncalls; i++) {
+        lt_err e = run(s, calls[i].stmt, calls[i].vals, calls[i].n, cb, user, &calls[i].changes,
+                       why);
+        if (e != LT_OK)
+            return e;
+    }
+    return LT_OK;
+}
+
 static lt_err commit(lt_sink *s, lt_why *why)
 {
     lt_err e = exec(s, "COMMIT", why);
@@ -165,6 +178,7 @@ static const sink_ops sqlite_ops = {
     .prepare = prepare,
     .finalize = finalize,
     .run = run,
+    .run_many = run_many,
     .commit = commit,
     .close = close_db,
 };

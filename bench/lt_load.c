@@ -310,8 +310,12 @@ static void *publisher_main(void *arg)
         free(s->env);
         s->env = NULL;
         if (e != LT_OK) {
+            /* The run is already incomplete; with the broker gone every further publish
+             * would wait ack_timeout_ms. Count the rest as failed and stop. */
             say_err("publish", e, NULL);
-            lt_bench_mark_acked(l->run, idx, false);
+            for (uint64_t j = k; j < mine; j++)
+                lt_bench_mark_acked(l->run, w->id + j * p->publishers, false);
+            break;
         }
         /* lt_client_publish reads the broker's answers only when the window is full:
          * dispatch the acks that have arrived, so an ack is timed when it arrives. */

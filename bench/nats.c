@@ -274,8 +274,12 @@ static void *publisher_main(void *arg)
             s = js_PublishMsgAsync(js, &msg, NULL);
         natsMsg_Destroy(msg); /* no-op when the library took it */
         if (s != NATS_OK) {
+            /* The run is already incomplete; a lost connection would stall every further
+             * publish for StallWait. Count the rest as failed and stop. */
             report_status("publish", s);
-            lt_bench_mark_acked(b->run, idx, false);
+            for (uint64_t j = idx; j < p->messages; j += p->publishers)
+                lt_bench_mark_acked(b->run, j, false);
+            break;
         }
     }
     jsPubOptions po;

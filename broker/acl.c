@@ -149,7 +149,7 @@ lt_err lt_acl_allow_publish(lt_acl *a, const char *agency, const char *pattern, 
     lt_err err = lt_pattern_check(pattern, why);
     if (err)
         return err;
-    slot *s;
+    slot *s = NULL;
     if ((err = agency_slot(a, agency, &s, why)))
         return err;
     return lt_router_bind(s->val, pattern, 0, why);

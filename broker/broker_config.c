@@ -44,7 +44,7 @@ static lt_err dup_into(char **dst, const char *s, lt_why *why)
 static lt_err str_opt(const lt_ynode *map, const char *key, const char *dflt, char **out,
                       lt_why *why)
 {
-    const char *s;
+    const char *s = NULL;
     lt_err err = lt_ycfg_str(map, key, dflt, &s, why);
     if (err)
         return err;
@@ -89,7 +89,7 @@ static lt_err item_str(const lt_ynode *item, const char *what, const char **out,
 /* Agency id at node n (a scalar), normalized into a new string. */
 static lt_err agency_at(const lt_ynode *n, char **out, lt_why *why)
 {
-    const char *s;
+    const char *s = NULL;
     lt_err err = item_str(n, "an agency id", &s, why);
     if (err)
         return err;
@@ -122,7 +122,7 @@ static lt_err patterns_at(const lt_ynode *map, const char *key, bool need_one, c
     *out = v;
     for (size_t i = 0; i < len; i++) {
         const lt_ynode *it = lt_ycfg_at(seq, i);
-        const char *p;
+        const char *p = NULL;
         lt_why pw;
         if ((err = item_str(it, "a topic pattern", &p, why)))
             return err;
@@ -343,7 +343,7 @@ static lt_err read_backoff(const lt_ynode *m, lt_bcfg_queue *q, lt_why *why)
         return lt_ycfg_fail(seq, why, "at most %d delays", LT_BCFG_MAX_BACKOFF);
     for (size_t i = 0; i < n; i++) {
         const lt_ynode *it = lt_ycfg_at(seq, i);
-        const char *s;
+        const char *s = NULL;
         if ((err = item_str(it, "a delay in seconds", &s, why)))
             return err;
         char *end;

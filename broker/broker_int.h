@@ -14,9 +14,12 @@
  *   head   loop fills slots[head..] then publishes them (under mu)
  *   claim  verifiers claim batches (under mu), verify outside the lock, mark `verified`
  *   commit committer takes the run of verified slots starting here (in order, so every
- *          publisher's messages are stored in the order they arrived)
- *   done   committer publishes it after lt_store_commit returned (under mu), then wakes
- *          the loop (uv_async_send); the loop sends ACK/NACK/WELCOME for [tail, done)
+ *          publisher's messages are stored in the order they arrived); it moves past a
+ *          batch once the batch is committed (lt_store_commit_nosync) and hands it to the
+ *          sync thread (`synced`: up to where batches wait for their flush)
+ *   done   the sync thread publishes it after lt_store_sync made the batches durable
+ *          (under mu), then wakes the loop (uv_async_send); the loop sends
+ *          ACK/NACK/WELCOME for [tail, done)
  *   tail   loop-private: slots before it are free again
  * The loop stops reading the socket while the ring is full (count or bytes): back-pressure
  * rather than loss. Slots keep their buffers (up to LT_SLOT_KEEP bytes) for reuse, so the
@@ -74,6 +77,9 @@ typedef struct lt_slot {
     uint32_t *qids;
     size_t nq, qcap;
     char agency[LT_AGENCY_ID_MAX]; /* AUTH: the proven agency */
+    bool has_cert;           /* verifiers: the certificate field, for the store */
+    uint8_t key_id[32];
+    size_t cert_field_off, cert_field_len, cert_der_off, cert_der_len;
     /* committer */
     uint64_t seq;
     bool dup;
@@ -123,6 +129,7 @@ typedef struct lt_ring {
     pthread_mutex_t mu;
     pthread_cond_t cv_verify; /* verifiers: head moved, or stop */
     pthread_cond_t cv_commit; /* committer: a slot verified, ops queued, or stop */
+    pthread_cond_t cv_sync;   /* sync thread: a batch committed, or stop */
     lt_slot *slots;
     size_t cap, mask;
     uint64_t head, claim, commit, done; /* under mu (commit: committer only) */
@@ -130,8 +137,12 @@ typedef struct lt_ring {
     uint64_t fill;                      /* loop only: slots filled, not yet published */
     size_t bytes;                       /* loop only: envelope bytes in [tail, fill) */
     lt_oplist ops;                      /* under mu: loop appends, committer swaps */
-    lt_job *jobs_done;                  /* under mu: committer appends, loop takes */
-    bool stop_verify, stop_commit;
+    lt_job *jobs_done;                  /* under mu: sync thread appends, loop takes */
+    uint64_t to_sync;                   /* under mu: committed batches end here (>= done) */
+    uint64_t sync_ticket;               /* under mu: their lt_store_sync ticket */
+    int64_t sync_commit_ns;             /* under mu: their commits' time, for the metric */
+    lt_job *jobs_sync;                  /* under mu: jobs of committed batches */
+    bool stop_verify, stop_commit, stop_sync;
     bool committer_busy; /* under mu: the committer holds a batch */
 } lt_ring;
 
@@ -227,8 +238,8 @@ struct lt_broker {
     lt_ring ring;
     pthread_t *verifiers;
     unsigned nverifiers, verifiers_started;
-    pthread_t committer;
-    bool committer_started;
+    pthread_t committer, syncer;
+    bool committer_started, syncer_started;
     int64_t last_sweep_ms; /* committer only */
 
     /* delivery (loop thread) */

@@ -1,19 +1,32 @@
 /*
- * committer.c - the one thread that writes LMDB: group commit.
+ * committer.c - the one thread that writes LMDB (group commit), and the sync thread that
+ * makes its batches durable.
  *
  * Each round takes everything available - the run of verified ring slots starting at the
  * commit cursor (at most commit_max_batch of them, in arrival order), every queued op
  * (consumer acks, nak records, DLQ moves, admin DLQ requests), and a share of expiry work
- * (lt_store_sweep) once a second - applies it in ONE write transaction, commits (fsync),
+ * (lt_store_sweep) once a second - applies it in ONE write transaction and commits it with
+ * lt_store_commit_nosync (data pages written and fsynced, LMDB's root written but not yet
+ * flushed). It hands the batch to the sync thread and starts the next round at once.
+ *
+ * The sync thread flushes (lt_store_sync: one fsync covers every batch handed to it so far)
  * and only then publishes the outcome to the loop (ring.done, finished jobs) and wakes it.
- * While one commit is fsyncing, the next batch accumulates: the fsync cost is shared by
- * everything that arrived meanwhile.
+ * So a commit costs the committer one fsync, not two, and the next batch is built while the
+ * previous one's second fsync runs; whatever arrived meanwhile forms the next batch
+ * (natural group commit).
  *
- * Nothing in a batch is acknowledged before lt_store_commit returned LT_OK; when it fails,
- * every publish of the batch is NACKed with the store's code (STORE_FULL / STORE_ERROR).
+ *      committer:  [apply N][write+fsync N][apply N+1][write+fsync N+1][apply N+2]...
+ *      sync:                               [flush N -> ack N]          [flush N+1 -> ack]
  *
- * Threads: this thread only (plus lt_commit_post / lt_commit_is_idle from the loop, which
- * touch the ring's op list under its mutex).
+ * Nothing in a batch is acknowledged before its lt_store_sync returned LT_OK. When the
+ * commit fails, every publish of the batch is NACKed with the store's code (STORE_FULL /
+ * STORE_ERROR); when it failed for a full map or disk, the batch's ops (acks, DLQ moves:
+ * they free space) are committed again on their own, without the publishes. When the
+ * flush fails, the batch's publishes are NACKed with STORE_ERROR (their durability is
+ * unknown; a publisher that retries gets them deduplicated if they did survive).
+ *
+ * Threads: these two (plus lt_commit_post / lt_commit_is_idle from the loop, which touch
+ * the ring's op list under its mutex).
  */
 #include "broker_int.h"
 
@@ -37,7 +50,7 @@ static bool slot_ready(const lt_ring *r)
     return r->commit < r->head && r->slots[r->commit & r->mask].verified;
 }
 
-static void apply_op(lt_broker *b, lt_op *op, int64_t now, lt_job **jobs)
+static void apply_op(lt_broker *b, lt_op *op, int64_t now)
 {
     lt_why why = {{0}};
     lt_err e = LT_OK;
@@ -51,12 +64,11 @@ static void apply_op(lt_broker *b, lt_op *op, int64_t now, lt_job **jobs)
     case LT_OP_DEAD:
         e = lt_store_dead_letter(b->store, op->qid, op->seq, op->count,
                                  op->reason ? op->reason : "", now, &why);
-        free(op->reason);
-        op->reason = NULL;
         break;
     case LT_OP_DLQ_REQUEUE:
     case LT_OP_DLQ_DROP: {
         lt_job *j = op->job;
+        j->err = LT_OK;
         for (size_t i = 0; i < j->n; i++) {
             lt_err je = op->kind == LT_OP_DLQ_REQUEUE
                             ? lt_store_dlq_requeue(b->store, j->qid, j->seqs[i], &why)
@@ -67,8 +79,6 @@ static void apply_op(lt_broker *b, lt_op *op, int64_t now, lt_job **jobs)
                 j->why = why;
             }
         }
-        j->next = *jobs;
-        *jobs = j;
         return;
     }
     default:
@@ -79,72 +89,123 @@ static void apply_op(lt_broker *b, lt_op *op, int64_t now, lt_job **jobs)
                       op->qid, (unsigned long long)op->seq, lt_err_name(e), why.msg);
 }
 
-/* One group commit of slots [first, first + n) and ops. */
-static void run_batch(lt_broker *b, uint64_t first, uint64_t n, lt_oplist *ops, bool sweep,
-                      lt_job **jobs)
+/* The ops are done with (committed, or given up): free what they own. */
+static void ops_release(lt_oplist *ops)
+{
+    for (size_t i = 0; i < ops->n; i++) {
+        free(ops->v[i].reason);
+        ops->v[i].reason = NULL;
+    }
+    ops->n = 0;
+}
+
+/* Apply the publishes of slots [first, first + *n) (none when with_publishes is false) and
+ * ops in one transaction and commit it without the flush. A publish the batch has no room
+ * for (LT_EAGAIN) ends the batch there: *n shrinks, the rest waits for the next round. */
+static lt_err apply_batch(lt_broker *b, uint64_t first, uint64_t *n, bool with_publishes,
+                          lt_oplist *ops, bool sweep, size_t *appended,
+                          uint64_t *ticket, lt_why *why)
+{
+    lt_ring *r = &b->ring;
+    int64_t now = lt_broker_now_ms();
+    *appended = 0;
+    lt_err e = lt_store_begin(b->store, why);
+    if (e != LT_OK)
+        return e;
+    for (uint64_t i = first; with_publishes && i < first + *n; i++) {
+        lt_slot *s = &r->slots[i & r->mask];
+        if (s->kind != LT_SLOT_PUBLISH || s->err != LT_OK)
+            continue;
+        lt_store_cert c = {.key_id = s->key_id,
+                           .der = s->buf + s->cert_der_off,
+                           .der_len = s->cert_der_len,
+                           .field_off = s->cert_field_off,
+                           .field_len = s->cert_field_len};
+        lt_why w = {{0}};
+        lt_err ae = lt_store_append_cert(b->store, s->msg_id, s->qids, s->nq, s->buf, s->len,
+                                         s->has_cert ? &c : NULL, now, &s->seq, &s->dup, &w);
+        if (ae == LT_EAGAIN && i > first) {
+            *n = i - first; /* batch full: this one and the rest go in the next round */
+            break;
+        }
+        s->err = ae;
+        s->why = w;
+        if (ae == LT_OK && !s->dup)
+            (*appended)++;
+    }
+    for (size_t i = 0; i < ops->n; i++)
+        apply_op(b, &ops->v[i], now);
+    if (sweep) {
+        bool more = false;
+        lt_why sw = {{0}};
+        lt_err se = lt_store_sweep(b->store, now, SWEEP_BUDGET, &more, &sw);
+        if (se != LT_OK)
+            lt_broker_log(LT_LOG_WARN, "store: sweep failed: %s: %s", lt_err_name(se), sw.msg);
+        b->last_sweep_ms = more ? now - SWEEP_EVERY_MS + 50 : now;
+    }
+    return lt_store_commit_nosync(b->store, ticket, why);
+}
+
+/* Every publish of slots [first, first + n) still OK fails with e. */
+static void fail_publishes(lt_ring *r, uint64_t first, uint64_t n, lt_err e, const lt_why *why)
+{
+    for (uint64_t i = first; i < first + n; i++) {
+        lt_slot *s = &r->slots[i & r->mask];
+        if (s->kind != LT_SLOT_PUBLISH || s->err != LT_OK)
+            continue;
+        s->err = e;
+        s->why = *why;
+    }
+}
+
+static void fail_jobs(lt_job *jobs, lt_err e, const lt_why *why)
+{
+    for (lt_job *j = jobs; j; j = j->next) {
+        j->err = e;
+        j->why = *why;
+        for (size_t i = 0; i < j->n; i++)
+            j->ok[i] = false;
+    }
+}
+
+/* One group commit of slots [first, first + *n) and ops; *ticket for the sync thread. */
+static void run_batch(lt_broker *b, uint64_t first, uint64_t *n, lt_oplist *ops, bool sweep,
+                      lt_job **jobs, uint64_t *ticket)
 {
     lt_ring *r = &b->ring;
     lt_why why = {{0}};
-    int64_t now = lt_broker_now_ms();
-    lt_err e = lt_store_begin(b->store, &why);
     size_t appended = 0;
-    if (e == LT_OK) {
-        for (uint64_t i = first; i < first + n; i++) {
-            lt_slot *s = &r->slots[i & r->mask];
-            if (s->kind != LT_SLOT_PUBLISH || s->err != LT_OK)
-                continue;
-            s->err = lt_store_append(b->store, s->msg_id, s->qids, s->nq, s->buf, s->len, now,
-                                     &s->seq, &s->dup, &s->why);
-            if (s->err == LT_OK && !s->dup)
-                appended++;
+    int64_t t0 = mono_ns();
+    for (size_t i = 0; i < ops->n; i++) /* admin requests go back to the loop, done or not */
+        if (ops->v[i].job) {
+            ops->v[i].job->next = *jobs;
+            *jobs = ops->v[i].job;
         }
-        for (size_t i = 0; i < ops->n; i++)
-            apply_op(b, &ops->v[i], now, jobs);
-        if (sweep) {
-            bool more = false;
-            lt_why sw = {{0}};
-            lt_err se = lt_store_sweep(b->store, now, SWEEP_BUDGET, &more, &sw);
-            if (se != LT_OK)
-                lt_broker_log(LT_LOG_WARN, "store: sweep failed: %s: %s", lt_err_name(se), sw.msg);
-            b->last_sweep_ms = more ? now - SWEEP_EVERY_MS + 50 : now;
-        }
-        int64_t t0 = mono_ns();
-        e = lt_store_commit(b->store, &why);
-        lt_metrics_observe(lt_metrics_hist(b->metrics, LT_HIST_FSYNC),
-                           (double)(mono_ns() - t0) / 1e9);
-        lt_metrics_observe(lt_metrics_hist(b->metrics, LT_HIST_COMMIT_BATCH), (double)appended);
-    } else {
-        /* ops that carry a job still go back to the loop */
-        for (size_t i = 0; i < ops->n; i++) {
-            lt_op *op = &ops->v[i];
-            free(op->reason);
-            op->reason = NULL;
-            if (op->job) {
-                op->job->next = *jobs;
-                *jobs = op->job;
-            }
-        }
+    lt_err e = apply_batch(b, first, n, true, ops, sweep, &appended, ticket, &why);
+    if (e == LT_ESTORE_FULL && *n > 0) {
+        /* A full map or disk concerns every publish of the moment: refuse them all, and
+         * commit the ops again on their own (acks and drops are what frees space). */
+        lt_broker_log(LT_LOG_ERROR, "store: commit of %llu publishes and %zu ops failed: %s",
+                      (unsigned long long)*n, ops->n, why.msg);
+        fail_publishes(r, first, *n, e, &why);
+        uint64_t none = 0;
+        e = apply_batch(b, first, &none, false, ops, false, &appended, ticket, &why);
+        if (e == LT_OK)
+            appended = 0;
     }
+    lt_metrics_observe(lt_metrics_hist(b->metrics, LT_HIST_COMMIT_BATCH), (double)appended);
     if (e != LT_OK) {
         if (e != LT_ESTORE_FULL)
             e = LT_ESTORE;
         lt_broker_log(LT_LOG_ERROR, "store: commit of %llu publishes and %zu ops failed: %s",
-                      (unsigned long long)n, ops->n, why.msg);
-        for (uint64_t i = first; i < first + n; i++) {
-            lt_slot *s = &r->slots[i & r->mask];
-            if (s->kind != LT_SLOT_PUBLISH || s->err != LT_OK)
-                continue;
-            s->err = e;
-            s->why = why;
-        }
-        for (lt_job *j = *jobs; j; j = j->next) {
-            j->err = e;
-            j->why = why;
-            for (size_t i = 0; i < j->n; i++)
-                j->ok[i] = false;
-        }
+                      (unsigned long long)*n, ops->n, why.msg);
+        fail_publishes(r, first, *n, e, &why);
+        fail_jobs(*jobs, e, &why);
     }
-    ops->n = 0;
+    ops_release(ops);
+    pthread_mutex_lock(&r->mu);
+    r->sync_commit_ns += mono_ns() - t0;
+    pthread_mutex_unlock(&r->mu);
 }
 
 static void *commit_main(void *arg)
@@ -176,31 +237,84 @@ static void *commit_main(void *arg)
         pthread_mutex_unlock(&r->mu);
 
         lt_job *jobs = NULL;
-        run_batch(b, first, n, &mine, sweep, &jobs);
+        uint64_t ticket = 0;
+        run_batch(b, first, &n, &mine, sweep, &jobs, &ticket);
 
         pthread_mutex_lock(&r->mu);
         r->commit = first + n;
-        r->done = r->commit;
+        r->to_sync = r->commit;
+        if (ticket > r->sync_ticket)
+            r->sync_ticket = ticket;
         while (jobs) {
             lt_job *j = jobs;
             jobs = j->next;
-            j->next = r->jobs_done;
-            r->jobs_done = j;
+            j->next = r->jobs_sync;
+            r->jobs_sync = j;
         }
         r->committer_busy = false;
-        pthread_mutex_unlock(&r->mu);
-        uv_async_send(&b->async);
-        pthread_mutex_lock(&r->mu);
+        pthread_cond_signal(&r->cv_sync);
     }
     pthread_mutex_unlock(&r->mu);
     free(mine.v);
     return NULL;
 }
 
+static void *sync_main(void *arg)
+{
+    lt_broker *b = arg;
+    lt_ring *r = &b->ring;
+    pthread_setname_np(pthread_self(), "lt-sync");
+    pthread_mutex_lock(&r->mu);
+    for (;;) {
+        while (r->to_sync == r->done && r->jobs_sync == NULL && !r->stop_sync)
+            pthread_cond_wait(&r->cv_sync, &r->mu);
+        if (r->to_sync == r->done && r->jobs_sync == NULL)
+            break; /* stopping, nothing left */
+        uint64_t from = r->done, upto = r->to_sync, ticket = r->sync_ticket;
+        int64_t commit_ns = r->sync_commit_ns;
+        r->sync_commit_ns = 0;
+        lt_job *jobs = r->jobs_sync;
+        r->jobs_sync = NULL;
+        pthread_mutex_unlock(&r->mu);
+
+        lt_why why = {{0}};
+        int64_t t0 = mono_ns();
+        lt_err e = lt_store_sync(b->store, ticket, &why);
+        lt_metrics_observe(lt_metrics_hist(b->metrics, LT_HIST_FSYNC),
+                           (double)(commit_ns + mono_ns() - t0) / 1e9);
+        if (e != LT_OK) {
+            lt_broker_log(LT_LOG_ERROR, "store: flush of %llu publishes failed: %s",
+                          (unsigned long long)(upto - from), why.msg);
+            fail_publishes(r, from, upto - from, LT_ESTORE, &why);
+            fail_jobs(jobs, LT_ESTORE, &why);
+        }
+
+        pthread_mutex_lock(&r->mu);
+        r->done = upto;
+        while (jobs) {
+            lt_job *j = jobs;
+            jobs = j->next;
+            j->next = r->jobs_done;
+            r->jobs_done = j;
+        }
+        pthread_mutex_unlock(&r->mu);
+        uv_async_send(&b->async);
+        pthread_mutex_lock(&r->mu);
+    }
+    pthread_mutex_unlock(&r->mu);
+    return NULL;
+}
+
 lt_err lt_commit_start(lt_broker *b, lt_why *why)
 {
     b->last_sweep_ms = lt_broker_now_ms();
-    int rc = pthread_create(&b->committer, NULL, commit_main, b);
+    lt_ring *r = &b->ring;
+    r->to_sync = r->done = r->commit;
+    int rc = pthread_create(&b->syncer, NULL, sync_main, b);
+    if (rc != 0)
+        return lt_fail(why, LT_ENOMEM, "cannot start the sync thread: %s", strerror(rc));
+    b->syncer_started = true;
+    rc = pthread_create(&b->committer, NULL, commit_main, b);
     if (rc != 0)
         return lt_fail(why, LT_ENOMEM, "cannot start the commit thread: %s", strerror(rc));
     b->committer_started = true;
@@ -209,15 +323,23 @@ lt_err lt_commit_start(lt_broker *b, lt_why *why)
 
 void lt_commit_stop(lt_broker *b)
 {
-    if (!b->committer_started)
-        return;
     lt_ring *r = &b->ring;
-    pthread_mutex_lock(&r->mu);
-    r->stop_commit = true;
-    pthread_cond_signal(&r->cv_commit);
-    pthread_mutex_unlock(&r->mu);
-    pthread_join(b->committer, NULL);
-    b->committer_started = false;
+    if (b->committer_started) {
+        pthread_mutex_lock(&r->mu);
+        r->stop_commit = true;
+        pthread_cond_signal(&r->cv_commit);
+        pthread_mutex_unlock(&r->mu);
+        pthread_join(b->committer, NULL);
+        b->committer_started = false;
+    }
+    if (b->syncer_started) {
+        pthread_mutex_lock(&r->mu);
+        r->stop_sync = true; /* after the committer: it flushes what was committed last */
+        pthread_cond_signal(&r->cv_sync);
+        pthread_mutex_unlock(&r->mu);
+        pthread_join(b->syncer, NULL);
+        b->syncer_started = false;
+    }
 }
 
 lt_err lt_commit_post(lt_broker *b, const lt_op *ops, size_t n)
@@ -247,7 +369,8 @@ bool lt_commit_is_idle(lt_broker *b)
 {
     lt_ring *r = &b->ring;
     pthread_mutex_lock(&r->mu);
-    bool idle = r->ops.n == 0 && !r->committer_busy && r->commit == r->head && r->jobs_done == NULL;
+    bool idle = r->ops.n == 0 && !r->committer_busy && r->commit == r->head &&
+                r->done == r->commit && r->jobs_sync == NULL && r->jobs_done == NULL;
     pthread_mutex_unlock(&r->mu);
     return idle;
 }

@@ -9,11 +9,20 @@
  *           "last_ms"  -> i64            stored time of the last append (clock clamp)
  *           "next_qid" -> u32
  *           "version"  -> u32            LAYOUT_VERSION
- *   msgs    seq u64 -> +----------+--------+-------+-------+-----------+----------------+
- *                      | stored_ms| id[16] | nq u32| flags | qids u32×nq| envelope bytes |
- *                      +----------+--------+-------+-------+-----------+----------------+
- *                      i64          MSG_HDR = 32 bytes, then 4·nq, then the envelope exactly
- *                      as received. Written once (MDB_APPEND: seq only grows), never updated.
+ *   msgs    seq u64 -> +----------+--------+-------+-------+-----------+-----------+----------+
+ *                      | stored_ms| id[16] | nq u32| flags | qids u32×nq| [certref] | envelope |
+ *                      +----------+--------+-------+-------+-----------+-----------+----------+
+ *                      i64          MSG_HDR = 32 bytes, then 4·nq. flags & MSG_CERT: a certref
+ *                      [key_id 32][at u32] follows, and the envelope is stored without its
+ *                      certificate field (Envelope.certificate, tag 5), which was at byte `at`
+ *                      and is put back from `certs` on every read: readers always get the
+ *                      envelope exactly as received. Without MSG_CERT the envelope is stored
+ *                      verbatim. Written once (MDB_APPEND: seq only grows), never updated.
+ *           A 1 KiB-payload envelope without its ~500-byte certificate is ~1.4 KB: under
+ *           LMDB's node limit for 4 KiB pages (2022 data bytes with an 8-byte key), so it
+ *           lives in leaf pages (2 per page) instead of taking a 4 KiB overflow page.
+ *   certs   key_id[32] -> certificate DER       one row per signer, written by the first
+ *                                               append that carries it; never deleted
  *   dedup   id[16] -> [seq u64][stored_ms i64]
  *   dedupx  seq u64 -> [stored_ms i64][id[16]]       time index of dedup (MDB_APPEND), swept
  *                                                     from its head when past the window
@@ -39,6 +48,21 @@
  * queue keeps it). Queue counters live in memory and are written at commit; they are
  * restored from their saved copy when a batch aborts.
  *
+ * No nested transactions on the hot path (a nested txn costs a multi-MB malloc in
+ * mdb_txn_begin): each operation first checks everything that can refuse it (dedup, queue
+ * limits, existence, the batch's size budget) and writes only when it will succeed. A write
+ * that LMDB refuses anyway (map or disk full, I/O error) leaves LMDB's transaction unusable,
+ * so it fails the BATCH: every later operation and the commit return that error and the
+ * batch is aborted. Only lt_store_sweep (once a second, off the hot path) still runs in a
+ * nested transaction, so a failing sweep leaves the batch intact.
+ *
+ * Durability: the environment is opened with MDB_NOMETASYNC, which keeps LMDB's integrity
+ * (data pages are fsynced before the meta page that points at them is written) but leaves
+ * the meta page unflushed at commit. lt_store_commit flushes it (mdb_env_sync) before it
+ * returns; lt_store_commit_nosync leaves that to lt_store_sync, which another thread may run
+ * while the next batch is built (the committer's pipeline). Until a batch is synced, the
+ * readers of pending entries and of replay do not see its new messages (visible_next).
+ *
  * Threads: every write (begin..commit, declare, sweep) is the writer thread's. Readers use
  * their own short read transactions (MDB_NOTLS) and touch no writer memory: they read the
  * committed counters from `queues`.
@@ -46,6 +70,7 @@
 #include "store.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <lmdb.h>
 #include <stdio.h>
@@ -55,7 +80,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define LAYOUT_VERSION 1u
+#define LAYOUT_VERSION 2u /* 2: certref in msgs, certs db; 1 (no certref) still reads */
+#define MSG_CERT 1u      /* flags: certificate stripped, certref follows */
+#define CERTREF_LEN 36u  /* key_id 32, at u32 */
+#define KEY_ID_LEN 32u
+#define ENV_CERT_TAG 0x2au /* Envelope.certificate: field 5, wire type 2 */
+/* The batch's size budget: LMDB allows 128K dirty pages per transaction (MDB_TXN_FULL
+ * beyond, which would fail the whole batch); appends stop at half of that. */
+#define BATCH_PAGE_BUDGET 65536u
+#define CERT_CACHE 64u   /* signers whose certificate is known to be in certs */
 #define MSG_HDR 32u     /* stored_ms 8, id 16, nq 4, flags 4 */
 #define QENT_LEN 24u    /* stored_ms 8, not_before 8, delivery_count 4, env_len 4 */
 #define QLOG_LEN 8u
@@ -119,7 +152,7 @@ typedef struct queue {
 
 struct lt_store {
     MDB_env *env;
-    MDB_dbi meta, msgs, dedup, dedupx, qnames, queues, qent, qlog, dlq;
+    MDB_dbi meta, msgs, dedup, dedupx, qnames, queues, qent, qlog, dlq, certs;
     int lock_fd;
     int64_t dedup_ms;
     uint64_t map_size;
@@ -132,6 +165,16 @@ struct lt_store {
     uint32_t *dirty;           /* qids touched by the open batch */
     size_t ndirty;
     uint32_t sweep_q;          /* queue the retention sweep resumes with */
+    int fail_rc;               /* LMDB refused a write of the open batch: it cannot commit */
+    const char *fail_what;
+    size_t batch_pages;        /* estimate of the open batch's dirty pages */
+    size_t batch_appends;
+    uint8_t cert_known[CERT_CACHE][KEY_ID_LEN]; /* key ids stored in certs (committed or in
+                                                 * the open batch; cleared on abort) */
+    unsigned ncert_known, cert_next;
+    _Atomic uint64_t visible_next; /* seqs below it are durable: readers may see them */
+    _Atomic int sync_failed;       /* errno of a failed flush (0: none): the store is
+                                    * read-only from then on, see lt_store_sync */
 };
 
 /* ---- errors ----------------------------------------------------------------------------- */
@@ -264,7 +307,8 @@ static lt_err load(lt_store *s, lt_why *why)
         MDB_dbi *dbi;
     } dbs[] = {{"meta", &s->meta},     {"msgs", &s->msgs},     {"dedup", &s->dedup},
                {"dedupx", &s->dedupx}, {"qnames", &s->qnames}, {"queues", &s->queues},
-               {"qent", &s->qent},     {"qlog", &s->qlog},     {"dlq", &s->dlq}};
+               {"qent", &s->qent},     {"qlog", &s->qlog},     {"dlq", &s->dlq},
+               {"certs", &s->certs}};
     lt_err err = LT_OK;
     for (size_t i = 0; i < sizeof dbs / sizeof dbs[0]; i++) {
         rc = mdb_dbi_open(txn, dbs[i].name, MDB_CREATE, dbs[i].dbi);
@@ -275,7 +319,8 @@ static lt_err load(lt_store *s, lt_why *why)
     }
     uint64_t ver = 0;
     err = meta_get_u64(s, txn, "version", &ver);
-    if (err == LT_ENOTFOUND) {
+    if (err == LT_ENOTFOUND || (err == LT_OK && ver == 1)) {
+        /* new store, or layout 1 (whose records are layout-2 records without certref) */
         uint8_t b[4];
         put32(b, LAYOUT_VERSION);
         if ((rc = meta_put(s, txn, "version", b, 4))) {
@@ -338,10 +383,11 @@ static lt_err load(lt_store *s, lt_why *why)
         err = mdb_fail(s, why, rc, "read queues");
         goto out_abort;
     }
-    if ((rc = mdb_txn_commit(txn)))
+    if ((rc = mdb_txn_commit(txn)) || (rc = mdb_env_sync(s->env, 1)))
         return mdb_fail(s, why, rc, "commit");
     s->saved_next_seq = s->next_seq;
     s->saved_last_ms = s->last_ms;
+    atomic_store(&s->visible_next, s->next_seq);
     return LT_OK;
 out_abort:
     mdb_txn_abort(txn);
@@ -393,10 +439,12 @@ lt_err lt_store_open(lt_store **out, const lt_store_opts *opts, lt_why *why)
         err = mdb_fail(s, why, rc, "configure environment");
         goto out_env;
     }
-    /* Default sync flags on purpose: commit fsyncs data and meta pages, which is what makes
-     * an ack durable and a kill -9 harmless. MDB_NOTLS: read transactions are not tied to
+    /* MDB_NOMETASYNC and nothing weaker: commit fsyncs the data pages before it writes the
+     * meta page, and every commit path flushes the meta page (mdb_env_sync) before anything
+     * is acknowledged, which is what makes an ack durable and a kill -9 or a power cut
+     * harmless. MDB_NOTLS: read transactions are not tied to
      * threads (verify workers, admin). */
-    rc = mdb_env_open(s->env, opts->dir, MDB_NOTLS, 0600);
+    rc = mdb_env_open(s->env, opts->dir, MDB_NOTLS | MDB_NOMETASYNC, 0600);
     if (rc) {
         err = mdb_fail(s, why, rc, "open environment");
         goto out_env;
@@ -433,6 +481,7 @@ void lt_store_close(lt_store **sp)
         return;
     lt_store *s = *sp;
     lt_store_abort(s);
+    mdb_env_sync(s->env, 1); /* a last commit_nosync's root */
     mdb_env_close(s->env);
     for (size_t i = 0; i < s->nqs; i++)
         if (s->qs[i]) {
@@ -516,7 +565,9 @@ lt_err lt_store_queue_declare(lt_store *s, const char *name, const lt_store_queu
         goto out_undo;
     }
     if (created)
-        s->next_qid++;
+        s->next_qid++; /* committed: memory follows, whatever the flush says */
+    if ((rc = mdb_env_sync(s->env, 1)))
+        return mdb_fail(s, why, rc, "flush queue");
     *qid = q->qid;
     return LT_OK;
 out_abort:
@@ -682,10 +733,27 @@ lt_err lt_store_queue_list(lt_store *s, lt_store_queue_visit visit, void *arg, l
 
 /* ---- the batch ---------------------------------------------------------------------------- */
 
+/* A failed flush leaves the durability of every batch committed since the last good one
+ * unknown, and Linux may have dropped the failed pages' dirty state (a later fsync then
+ * "succeeds" without writing them). LMDB's copy-on-write trees share pages across commits,
+ * so a later batch acknowledged after a good flush could still point at lost pages. Hence a
+ * failed flush is final: no later batch begins or is acknowledged, until a restart reopens
+ * the store from what is really on disk. */
+static lt_err sync_failed_refusal(int rc, lt_why *why)
+{
+    return lt_fail(why, LT_ESTORE,
+                   "a flush of the store failed (%s): what was committed since is of unknown "
+                   "durability; the store refuses writes until the broker restarts",
+                   mdb_strerror(rc));
+}
+
 lt_err lt_store_begin(lt_store *s, lt_why *why)
 {
     if (s->txn)
         return lt_fail(why, LT_EAGAIN, "a batch is already open");
+    int failed = atomic_load(&s->sync_failed);
+    if (failed)
+        return sync_failed_refusal(failed, why);
     int rc = mdb_txn_begin(s->env, NULL, 0, &s->txn);
     if (rc) {
         s->txn = NULL;
@@ -694,6 +762,10 @@ lt_err lt_store_begin(lt_store *s, lt_why *why)
     s->saved_next_seq = s->next_seq;
     s->saved_last_ms = s->last_ms;
     s->ndirty = 0;
+    s->fail_rc = 0;
+    s->fail_what = NULL;
+    s->batch_pages = 0;
+    s->batch_appends = 0;
     return LT_OK;
 }
 
@@ -716,6 +788,8 @@ static void undo_memory(lt_store *s)
     s->ndirty = 0;
     s->next_seq = s->saved_next_seq;
     s->last_ms = s->saved_last_ms;
+    s->ncert_known = 0; /* certificates the batch added are gone with it */
+    s->cert_next = 0;
 }
 
 void lt_store_abort(lt_store *s)
@@ -727,11 +801,37 @@ void lt_store_abort(lt_store *s)
     undo_memory(s);
 }
 
-lt_err lt_store_commit(lt_store *s, lt_why *why)
+/* LMDB refused a write of the batch: its transaction cannot commit any more. Remember it,
+ * so every later operation and the commit fail the same way. */
+static lt_err batch_fail(lt_store *s, int rc, const char *what, lt_why *why)
+{
+    if (!s->fail_rc) {
+        s->fail_rc = rc;
+        s->fail_what = what;
+    }
+    return mdb_fail(s, why, rc, what);
+}
+
+static lt_err batch_usable(lt_store *s, lt_why *why)
 {
     if (!s->txn)
         return lt_fail(why, LT_EAGAIN, "no batch open");
-    lt_err err = LT_OK;
+    if (s->fail_rc) {
+        lt_why inner;
+        lt_err e = mdb_fail(s, &inner, s->fail_rc, s->fail_what);
+        return lt_fail(why, e, "batch failed earlier: %s", inner.msg);
+    }
+    return LT_OK;
+}
+
+static lt_err commit_txn(lt_store *s, lt_why *why)
+{
+    lt_err err = batch_usable(s, why);
+    if (err) {
+        if (s->txn)
+            lt_store_abort(s);
+        return err;
+    }
     int rc;
     for (size_t i = 0; i < s->ndirty && !err; i++)
         err = qrow_put(s, s->txn, s->qs[s->dirty[i]], why);
@@ -746,9 +846,7 @@ lt_err lt_store_commit(lt_store *s, lt_why *why)
             err = mdb_fail(s, why, rc, "write sequence");
     }
     if (err) {
-        mdb_txn_abort(s->txn);
-        s->txn = NULL;
-        undo_memory(s);
+        lt_store_abort(s);
         return err;
     }
     rc = mdb_txn_commit(s->txn); /* frees the txn whatever it returns */
@@ -763,16 +861,49 @@ lt_err lt_store_commit(lt_store *s, lt_why *why)
     return LT_OK;
 }
 
+lt_err lt_store_commit_nosync(lt_store *s, uint64_t *ticket, lt_why *why)
+{
+    lt_err err = commit_txn(s, why);
+    if (err == LT_OK)
+        *ticket = s->next_seq;
+    return err;
+}
+
+lt_err lt_store_sync(lt_store *s, uint64_t ticket, lt_why *why)
+{
+    int failed = atomic_load(&s->sync_failed);
+    if (failed)
+        return sync_failed_refusal(failed, why);
+    int rc = mdb_env_sync(s->env, 1);
+    if (rc) {
+        int expected = 0;
+        atomic_compare_exchange_strong(&s->sync_failed, &expected, rc);
+        return sync_failed_refusal(rc, why);
+    }
+    uint64_t v = atomic_load(&s->visible_next);
+    while (v < ticket && !atomic_compare_exchange_weak(&s->visible_next, &v, ticket))
+        ;
+    return LT_OK;
+}
+
+lt_err lt_store_commit(lt_store *s, lt_why *why)
+{
+    uint64_t ticket = 0;
+    lt_err err = lt_store_commit_nosync(s, &ticket, why);
+    return err ? err : lt_store_sync(s, ticket, why);
+}
+
 uint64_t lt_store_next_seq(const lt_store *s)
 {
     return s->next_seq;
 }
 
-/* Open a nested transaction for one operation of the batch. */
+/* Open a nested transaction for one operation of the batch (the sweep only). */
 static lt_err step_begin(lt_store *s, MDB_txn **child, lt_why *why)
 {
-    if (!s->txn)
-        return lt_fail(why, LT_EAGAIN, "no batch open");
+    lt_err err = batch_usable(s, why);
+    if (err)
+        return err;
     int rc = mdb_txn_begin(s->env, s->txn, 0, child);
     return rc ? mdb_fail(s, why, rc, "begin step") : LT_OK;
 }
@@ -787,7 +918,7 @@ static lt_err step_end(lt_store *s, MDB_txn *child, lt_err err, int rc, const ch
         return err;
     }
     rc = mdb_txn_commit(child);
-    return rc ? mdb_fail(s, why, rc, what) : LT_OK;
+    return rc ? batch_fail(s, rc, what, why) : LT_OK; /* a failed child commit dooms the parent */
 }
 
 /* Is seq still referenced by any queue it was routed to? If not, delete it. */
@@ -842,12 +973,80 @@ static int release(lt_store *s, MDB_txn *txn, const queue *q, uint64_t seq, int6
     return gc(s, txn, seq);
 }
 
-lt_err lt_store_append(lt_store *s, const uint8_t id[LT_STORE_ID_LEN], const uint32_t *qids,
-                       size_t nq, const void *env, size_t len, int64_t now_ms, uint64_t *seq,
-                       bool *dup, lt_why *why)
+/* Varint length of n, as protobuf writes it (minimal). */
+static size_t varint_len(uint64_t n)
 {
-    if (!s->txn)
-        return lt_fail(why, LT_EAGAIN, "no batch open");
+    size_t l = 1;
+    while (n >= 0x80) {
+        n >>= 7;
+        l++;
+    }
+    return l;
+}
+
+static size_t varint_put(uint8_t *p, uint64_t n)
+{
+    size_t l = 0;
+    while (n >= 0x80) {
+        p[l++] = (uint8_t)(n | 0x80);
+        n >>= 7;
+    }
+    p[l++] = (uint8_t)n;
+    return l;
+}
+
+/* Can cert be left out of env and put back byte for byte? Only when the field is exactly
+ * tag 5, minimal varint length, then the DER, inside env. */
+static bool cert_strippable(const void *env, size_t len, const lt_store_cert *c)
+{
+    if (!c || !c->key_id || !c->der || c->der_len == 0 || c->der_len > UINT32_MAX)
+        return false;
+    const uint8_t *e = env, *f = e + c->field_off;
+    if (c->field_off > len || c->field_len > len - c->field_off ||
+        c->field_len != 1 + varint_len(c->der_len) + c->der_len || f[0] != ENV_CERT_TAG)
+        return false;
+    uint8_t vb[10];
+    size_t vl = varint_put(vb, c->der_len);
+    return memcmp(f + 1, vb, vl) == 0 && f + 1 + vl == c->der &&
+           c->field_off <= UINT32_MAX;
+}
+
+static bool cert_is_known(const lt_store *s, const uint8_t *key_id)
+{
+    for (unsigned i = 0; i < s->ncert_known; i++)
+        if (memcmp(s->cert_known[i], key_id, KEY_ID_LEN) == 0)
+            return true;
+    return false;
+}
+
+/* Make sure certs holds key_id's certificate (a get per new signer, a put per first use). */
+static int cert_store(lt_store *s, const lt_store_cert *c)
+{
+    if (cert_is_known(s, c->key_id))
+        return 0;
+    MDB_val k = {KEY_ID_LEN, (void *)c->key_id}, v;
+    int rc = mdb_get(s->txn, s->certs, &k, &v);
+    if (rc == MDB_NOTFOUND) {
+        v.mv_size = c->der_len;
+        v.mv_data = (void *)c->der;
+        rc = mdb_put(s->txn, s->certs, &k, &v, 0);
+    }
+    if (rc)
+        return rc;
+    memcpy(s->cert_known[s->cert_next], c->key_id, KEY_ID_LEN);
+    s->cert_next = (s->cert_next + 1) % CERT_CACHE;
+    if (s->ncert_known < CERT_CACHE)
+        s->ncert_known++;
+    return 0;
+}
+
+lt_err lt_store_append_cert(lt_store *s, const uint8_t id[LT_STORE_ID_LEN], const uint32_t *qids,
+                            size_t nq, const void *env, size_t len, const lt_store_cert *cert,
+                            int64_t now_ms, uint64_t *seq, bool *dup, lt_why *why)
+{
+    lt_err err = batch_usable(s, why);
+    if (err)
+        return err;
     if (nq == 0 || nq > LT_STORE_MAX_TARGETS)
         return lt_fail(why, LT_EINVAL, "a message goes to 1..%d queues, not %zu",
                        LT_STORE_MAX_TARGETS, nq);
@@ -885,60 +1084,76 @@ lt_err lt_store_append(lt_store *s, const uint8_t id[LT_STORE_ID_LEN], const uin
                     return lt_fail(why, LT_EINVAL, "queue %s listed twice", q->name);
     }
 
+    bool strip = cert_strippable(env, len, cert);
+    size_t body = len - (strip ? cert->field_len : 0);
+    size_t vlen = MSG_HDR + 4 * nq + (strip ? CERTREF_LEN : 0) + body;
+    /* The batch's size budget: refuse before writing (the caller commits and retries). A
+     * message alone in its batch always gets in. */
+    size_t pages = vlen / 4096 + 1 + 2 * nq + 2;
+    if (s->batch_appends > 0 && s->batch_pages + pages > BATCH_PAGE_BUDGET)
+        return lt_fail(why, LT_EAGAIN, "write batch is full: commit and retry");
+
+    /* From here on a refusal can only come from LMDB itself: it fails the batch. */
     uint64_t sq = s->next_seq;
     int64_t stored = now_ms > s->last_ms ? now_ms : s->last_ms;
-    MDB_txn *t;
-    lt_err err = step_begin(s, &t, why);
-    if (err)
-        return err;
+    if (strip && (rc = cert_store(s, cert)))
+        return batch_fail(s, rc, "write certificate", why);
     uint8_t sk[8];
     put64(sk, sq);
-    MDB_val k = {8, sk}, v = {MSG_HDR + 4 * nq + len, NULL};
-    const char *what = "write message";
-    rc = mdb_put(t, s->msgs, &k, &v, MDB_APPEND | MDB_RESERVE);
-    if (rc == 0) {
-        uint8_t *p = v.mv_data;
-        put64(p, (uint64_t)stored);
-        memcpy(p + 8, id, LT_STORE_ID_LEN);
-        put32(p + 24, (uint32_t)nq);
-        put32(p + 28, 0);
-        for (size_t i = 0; i < nq; i++)
-            put32(p + MSG_HDR + 4 * i, qids[i]);
-        memcpy(p + MSG_HDR + 4 * nq, env, len);
+    MDB_val k = {8, sk}, v = {vlen, NULL};
+    rc = mdb_put(s->txn, s->msgs, &k, &v, MDB_APPEND | MDB_RESERVE);
+    if (rc)
+        return batch_fail(s, rc, "write message", why);
+    uint8_t *p = v.mv_data;
+    put64(p, (uint64_t)stored);
+    memcpy(p + 8, id, LT_STORE_ID_LEN);
+    put32(p + 24, (uint32_t)nq);
+    put32(p + 28, strip ? MSG_CERT : 0);
+    for (size_t i = 0; i < nq; i++)
+        put32(p + MSG_HDR + 4 * i, qids[i]);
+    p += MSG_HDR + 4 * nq;
+    if (strip) {
+        const uint8_t *e = env;
+        memcpy(p, cert->key_id, KEY_ID_LEN);
+        put32(p + KEY_ID_LEN, (uint32_t)cert->field_off);
+        p += CERTREF_LEN;
+        memcpy(p, e, cert->field_off);
+        memcpy(p + cert->field_off, e + cert->field_off + cert->field_len,
+               len - cert->field_off - cert->field_len);
+    } else {
+        memcpy(p, env, len);
+    }
 
-        uint8_t db[DEDUP_LEN];
-        put64(db, sq);
-        put64(db + 8, (uint64_t)stored);
-        MDB_val dval = {DEDUP_LEN, db};
-        what = "write dedup";
-        rc = mdb_put(t, s->dedup, &dk, &dval, 0);
-    }
-    if (rc == 0) {
-        uint8_t xb[DEDUPX_LEN];
-        put64(xb, (uint64_t)stored);
-        memcpy(xb + 8, id, LT_STORE_ID_LEN);
-        MDB_val xk = {8, sk}, xv = {DEDUPX_LEN, xb};
-        rc = mdb_put(t, s->dedupx, &xk, &xv, MDB_APPEND);
-    }
+    uint8_t db[DEDUP_LEN];
+    put64(db, sq);
+    put64(db + 8, (uint64_t)stored);
+    MDB_val dval = {DEDUP_LEN, db};
+    if ((rc = mdb_put(s->txn, s->dedup, &dk, &dval, 0)))
+        return batch_fail(s, rc, "write dedup", why);
+    uint8_t xb[DEDUPX_LEN];
+    put64(xb, (uint64_t)stored);
+    memcpy(xb + 8, id, LT_STORE_ID_LEN);
+    MDB_val xk = {8, sk}, xv = {DEDUPX_LEN, xb};
+    if ((rc = mdb_put(s->txn, s->dedupx, &xk, &xv, MDB_APPEND)))
+        return batch_fail(s, rc, "write dedup index", why);
     uint8_t eb[QENT_LEN];
     put64(eb, (uint64_t)stored);
     put64(eb + 8, 0);
     put32(eb + 16, 0);
     put32(eb + 20, (uint32_t)len);
-    for (size_t i = 0; i < nq && rc == 0; i++) {
+    for (size_t i = 0; i < nq; i++) {
         const queue *q = s->qs[qids[i]];
         uint8_t kb[QKEY_LEN];
         qkey(kb, q->qid, sq);
         MDB_val qk = {QKEY_LEN, kb}, qv = {QENT_LEN, eb};
-        what = "write queue entry";
-        rc = mdb_put(t, s->qent, &qk, &qv, 0);
-        if (rc == 0 && q->lim.retention_ms > 0) {
+        if ((rc = mdb_put(s->txn, s->qent, &qk, &qv, 0)))
+            return batch_fail(s, rc, "write queue entry", why);
+        if (q->lim.retention_ms > 0) {
             MDB_val lv = {QLOG_LEN, eb};
-            rc = mdb_put(t, s->qlog, &qk, &lv, 0);
+            if ((rc = mdb_put(s->txn, s->qlog, &qk, &lv, 0)))
+                return batch_fail(s, rc, "write queue history", why);
         }
     }
-    if ((err = step_end(s, t, LT_OK, rc, what, why)))
-        return err;
 
     for (size_t i = 0; i < nq; i++) {
         queue *q = s->qs[qids[i]];
@@ -946,11 +1161,20 @@ lt_err lt_store_append(lt_store *s, const uint8_t id[LT_STORE_ID_LEN], const uin
         q->c.depth++;
         q->c.bytes += len;
     }
+    s->batch_pages += pages;
+    s->batch_appends++;
     s->next_seq = sq + 1;
     s->last_ms = stored;
     *seq = sq;
     *dup = false;
     return LT_OK;
+}
+
+lt_err lt_store_append(lt_store *s, const uint8_t id[LT_STORE_ID_LEN], const uint32_t *qids,
+                       size_t nq, const void *env, size_t len, int64_t now_ms, uint64_t *seq,
+                       bool *dup, lt_why *why)
+{
+    return lt_store_append_cert(s, id, qids, nq, env, len, NULL, now_ms, seq, dup, why);
 }
 
 /* Fetch the pending entry of (qid, seq) from the batch. */
@@ -975,8 +1199,9 @@ static lt_err qent_read(lt_store *s, const queue *q, uint64_t seq, uint8_t out[Q
 
 static lt_err op_queue(lt_store *s, uint32_t qid, queue **q, lt_why *why)
 {
-    if (!s->txn)
-        return lt_fail(why, LT_EAGAIN, "no batch open");
+    lt_err err = batch_usable(s, why);
+    if (err)
+        return err;
     if (!(*q = qget(s, qid)))
         return lt_fail(why, LT_ENOQUEUE, "no queue with id %u", qid);
     return LT_OK;
@@ -989,17 +1214,14 @@ lt_err lt_store_ack(lt_store *s, uint32_t qid, uint64_t seq, int64_t now_ms, lt_
     lt_err err = op_queue(s, qid, &q, why);
     if (err || (err = qent_read(s, q, seq, e, why)))
         return err;
-    MDB_txn *t;
-    if ((err = step_begin(s, &t, why)))
-        return err;
     uint8_t kb[QKEY_LEN];
     qkey(kb, qid, seq);
     MDB_val k = {QKEY_LEN, kb};
-    int rc = mdb_del(t, s->qent, &k, NULL);
+    int rc = mdb_del(s->txn, s->qent, &k, NULL);
     if (rc == 0)
-        rc = release(s, t, q, seq, (int64_t)get64(e), now_ms);
-    if ((err = step_end(s, t, LT_OK, rc, "ack", why)))
-        return err;
+        rc = release(s, s->txn, q, seq, (int64_t)get64(e), now_ms);
+    if (rc)
+        return batch_fail(s, rc, "ack", why);
     touch(s, q);
     q->c.depth--;
     q->c.bytes -= get32(e + 20);
@@ -1014,16 +1236,13 @@ lt_err lt_store_nak(lt_store *s, uint32_t qid, uint64_t seq, uint32_t delivery_c
     lt_err err = op_queue(s, qid, &q, why);
     if (err || (err = qent_read(s, q, seq, e, why)))
         return err;
-    MDB_txn *t;
-    if ((err = step_begin(s, &t, why)))
-        return err;
     put64(e + 8, (uint64_t)not_before_ms);
     put32(e + 16, delivery_count);
     uint8_t kb[QKEY_LEN];
     qkey(kb, qid, seq);
     MDB_val k = {QKEY_LEN, kb}, v = {QENT_LEN, e};
-    int rc = mdb_put(t, s->qent, &k, &v, 0);
-    return step_end(s, t, LT_OK, rc, "nak", why);
+    int rc = mdb_put(s->txn, s->qent, &k, &v, 0);
+    return rc ? batch_fail(s, rc, "nak", why) : LT_OK;
 }
 
 lt_err lt_store_dead_letter(lt_store *s, uint32_t qid, uint64_t seq, uint32_t delivery_count,
@@ -1043,17 +1262,14 @@ lt_err lt_store_dead_letter(lt_store *s, uint32_t qid, uint64_t seq, uint32_t de
     if (rl)
         memcpy(d + DLQ_HDR, reason, rl);
     d[DLQ_HDR + rl] = '\0';
-    MDB_txn *t;
-    if ((err = step_begin(s, &t, why)))
-        return err;
     uint8_t kb[QKEY_LEN];
     qkey(kb, qid, seq);
     MDB_val k = {QKEY_LEN, kb}, v = {DLQ_HDR + rl + 1, d};
-    int rc = mdb_del(t, s->qent, &k, NULL);
+    int rc = mdb_del(s->txn, s->qent, &k, NULL);
     if (rc == 0)
-        rc = mdb_put(t, s->dlq, &k, &v, 0);
-    if ((err = step_end(s, t, LT_OK, rc, "dead-letter", why)))
-        return err;
+        rc = mdb_put(s->txn, s->dlq, &k, &v, 0);
+    if (rc)
+        return batch_fail(s, rc, "dead-letter", why);
     uint32_t len = get32(e + 20);
     touch(s, q);
     q->c.depth--;
@@ -1094,17 +1310,14 @@ lt_err lt_store_dlq_requeue(lt_store *s, uint32_t qid, uint64_t seq, lt_why *why
     put64(e + 8, 0);
     put32(e + 16, 0);
     memcpy(e + 20, d + 20, 4);
-    MDB_txn *t;
-    if ((err = step_begin(s, &t, why)))
-        return err;
     uint8_t kb[QKEY_LEN];
     qkey(kb, qid, seq);
     MDB_val k = {QKEY_LEN, kb}, v = {QENT_LEN, e};
-    int rc = mdb_del(t, s->dlq, &k, NULL);
+    int rc = mdb_del(s->txn, s->dlq, &k, NULL);
     if (rc == 0)
-        rc = mdb_put(t, s->qent, &k, &v, 0);
-    if ((err = step_end(s, t, LT_OK, rc, "requeue", why)))
-        return err;
+        rc = mdb_put(s->txn, s->qent, &k, &v, 0);
+    if (rc)
+        return batch_fail(s, rc, "requeue", why);
     uint32_t len = get32(d + 20);
     touch(s, q);
     q->c.dlq_depth--;
@@ -1121,17 +1334,14 @@ lt_err lt_store_dlq_drop(lt_store *s, uint32_t qid, uint64_t seq, int64_t now_ms
     lt_err err = op_queue(s, qid, &q, why);
     if (err || (err = dlq_read(s, q, seq, d, why)))
         return err;
-    MDB_txn *t;
-    if ((err = step_begin(s, &t, why)))
-        return err;
     uint8_t kb[QKEY_LEN];
     qkey(kb, qid, seq);
     MDB_val k = {QKEY_LEN, kb};
-    int rc = mdb_del(t, s->dlq, &k, NULL);
+    int rc = mdb_del(s->txn, s->dlq, &k, NULL);
     if (rc == 0)
-        rc = release(s, t, q, seq, (int64_t)get64(d), now_ms);
-    if ((err = step_end(s, t, LT_OK, rc, "drop", why)))
-        return err;
+        rc = release(s, s->txn, q, seq, (int64_t)get64(d), now_ms);
+    if (rc)
+        return batch_fail(s, rc, "drop", why);
     touch(s, q);
     q->c.dlq_depth--;
     q->c.dlq_bytes -= get32(d + 20);
@@ -1285,8 +1495,16 @@ lt_err lt_store_sweep(lt_store *s, int64_t now_ms, size_t budget, bool *more, lt
 
 /* ---- reads -------------------------------------------------------------------------------- */
 
-/* Fill the message part of e (id, env, stored) from msgs[seq]. */
-static lt_err msg_read(lt_store *s, MDB_txn *txn, uint64_t seq, lt_store_entry *e, lt_why *why)
+/* A reader's buffer for envelopes whose certificate is put back (lives for one read call). */
+typedef struct rbuf {
+    uint8_t *p;
+    size_t cap;
+} rbuf;
+
+/* Fill the message part of e (id, env, stored) from msgs[seq]; the envelope points into
+ * the map, or into rb when its certificate had to be put back. */
+static lt_err msg_read(lt_store *s, MDB_txn *txn, uint64_t seq, lt_store_entry *e, rbuf *rb,
+                       lt_why *why)
 {
     uint8_t sk[8];
     put64(sk, seq);
@@ -1304,8 +1522,47 @@ static lt_err msg_read(lt_store *s, MDB_txn *txn, uint64_t seq, lt_store_entry *
     e->seq = seq;
     e->stored_ms = (int64_t)get64(p);
     e->id = p + 8;
-    e->env = p + off;
-    e->env_len = v.mv_size - off;
+    if (!(get32(p + 28) & MSG_CERT)) {
+        e->env = p + off;
+        e->env_len = v.mv_size - off;
+        return LT_OK;
+    }
+    if (v.mv_size - off < CERTREF_LEN)
+        return lt_fail(why, LT_ESTORE, "message %llu is corrupt", (unsigned long long)seq);
+    const uint8_t *body = p + off + CERTREF_LEN;
+    size_t blen = v.mv_size - off - CERTREF_LEN, at = get32(p + off + KEY_ID_LEN);
+    MDB_val ck = {KEY_ID_LEN, (void *)(p + off)}, cv;
+    int crc = mdb_get(txn, s->certs, &ck, &cv);
+    if (crc || at > blen)
+        return crc && crc != MDB_NOTFOUND
+                   ? mdb_fail(s, why, crc, "read certificate")
+                   : lt_fail(why, LT_ESTORE, "message %llu: its certificate is missing",
+                             (unsigned long long)seq);
+    uint8_t vb[10];
+    size_t vl = varint_put(vb, cv.mv_size);
+    size_t need = blen + 1 + vl + cv.mv_size;
+    if (need > rb->cap) {
+        size_t ncap = rb->cap ? rb->cap : 4096;
+        while (ncap < need)
+            ncap *= 2;
+        uint8_t *np = realloc(rb->p, ncap);
+        if (!np)
+            return lt_fail(why, LT_ENOMEM, "out of memory reading message %llu",
+                           (unsigned long long)seq);
+        rb->p = np;
+        rb->cap = ncap;
+    }
+    uint8_t *o = rb->p;
+    memcpy(o, body, at);
+    o += at;
+    *o++ = ENV_CERT_TAG;
+    memcpy(o, vb, vl);
+    o += vl;
+    memcpy(o, cv.mv_data, cv.mv_size);
+    o += cv.mv_size;
+    memcpy(o, body + at, blen - at);
+    e->env = rb->p;
+    e->env_len = need;
     return LT_OK;
 }
 
@@ -1373,14 +1630,18 @@ static lt_err scan_one(lt_store *s, MDB_dbi dbi, lt_store_state st, uint32_t qid
     qkey(kb, qid, after + 1);
     MDB_val k = {QKEY_LEN, kb}, v;
     size_t n = 0;
+    rbuf rb = {NULL, 0};
+    /* new messages of a batch that is not yet durable stay out of sight */
+    uint64_t limit = st == LT_STORE_PENDING ? atomic_load(&s->visible_next) : UINT64_MAX;
     for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0;
          rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
-        if (k.mv_size != QKEY_LEN || get32(k.mv_data) != qid)
+        if (k.mv_size != QKEY_LEN || get32(k.mv_data) != qid ||
+            get64((const uint8_t *)k.mv_data + 4) >= limit)
             break;
         lt_store_entry e;
         e.qid = qid;
         if ((err = state_decode(st, &v, &e, why)) ||
-            (err = msg_read(s, txn, get64((const uint8_t *)k.mv_data + 4), &e, why)))
+            (err = msg_read(s, txn, get64((const uint8_t *)k.mv_data + 4), &e, &rb, why)))
             break;
         at = e.seq;
         n++;
@@ -1390,6 +1651,7 @@ static lt_err scan_one(lt_store *s, MDB_dbi dbi, lt_store_state st, uint32_t qid
     if (!err && rc && rc != MDB_NOTFOUND)
         err = mdb_fail(s, why, rc, "scan");
     mdb_cursor_close(c);
+    free(rb.p);
 out:
     mdb_txn_abort(txn);
     if (!err && last)
@@ -1412,6 +1674,7 @@ lt_err lt_store_dlq_list(lt_store *s, uint32_t qid, uint64_t after_seq, size_t m
 lt_err lt_store_get(lt_store *s, uint32_t qid, uint64_t seq, lt_store_visit visit, void *arg,
                     lt_why *why)
 {
+    rbuf rb = {NULL, 0};
     MDB_txn *txn;
     lt_err err = rbegin(s, &txn, why);
     if (err)
@@ -1424,7 +1687,8 @@ lt_err lt_store_get(lt_store *s, uint32_t qid, uint64_t seq, lt_store_visit visi
     const lt_store_state sts[3] = {LT_STORE_PENDING, LT_STORE_DEAD, LT_STORE_DONE};
     err = lt_fail(why, LT_ENOTFOUND, "queue %u holds no message %llu", qid,
                   (unsigned long long)seq);
-    for (int i = 0; i < 3; i++) {
+    /* as the scans: a message of a batch that is not yet durable is not there yet */
+    for (int i = 0; i < 3 && seq < atomic_load(&s->visible_next); i++) {
         MDB_val k = {QKEY_LEN, kb}, v;
         int rc = mdb_get(txn, dbs[i], &k, &v);
         if (rc == MDB_NOTFOUND)
@@ -1436,12 +1700,13 @@ lt_err lt_store_get(lt_store *s, uint32_t qid, uint64_t seq, lt_store_visit visi
         lt_store_entry e;
         e.qid = qid;
         if ((err = state_decode(sts[i], &v, &e, why)) ||
-            (err = msg_read(s, txn, seq, &e, why)))
+            (err = msg_read(s, txn, seq, &e, &rb, why)))
             break;
         visit(arg, &e);
         break;
     }
 out:
+    free(rb.p);
     mdb_txn_abort(txn);
     return err;
 }
@@ -1462,6 +1727,8 @@ lt_err lt_store_replay(lt_store *s, uint32_t qid, uint64_t from_seq, size_t max,
     MDB_val ck[3], cv[3];
     bool live[3];
     int rc = 0;
+    rbuf rb = {NULL, 0};
+    uint64_t limit = atomic_load(&s->visible_next);
     if ((err = queue_known(s, txn, qid, why)))
         goto out;
     for (int i = 0; i < 3; i++) {
@@ -1492,12 +1759,12 @@ lt_err lt_store_replay(lt_store *s, uint32_t qid, uint64_t from_seq, size_t max,
                 bseq = sq;
             }
         }
-        if (best < 0)
+        if (best < 0 || bseq >= limit)
             break;
         lt_store_entry e;
         e.qid = qid;
         if ((err = state_decode(sts[best], &cv[best], &e, why)) ||
-            (err = msg_read(s, txn, bseq, &e, why)))
+            (err = msg_read(s, txn, bseq, &e, &rb, why)))
             goto out;
         at = bseq;
         if (visit(arg, &e))
@@ -1517,6 +1784,7 @@ out:
     for (int i = 0; i < 3; i++)
         if (c[i])
             mdb_cursor_close(c[i]);
+    free(rb.p);
     mdb_txn_abort(txn);
     if (!err && last)
         *last = at;

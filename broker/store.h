@@ -4,12 +4,19 @@
  *
  * Writes come from ONE thread (the commit thread): lt_store_begin, then any number of
  * operations (append, ack, nak, dead_letter, dlq_requeue, dlq_drop, sweep), then
- * lt_store_commit, which fsyncs before it returns (LMDB's default, synchronous commit;
- * the environment is never opened with MDB_NOSYNC, MDB_NOMETASYNC or MDB_MAPASYNC).
+ * lt_store_commit, which fsyncs before it returns (or lt_store_commit_nosync, and then
+ * lt_store_sync, which may run on another thread while the next batch is built).
  * NOTHING an operation did is durable, and nothing may be acknowledged to a publisher or
- * delivered to a consumer, before lt_store_commit returned LT_OK. Each operation runs in
- * its own nested transaction: one that fails (queue full, map full, not found) leaves the
- * batch's other operations intact, and the batch still commits.
+ * delivered to a consumer, before lt_store_commit (or the lt_store_sync after
+ * lt_store_commit_nosync) returned LT_OK.
+ *
+ * An operation refused for a reason of its own (duplicate, queue full, unknown queue, not
+ * found, batch size budget) writes nothing and leaves the batch intact. An operation that
+ * LMDB itself refuses (LT_ESTORE_FULL: map or disk full; LT_ESTORE: I/O error, corruption)
+ * fails the WHOLE batch: every later operation returns that error, and so does the commit,
+ * which then stores nothing. (Operations do not run in nested transactions, which cost a
+ * multi-MB allocation each; such a refusal concerns every message of the moment anyway.)
+ * The sweep alone keeps a nested transaction: a failing sweep leaves the batch intact.
  *
  * Reads come from any thread (the environment uses MDB_NOTLS): each read function runs one
  * short read transaction. Functions that visit entries call a callback with values that
@@ -101,17 +108,56 @@ lt_err lt_store_queue_list(lt_store *s, lt_store_queue_visit visit, void *arg, l
 /* ---- the write batch (writer thread only) --------------------------------------------- */
 
 /* Start a batch (one LMDB write transaction). LT_EAGAIN: a batch is already open;
- * LT_ESTORE: LMDB refused. */
+ * LT_ESTORE: LMDB refused, or a flush failed earlier (lt_store_sync). */
 lt_err lt_store_begin(lt_store *s, lt_why *why);
 
 /* Make the batch durable (fsync) and publish it to readers. On LT_OK every operation of
- * the batch that returned LT_OK is on disk. On error NOTHING of the batch is stored (the
- * sequence numbers it handed out will be handed out again): LT_ESTORE_FULL (map or disk
- * full), LT_ESTORE (I/O error...), with the reason. The batch is closed either way. */
+ * the batch that returned LT_OK is on disk. When the commit fails NOTHING of the batch is
+ * stored (the sequence numbers it handed out will be handed out again): LT_ESTORE_FULL (map
+ * or disk full), LT_ESTORE (I/O error...), or the error that failed an operation of the
+ * batch, with the reason. When the flush after it fails: LT_ESTORE, durability unknown,
+ * and the store refuses writes from then on (see lt_store_sync). The batch is closed
+ * either way. = lt_store_commit_nosync + lt_store_sync. */
 lt_err lt_store_commit(lt_store *s, lt_why *why);
+
+/* Commit the batch, its data pages fsynced, but its root (LMDB's meta page) not yet
+ * flushed: a crash may still undo it (never corrupt it). Nothing of it may be acknowledged
+ * before lt_store_sync(s, *ticket) returned LT_OK; the next batch may begin at once. Its
+ * new messages are hidden from lt_store_pending and lt_store_replay until then. On LT_OK
+ * *ticket identifies the batch. Errors as lt_store_commit (nothing stored). Writer thread. */
+lt_err lt_store_commit_nosync(lt_store *s, uint64_t *ticket, lt_why *why);
+
+/* Make every batch committed before this call durable (fsync), then let readers see the
+ * messages of the batches up to ticket. Any thread, also while the writer builds the next
+ * batch; calls are not serialized against each other (each is one fsync). LT_ESTORE: the
+ * fsync failed (now or in an earlier call): the durability of every batch committed since
+ * the last good sync is unknown (acknowledge none of them), their messages stay hidden,
+ * and the store is read-only from then on: lt_store_begin and every later lt_store_sync
+ * refuse with LT_ESTORE until the store is closed and reopened. */
+lt_err lt_store_sync(lt_store *s, uint64_t ticket, lt_why *why);
 
 /* Drop the batch: nothing of it is stored. Accepts a store with no open batch. */
 void lt_store_abort(lt_store *s);
+
+/* Where an envelope's signer certificate lies inside it, so the store keeps the certificate
+ * once per signer instead of in every message. All borrowed for the call. */
+typedef struct lt_store_cert {
+    const uint8_t *key_id; /* 32 bytes: SHA-256 of der (Header.signer_key_id), verified */
+    const uint8_t *der;    /* the certificate, inside the envelope */
+    size_t der_len;
+    size_t field_off;      /* the whole Envelope.certificate field (tag 5, length, der) is */
+    size_t field_len;      /* env[field_off .. field_off + field_len) */
+} lt_store_cert;
+
+/* As lt_store_append, and the envelope is stored without its certificate field, the
+ * certificate once under its key id: every read (pending, get, dlq, replay) returns the
+ * envelope byte for byte as received, certificate put back. The caller vouches that der's
+ * SHA-256 is key_id (the verifier checked it). When cert is NULL or does not describe a
+ * field that can be put back byte for byte (tag 5, minimal length varint, der), the
+ * envelope is stored as it is. Same errors as lt_store_append. */
+lt_err lt_store_append_cert(lt_store *s, const uint8_t id[LT_STORE_ID_LEN], const uint32_t *qids,
+                            size_t nq, const void *env, size_t len, const lt_store_cert *cert,
+                            int64_t now_ms, uint64_t *seq, bool *dup, lt_why *why);
 
 /* Store env (the envelope exactly as received, len bytes, borrowed) for the queues
  * qids[0..nq) (distinct, declared; the router's answer), under message id id.
@@ -119,12 +165,13 @@ void lt_store_abort(lt_store *s);
  *    *seq = the original's seq, *dup = true, LT_OK.
  *  - otherwise the message gets the next seq, stored_ms = now_ms (raised to the last
  *    stored time if the clock went back, so time order = seq order), *dup = false.
- * All or nothing across the queues. LT_EQUEUE_FULL: a queue is at max_depth/max_bytes
- * (why names it); LT_ENOQUEUE: a qid was never declared; LT_EINVAL: nq is 0 or over
- * LT_STORE_MAX_TARGETS, or len is 0; LT_ESTORE_FULL: the map is full; LT_ESTORE: LMDB
- * failed; LT_EAGAIN: no batch open, or the batch's transaction is full (LMDB's dirty-page
- * limit): commit, then retry this message in the next batch. Only a failure of
- * lt_store_commit loses an LT_OK. */
+ * All or nothing across the queues. Refusals that write nothing and keep the batch:
+ * LT_EQUEUE_FULL: a queue is at max_depth/max_bytes (why names it); LT_ENOQUEUE: a qid was
+ * never declared; LT_EINVAL: nq is 0 or over LT_STORE_MAX_TARGETS, or len is 0;
+ * LT_EAGAIN: no batch open, or the batch is at its size budget (half LMDB's dirty-page
+ * limit; a message alone in a batch always fits): commit, then retry this message in the
+ * next batch. Refusals that fail the whole batch (see the top): LT_ESTORE_FULL (map or
+ * disk full), LT_ESTORE. Only a failure of lt_store_commit loses an LT_OK. */
 lt_err lt_store_append(lt_store *s, const uint8_t id[LT_STORE_ID_LEN], const uint32_t *qids,
                        size_t nq, const void *env, size_t len, int64_t now_ms, uint64_t *seq,
                        bool *dup, lt_why *why);
@@ -132,7 +179,7 @@ lt_err lt_store_append(lt_store *s, const uint8_t id[LT_STORE_ID_LEN], const uin
 /* Consumer acked seq on queue qid: it leaves the queue (kept for replay if the queue has
  * a retention; the message itself is deleted when no queue needs it). LT_ENOTFOUND: not
  * pending on that queue (already acked, dead-lettered or never there): harmless.
- * LT_ESTORE(_FULL), LT_EAGAIN as append. */
+ * LT_ESTORE(_FULL) fail the batch, LT_EAGAIN (no batch) as append. */
 lt_err lt_store_ack(lt_store *s, uint32_t qid, uint64_t seq, int64_t now_ms, lt_why *why);
 
 /* Record a delivery attempt's outcome for a pending entry: delivery_count (deliveries so
@@ -162,7 +209,8 @@ lt_err lt_store_dlq_drop(lt_store *s, uint32_t qid, uint64_t seq, int64_t now_ms
  * and acked messages past their queue's retention (deleting envelopes no queue needs).
  * *more (if not NULL) = true when expired work remains (call again soon). The sweep is one
  * step of the batch: on failure none of it is kept and the batch's other operations are
- * intact. LT_ESTORE(_FULL), LT_EAGAIN. */
+ * intact (unless LMDB fails to fold the sweep into the batch: then the batch fails).
+ * LT_ESTORE(_FULL), LT_EAGAIN. */
 lt_err lt_store_sweep(lt_store *s, int64_t now_ms, size_t budget, bool *more, lt_why *why);
 
 /* Seq the next append will get (1 on an empty store). Writer thread. */
@@ -196,12 +244,13 @@ typedef int (*lt_store_visit)(void *arg, const lt_store_entry *e);
 
 /* Visit the pending entries of qid with seq > after_seq, in seq order, at most max of
  * them (0 = no limit), including delayed ones (the visitor sees not_before_ms and may
- * skip). *last (if not NULL) = seq of the last entry visited (after_seq if none), to page
+ * skip); messages of a batch committed but not yet synced are not visited. *last (if not NULL) = seq of the last entry visited (after_seq if none), to page
  * on. LT_ENOQUEUE; LT_ESTORE. */
 lt_err lt_store_pending(lt_store *s, uint32_t qid, uint64_t after_seq, size_t max,
                         lt_store_visit visit, void *arg, uint64_t *last, lt_why *why);
 
-/* Visit one message as queue qid holds it (pending, dead or retained). LT_ENOTFOUND. */
+/* Visit one message as queue qid holds it (pending, dead or retained). LT_ENOTFOUND (also
+ * for a message of a batch committed but not yet synced). */
 lt_err lt_store_get(lt_store *s, uint32_t qid, uint64_t seq, lt_store_visit visit, void *arg,
                     lt_why *why);
 

@@ -33,6 +33,7 @@ lt_err lt_ring_init(lt_ring *r, size_t cap)
     pthread_mutex_init(&r->mu, NULL);
     pthread_cond_init(&r->cv_verify, NULL);
     pthread_cond_init(&r->cv_commit, NULL);
+    pthread_cond_init(&r->cv_sync, NULL);
     return LT_OK;
 }
 
@@ -48,16 +49,19 @@ void lt_ring_fini(lt_ring *r)
     for (size_t i = 0; i < r->ops.n; i++)
         free(r->ops.v[i].reason);
     free(r->ops.v);
-    while (r->jobs_done) {
-        lt_job *j = r->jobs_done;
-        r->jobs_done = j->next;
-        free(j->seqs);
-        free(j->ok);
-        free(j);
-    }
+    lt_job *lists[2] = {r->jobs_done, r->jobs_sync};
+    for (int l = 0; l < 2; l++)
+        while (lists[l]) {
+            lt_job *j = lists[l];
+            lists[l] = j->next;
+            free(j->seqs);
+            free(j->ok);
+            free(j);
+        }
     pthread_mutex_destroy(&r->mu);
     pthread_cond_destroy(&r->cv_verify);
     pthread_cond_destroy(&r->cv_commit);
+    pthread_cond_destroy(&r->cv_sync);
     memset(r, 0, sizeof *r);
 }
 
@@ -80,6 +84,7 @@ lt_slot *lt_ring_slot_next(lt_broker *b)
     s->nq = 0;
     s->seq = 0;
     s->dup = false;
+    s->has_cert = false;
     s->verified = false;
     s->agency_slot = LT_METRICS_AGENCY_UNKNOWN;
     s->agency[0] = '\0';
@@ -139,6 +144,67 @@ static int64_t mono_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+static bool varint_get(const uint8_t *p, size_t n, size_t *at, uint64_t *v)
+{
+    uint64_t x = 0;
+    for (unsigned shift = 0; shift < 64 && *at < n; shift += 7) {
+        uint8_t c = p[(*at)++];
+        x |= (uint64_t)(c & 0x7f) << shift;
+        if (!(c & 0x80)) {
+            *v = x;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Where the Envelope.certificate field (field 5, length-delimited) lies in env[0..n):
+ * false unless it occurs exactly once at the top level and everything parses. The store
+ * keeps the certificate once per signer and puts the field back on every read. */
+static bool find_cert_field(const uint8_t *p, size_t n, size_t *field_off, size_t *field_len,
+                            size_t *der_off, size_t *der_len)
+{
+    size_t at = 0, found = 0;
+    while (at < n) {
+        size_t start = at;
+        uint64_t key, len;
+        if (!varint_get(p, n, &at, &key))
+            return false;
+        switch (key & 7) {
+        case 0:
+            if (!varint_get(p, n, &at, &len))
+                return false;
+            break;
+        case 1:
+            if (n - at < 8)
+                return false;
+            at += 8;
+            break;
+        case 2:
+            if (!varint_get(p, n, &at, &len) || len > n - at)
+                return false;
+            if (key >> 3 == 5) {
+                found++;
+                *field_off = start;
+                *der_off = at;
+                *der_len = (size_t)len;
+            }
+            at += (size_t)len;
+            if (key >> 3 == 5)
+                *field_len = at - start;
+            break;
+        case 5:
+            if (n - at < 4)
+                return false;
+            at += 4;
+            break;
+        default:
+            return false;
+        }
+    }
+    return found == 1;
+}
+
 /* Route buffer per thread: lt_router_match writes here, the slot keeps what matched. */
 typedef struct vctx {
     lt_broker *b;
@@ -189,6 +255,15 @@ static void verify_publish(vctx *v, lt_slot *s, const lt_acl *acl, int64_t now_m
     }
     memcpy(s->qids, v->targets, n * sizeof *s->qids);
     s->nq = n;
+    /* the certificate the verify checked (its SHA-256 is the key id), located in the raw
+     * bytes for the store */
+    size_t cl = 0;
+    const uint8_t *cert = lt_env_certificate(env, &cl);
+    s->has_cert = find_cert_field(s->buf, s->len, &s->cert_field_off, &s->cert_field_len,
+                                  &s->cert_der_off, &s->cert_der_len) &&
+                  s->cert_der_len == cl && memcmp(s->buf + s->cert_der_off, cert, cl) == 0;
+    if (s->has_cert)
+        memcpy(s->key_id, lt_env_key_id(env), sizeof s->key_id);
 out:
     s->err = e;
     lt_metrics_on_publish(b->metrics, s->agency_slot, s->len);

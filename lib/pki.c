@@ -18,6 +18,7 @@
  * the hash buckets uniformly): when full, the oldest entry is evicted.
  */
 #include "pki.h"
+#include "fileio.h"
 
 #include <openssl/core_names.h>
 #include <openssl/err.h>
@@ -28,13 +29,11 @@
 #include <openssl/x509v3.h>
 
 #include <assert.h>
-#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
 #define PEM_FILE_MAX (64u << 20)
@@ -239,35 +238,12 @@ static void fmt_ms(int64_t ms, char buf[32])
         snprintf(buf, 32, "%lld ms", (long long)ms);
 }
 
-/* Read a whole file (at most PEM_FILE_MAX bytes) into a malloc'ed, NUL-terminated buffer. */
+/* A PEM file whole, NUL-terminated (lt_file_read). pki.h promises LT_EIO for a file that
+ * cannot be used, so an oversized one is LT_EIO too (why says it is too large). */
 static lt_err read_file(const char *path, char **out, size_t *len, lt_why *why)
 {
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        return lt_fail(why, LT_EIO, "%s: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fileno(f), &st) != 0 || st.st_size < 0 || (uint64_t)st.st_size > PEM_FILE_MAX) {
-        fclose(f);
-        return lt_fail(why, LT_EIO, "%s: unreadable or larger than %u bytes", path,
-                       PEM_FILE_MAX);
-    }
-    size_t n = (size_t)st.st_size;
-    char *buf = malloc(n + 1);
-    if (buf == NULL) {
-        fclose(f);
-        return lt_fail(why, LT_ENOMEM, "%s: out of memory", path);
-    }
-    if (fread(buf, 1, n, f) != n) {
-        int e = errno;
-        free(buf);
-        fclose(f);
-        return lt_fail(why, LT_EIO, "%s: read failed: %s", path, strerror(e));
-    }
-    fclose(f);
-    buf[n] = '\0';
-    *out = buf;
-    *len = n;
-    return LT_OK;
+    lt_err e = lt_file_read(path, PEM_FILE_MAX, out, len, why);
+    return e == LT_ETOOBIG ? LT_EIO : e;
 }
 
 /* A distinguished name as one readable UTF-8 line ("C=VN, O=..., CN=..."). */

@@ -5,6 +5,7 @@
  * refused before it is expanded and every node gets its line and key path as it is made.
  */
 #include "ycfg.h"
+#include "fileio.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -381,40 +382,14 @@ lt_err lt_ycfg_parse(const char *label, const char *buf, size_t len, lt_ynode **
 
 lt_err lt_ycfg_load(const char *path, lt_ynode **root, lt_why *why)
 {
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        return lt_fail(why, LT_EIO, "%s: cannot open: %s", path, strerror(errno));
-    size_t cap = 4096, len = 0;
-    char *buf = malloc(cap);
-    lt_err err = LT_OK;
-    while (buf != NULL) {
-        if (len == cap) {
-            if (cap >= MAX_FILE) {
-                err = lt_fail(why, LT_ECONFIG, "%s: larger than %u MiB", path, MAX_FILE >> 20);
-                break;
-            }
-            char *nb = realloc(buf, cap * 2);
-            if (nb == NULL) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = nb;
-            cap *= 2;
-        }
-        size_t got = fread(buf + len, 1, cap - len, f);
-        len += got;
-        if (got == 0) {
-            if (ferror(f))
-                err = lt_fail(why, LT_EIO, "%s: read error", path);
-            break;
-        }
-    }
-    fclose(f);
-    if (buf == NULL)
-        return lt_fail(why, LT_ENOMEM, "%s: out of memory", path);
-    if (err == LT_OK)
-        err = lt_ycfg_parse(path, buf, len, root, why);
+    char *buf = NULL;
+    size_t len = 0;
+    lt_err err = lt_file_read(path, MAX_FILE, &buf, &len, why);
+    if (err == LT_ETOOBIG)
+        return LT_ECONFIG; /* the contract: an oversized file is a bad config (why says so) */
+    if (err != LT_OK)
+        return err;
+    err = lt_ycfg_parse(path, buf, len, root, why);
     free(buf);
     return err;
 }
@@ -608,7 +583,7 @@ lt_err lt_ycfg_bool(const lt_ynode *map, const char *key, bool dflt, bool *out, 
 lt_err lt_ycfg_filepath(const lt_ynode *map, const char *key, const char *dflt, char **out,
                         lt_why *why)
 {
-    const char *s;
+    const char *s = NULL;
     lt_err err = lt_ycfg_str(map, key, dflt, &s, why);
     if (err != LT_OK)
         return err;

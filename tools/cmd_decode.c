@@ -6,6 +6,7 @@
 #include "charset.h"
 #include "cmd_decls.h"
 #include "err.h"
+#include "fileio.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -28,45 +29,6 @@ static void usage(FILE *out)
             "  --all            with --detect, print every candidate's score\n"
             "  FILE             a file, or - for standard input\n",
             LT_CHARSET_MIN_SCORE * 100);
-}
-
-static int read_all(const char *path, uint8_t **buf, size_t *len)
-{
-    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
-    if (f == NULL)
-        return errno ? errno : EIO;
-    size_t cap = 1 << 16, n = 0;
-    uint8_t *p = malloc(cap);
-    int rc = 0;
-    while (p != NULL) {
-        if (n == cap) {
-            uint8_t *q = cap > (SIZE_MAX >> 2) ? NULL : realloc(p, cap * 2);
-            if (q == NULL) {
-                rc = ENOMEM;
-                break;
-            }
-            p = q;
-            cap *= 2;
-        }
-        size_t r = fread(p + n, 1, cap - n, f);
-        n += r;
-        if (r == 0) {
-            if (ferror(f))
-                rc = EIO;
-            break;
-        }
-    }
-    if (p == NULL)
-        rc = ENOMEM;
-    if (f != stdin)
-        fclose(f);
-    if (rc) {
-        free(p);
-        return rc;
-    }
-    *buf = p;
-    *len = n;
-    return 0;
 }
 
 int lt_cmd_decode(int argc, char **argv)
@@ -105,13 +67,16 @@ int lt_cmd_decode(int argc, char **argv)
         fprintf(stderr, "lienthong decode: %s\n", why.msg);
         return 2;
     }
-    uint8_t *buf = NULL;
+    char *text_in = NULL;
     size_t len = 0;
-    int rc = read_all(path, &buf, &len);
-    if (rc) {
-        fprintf(stderr, "lienthong decode: %s: %s\n", path, strerror(rc));
+    lt_err rerr = strcmp(path, "-") == 0
+                      ? lt_file_read_stream(stdin, "-", SIZE_MAX, &text_in, &len, &why)
+                      : lt_file_read(path, SIZE_MAX, &text_in, &len, &why);
+    if (rerr != LT_OK) {
+        fprintf(stderr, "lienthong decode: %s\n", why.msg);
         return 1;
     }
+    const uint8_t *buf = (const uint8_t *)text_in;
     int status = 0;
     if (detect) {
         lt_charset found;
@@ -150,6 +115,6 @@ int lt_cmd_decode(int argc, char **argv)
             free(text);
         }
     }
-    free(buf);
+    free(text_in);
     return status;
 }

@@ -34,17 +34,6 @@ static void usage(FILE *out)
             lt_cmd_dlq_summary);
 }
 
-static json_object *dead_array(json_object *root)
-{
-    json_object *arr = NULL;
-    if (root != NULL && json_object_is_type(root, json_type_array))
-        return root;
-    if (root != NULL && json_object_object_get_ex(root, "dead", &arr) &&
-        json_object_is_type(arr, json_type_array))
-        return arr;
-    return NULL;
-}
-
 static const char *get_str(json_object *o, const char *key)
 {
     json_object *v = NULL;
@@ -53,13 +42,10 @@ static const char *get_str(json_object *o, const char *key)
 
 static int print_ls(const char *text)
 {
-    json_object *root = json_tokener_parse(text);
-    json_object *arr = dead_array(root);
-    if (arr == NULL) {
-        fprintf(stderr, "lienthong dlq: unexpected answer from the broker: %.200s\n", text);
-        json_object_put(root);
+    json_object *root = NULL;
+    json_object *arr = lt_tool_answer_array(text, "dead", "dlq", &root);
+    if (arr == NULL)
         return 1;
-    }
     printf("%-10s %5s %-32s %-28s %s\n", "SEQ", "DELIV", "MESSAGE_ID", "TOPIC", "REASON");
     for (size_t i = 0; i < json_object_array_length(arr); i++) {
         json_object *d = json_object_array_get_idx(arr, i);
@@ -112,13 +98,10 @@ static void add_record(json_object *d)
 
 static int print_show(const char *text)
 {
-    json_object *root = json_tokener_parse(text);
-    json_object *arr = dead_array(root);
-    if (arr == NULL) {
-        fprintf(stderr, "lienthong dlq: unexpected answer from the broker: %.200s\n", text);
-        json_object_put(root);
+    json_object *root = NULL;
+    json_object *arr = lt_tool_answer_array(text, "dead", "dlq", &root);
+    if (arr == NULL)
         return 1;
-    }
     for (size_t i = 0; i < json_object_array_length(arr); i++) {
         json_object *d = json_object_array_get_idx(arr, i);
         add_record(d);
@@ -216,13 +199,9 @@ int lt_cmd_dlq(int argc, char **argv)
         }
     }
     lt_why why = {{0}};
-    lt_tool_conn tc = {0};
-    lt_client_opts o = {.client_name = "lienthong-dlq/" LT_VERSION};
     char *json = NULL;
-    lt_err e = lt_tool_connect(cfg_path, endpoint, &o, true, &tc, &why);
-    if (e == LT_OK)
-        e = lt_client_admin(tc.client, op, queue, seqs, n, (uint32_t)limit, &json, &why);
-    lt_tool_disconnect(&tc);
+    lt_err e = lt_tool_admin(cfg_path, endpoint, "lienthong-dlq/" LT_VERSION, op, queue, seqs, n,
+                             (uint32_t)limit, &json, &why);
     free(seqs);
     if (e != LT_OK) {
         fprintf(stderr, "lienthong dlq: %s\n", why.msg);

@@ -10,6 +10,7 @@
 #include "cmd_decls.h"
 #include "envelope.h"
 #include "envfile.h"
+#include "fileio.h"
 #include "json.h"
 #include "records.h"
 #include "tool_client.h"
@@ -188,54 +189,6 @@ static void pace(struct pub *p, double rate, int64_t t0, uint64_t i)
     }
 }
 
-static char *read_all(const char *path, size_t *len, lt_why *why)
-{
-    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
-    if (f == NULL) {
-        lt_fail(why, LT_EIO, "%s: cannot open", path);
-        return NULL;
-    }
-    size_t cap = 65536, n = 0;
-    char *buf = malloc(cap);
-    while (buf != NULL) {
-        if (n + 1 >= cap) {
-            if (cap >= PUB_FILE_MAX) {
-                lt_fail(why, LT_ETOOBIG, "%s: larger than %u bytes", path, PUB_FILE_MAX);
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            char *nb = realloc(buf, cap * 2);
-            if (nb == NULL) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = nb;
-            cap *= 2;
-        }
-        size_t r = fread(buf + n, 1, cap - n - 1, f);
-        n += r;
-        if (r == 0) {
-            if (ferror(f)) {
-                lt_fail(why, LT_EIO, "%s: read error", path);
-                free(buf);
-                buf = NULL;
-            }
-            break;
-        }
-    }
-    if (f != stdin)
-        fclose(f);
-    if (buf != NULL) {
-        buf[n] = '\0';
-        *len = n;
-    } else if (why->msg[0] == '\0') {
-        lt_fail(why, LT_ENOMEM, "out of memory reading %s", path);
-    }
-    return buf;
-}
-
 /* The records to publish, as serialized payloads. */
 struct payloads {
     uint8_t **data;
@@ -280,10 +233,12 @@ static void free_payloads(struct payloads *pl)
 static lt_err load_jsonl(struct payloads *pl, const char *type, const char *path, lt_why *why)
 {
     size_t len = 0;
-    char *text = read_all(path, &len, why);
-    if (text == NULL)
-        return LT_EIO;
-    lt_err e = LT_OK;
+    char *text = NULL;
+    lt_err e = strcmp(path, "-") == 0
+                   ? lt_file_read_stream(stdin, "-", PUB_FILE_MAX, &text, &len, why)
+                   : lt_file_read(path, PUB_FILE_MAX, &text, &len, why);
+    if (e != LT_OK)
+        return e;
     size_t line = 0;
     for (char *s = text; e == LT_OK && s < text + len;) {
         char *nl = memchr(s, '\n', (size_t)(text + len - s));

@@ -52,17 +52,10 @@ static void fmt_age(int64_t ms, char *out, size_t cap)
 
 static int print_table(const char *text)
 {
-    json_object *root = json_tokener_parse(text);
-    json_object *arr = NULL;
-    if (root != NULL && json_object_is_type(root, json_type_array))
-        arr = root;
-    else if (root != NULL)
-        json_object_object_get_ex(root, "queues", &arr);
-    if (arr == NULL || !json_object_is_type(arr, json_type_array)) {
-        fprintf(stderr, "lienthong queues: unexpected answer from the broker: %.200s\n", text);
-        json_object_put(root);
+    json_object *root = NULL;
+    json_object *arr = lt_tool_answer_array(text, "queues", "queues", &root);
+    if (arr == NULL)
         return 1;
-    }
     static const char *const k_depth[] = {"depth", "pending", NULL};
     static const char *const k_unacked[] = {"unacked", "ack_pending", "inflight", NULL};
     static const char *const k_age[] = {"oldest_age_ms", NULL};
@@ -134,13 +127,9 @@ int lt_cmd_queues(int argc, char **argv)
         return 2;
     }
     lt_why why = {{0}};
-    lt_tool_conn tc = {0};
-    lt_client_opts o = {.client_name = "lienthong-queues/" LT_VERSION};
     char *json = NULL;
-    lt_err e = lt_tool_connect(cfg_path, endpoint, &o, true, &tc, &why);
-    if (e == LT_OK)
-        e = lt_client_admin(tc.client, "queues", NULL, NULL, 0, 0, &json, &why);
-    lt_tool_disconnect(&tc);
+    lt_err e = lt_tool_admin(cfg_path, endpoint, "lienthong-queues/" LT_VERSION, "queues", NULL,
+                             NULL, 0, 0, &json, &why);
     if (e != LT_OK) {
         fprintf(stderr, "lienthong queues: %s\n", why.msg);
         return 1;

@@ -19,7 +19,6 @@
 
 #include <assert.h>
 #include <getopt.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,14 +26,6 @@
 #include <unistd.h>
 
 const char lt_cmd_sink_summary[] = "consume a queue into SQLite or PostgreSQL (ack after commit)";
-
-static volatile sig_atomic_t stop_flag;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    stop_flag = 1;
-}
 
 typedef struct pending {
     uint64_t seq;
@@ -135,25 +126,33 @@ static void batch_clear(sink_run *r)
     r->n = 0;
 }
 
-/* One transaction for the whole batch. */
+/* One transaction for the whole batch, its rows written together (lt_sink_put_batch: on
+ * PostgreSQL a few multi-row INSERTs in one round trip, not one round trip per row). */
 static lt_err write_batch(sink_run *r, uint64_t *stored, uint64_t *present, lt_why *why)
 {
+    lt_sink_item *items = calloc(r->n, sizeof *items);
+    if (items == NULL)
+        return lt_fail(why, LT_ENOMEM, "out of memory");
+    for (size_t i = 0; i < r->n; i++) {
+        pending *p = &r->batch[i];
+        items[i] = (lt_sink_item){
+            .env = p->env,
+            .envelope = p->buf,
+            .len = p->len,
+            .meta = {.queue = r->queue, .broker_seq = p->seq, .received_ms = p->received_ms},
+        };
+    }
     lt_err e = lt_sink_begin(r->db, why);
+    if (e == LT_OK)
+        e = lt_sink_put_batch(r->db, items, r->n, why);
     for (size_t i = 0; e == LT_OK && i < r->n; i++) {
         pending *p = &r->batch[i];
-        lt_sink_meta m = {.queue = r->queue, .broker_seq = p->seq, .received_ms = p->received_ms};
-        bool ins = false;
-        p->row_err = LT_OK;
-        e = lt_sink_put(r->db, p->env, p->buf, p->len, &m, &ins, &p->row_why);
-        if (e == LT_ENOTFOUND || e == LT_EPROTO || e == LT_EINVAL) {
-            p->row_err = e; /* nothing written for it; the transaction goes on */
-            e = LT_OK;
-        } else if (e == LT_OK) {
-            (*(ins ? stored : present))++;
-        } else {
-            lt_fail(why, e, "%s", p->row_why.msg);
-        }
+        p->row_err = items[i].err; /* nothing written for it; NAKed after the commit */
+        p->row_why = items[i].why;
+        if (items[i].err == LT_OK)
+            (*(items[i].inserted ? stored : present))++;
     }
+    free(items);
     if (e == LT_OK)
         return lt_sink_commit(r->db, why);
     lt_sink_rollback(r->db);
@@ -183,7 +182,7 @@ static lt_err flush_batch(sink_run *r)
         if (attempt < 3) {
             /* Keep the broker connection alive while waiting. */
             int64_t until = lt_tool_mono_ms() + (1000 << attempt);
-            while (!stop_flag && lt_tool_mono_ms() < until)
+            while (!lt_tool_stopping() && lt_tool_mono_ms() < until)
                 lt_client_poll(r->c, 100, NULL);
             e = LT_OK;
         }
@@ -291,11 +290,7 @@ int lt_cmd_sink(int argc, char **argv)
         return 2;
     }
 
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal; /* no SA_RESTART: the poll returns so the loop sees the flag */
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    lt_tool_catch_stop();
 
     lt_why why = {{0}};
     sink_run r = {.db_url = db_url, .queue = queue, .max = count, .cap = (size_t)batch};
@@ -327,7 +322,7 @@ int lt_cmd_sink(int argc, char **argv)
     fprintf(stderr, "lienthong sink: %s -> %s (%s), batch %llu\n", queue, db_url,
             lt_sink_backend(r.db), (unsigned long long)batch);
     int64_t last = lt_tool_mono_ms(), shown = last;
-    while (!stop_flag && !r.error && (count == 0 || r.handled < count)) {
+    while (!lt_tool_stopping() && !r.error && (count == 0 || r.handled < count)) {
         int64_t now = lt_tool_mono_ms();
         if (timeout_s > 0 && now - last >= (int64_t)timeout_s * 1000)
             break;

@@ -13,20 +13,11 @@
 
 #include <getopt.h>
 #include <json-c/json.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 const char lt_cmd_sub_summary[] = "consume a queue: print each record as JSON, then ack it";
-
-static volatile sig_atomic_t stop_flag;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    stop_flag = 1;
-}
 
 struct sub {
     lt_client *c;
@@ -201,11 +192,7 @@ int lt_cmd_sub(int argc, char **argv)
         return 2;
     }
 
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal; /* no SA_RESTART: the poll returns so the loop sees the flag */
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    lt_tool_catch_stop();
 
     lt_why why = {{0}};
     lt_client_opts o = {.client_name = "lienthong-sub/" LT_VERSION};
@@ -228,7 +215,7 @@ int lt_cmd_sub(int argc, char **argv)
         return 1;
     }
     int64_t last = lt_tool_mono_ms();
-    while (!stop_flag && !s.error && (count == 0 || s.seen < count)) {
+    while (!lt_tool_stopping() && !s.error && (count == 0 || s.seen < count)) {
         int64_t now = lt_tool_mono_ms();
         if (timeout_s > 0 && now - last >= (int64_t)timeout_s * 1000)
             break;

@@ -5,6 +5,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +42,37 @@ void lt_tool_disconnect(lt_tool_conn *tc)
     lt_client_close(&tc->client);
     lt_signer_destroy(&tc->signer);
     lt_agency_config_destroy(&tc->cfg);
+}
+
+lt_err lt_tool_admin(const char *cfg_path, const char *endpoint, const char *client_name,
+                     const char *op, const char *queue, const uint64_t *seqs, size_t n,
+                     uint32_t limit, char **json_out, lt_why *why)
+{
+    lt_tool_conn tc = {0};
+    lt_client_opts o = {.client_name = client_name};
+    lt_err e = lt_tool_connect(cfg_path, endpoint, &o, true, &tc, why);
+    if (e == LT_OK)
+        e = lt_client_admin(tc.client, op, queue, seqs, n, limit, json_out, why);
+    lt_tool_disconnect(&tc);
+    return e;
+}
+
+json_object *lt_tool_answer_array(const char *text, const char *key, const char *cmd,
+                                  json_object **root)
+{
+    json_object *r = json_tokener_parse(text), *arr = NULL;
+    if (r != NULL && json_object_is_type(r, json_type_array))
+        arr = r;
+    else if (r != NULL)
+        json_object_object_get_ex(r, key, &arr);
+    if (arr == NULL || !json_object_is_type(arr, json_type_array)) {
+        fprintf(stderr, "lienthong %s: unexpected answer from the broker: %.200s\n", cmd, text);
+        json_object_put(r);
+        *root = NULL;
+        return NULL;
+    }
+    *root = r;
+    return arr;
 }
 
 void lt_tool_hex(const uint8_t *data, size_t len, char *out)
@@ -104,6 +136,28 @@ bool lt_tool_parse_iso8601(const char *s, int64_t *out_ms)
         return false;
     *out_ms = ((int64_t)t - off_s) * 1000 + ms;
     return true;
+}
+
+static volatile sig_atomic_t stop_flag;
+
+static void on_stop_signal(int sig)
+{
+    (void)sig;
+    stop_flag = 1;
+}
+
+void lt_tool_catch_stop(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+bool lt_tool_stopping(void)
+{
+    return stop_flag != 0;
 }
 
 int64_t lt_tool_mono_ms(void)

@@ -3,6 +3,7 @@
  * integration tests. Every wait is bounded by a deadline and polls a condition.
  */
 #include "harness.h"
+#include "fileio.h"
 
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -13,6 +14,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,7 +53,7 @@ char *it_path(const it_env *e, const char *rel, char *out)
 {
     int n;
     if (rel[0] == '/')
-        n = snprintf(out, IT_PATH_MAX, "%s", rel);
+        n = snprintf(out, IT_PATH_MAX, "%.*s", IT_PATH_MAX - 1, rel);
     else
         n = snprintf(out, IT_PATH_MAX, "%s/%.*s", e->dir, IT_PATH_MAX / 2 - 2, rel);
     (void)n; /* paths here are short; a truncated one fails to open loudly */
@@ -77,33 +79,12 @@ char *it_read_file(const it_env *e, const char *rel, size_t *len)
 {
     char p[IT_PATH_MAX];
     it_path(e, rel, p);
-    FILE *f = fopen(p, "rb");
-    if (f == NULL)
+    char *buf = NULL;
+    size_t n = 0;
+    if (lt_file_read(p, SIZE_MAX, &buf, &n, NULL) != LT_OK)
         return NULL;
-    size_t cap = 4096, n = 0;
-    char *buf = malloc(cap);
-    while (buf != NULL) {
-        if (n + 1 >= cap) {
-            char *nb = realloc(buf, cap * 2);
-            if (nb == NULL) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = nb;
-            cap *= 2;
-        }
-        size_t r = fread(buf + n, 1, cap - n - 1, f);
-        if (r == 0)
-            break;
-        n += r;
-    }
-    fclose(f);
-    if (buf != NULL) {
-        buf[n] = '\0';
-        if (len != NULL)
-            *len = n;
-    }
+    if (len != NULL)
+        *len = n;
     return buf;
 }
 
@@ -233,6 +214,13 @@ pid_t it_cli_spawn(it_env *e, const char *out_rel, ...)
     pid_t pid = cli_spawn_v(e, out_rel, ap);
     va_end(ap);
     return pid;
+}
+
+pid_t it_spawn_prog(char *const argv[], const char *out_path)
+{
+    char err_path[IT_PATH_MAX + 8];
+    snprintf(err_path, sizeof err_path, "%s.err", out_path);
+    return spawn(argv, out_path, err_path, false);
 }
 
 /* Replace the value of every "endpoint:" line of path with ep. */

@@ -88,6 +88,11 @@ int it_cli(it_env *e, const char *out_rel, int timeout_ms, ...) __attribute__((s
  * -1. Collect it with it_wait. */
 pid_t it_cli_spawn(it_env *e, const char *out_rel, ...) __attribute__((sentinel));
 
+/* posix_spawn argv (argv[0] an absolute path) with stdin from /dev/null, stdout to out_path
+ * and stderr to out_path + ".err" (both truncated). Its pid, or -1 (message on stderr).
+ * Collect it with it_wait. */
+pid_t it_spawn_prog(char *const argv[], const char *out_path);
+
 /* Wait for pid at most timeout_ms (then SIGKILL); exit status as it_cli. */
 int it_wait(pid_t pid, int timeout_ms);
 

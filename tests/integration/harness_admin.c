@@ -7,11 +7,9 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <http_parser.h>
 #include <netinet/in.h>
 #include <poll.h>
-#include <spawn.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,8 +18,6 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
-
-extern char **environ;
 
 #define IT_HTTP_BODY_MAX (64u << 20)
 
@@ -234,23 +230,4 @@ bool it_use_dev_init_config(it_env *e)
     free(a);
     free(text);
     return ok;
-}
-
-pid_t it_spawn_prog(char *const argv[], const char *out_path)
-{
-    char err_path[IT_PATH_MAX + 8];
-    snprintf(err_path, sizeof err_path, "%s.err", out_path);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 1, out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_addopen(&fa, 2, err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    pid_t pid = -1;
-    int r = posix_spawn(&pid, argv[0], &fa, NULL, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    if (r != 0) {
-        fprintf(stderr, "harness: cannot spawn %s: %s\n", argv[0], strerror(r));
-        return -1;
-    }
-    return pid;
 }

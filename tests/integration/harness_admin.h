@@ -36,11 +36,6 @@ void it_http_resp_fini(it_http_resp *r);
  * (cap bytes). false if it cannot be read or is empty. */
 bool it_admin_token(const it_env *e, char *tok, size_t cap);
 
-/* posix_spawn argv (argv[0] an absolute path) with stdin from /dev/null, stdout to out_path
- * and stderr to out_path + ".err" (both truncated). Its pid, or -1 (message on stderr).
- * Collect it with it_wait. */
-pid_t it_spawn_prog(char *const argv[], const char *out_path);
-
 /* Turn the broker.yaml dev-init wrote into e's (its listen and admin addresses replaced by
  * e's free ports, everything else as dev-init wrote it) and write it. false on failure. */
 bool it_use_dev_init_config(it_env *e);

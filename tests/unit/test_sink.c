@@ -626,6 +626,129 @@ static void the_current_view_holds_the_latest_record_per_natural_key(void **stat
     cmocka_unit_test_prestate_setup_teardown(fn, setup, teardown, &sqlite_b),                 \
         cmocka_unit_test_prestate_setup_teardown(fn, setup, teardown, &pg_b)
 
+/* One lt_sink_put_batch in its own transaction; the items' outcomes stay in it. */
+static void batch_commit(struct fx *f, lt_sink_item *items, uint8_t **bufs, size_t *lens,
+                         lt_env **envs, size_t n)
+{
+    lt_why why;
+    for (size_t i = 0; i < n; i++) {
+        if (envs[i] == NULL && lt_env_decode(bufs[i], lens[i], NULL, &envs[i], &why) != LT_OK)
+            fail_msg("decode %zu: %s", i, why.msg);
+        items[i] = (lt_sink_item){.env = envs[i], .envelope = bufs[i], .len = lens[i],
+                                  .meta = {.queue = "q.test", .broker_seq = i + 1,
+                                           .received_ms = f->now + 1000}};
+    }
+    assert_int_equal(lt_sink_begin(f->s, &why), LT_OK);
+    if (lt_sink_put_batch(f->s, items, n, &why) != LT_OK)
+        fail_msg("put_batch: %s", why.msg);
+    if (lt_sink_commit(f->s, &why) != LT_OK)
+        fail_msg("commit: %s", why.msg);
+}
+
+/* 307 birth registrations (PostgreSQL: multi-row INSERTs in one pipeline), two of them
+ * repeated (in the same statement, in another one), one stored before, two population
+ * records (a second table), an unknown record type, a payload that is not a record, and a
+ * broker sequence out of range, all in one batch. */
+#define NB 307
+
+static void a_batch_tells_each_row_new_or_present_and_refuses_bad_rows_alone(void **state)
+{
+    struct fx *f = fx_of(state);
+    lt_why why;
+    enum { DUP = NB, STORED, POP1, POP2, UNKNOWN, GARBAGE, SEQ, N };
+    uint8_t *bufs[N] = {0};
+    size_t lens[N] = {0};
+    lt_env *envs[N] = {0};
+    lt_sink_item *items = calloc(N, sizeof *items);
+    assert_non_null(items);
+    char *birth = read_sample("BirthRegistration"), *pop = read_sample("PopulationRecord");
+    for (size_t i = 0; i < NB; i++)
+        bufs[i] = seal_json(f->a, "lienthong.v1.records.BirthRegistration", birth,
+                            f->now - (int64_t)i, &lens[i]);
+    /* Item 1 repeats item 0 in the same statement, DUP repeats item 100 in another. */
+    free(bufs[1]);
+    bufs[1] = malloc(lens[0]);
+    assert_non_null(bufs[1]);
+    memcpy(bufs[1], bufs[0], lens[0]);
+    lens[1] = lens[0];
+    bufs[DUP] = malloc(lens[100]);
+    assert_non_null(bufs[DUP]);
+    memcpy(bufs[DUP], bufs[100], lens[100]);
+    lens[DUP] = lens[100];
+    bufs[STORED] = seal_json(f->a, "lienthong.v1.records.BirthRegistration", birth, 0,
+                             &lens[STORED]);
+    assert_true(put_commit(f, bufs[STORED], lens[STORED], 1000));
+    bufs[POP1] = seal_json(f->a, "lienthong.v1.records.PopulationRecord", pop, 0, &lens[POP1]);
+    bufs[POP2] = seal_json(f->a, "lienthong.v1.records.PopulationRecord", pop, 0, &lens[POP2]);
+    lt_env_spec spec = {.topic = "79.760.test.sink",
+                        .record_type = "lienthong.v1.records.NoSuchRecord",
+                        .payload = (const uint8_t *)"", .payload_len = 0};
+    assert_int_equal(lt_env_seal(f->a, &spec, &bufs[UNKNOWN], &lens[UNKNOWN], &why), LT_OK);
+    static const uint8_t junk[] = {0xff, 0xff, 0xff, 0xff, 0x0f};
+    spec.record_type = "lienthong.v1.records.BirthRegistration";
+    spec.payload = junk;
+    spec.payload_len = sizeof junk;
+    assert_int_equal(lt_env_seal(f->a, &spec, &bufs[GARBAGE], &lens[GARBAGE], &why), LT_OK);
+    bufs[SEQ] = seal_json(f->a, "lienthong.v1.records.BirthRegistration", birth, 0, &lens[SEQ]);
+
+    batch_commit(f, items, bufs, lens, envs, N);
+    for (size_t i = 0; i < NB; i++) {
+        assert_int_equal(items[i].err, LT_OK);
+        assert_int_equal(items[i].inserted, i != 1);
+    }
+    assert_int_equal(items[DUP].err, LT_OK);
+    assert_false(items[DUP].inserted); /* the earlier copy in the batch was the new one */
+    assert_int_equal(items[STORED].err, LT_OK);
+    assert_false(items[STORED].inserted);
+    assert_true(items[POP1].inserted && items[POP2].inserted);
+    assert_int_equal(items[UNKNOWN].err, LT_ENOTFOUND);
+    assert_non_null(strstr(items[UNKNOWN].why.msg, "NoSuchRecord"));
+    assert_false(items[UNKNOWN].inserted);
+    assert_int_equal(items[GARBAGE].err, LT_EPROTO);
+    assert_int_equal(items[SEQ].err, LT_OK);
+    assert_true(items[SEQ].inserted);
+    assert_int_equal(count_rows(f, "birth_registration"), NB + 1);
+    assert_int_equal(count_rows(f, "population_record"), 2);
+    /* Each row holds its own envelope and sequence number. */
+    assert_int_equal(q1_long(f, "SELECT count(DISTINCT broker_seq) FROM %s", "birth_registration"),
+                     NB + 1);
+
+    /* Everything again, with a sequence out of range: nothing is new, the bad ones are
+     * refused again, and the transaction still commits. */
+    assert_int_equal(lt_sink_begin(f->s, &why), LT_OK);
+    items[SEQ].meta.broker_seq = (uint64_t)INT64_MAX + 1;
+    assert_int_equal(lt_sink_put_batch(f->s, items, N, &why), LT_OK);
+    if (lt_sink_commit(f->s, &why) != LT_OK)
+        fail_msg("commit: %s", why.msg);
+    for (size_t i = 0; i < N; i++)
+        assert_false(items[i].inserted);
+    assert_int_equal(items[SEQ].err, LT_EINVAL);
+    assert_int_equal(items[UNKNOWN].err, LT_ENOTFOUND);
+    assert_int_equal(items[GARBAGE].err, LT_EPROTO);
+    assert_int_equal(items[0].err, LT_OK);
+    assert_int_equal(count_rows(f, NULL), NB + 1 + 2);
+
+    /* What the batch wrote verifies like any row. */
+    lt_sink_verify_stats st = {0};
+    assert_int_equal(lt_sink_verify_rows(f->s, f->trust, NULL, NULL, &st, &why), LT_OK);
+    assert_int_equal(st.rows, NB + 3);
+    assert_int_equal(st.bad, 0);
+
+    /* Outside a transaction, and an empty batch. */
+    assert_int_equal(lt_sink_put_batch(f->s, items, 1, &why), LT_EINVAL);
+    assert_int_equal(lt_sink_begin(f->s, &why), LT_OK);
+    assert_int_equal(lt_sink_put_batch(f->s, items, 0, &why), LT_OK);
+    lt_sink_rollback(f->s);
+
+    for (size_t i = 0; i < N; i++) {
+        lt_env_destroy(&envs[i]);
+        free(bufs[i]);
+    }
+    free(items);
+    free(birth);
+    free(pop);
+}
+
 int main(void)
 {
     static enum backend sqlite_b = B_SQLITE, pg_b = B_PG;
@@ -642,6 +765,7 @@ int main(void)
         BOTH(a_grown_record_type_adds_its_missing_columns),
         BOTH(verify_reports_tampered_forged_and_revoked_rows),
         BOTH(the_current_view_holds_the_latest_record_per_natural_key),
+        BOTH(a_batch_tells_each_row_new_or_present_and_refuses_bad_rows_alone),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

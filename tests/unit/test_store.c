@@ -1,7 +1,7 @@
 /* test_store.c - the durable store: append/dedup/ack/refs, nak, DLQ, replay, retention,
  * back-pressure, batch isolation of failures, durability across close and kill -9, and
  * LMDB's error paths (map full, failing put, failing commit). */
-/* LT_WRAP: mdb_put mdb_txn_commit */
+/* LT_WRAP: mdb_put mdb_txn_commit mdb_env_sync */
 #include "store.h"
 
 #include <errno.h>
@@ -26,7 +26,11 @@ int __wrap_mdb_put(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, MDB_val *data, unsig
 int __real_mdb_txn_commit(MDB_txn *txn);
 int __wrap_mdb_txn_commit(MDB_txn *txn);
 
+int __real_mdb_env_sync(MDB_env *env, int force);
+int __wrap_mdb_env_sync(MDB_env *env, int force);
+
 static bool mock_put, mock_commit;
+static int fail_sync; /* != 0: the store's next flushes fail with it */
 
 /* When armed, each call takes its outcome from will_return: 0 = do the real call. */
 int __wrap_mdb_put(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, MDB_val *data, unsigned flags)
@@ -49,6 +53,13 @@ int __wrap_mdb_txn_commit(MDB_txn *txn)
         }
     }
     return __real_mdb_txn_commit(txn);
+}
+
+int __wrap_mdb_env_sync(MDB_env *env, int force)
+{
+    if (fail_sync)
+        return fail_sync;
+    return __real_mdb_env_sync(env, force);
 }
 
 /* ---- fixture ---------------------------------------------------------------------------- */
@@ -99,6 +110,7 @@ static int setup(void **state)
         lt_store_queue_declare(f->s, "q.two", &no_limits, &f->q2, &why))
         return -1;
     mock_put = mock_commit = false;
+    fail_sync = 0;
     *state = f;
     return 0;
 }
@@ -107,6 +119,7 @@ static int teardown(void **state)
 {
     fx *f = *state;
     mock_put = mock_commit = false;
+    fail_sync = 0;
     lt_store_close(&f->s);
     rm_dir(f->dir);
     free(f);
@@ -530,7 +543,10 @@ static void full_queue_refuses_with_queue_full_naming_it(void **state)
     lt_store_abort(f->s);
 }
 
-static void a_failing_put_does_not_doom_the_other_messages_of_the_batch(void **state)
+/* Contract since the store stopped nesting a transaction per operation: a write LMDB
+ * refuses (map full, I/O error) fails the whole batch - later operations and the commit
+ * return the same error and nothing of the batch is stored. */
+static void a_failing_put_fails_the_whole_batch_and_stores_nothing(void **state)
 {
     fx *f = *state;
     lt_why why;
@@ -546,27 +562,257 @@ static void a_failing_put_does_not_doom_the_other_messages_of_the_batch(void **s
     assert_int_equal(put_msg(f, 2, &f->q1, 1, 1000, &s2, &dup, &why), LT_ESTORE_FULL);
     assert_non_null(strstr(why.msg, "map_size_mb"));
     mock_put = false;
-    assert_int_equal(put_msg(f, 3, &f->q1, 1, 1000, &s3, &dup, &why), LT_OK);
-    assert_int_equal(s3, s1 + 1); /* the failed one took no seq */
-    /* an ack failing inside the step leaves the batch too */
-    commit_ok(f);
-    seen p = pending(f, f->q1);
-    assert_int_equal(p.n, 2);
-    assert_string_equal(p.env[0], "env-1");
-    assert_string_equal(p.env[1], "env-3");
-    assert_int_equal(stats(f, f->q1).depth, 2);
-    /* the refused id was not remembered: it can be published again */
+    /* the batch is spent: everything after says so, and the commit stores nothing */
+    assert_int_equal(put_msg(f, 3, &f->q1, 1, 1000, &s3, &dup, &why), LT_ESTORE_FULL);
+    assert_non_null(strstr(why.msg, "batch failed"));
+    assert_int_equal(lt_store_ack(f->s, f->q1, s1, 1000, &why), LT_ESTORE_FULL);
+    assert_int_equal(lt_store_commit(f->s, &why), LT_ESTORE_FULL);
+    assert_int_equal(pending(f, f->q1).n, 0);
+    assert_int_equal(stats(f, f->q1).depth, 0);
+    assert_int_equal(lt_store_next_seq(f->s), s1);
+    /* no id of the failed batch was remembered: all can be published again */
     assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
-    assert_int_equal(put_msg(f, 2, &f->q1, 1, 1000, &s2, &dup, &why), LT_OK);
-    assert_false(dup);
-    /* a dead-letter whose put fails leaves the entry pending */
+    for (unsigned i = 1; i <= 3; i++) {
+        assert_int_equal(put_msg(f, i, &f->q1, 1, 1000, &s2, &dup, &why), LT_OK);
+        assert_false(dup);
+        assert_int_equal(s2, s1 + i - 1);
+    }
+    commit_ok(f);
+    assert_int_equal(stats(f, f->q1).depth, 3);
+    /* a dead-letter whose put fails: the batch (with its ack) is refused, the entry stays
+     * pending */
+    assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
+    assert_int_equal(lt_store_ack(f->s, f->q1, s1 + 1, 2000, &why), LT_OK);
     mock_put = true;
     will_return(__wrap_mdb_put, EIO);
     assert_int_equal(lt_store_dead_letter(f->s, f->q1, s1, 5, "x", 2000, &why), LT_ESTORE);
     mock_put = false;
-    commit_ok(f);
+    assert_int_equal(lt_store_commit(f->s, &why), LT_ESTORE);
     assert_int_equal(pending(f, f->q1).n, 3);
     assert_int_equal(stats(f, f->q1).dlq_depth, 0);
+}
+
+/* Refusals of the operation itself (duplicate, queue full, not found) write nothing and
+ * keep the batch. */
+static void a_refused_operation_keeps_the_batch(void **state)
+{
+    fx *f = *state;
+    lt_why why;
+    uint64_t s1, s2;
+    bool dup;
+    uint32_t q;
+    lt_store_queue_limits one = {1, 0, 0};
+    assert_int_equal(lt_store_queue_declare(f->s, "q.small", &one, &q, &why), LT_OK);
+    assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
+    assert_int_equal(put_msg(f, 1, &q, 1, 1000, &s1, &dup, &why), LT_OK);
+    assert_int_equal(put_msg(f, 2, &q, 1, 1000, &s2, &dup, &why), LT_EQUEUE_FULL);
+    assert_int_equal(lt_store_ack(f->s, f->q1, 999, 1000, &why), LT_ENOTFOUND);
+    assert_int_equal(lt_store_dlq_drop(f->s, f->q1, 999, 1000, &why), LT_ENOTFOUND);
+    assert_int_equal(put_msg(f, 3, &f->q1, 1, 1000, &s2, &dup, &why), LT_OK);
+    assert_int_equal(s2, s1 + 1);
+    commit_ok(f);
+    assert_int_equal(stats(f, q).depth, 1);
+    assert_int_equal(stats(f, f->q1).depth, 1);
+}
+
+/* An envelope-shaped message: field 1 (header), 2 (payload), 3 (signature), then 5 (the
+ * certificate) where cert_last, else before the signature. */
+static size_t fake_env(uint8_t *out, const uint8_t *cert, size_t cert_len, bool cert_last,
+                       size_t *field_off, const uint8_t **der)
+{
+    size_t n = 0;
+    const char *hdr = "header-bytes", *pl = "payload-bytes", *sig = "signature";
+    out[n++] = 0x0a;
+    out[n++] = (uint8_t)strlen(hdr);
+    memcpy(out + n, hdr, strlen(hdr));
+    n += strlen(hdr);
+    out[n++] = 0x12;
+    out[n++] = (uint8_t)strlen(pl);
+    memcpy(out + n, pl, strlen(pl));
+    n += strlen(pl);
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass == (cert_last ? 1 : 0)) {
+            *field_off = n;
+            out[n++] = 0x2a;
+            out[n++] = (uint8_t)(0x80 | (cert_len & 0x7f)); /* two-byte varint */
+            out[n++] = (uint8_t)(cert_len >> 7);
+            *der = out + n;
+            memcpy(out + n, cert, cert_len);
+            n += cert_len;
+        } else {
+            out[n++] = 0x1a;
+            out[n++] = (uint8_t)strlen(sig);
+            memcpy(out + n, sig, strlen(sig));
+            n += strlen(sig);
+        }
+    }
+    return n;
+}
+
+typedef struct envcopy {
+    size_t n;
+    uint8_t buf[4][1024];
+    size_t len[4];
+} envcopy;
+
+static int copy_env(void *arg, const lt_store_entry *e)
+{
+    envcopy *c = arg;
+    if (c->n < 4 && e->env_len <= sizeof c->buf[0]) {
+        memcpy(c->buf[c->n], e->env, e->env_len);
+        c->len[c->n] = e->env_len;
+    }
+    c->n++;
+    return 0;
+}
+
+static void certificates_are_stored_once_and_every_read_returns_the_envelope_as_received(
+    void **state)
+{
+    fx *f = *state;
+    lt_why why;
+    uint8_t cert[300], env[2][700];
+    for (size_t i = 0; i < sizeof cert; i++)
+        cert[i] = (uint8_t)(i * 7);
+    uint8_t key_id[32];
+    memset(key_id, 0x5c, sizeof key_id);
+    uint64_t seq[3];
+    bool dup;
+    size_t len[2];
+    assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
+    for (int i = 0; i < 2; i++) {
+        lt_store_cert c = {.key_id = key_id, .der_len = sizeof cert};
+        len[i] = fake_env(env[i], cert, sizeof cert, i == 0, &c.field_off, &c.der);
+        c.field_len = 3 + sizeof cert;
+        uint8_t id[16];
+        mkid(id, 10 + (unsigned)i);
+        assert_int_equal(lt_store_append_cert(f->s, id, &f->q1, 1, env[i], len[i], &c, 1000,
+                                              &seq[i], &dup, &why),
+                         LT_OK);
+    }
+    /* a description that does not match the bytes: stored verbatim, read back the same */
+    lt_store_cert bad = {.key_id = key_id, .der = env[0] + 1, .der_len = 5, .field_off = 0,
+                         .field_len = 7};
+    uint8_t id[16];
+    mkid(id, 12);
+    assert_int_equal(lt_store_append_cert(f->s, id, &f->q1, 1, env[0], len[0], &bad, 1000,
+                                          &seq[2], &dup, &why),
+                     LT_OK);
+    commit_ok(f);
+    envcopy got;
+    memset(&got, 0, sizeof got);
+    assert_int_equal(lt_store_pending(f->s, f->q1, 0, 0, copy_env, &got, NULL, &why), LT_OK);
+    assert_int_equal(got.n, 3);
+    for (int i = 0; i < 3; i++) {
+        size_t want = i < 2 ? len[i] : len[0];
+        assert_int_equal(got.len[i], want);
+        assert_memory_equal(got.buf[i], i < 2 ? env[i] : env[0], want);
+    }
+    /* the dead-letter view and replay get the same bytes */
+    assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
+    assert_int_equal(lt_store_dead_letter(f->s, f->q1, seq[1], 3, "poison", 2000, &why), LT_OK);
+    commit_ok(f);
+    memset(&got, 0, sizeof got);
+    assert_int_equal(lt_store_dlq_list(f->s, f->q1, 0, 0, copy_env, &got, NULL, &why), LT_OK);
+    assert_int_equal(got.n, 1);
+    assert_int_equal(got.len[0], len[1]);
+    assert_memory_equal(got.buf[0], env[1], len[1]);
+    memset(&got, 0, sizeof got);
+    assert_int_equal(lt_store_replay(f->s, f->q1, 1, 0, copy_env, &got, NULL, &why), LT_OK);
+    assert_int_equal(got.n, 3);
+    assert_memory_equal(got.buf[1], env[1], len[1]);
+    memset(&got, 0, sizeof got);
+    assert_int_equal(lt_store_get(f->s, f->q1, seq[0], copy_env, &got, &why), LT_OK);
+    assert_int_equal(got.len[0], len[0]);
+    assert_memory_equal(got.buf[0], env[0], len[0]);
+    /* and after reopening (the certificate comes from disk, not from memory) */
+    lt_store_close(&f->s);
+    open_store(f, 64ULL << 20);
+    memset(&got, 0, sizeof got);
+    assert_int_equal(lt_store_pending(f->s, f->q1, 0, 0, copy_env, &got, NULL, &why), LT_OK);
+    assert_int_equal(got.n, 2);
+    assert_memory_equal(got.buf[0], env[0], len[0]);
+}
+
+static void a_batch_committed_without_sync_is_hidden_from_readers_until_synced(void **state)
+{
+    fx *f = *state;
+    lt_why why;
+    uint64_t s1, ticket = 0;
+    bool dup;
+    assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
+    assert_int_equal(put_msg(f, 1, &f->q1, 1, 1000, &s1, &dup, &why), LT_OK);
+    assert_int_equal(lt_store_commit_nosync(f->s, &ticket, &why), LT_OK);
+    assert_int_equal(ticket, s1 + 1);
+    assert_int_equal(pending(f, f->q1).n, 0);
+    /* the next batch may begin before the sync */
+    assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
+    assert_int_equal(put_msg(f, 1, &f->q1, 1, 1000, &s1, &dup, &why), LT_OK);
+    assert_true(dup);
+    assert_int_equal(lt_store_sync(f->s, ticket, &why), LT_OK);
+    assert_int_equal(pending(f, f->q1).n, 1);
+    commit_ok(f);
+    assert_int_equal(pending(f, f->q1).n, 1);
+}
+
+static int count_get(void *arg, const lt_store_entry *e)
+{
+    (void)e;
+    (*(size_t *)arg)++;
+    return 1;
+}
+
+/* lt_store_get, the redelivery and dlq.show read, sees no more than the scans do. */
+static void a_message_not_yet_synced_is_not_found_by_get(void **state)
+{
+    fx *f = *state;
+    lt_why why;
+    uint64_t s1, ticket = 0;
+    bool dup;
+    size_t n = 0;
+    assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
+    assert_int_equal(put_msg(f, 1, &f->q1, 1, 1000, &s1, &dup, &why), LT_OK);
+    assert_int_equal(lt_store_commit_nosync(f->s, &ticket, &why), LT_OK);
+    assert_int_equal(lt_store_get(f->s, f->q1, s1, count_get, &n, &why), LT_ENOTFOUND);
+    assert_int_equal(n, 0);
+    assert_int_equal(lt_store_sync(f->s, ticket, &why), LT_OK);
+    assert_int_equal(lt_store_get(f->s, f->q1, s1, count_get, &n, &why), LT_OK);
+    assert_int_equal(n, 1);
+}
+
+/* A failed flush leaves everything committed since the last good one of unknown durability,
+ * and a later flush that "succeeds" proves nothing about it (the kernel may have dropped the
+ * failed pages). So the first failure is final: later syncs refuse (no ack), new batches are
+ * refused, the messages stay hidden; reopening starts again from what is on disk. */
+static void a_failed_flush_is_final_until_the_store_is_reopened(void **state)
+{
+    fx *f = *state;
+    lt_why why;
+    uint64_t s1, s2, t1 = 0, t2 = 0;
+    bool dup;
+    assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
+    assert_int_equal(put_msg(f, 1, &f->q1, 1, 1000, &s1, &dup, &why), LT_OK);
+    assert_int_equal(lt_store_commit_nosync(f->s, &t1, &why), LT_OK);
+    /* the writer goes on with the next batch while the first one's flush runs */
+    assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
+    assert_int_equal(put_msg(f, 2, &f->q1, 1, 1000, &s2, &dup, &why), LT_OK);
+    fail_sync = EIO;
+    assert_int_equal(lt_store_sync(f->s, t1, &why), LT_ESTORE);
+    assert_non_null(strstr(why.msg, "flush"));
+    fail_sync = 0;
+    assert_int_equal(lt_store_commit_nosync(f->s, &t2, &why), LT_OK); /* opened before */
+    assert_int_equal(lt_store_sync(f->s, t2, &why), LT_ESTORE);       /* but never acked */
+    assert_int_equal(lt_store_sync(f->s, t1, &why), LT_ESTORE);
+    assert_int_equal(pending(f, f->q1).n, 0);
+    assert_int_equal(lt_store_begin(f->s, &why), LT_ESTORE);
+    assert_non_null(strstr(why.msg, "restart"));
+    assert_int_equal(lt_store_commit(f->s, &why), LT_EAGAIN); /* no batch open */
+    lt_store_close(&f->s);
+    open_store(f, 64ULL << 20);
+    assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
+    assert_int_equal(put_msg(f, 3, &f->q1, 1, 1000, &s1, &dup, &why), LT_OK);
+    commit_ok(f);
+    assert_true(pending(f, f->q1).n >= 1);
 }
 
 static void a_failing_commit_stores_nothing_and_reuses_the_seqs(void **state)
@@ -620,6 +866,83 @@ static void operations_outside_a_batch_are_refused(void **state)
     assert_int_equal(lt_store_queue_declare(f->s, "q.x", &no_limits, &qid, &why), LT_EAGAIN);
     lt_store_abort(f->s);
     assert_int_equal(lt_store_queue_declare(f->s, "", &no_limits, &qid, &why), LT_EINVAL);
+}
+
+/* Rewrite the closed store in f->dir as the layout `version` wrote it: meta "version" set,
+ * and (for layout 1) no certs database. */
+static void set_layout(fx *f, uint32_t version, bool drop_certs)
+{
+    MDB_env *env = NULL;
+    MDB_txn *txn = NULL;
+    MDB_dbi meta, certs;
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 16), 0);
+    assert_int_equal(mdb_env_set_mapsize(env, 64ULL << 20), 0);
+    assert_int_equal(mdb_env_open(env, f->dir, 0, 0600), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "meta", 0, &meta), 0);
+    uint8_t b[4] = {(uint8_t)(version >> 24), (uint8_t)(version >> 16), (uint8_t)(version >> 8),
+                    (uint8_t)version};
+    MDB_val k = {7, (void *)"version"}, v = {4, b};
+    assert_int_equal(mdb_put(txn, meta, &k, &v, 0), 0);
+    if (drop_certs) {
+        assert_int_equal(mdb_dbi_open(txn, "certs", 0, &certs), 0);
+        assert_int_equal(mdb_drop(txn, certs, 1), 0);
+    }
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+}
+
+/* A layout-1 store (envelopes stored whole, no certs database) opens as layout 2: its
+ * messages read back unchanged, new ones get the certificate treatment. An unknown
+ * layout is refused, not misread. */
+static void a_layout_1_store_is_upgraded_in_place_and_a_newer_one_is_refused(void **state)
+{
+    fx *f = *state;
+    lt_why why;
+    uint64_t s1, s2;
+    bool dup;
+    assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
+    assert_int_equal(put_msg(f, 1, &f->q1, 1, 1000, &s1, &dup, &why), LT_OK);
+    commit_ok(f);
+    lt_store_close(&f->s);
+    set_layout(f, 1, true);
+    open_store(f, 64ULL << 20);
+    seen p = pending(f, f->q1);
+    assert_int_equal(p.n, 1);
+    assert_string_equal(p.env[0], "env-1");
+    /* a certificate-carrying envelope after the upgrade */
+    uint8_t cert[200], env[600];
+    for (size_t i = 0; i < sizeof cert; i++)
+        cert[i] = (uint8_t)(i * 3 + 1);
+    uint8_t key_id[32], id[16];
+    memset(key_id, 0x17, sizeof key_id);
+    lt_store_cert c = {.key_id = key_id, .der_len = sizeof cert};
+    size_t len = fake_env(env, cert, sizeof cert, true, &c.field_off, &c.der);
+    c.field_len = 3 + sizeof cert;
+    mkid(id, 2);
+    assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
+    assert_int_equal(
+        lt_store_append_cert(f->s, id, &f->q1, 1, env, len, &c, 1000, &s2, &dup, &why), LT_OK);
+    commit_ok(f);
+    envcopy got;
+    memset(&got, 0, sizeof got);
+    assert_int_equal(lt_store_get(f->s, f->q1, s2, copy_env, &got, &why), LT_OK);
+    assert_int_equal(got.len[0], len);
+    assert_memory_equal(got.buf[0], env, len);
+    /* reopening the upgraded store keeps both */
+    lt_store_close(&f->s);
+    open_store(f, 64ULL << 20);
+    assert_int_equal(pending(f, f->q1).n, 2);
+    /* a layout this broker does not know */
+    lt_store_close(&f->s);
+    set_layout(f, 3, false);
+    lt_store_opts o = {.dir = f->dir, .map_size = 64ULL << 20, .dedup_window_ms = 60000};
+    assert_int_equal(lt_store_open(&f->s, &o, &why), LT_ESTORE);
+    assert_non_null(strstr(why.msg, "version 3"));
+    assert_null(f->s);
+    set_layout(f, 2, false);
+    open_store(f, 64ULL << 20);
 }
 
 static void reopening_keeps_messages_state_counters_and_sequence(void **state)
@@ -820,10 +1143,16 @@ int main(void)
         T(retention_sweep_deletes_acked_messages_only_past_retention),
         T(dedup_sweep_forgets_ids_past_the_window),
         T(full_queue_refuses_with_queue_full_naming_it),
-        T(a_failing_put_does_not_doom_the_other_messages_of_the_batch),
+        T(a_failing_put_fails_the_whole_batch_and_stores_nothing),
+        T(a_refused_operation_keeps_the_batch),
+        T(certificates_are_stored_once_and_every_read_returns_the_envelope_as_received),
+        T(a_batch_committed_without_sync_is_hidden_from_readers_until_synced),
+        T(a_message_not_yet_synced_is_not_found_by_get),
+        T(a_failed_flush_is_final_until_the_store_is_reopened),
         T(a_failing_commit_stores_nothing_and_reuses_the_seqs),
         T(operations_outside_a_batch_are_refused),
         T(reopening_keeps_messages_state_counters_and_sequence),
+        T(a_layout_1_store_is_upgraded_in_place_and_a_newer_one_is_refused),
         T(queues_are_listed_in_name_order),
         T(a_second_process_cannot_open_the_same_store),
         T(a_tiny_map_fills_up_with_store_full_and_keeps_the_batch),
