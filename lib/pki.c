@@ -23,6 +23,7 @@
 #include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/rsa.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/x509.h>
@@ -41,9 +42,21 @@
 /* ---------------------------------------------------------------------------------------
  * Process-wide algorithms and per-thread contexts.
  */
+/* Verify contexts kept per thread and key: EVP_DigestVerifyInit builds a fresh
+ * EVP_PKEY_CTX (and fetches the signature method) on every call, a fifth of a P-256
+ * verify. A cached context holds a reference to its key, so the pointer cannot be reused
+ * by another key while it is here. */
+#define VK_SLOTS 8
+struct vk {
+    EVP_PKEY *key;
+    EVP_PKEY_CTX *ctx;
+};
+
 struct tctx {
     EVP_MD_CTX *hash;
     EVP_MD_CTX *sig;
+    struct vk vk[VK_SLOTS];
+    unsigned vk_next;
 };
 
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
@@ -58,6 +71,8 @@ static void tctx_free(void *p)
         return;
     EVP_MD_CTX_free(t->hash);
     EVP_MD_CTX_free(t->sig);
+    for (unsigned i = 0; i < VK_SLOTS; i++)
+        EVP_PKEY_CTX_free(t->vk[i].ctx);
     free(t);
 }
 
@@ -441,6 +456,27 @@ lt_err lt_signer_sign(lt_signer *s, const char *domain, const uint8_t *data, siz
 }
 
 /* Verify sig over domain || 0 || data with key. */
+/* This thread's verify context for key (ECDSA or RSA: verifying a SHA-256 digest),
+ * initialised once; NULL on failure (error queue left for the caller). */
+static EVP_PKEY_CTX *vk_ctx(struct tctx *t, EVP_PKEY *key, lt_sig_alg alg)
+{
+    for (unsigned i = 0; i < VK_SLOTS; i++)
+        if (t->vk[i].key == key && t->vk[i].ctx != NULL)
+            return t->vk[i].ctx;
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(NULL, key, NULL);
+    if (ctx == NULL || EVP_PKEY_verify_init(ctx) != 1 ||
+        EVP_PKEY_CTX_set_signature_md(ctx, g_sha256) != 1 ||
+        (alg == LT_SIG_RSA2048 && EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING) != 1)) {
+        EVP_PKEY_CTX_free(ctx);
+        return NULL;
+    }
+    struct vk *slot = &t->vk[t->vk_next++ % VK_SLOTS];
+    EVP_PKEY_CTX_free(slot->ctx);
+    slot->key = key;
+    slot->ctx = ctx;
+    return ctx;
+}
+
 static lt_err verify_with(EVP_PKEY *key, lt_sig_alg alg, const char *domain, const uint8_t *data,
                           size_t len, const uint8_t *sig, size_t sig_len, lt_why *why)
 {
@@ -449,8 +485,29 @@ static lt_err verify_with(EVP_PKEY *key, lt_sig_alg alg, const char *domain, con
         return lt_fail_ssl(why, LT_ECRYPTO, "no verifying context");
     if (sig_len == 0 || sig_len > LT_PKI_SIG_MAX)
         return lt_fail(why, LT_ESIG, "signature of %zu bytes", sig_len);
+    lt_err e = LT_OK;
+    if (alg != LT_SIG_ED25519) {
+        /* ECDSA and RSA PKCS#1 v1.5 sign SHA-256(domain || 0 || data): hash it here and
+         * verify the digest with the thread's cached context for this key. */
+        uint8_t md[32];
+        unsigned mdlen = 0;
+        EVP_PKEY_CTX *ctx = vk_ctx(t, key, alg);
+        if (ctx == NULL)
+            return lt_fail_ssl(why, LT_ECRYPTO, "verify init failed");
+        if (EVP_DigestInit_ex(t->hash, g_sha256, NULL) != 1 ||
+            EVP_DigestUpdate(t->hash, domain, strlen(domain) + 1) != 1 ||
+            (len > 0 && EVP_DigestUpdate(t->hash, data, len) != 1) ||
+            EVP_DigestFinal_ex(t->hash, md, &mdlen) != 1 || mdlen != sizeof md)
+            return lt_fail_ssl(why, LT_ECRYPTO, "SHA-256 failed");
+        if (EVP_PKEY_verify(ctx, sig, sig_len, md, sizeof md) != 1) {
+            ERR_clear_error();
+            e = lt_fail(why, LT_ESIG, "%s signature does not verify with the certificate's key",
+                        lt_sig_alg_name(alg));
+        }
+        return e;
+    }
     struct msgbuf m;
-    lt_err e = msg_build(&m, domain, data, len, why);
+    e = msg_build(&m, domain, data, len, why);
     if (e != LT_OK)
         return e;
     EVP_MD_CTX_reset(t->sig);
