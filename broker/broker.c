@@ -151,11 +151,15 @@ static void collect(void *ctx, lt_metrics *m)
 static void prov_status(void *ctx, lt_admin_status *st)
 {
     lt_broker *b = ctx;
-    st->store_open = b->store != NULL;
+    lt_why w = {{0}};
+    st->store_open = b->store != NULL && lt_store_is_writable(b->store, &w);
     st->trust_loaded = b->trust != NULL;
     st->crl_configured = b->cfg->crl != NULL && b->cfg->crl[0] != '\0';
     st->crl_next_update = crl_next_update(b->cfg->crl);
-    snprintf(st->store_reason, sizeof st->store_reason, "LMDB store at %s", b->cfg->data_dir);
+    if (w.msg[0] != '\0')
+        snprintf(st->store_reason, sizeof st->store_reason, "%s", w.msg);
+    else
+        snprintf(st->store_reason, sizeof st->store_reason, "LMDB store at %s", b->cfg->data_dir);
     snprintf(st->trust_reason, sizeof st->trust_reason, "trust root %s", b->cfg->ca);
 }
 

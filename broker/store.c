@@ -747,6 +747,14 @@ static lt_err sync_failed_refusal(int rc, lt_why *why)
                    mdb_strerror(rc));
 }
 
+bool lt_store_is_writable(lt_store *s, lt_why *why)
+{
+    int failed = atomic_load(&s->sync_failed);
+    if (failed)
+        (void)sync_failed_refusal(failed, why);
+    return failed == 0;
+}
+
 lt_err lt_store_begin(lt_store *s, lt_why *why)
 {
     if (s->txn)

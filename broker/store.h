@@ -136,6 +136,10 @@ lt_err lt_store_commit_nosync(lt_store *s, uint64_t *ticket, lt_why *why);
  * refuse with LT_ESTORE until the store is closed and reopened. */
 lt_err lt_store_sync(lt_store *s, uint64_t ticket, lt_why *why);
 
+/* Whether the store accepts writes: false (with the reason in why) once a flush has failed
+ * (see lt_store_sync). Any thread; for /readyz. */
+bool lt_store_is_writable(lt_store *s, lt_why *why);
+
 /* Drop the batch: nothing of it is stored. Accepts a store with no open batch. */
 void lt_store_abort(lt_store *s);
 

@@ -790,6 +790,7 @@ static void a_failed_flush_is_final_until_the_store_is_reopened(void **state)
     lt_why why;
     uint64_t s1, s2, t1 = 0, t2 = 0;
     bool dup;
+    assert_true(lt_store_is_writable(f->s, &why));
     assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
     assert_int_equal(put_msg(f, 1, &f->q1, 1, 1000, &s1, &dup, &why), LT_OK);
     assert_int_equal(lt_store_commit_nosync(f->s, &t1, &why), LT_OK);
@@ -799,6 +800,8 @@ static void a_failed_flush_is_final_until_the_store_is_reopened(void **state)
     fail_sync = EIO;
     assert_int_equal(lt_store_sync(f->s, t1, &why), LT_ESTORE);
     assert_non_null(strstr(why.msg, "flush"));
+    assert_false(lt_store_is_writable(f->s, &why)); /* /readyz says so, with the reason */
+    assert_non_null(strstr(why.msg, "refuses writes"));
     fail_sync = 0;
     assert_int_equal(lt_store_commit_nosync(f->s, &t2, &why), LT_OK); /* opened before */
     assert_int_equal(lt_store_sync(f->s, t2, &why), LT_ESTORE);       /* but never acked */
