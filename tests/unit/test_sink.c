@@ -553,10 +553,13 @@ static void verify_reports_tampered_forged_and_revoked_rows(void **state)
         ids[i] = q1(f, "SELECT message_id FROM population_record WHERE personal_id = '07919001234%d'", i);
     }
     free(q1(f, "UPDATE population_record SET full_name = 'Kẻ Giả Mạo' WHERE personal_id = '079190012341'"));
-    free(q1(f, pg ? "UPDATE population_record SET envelope = overlay(envelope placing "
-                    "'\\x00'::bytea from length(envelope) - 3 for 1) WHERE personal_id = '079190012342'"
+    /* Flip one bit (not "set to zero": the byte may already be zero, 1 run in 256). */
+    free(q1(f, pg ? "UPDATE population_record SET envelope = set_byte(envelope, length(envelope) - 4, "
+                    "get_byte(envelope, length(envelope) - 4) # 1) WHERE personal_id = '079190012342'"
                   : "UPDATE population_record SET envelope = substr(envelope, 1, length(envelope) - 4) "
-                    "|| x'00' || substr(envelope, length(envelope) - 2) WHERE personal_id = '079190012342'"));
+                    "|| CASE WHEN substr(envelope, length(envelope) - 3, 1) = x'00' THEN x'01' "
+                    "ELSE x'00' END || substr(envelope, length(envelope) - 2) "
+                    "WHERE personal_id = '079190012342'"));
     free(q1(f, pg ? "UPDATE population_record SET message_id = '00000000-0000-7000-8000-000000000001' "
                     "WHERE personal_id = '079190012343'"
                   : "UPDATE population_record SET message_id = '00000000000070008000000000000001' "
