@@ -797,21 +797,6 @@ lt_err lt_client_open_agency(const lt_agency_config *cfg, lt_signer *signer,
     return LT_OK;
 }
 
-/* Answers already waiting in the socket, dispatched now: a publisher that sends at its own
- * pace (a rate limit, a file being read) would otherwise hear of its acks only when its
- * window fills or it polls. ZMQ_EVENTS costs no system call. Not from inside a callback. */
-static void take_ready(lt_client *c)
-{
-    int ev = 0;
-    size_t sz = sizeof ev;
-    if (c->depth > 0 || zmq_getsockopt(c->sock, ZMQ_EVENTS, &ev, &sz) != 0 ||
-        (ev & ZMQ_POLLIN) == 0)
-        return;
-    unsigned n = 0;
-    (void)drain_sock(c, &n); /* an error surfaces at the next pump */
-    advance(c, false, 0);
-}
-
 lt_err lt_client_publish(lt_client *c, const uint8_t *env, size_t len, lt_client_publish_cb cb,
                          void *user, uint64_t *tag_out)
 {
@@ -842,7 +827,6 @@ lt_err lt_client_publish(lt_client *c, const uint8_t *env, size_t len, lt_client
                 c->inflight++;
                 if (tag_out != NULL)
                     *tag_out = p.tag;
-                take_ready(c);
                 return LT_OK;
             }
             if (e != EAGAIN)

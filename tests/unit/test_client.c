@@ -236,35 +236,6 @@ static void publishes_are_pipelined_and_each_callback_runs_once_with_its_ack(voi
     free(r);
 }
 
-/* A publisher below its window, sending at its own pace, hears of its acks as it
- * publishes, not only when the window fills or it polls. */
-static void acks_are_taken_while_publishing_below_the_window(void **state)
-{
-    (void)state;
-    struct fake *fk = fake_start(ACK_ALL);
-    fake_run(fk);
-    lt_client_opts o = {.window = 64, .ack_timeout_ms = 10000};
-    lt_client *c = NULL;
-    lt_why why = {{0}};
-    assert_int_equal(lt_client_open(fk->ep, &o, &c, &why), LT_OK);
-    struct results *r = calloc(1, sizeof *r);
-    assert_non_null(r);
-    unsigned sent = 0;
-    for (; sent < 40 && r->total == 0; sent++) { /* bounded: 40 x 25 ms */
-        assert_int_equal(lt_client_publish(c, ENV, sizeof ENV, on_result, r, NULL), LT_OK);
-        struct timespec ts = {0, 25 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
-    assert_true(r->total > 0);
-    assert_true(sent < 40);
-    assert_true(lt_client_inflight(c) < sent);
-    assert_int_equal(lt_client_flush(c, 10000), LT_OK);
-    assert_int_equal(r->total, sent);
-    lt_client_close(&c);
-    fake_stop(fk);
-    free(r);
-}
-
 static void a_nack_completes_with_the_matching_error_code_and_reason(void **state)
 {
     (void)state;
@@ -785,7 +756,6 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(publishes_are_pipelined_and_each_callback_runs_once_with_its_ack),
-        cmocka_unit_test(acks_are_taken_while_publishing_below_the_window),
         cmocka_unit_test(a_nack_completes_with_the_matching_error_code_and_reason),
         cmocka_unit_test(nack_codes_map_to_error_codes_of_the_same_name),
         cmocka_unit_test(a_publish_without_answer_completes_timed_out),
