@@ -1215,6 +1215,27 @@ static lt_err op_queue(lt_store *s, uint32_t qid, queue **q, lt_why *why)
     return LT_OK;
 }
 
+/* Delete seq's entry from dbi (qent or dlq: both headers begin with the message's stored_ms
+ * and hold its length at offset 20), release the message, and count it out of *depth and
+ * *bytes. what names the operation in a failure. */
+static lt_err remove_entry(lt_store *s, queue *q, MDB_dbi dbi, uint64_t seq, const uint8_t *hdr,
+                           uint64_t *depth, uint64_t *bytes, const char *what, int64_t now_ms,
+                           lt_why *why)
+{
+    uint8_t kb[QKEY_LEN];
+    qkey(kb, q->qid, seq);
+    MDB_val k = {QKEY_LEN, kb};
+    int rc = mdb_del(s->txn, dbi, &k, NULL);
+    if (rc == 0)
+        rc = release(s, s->txn, q, seq, (int64_t)get64(hdr), now_ms);
+    if (rc)
+        return batch_fail(s, rc, what, why);
+    touch(s, q);
+    (*depth)--;
+    *bytes -= get32(hdr + 20);
+    return LT_OK;
+}
+
 lt_err lt_store_ack(lt_store *s, uint32_t qid, uint64_t seq, int64_t now_ms, lt_why *why)
 {
     queue *q;
@@ -1222,18 +1243,7 @@ lt_err lt_store_ack(lt_store *s, uint32_t qid, uint64_t seq, int64_t now_ms, lt_
     lt_err err = op_queue(s, qid, &q, why);
     if (err || (err = qent_read(s, q, seq, e, why)))
         return err;
-    uint8_t kb[QKEY_LEN];
-    qkey(kb, qid, seq);
-    MDB_val k = {QKEY_LEN, kb};
-    int rc = mdb_del(s->txn, s->qent, &k, NULL);
-    if (rc == 0)
-        rc = release(s, s->txn, q, seq, (int64_t)get64(e), now_ms);
-    if (rc)
-        return batch_fail(s, rc, "ack", why);
-    touch(s, q);
-    q->c.depth--;
-    q->c.bytes -= get32(e + 20);
-    return LT_OK;
+    return remove_entry(s, q, s->qent, seq, e, &q->c.depth, &q->c.bytes, "ack", now_ms, why);
 }
 
 lt_err lt_store_nak(lt_store *s, uint32_t qid, uint64_t seq, uint32_t delivery_count,
@@ -1342,18 +1352,8 @@ lt_err lt_store_dlq_drop(lt_store *s, uint32_t qid, uint64_t seq, int64_t now_ms
     lt_err err = op_queue(s, qid, &q, why);
     if (err || (err = dlq_read(s, q, seq, d, why)))
         return err;
-    uint8_t kb[QKEY_LEN];
-    qkey(kb, qid, seq);
-    MDB_val k = {QKEY_LEN, kb};
-    int rc = mdb_del(s->txn, s->dlq, &k, NULL);
-    if (rc == 0)
-        rc = release(s, s->txn, q, seq, (int64_t)get64(d), now_ms);
-    if (rc)
-        return batch_fail(s, rc, "drop", why);
-    touch(s, q);
-    q->c.dlq_depth--;
-    q->c.dlq_bytes -= get32(d + 20);
-    return LT_OK;
+    return remove_entry(s, q, s->dlq, seq, d, &q->c.dlq_depth, &q->c.dlq_bytes, "drop", now_ms,
+                        why);
 }
 
 /* Forget message ids older than the window, oldest first. */
