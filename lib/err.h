@@ -42,6 +42,11 @@ typedef enum lt_err {
     LT_ESKEW = 32,            /* created time outside the allowed clock skew */
     LT_EAGENCY_ID = 33,       /* malformed agency id */
     LT_ECRL = 34,             /* CRL missing, unreadable, badly signed or expired */
+    LT_EMSGID = 35,           /* message id all zero (or otherwise not an id) */
+    LT_ERECORD_TYPE = 36,     /* record_type is not a record type of the contract */
+    LT_EPAYLOAD = 37,         /* payload does not decode as its record_type */
+    LT_ESCHEMA = 38,          /* schema_version is not one the contract defines */
+    LT_ECERT_CA = 39,         /* a CA certificate (basicConstraints CA:TRUE) signed it */
     /* broker */
     LT_EACL = 40,         /* agency may not publish on / consume from this */
     LT_ENOROUTE = 41,     /* topic matches no queue */
@@ -52,6 +57,9 @@ typedef enum lt_err {
     LT_ENOAUTH = 46,      /* the connection has not proved which agency it is */
     LT_EBADTOPIC = 47,    /* topic or pattern malformed */
     LT_ESHUTDOWN = 48,    /* broker is shutting down */
+    LT_EID_CONFLICT = 49, /* (source, message id) already stored for a different record */
+    LT_EBUSY = 50,        /* over this connection's share of the in-flight budget: retry */
+    LT_EAUTH_PENDING = 51, /* an AUTH of this connection is still being checked */
     /* adapters */
     LT_EENCODING = 60,    /* bytes are not text in the declared / any detected encoding */
     LT_EFORMAT = 61,      /* input file malformed (CSV, fixed-width, XML, JSON) */
