@@ -53,6 +53,15 @@
 #define LT_RING_BYTES (256u << 20) /* and their envelope bytes, at most */
 #define LT_SLOT_KEEP (64u << 10)   /* a slot keeps a buffer this big for the next one */
 #define LT_MAX_TARGETS 1024        /* queues one message may be routed to */
+/* In-flight budgets (envelope bytes between the socket and the ACK). A connection that has
+ * not proved its agency may hold at most LT_INFLIGHT_UNAUTH_CONN, and all such connections
+ * together LT_INFLIGHT_UNAUTH_TOTAL, so they can never fill the ring (LT_RING_BYTES) that
+ * authenticated publishers use; an authenticated connection at most LT_INFLIGHT_AUTH_CONN.
+ * Each is raised to max_frame_bytes when smaller, so one frame always fits an idle
+ * connection. A publish over its budget is refused BUSY at once (no bytes kept). */
+#define LT_INFLIGHT_UNAUTH_CONN (8u << 20)
+#define LT_INFLIGHT_UNAUTH_TOTAL (32u << 20)
+#define LT_INFLIGHT_AUTH_CONN (64u << 20)
 
 enum lt_slot_kind { LT_SLOT_PUBLISH = 1, LT_SLOT_AUTH = 2, LT_SLOT_REJECT = 3 };
 
@@ -64,6 +73,10 @@ typedef struct lt_slot {
     uint8_t peer_len;
     uint8_t peer[LT_PEER_ID_MAX];
     uint64_t tag;
+    uint64_t conn;    /* the connection's number (lt_peer.conn); 0: none */
+    uint64_t session; /* AUTH: the session epoch it answers (lt_peer.session) */
+    size_t charged;   /* bytes counted against the connection's in-flight budget */
+    bool charged_unauth; /* ... and against the unauthenticated total */
     uint8_t *buf; /* PUBLISH: the envelope; AUTH: nonce || certificate || signature */
     size_t len, cap;
     size_t cert_len, sig_len; /* AUTH */
@@ -113,6 +126,7 @@ typedef struct lt_job {
     uint64_t tag;
     uint8_t peer_len;
     uint8_t peer[LT_PEER_ID_MAX];
+    uint64_t conn;  /* lt_peer.conn of the connection that asked */
     uint64_t *seqs; /* in: which; out: done[i] tells */
     bool *ok;
     size_t n;
@@ -163,12 +177,22 @@ typedef struct lt_sub {
 
 enum lt_peer_state { LT_PEER_NEW = 0, LT_PEER_CHALLENGED, LT_PEER_AUTHING, LT_PEER_AUTHED };
 
-/* A connection that said HELLO (publishers that only publish have none). Loop thread. */
+/* One connection that sent a frame: its session (what its AUTH proved), the subscriptions
+ * it holds, and its in-flight bytes. A session is bound to the connection, never to the
+ * routing id alone: the routing id is the client's choice (ZMQ_ROUTING_ID), so the peer
+ * also records the connection's file descriptor (ZMQ_SRCFD of its frames) and is dropped
+ * when ZeroMQ reports that connection closed, or when a frame with its routing id arrives
+ * over another connection. Loop thread. */
 struct lt_peer {
     uint8_t id_len;
     uint8_t id[LT_PEER_ID_MAX];
     uint8_t state;
-    char agency[LT_AGENCY_ID_MAX]; /* claimed in HELLO; proven once AUTHED */
+    int fd;          /* the connection (ZMQ_SRCFD); -1 if unknown */
+    uint64_t conn;    /* unique number of this peer object, for logs and ring slots */
+    uint64_t session; /* bumped by every HELLO: an AUTH answers only the epoch it was sent in */
+    size_t inflight;  /* envelope bytes of its publishes in the ring */
+    char agency[LT_AGENCY_ID_MAX]; /* NEW: empty; CHALLENGED/AUTHING: claimed in HELLO;
+                                    * AUTHED: exactly what the verified AUTH proved */
     uint8_t nonce[LT_NONCE_LEN];
     int64_t last_seen; /* uv_now */
     lt_sub *subs;
@@ -220,7 +244,12 @@ struct lt_broker {
     Lienthong__V1__Frame *frame_scratch;
     lt_peer **peers; /* hash by routing id */
     size_t npeer_buckets, npeers;
-    uint64_t n_malformed, n_dropped_sends, n_too_large;
+    uint64_t n_malformed, n_dropped_sends, n_too_large, n_busy;
+    void *zmon;            /* PAIR receiving the ROUTER's connection events */
+    int zmon_fd;
+    uv_poll_t zmonpoll;
+    uint64_t next_conn;    /* numbers of peers and sessions */
+    size_t inflight_unauth; /* bytes charged by unauthenticated connections */
     uint64_t t_batch_ns; /* uv_hrtime of the current read batch */
 
     /* shared, read-only after start except where noted */
@@ -284,6 +313,9 @@ bool lt_fe_parse_publish(const uint8_t *p, size_t n, uint64_t *tag, const uint8_
 uint64_t lt_fe_peek_tag(const uint8_t *p, size_t n);
 lt_peer *lt_fe_peer_find(lt_broker *b, const uint8_t *id, size_t len);
 void lt_fe_peer_drop(lt_broker *b, lt_peer *p, const char *why);
+/* Take the ROUTER's connection events now (connections closed since the last call drop
+ * their sessions). Call before sending what only a session may receive. */
+void lt_fe_sessions_sync(lt_broker *b);
 
 /* ---- verifier.c ---- */
 lt_err lt_ring_init(lt_ring *r, size_t cap);

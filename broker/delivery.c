@@ -881,6 +881,8 @@ static void pump(lt_broker *b, lt_queue *q)
 
 void lt_dlv_flush(lt_broker *b)
 {
+    if (b->dirty)
+        lt_fe_sessions_sync(b); /* deliver to no session whose connection closed */
     while (b->dirty) {
         lt_queue *q = b->dirty;
         b->dirty = q->dnext;
@@ -1324,6 +1326,7 @@ void lt_dlv_on_admin(lt_broker *b, lt_peer *p, const Lienthong__V1__AdminRequest
         j->tag = m->tag;
         j->peer_len = p->id_len;
         memcpy(j->peer, p->id, p->id_len);
+        j->conn = p->conn;
         lt_op o = {.kind = j->kind, .qid = q->qid, .job = j};
         if (e == LT_OK && lt_commit_post(b, &o, 1) == LT_OK) {
             lt_broker_log(LT_LOG_INFO, "%s: %s on %s, %zu messages", p->agency, op, q->cfg->name,
@@ -1372,8 +1375,12 @@ void lt_dlv_on_job_done(lt_broker *b, lt_job *j)
         q->more = true;
         mark_dirty(b, q);
     }
-    admin_reply(b, j->peer, j->peer_len, j->tag, j->err, j->err ? j->why.msg : "",
-                j->err ? NULL : out);
+    /* answer the connection that asked, not whoever holds its routing id now */
+    lt_fe_sessions_sync(b);
+    lt_peer *p = lt_fe_peer_find(b, j->peer, j->peer_len);
+    if (p && p->conn == j->conn)
+        admin_reply(b, j->peer, j->peer_len, j->tag, j->err, j->err ? j->why.msg : "",
+                    j->err ? NULL : out);
     if (out)
         json_object_put(out);
     free(j->seqs);

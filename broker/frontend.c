@@ -53,18 +53,7 @@ static bool nack_log_ok(int64_t now_ms)
     return false;
 }
 
-static void peer_hex(const uint8_t *id, size_t len, char *out, size_t cap)
-{
-    static const char d[] = "0123456789abcdef";
-    size_t j = 0;
-    for (size_t i = 0; i < len && j + 3 < cap && i < 8; i++) {
-        out[j++] = d[id[i] >> 4];
-        out[j++] = d[id[i] & 15];
-    }
-    out[j] = '\0';
-}
-
-/* ---- peers ---- */
+/* ---- peers: one per connection, bound to it ---- */
 
 static size_t peer_hash(const uint8_t *id, size_t len)
 {
@@ -84,22 +73,23 @@ lt_peer *lt_fe_peer_find(lt_broker *b, const uint8_t *id, size_t len)
     return NULL;
 }
 
-static lt_peer *peer_get(lt_broker *b, const uint8_t *id, size_t len)
+static lt_peer *peer_new(lt_broker *b, const uint8_t *id, size_t len, int fd)
 {
-    lt_peer *p = lt_fe_peer_find(b, id, len);
-    if (p)
-        return p;
     if (!b->peers) {
         b->npeer_buckets = 1024;
         b->peers = calloc(b->npeer_buckets, sizeof *b->peers);
         if (!b->peers)
             return NULL;
     }
-    p = calloc(1, sizeof *p);
+    lt_peer *p = calloc(1, sizeof *p);
     if (!p)
         return NULL;
     p->id_len = (uint8_t)len;
     memcpy(p->id, id, len);
+    p->fd = fd;
+    p->conn = ++b->next_conn;
+    p->session = p->conn;
+    p->last_seen = (int64_t)uv_now(&b->loop);
     size_t h = peer_hash(id, len) % b->npeer_buckets;
     p->hnext = b->peers[h];
     b->peers[h] = p;
@@ -110,10 +100,10 @@ static lt_peer *peer_get(lt_broker *b, const uint8_t *id, size_t len)
 
 void lt_fe_peer_drop(lt_broker *b, lt_peer *p, const char *why)
 {
-    char hex[20];
-    peer_hex(p->id, p->id_len, hex, sizeof hex);
-    lt_broker_log(LT_LOG_INFO, "peer %s (%s) dropped: %s", hex,
-                  p->agency[0] ? p->agency : "no agency", why);
+    /* Routing ids are never logged: they would tell an attacker which id to present. */
+    if (p->state != LT_PEER_NEW)
+        lt_broker_log(LT_LOG_INFO, "connection #%llu (%s) dropped: %s", (unsigned long long)p->conn,
+                      p->state == LT_PEER_AUTHED ? p->agency : "not authenticated", why);
     while (p->subs)
         lt_dlv_drop_sub(b, p->subs); /* unlinks itself from p->subs */
     lt_peer **pp = &b->peers[peer_hash(p->id, p->id_len) % b->npeer_buckets];
@@ -123,6 +113,76 @@ void lt_fe_peer_drop(lt_broker *b, lt_peer *p, const char *why)
     b->npeers--;
     lt_metrics_add_gauge(b->metrics, LT_GAUGE_CONNECTED_CLIENTS, -1);
     free(p);
+}
+
+/* Drop every peer of connection fd (closed: its routing ids are free for anyone now). */
+static void peers_drop_fd(lt_broker *b, int fd, const char *why)
+{
+    if (!b->peers || fd < 0)
+        return;
+    for (size_t i = 0; i < b->npeer_buckets; i++)
+        for (lt_peer *p = b->peers[i], *next; p; p = next) {
+            next = p->hnext;
+            if (p->fd == fd)
+                lt_fe_peer_drop(b, p, why);
+        }
+}
+
+/* The ROUTER's monitor: ZMQ_EVENT_DISCONNECTED carries the fd of the connection that
+ * closed. libzmq emits it before it closes the fd, so before a new connection can reuse
+ * the fd number; reading these events before acting on a session frame therefore sees the
+ * old connection gone before the new one's frames are taken for the old session. */
+void lt_fe_sessions_sync(lt_broker *b)
+{
+    if (!b->zmon)
+        return;
+    for (unsigned guard = 0; guard < 100000; guard++) {
+        zmq_msg_t ev, addr;
+        zmq_msg_init(&ev);
+        if (zmq_msg_recv(&ev, b->zmon, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&ev);
+            return;
+        }
+        uint16_t event = 0;
+        uint32_t value = 0;
+        if (zmq_msg_size(&ev) >= 6) {
+            memcpy(&event, zmq_msg_data(&ev), 2);
+            memcpy(&value, (uint8_t *)zmq_msg_data(&ev) + 2, 4);
+        }
+        bool more = zmq_msg_more(&ev);
+        zmq_msg_close(&ev);
+        while (more) { /* the endpoint frame */
+            zmq_msg_init(&addr);
+            if (zmq_msg_recv(&addr, b->zmon, ZMQ_DONTWAIT) < 0) {
+                zmq_msg_close(&addr);
+                break;
+            }
+            more = zmq_msg_more(&addr);
+            zmq_msg_close(&addr);
+        }
+        if (event == ZMQ_EVENT_DISCONNECTED)
+            peers_drop_fd(b, (int)value, "connection closed");
+    }
+}
+
+/* The peer of the connection a frame came over, created if create. A peer found under the
+ * frame's routing id but bound to another connection is dropped first: the id was reused
+ * by a new connection, which inherits nothing. NULL: not found (or out of memory). */
+static lt_peer *conn_peer(lt_broker *b, const zmq_msg_t *id, const zmq_msg_t *body, bool create)
+{
+    const uint8_t *pid = zmq_msg_data((zmq_msg_t *)id);
+    size_t plen = zmq_msg_size((zmq_msg_t *)id);
+    int fd = zmq_msg_get(body, ZMQ_SRCFD);
+    lt_peer *p = lt_fe_peer_find(b, pid, plen);
+    if (p && p->fd != fd) {
+        lt_fe_peer_drop(b, p, "its routing id arrived over another connection");
+        p = NULL;
+    }
+    if (!p && create)
+        p = peer_new(b, pid, plen, fd);
+    if (p)
+        p->last_seen = (int64_t)uv_now(&b->loop);
+    return p;
 }
 
 /* ---- sending ---- */
@@ -172,12 +232,9 @@ static void send_failed(lt_broker *b, int err, const uint8_t *peer, size_t peer_
         lt_fe_peer_drop(b, p, "connection gone");
         return;
     }
-    if (nack_log_ok(lt_broker_now_ms())) {
-        char hex[20];
-        peer_hex(peer, peer_len, hex, sizeof hex);
-        lt_broker_log(LT_LOG_WARN, "could not send %s to peer %s: %s", what, hex,
-                      zmq_strerror(err));
-    }
+    if (nack_log_ok(lt_broker_now_ms()))
+        lt_broker_log(LT_LOG_WARN, "could not send %s to connection #%llu: %s", what,
+                      p ? (unsigned long long)p->conn : 0ull, zmq_strerror(err));
 }
 
 /* ---- the fast path for PUBLISH: find tag and envelope without unpacking (no copy, no
@@ -285,8 +342,51 @@ static void reject(lt_broker *b, const zmq_msg_t *id, uint64_t tag, lt_err code,
     lt_ring_fill_done(b, s);
 }
 
-static void on_publish(lt_broker *b, const zmq_msg_t *id, uint64_t tag, const uint8_t *env,
-                       size_t len)
+/* Count len bytes against p's in-flight budget (see LT_INFLIGHT_* in broker_int.h). False
+ * (with the reason) when the publish must wait: the connection, or every connection that has
+ * not authenticated together, already holds its share. */
+static bool charge(lt_broker *b, lt_peer *p, size_t len, bool *unauth, char *why, size_t cap)
+{
+    size_t floor = b->cfg->max_frame_bytes;
+    *unauth = p->state != LT_PEER_AUTHED;
+    size_t conn_max = *unauth ? LT_INFLIGHT_UNAUTH_CONN : LT_INFLIGHT_AUTH_CONN;
+    if (conn_max < floor)
+        conn_max = floor;
+    size_t all_max = LT_INFLIGHT_UNAUTH_TOTAL < floor ? floor : LT_INFLIGHT_UNAUTH_TOTAL;
+    if (p->inflight + len > conn_max) {
+        snprintf(why, cap,
+                 "connection has %zu bytes of publishes in flight (at most %zu for %s "
+                 "connection); retry when its ACKs arrive",
+                 p->inflight, conn_max, *unauth ? "an unauthenticated" : "an authenticated");
+        return false;
+    }
+    if (*unauth && b->inflight_unauth + len > all_max) {
+        snprintf(why, cap,
+                 "unauthenticated connections have %zu bytes in flight (at most %zu together); "
+                 "authenticate (HELLO/AUTH) or retry later",
+                 b->inflight_unauth, all_max);
+        return false;
+    }
+    p->inflight += len;
+    if (*unauth)
+        b->inflight_unauth += len;
+    return true;
+}
+
+/* The ring answered slot s: give its bytes back to its connection's budget. */
+static void uncharge(lt_broker *b, const lt_slot *s)
+{
+    if (s->charged == 0)
+        return;
+    if (s->charged_unauth)
+        b->inflight_unauth -= s->charged;
+    lt_peer *p = lt_fe_peer_find(b, s->peer, s->peer_len);
+    if (p && p->conn == s->conn)
+        p->inflight -= s->charged;
+}
+
+static void on_publish(lt_broker *b, const zmq_msg_t *id, const zmq_msg_t *body, uint64_t tag,
+                       const uint8_t *env, size_t len)
 {
     if (b->phase != LT_PHASE_RUNNING) {
         int e = lt_fe_send_nack(b, zmq_msg_data((zmq_msg_t *)id), zmq_msg_size((zmq_msg_t *)id),
@@ -299,9 +399,24 @@ static void on_publish(lt_broker *b, const zmq_msg_t *id, uint64_t tag, const ui
         reject(b, id, tag, LT_EPROTO, "PUBLISH without an envelope");
         return;
     }
+    lt_peer *p = conn_peer(b, id, body, true);
+    if (!p) {
+        reject(b, id, tag, LT_ESTORE, "broker out of memory");
+        return;
+    }
+    bool unauth;
+    char why[LT_WHY_MAX];
+    if (!charge(b, p, len, &unauth, why, sizeof why)) {
+        b->n_busy++;
+        reject(b, id, tag, LT_EBUSY, "%s", why);
+        return;
+    }
     lt_slot *s;
     if (!slot_for(b, id, &s))
         return;
+    s->conn = p->conn;
+    s->charged = len;
+    s->charged_unauth = unauth;
     if (lt_slot_reserve(s, len) != LT_OK) {
         s->kind = LT_SLOT_REJECT;
         s->tag = tag;
@@ -317,7 +432,11 @@ static void on_publish(lt_broker *b, const zmq_msg_t *id, uint64_t tag, const ui
     lt_ring_fill_done(b, s);
 }
 
-static void on_hello(lt_broker *b, const zmq_msg_t *id, const Lienthong__V1__Hello *h)
+/* HELLO starts a new session epoch: whatever the connection proved before no longer
+ * counts (its subscriptions end) until the AUTH of this epoch is verified. Refused while an
+ * AUTH is being checked, so the answer to that AUTH applies to the session it was sent in. */
+static void on_hello(lt_broker *b, const zmq_msg_t *id, const zmq_msg_t *body,
+                     const Lienthong__V1__Hello *h)
 {
     const uint8_t *pid = zmq_msg_data((zmq_msg_t *)id);
     size_t plen = zmq_msg_size((zmq_msg_t *)id);
@@ -327,15 +446,25 @@ static void on_hello(lt_broker *b, const zmq_msg_t *id, const Lienthong__V1__Hel
         send_failed(b, lt_fe_send_nack(b, pid, plen, 0, LT_EAGENCY_ID, why.msg), pid, plen, "NACK");
         return;
     }
-    lt_peer *p = peer_get(b, pid, plen);
+    lt_fe_sessions_sync(b);
+    lt_peer *p = conn_peer(b, id, body, true);
     if (!p) {
         lt_fe_send_nack(b, pid, plen, 0, LT_ESTORE, "broker out of memory");
         return;
     }
-    if (p->state == LT_PEER_AUTHED && strcmp(p->agency, agency) != 0)
-        while (p->subs)
-            lt_dlv_drop_sub(b, p->subs);
-    p->last_seen = (int64_t)uv_now(&b->loop);
+    if (p->state == LT_PEER_AUTHING) {
+        send_failed(b,
+                    lt_fe_send_nack(b, pid, plen, 0, LT_EAUTH_PENDING,
+                                    "HELLO while this connection's AUTH is being checked: wait "
+                                    "for its WELCOME or NACK"),
+                    pid, plen, "NACK");
+        return;
+    }
+    while (p->subs)
+        lt_dlv_drop_sub(b, p->subs);
+    p->session = ++b->next_conn;
+    p->state = LT_PEER_NEW;
+    p->agency[0] = '\0';
     if (lt_pki_random(p->nonce, sizeof p->nonce, &why) != LT_OK) {
         lt_fe_send_nack(b, pid, plen, 0, LT_ECRYPTO, why.msg);
         return;
@@ -351,18 +480,25 @@ static void on_hello(lt_broker *b, const zmq_msg_t *id, const Lienthong__V1__Hel
     send_failed(b, lt_fe_send(b, pid, plen, &f), pid, plen, "CHALLENGE");
 }
 
-static void on_auth(lt_broker *b, const zmq_msg_t *id, const Lienthong__V1__Auth *a)
+static void on_auth(lt_broker *b, const zmq_msg_t *id, const zmq_msg_t *body,
+                    const Lienthong__V1__Auth *a)
 {
     const uint8_t *pid = zmq_msg_data((zmq_msg_t *)id);
     size_t plen = zmq_msg_size((zmq_msg_t *)id);
-    lt_peer *p = lt_fe_peer_find(b, pid, plen);
-    if (!p || p->state != LT_PEER_CHALLENGED) {
-        lt_fe_send_nack(b, pid, plen, 0, LT_ENOAUTH,
-                        p && p->state == LT_PEER_AUTHING ? "AUTH already being checked"
-                                                         : "AUTH without a HELLO first");
+    lt_fe_sessions_sync(b);
+    lt_peer *p = conn_peer(b, id, body, false);
+    if (p && p->state == LT_PEER_AUTHING) {
+        lt_fe_send_nack(b, pid, plen, 0, LT_EAUTH_PENDING,
+                        "AUTH while this connection's AUTH is being checked: one at a time");
         return;
     }
-    p->last_seen = (int64_t)uv_now(&b->loop);
+    if (!p || p->state != LT_PEER_CHALLENGED) {
+        lt_fe_send_nack(b, pid, plen, 0, LT_ENOAUTH,
+                        p && p->state == LT_PEER_AUTHED
+                            ? "AUTH without a new HELLO (each AUTH answers one CHALLENGE)"
+                            : "AUTH without a HELLO first");
+        return;
+    }
     if (b->phase != LT_PHASE_RUNNING) {
         lt_fe_send_nack(b, pid, plen, 0, LT_ESHUTDOWN, "broker is shutting down");
         return;
@@ -391,20 +527,22 @@ static void on_auth(lt_broker *b, const zmq_msg_t *id, const Lienthong__V1__Auth
     s->cert_len = a->certificate.len;
     s->sig_len = a->signature.len;
     snprintf(s->agency, sizeof s->agency, "%s", p->agency);
+    s->conn = p->conn;
+    s->session = p->session;
     p->state = LT_PEER_AUTHING;
     lt_ring_fill_done(b, s);
 }
 
 /* The peer behind id if it proved its agency; else answer NOT_AUTHENTICATED. */
-static lt_peer *authed(lt_broker *b, const zmq_msg_t *id, const char *what)
+static lt_peer *authed(lt_broker *b, const zmq_msg_t *id, const zmq_msg_t *body,
+                       const char *what)
 {
     const uint8_t *pid = zmq_msg_data((zmq_msg_t *)id);
     size_t plen = zmq_msg_size((zmq_msg_t *)id);
-    lt_peer *p = lt_fe_peer_find(b, pid, plen);
-    if (p && p->state == LT_PEER_AUTHED) {
-        p->last_seen = (int64_t)uv_now(&b->loop);
+    lt_fe_sessions_sync(b);
+    lt_peer *p = conn_peer(b, id, body, false);
+    if (p && p->state == LT_PEER_AUTHED)
         return p;
-    }
     char reason[128];
     snprintf(reason, sizeof reason, "%s needs HELLO and AUTH first", what);
     send_failed(b, lt_fe_send_nack(b, pid, plen, 0, LT_ENOAUTH, reason), pid, plen, "NACK");
@@ -432,10 +570,9 @@ static void malformed(lt_broker *b, const zmq_msg_t *id, const uint8_t *data, si
     const uint8_t *pid = zmq_msg_data((zmq_msg_t *)id);
     size_t plen = zmq_msg_size((zmq_msg_t *)id);
     if (nack_log_ok(lt_broker_now_ms())) {
-        char hex[20];
-        peer_hex(pid, plen, hex, sizeof hex);
-        lt_broker_log(LT_LOG_INFO, "malformed frame from peer %s (%zu bytes, tag %llu): %s", hex, n,
-                      (unsigned long long)tag, what);
+        lt_peer *p = lt_fe_peer_find(b, pid, plen);
+        lt_broker_log(LT_LOG_INFO, "malformed frame from connection #%llu (%zu bytes, tag %llu): %s",
+                      p ? (unsigned long long)p->conn : 0ull, n, (unsigned long long)tag, what);
     }
     if (tag != 0 && data[0] == ((1u << 3) | 2) && b->phase == LT_PHASE_RUNNING) {
         reject(b, id, tag, LT_EPROTO, "%s", what);
@@ -476,7 +613,7 @@ static void handle(lt_broker *b, const zmq_msg_t *id, zmq_msg_t *body)
         return;
     }
     if (lt_fe_parse_publish(data, n, &tag, &env, &env_len)) {
-        on_publish(b, id, tag, env, env_len);
+        on_publish(b, id, body, tag, env, env_len);
         return;
     }
     Lienthong__V1__Frame *f = lienthong__v1__frame__unpack(NULL, n, data);
@@ -487,35 +624,35 @@ static void handle(lt_broker *b, const zmq_msg_t *id, zmq_msg_t *body)
     lt_peer *p;
     switch (f->kind_case) {
     case LIENTHONG__V1__FRAME__KIND_PUBLISH:
-        on_publish(b, id, f->publish->tag, f->publish->envelope.data, f->publish->envelope.len);
+        on_publish(b, id, body, f->publish->tag, f->publish->envelope.data,
+                   f->publish->envelope.len);
         break;
     case LIENTHONG__V1__FRAME__KIND_HELLO:
-        on_hello(b, id, f->hello);
+        on_hello(b, id, body, f->hello);
         break;
     case LIENTHONG__V1__FRAME__KIND_AUTH:
-        on_auth(b, id, f->auth);
+        on_auth(b, id, body, f->auth);
         break;
     case LIENTHONG__V1__FRAME__KIND_SUBSCRIBE:
-        if ((p = authed(b, id, "SUBSCRIBE")))
+        if ((p = authed(b, id, body, "SUBSCRIBE")))
             lt_dlv_on_subscribe(b, p, f->subscribe);
         break;
     case LIENTHONG__V1__FRAME__KIND_CONSUMER_ACK:
-        if ((p = authed(b, id, "CONSUMER_ACK")))
+        if ((p = authed(b, id, body, "CONSUMER_ACK")))
             lt_dlv_on_ack(b, p, f->consumer_ack);
         break;
     case LIENTHONG__V1__FRAME__KIND_CONSUMER_NAK:
-        if ((p = authed(b, id, "CONSUMER_NAK")))
+        if ((p = authed(b, id, body, "CONSUMER_NAK")))
             lt_dlv_on_nak(b, p, f->consumer_nak);
         break;
     case LIENTHONG__V1__FRAME__KIND_CREDIT:
-        if ((p = authed(b, id, "CREDIT")))
+        if ((p = authed(b, id, body, "CREDIT")))
             lt_dlv_on_credit(b, p, f->credit);
         break;
     case LIENTHONG__V1__FRAME__KIND_ADMIN: {
-        lt_peer *ap =
-            lt_fe_peer_find(b, zmq_msg_data((zmq_msg_t *)id), zmq_msg_size((zmq_msg_t *)id));
+        lt_fe_sessions_sync(b);
+        lt_peer *ap = conn_peer(b, id, body, false);
         if (ap && ap->state == LT_PEER_AUTHED) {
-            ap->last_seen = (int64_t)uv_now(&b->loop);
             lt_dlv_on_admin(b, ap, f->admin);
         } else {
             on_admin_unauth(b, id, f->admin);
@@ -523,10 +660,7 @@ static void handle(lt_broker *b, const zmq_msg_t *id, zmq_msg_t *body)
         break;
     }
     case LIENTHONG__V1__FRAME__KIND_PING: {
-        lt_peer *pp =
-            lt_fe_peer_find(b, zmq_msg_data((zmq_msg_t *)id), zmq_msg_size((zmq_msg_t *)id));
-        if (pp)
-            pp->last_seen = (int64_t)uv_now(&b->loop);
+        conn_peer(b, id, body, false); /* seen */
         Lienthong__V1__Pong po = LIENTHONG__V1__PONG__INIT;
         po.nonce = f->ping->nonce;
         Lienthong__V1__Frame r = LIENTHONG__V1__FRAME__INIT;
@@ -535,13 +669,9 @@ static void handle(lt_broker *b, const zmq_msg_t *id, zmq_msg_t *body)
         lt_fe_send(b, zmq_msg_data((zmq_msg_t *)id), zmq_msg_size((zmq_msg_t *)id), &r);
         break;
     }
-    case LIENTHONG__V1__FRAME__KIND_PONG: {
-        lt_peer *pp =
-            lt_fe_peer_find(b, zmq_msg_data((zmq_msg_t *)id), zmq_msg_size((zmq_msg_t *)id));
-        if (pp)
-            pp->last_seen = (int64_t)uv_now(&b->loop);
+    case LIENTHONG__V1__FRAME__KIND_PONG:
+        conn_peer(b, id, body, false); /* seen */
         break;
-    }
     case LIENTHONG__V1__FRAME__KIND__NOT_SET:
         malformed(b, id, data, n, "frame with no kind set");
         break;
@@ -661,10 +791,18 @@ static void on_poll(uv_poll_t *h, int status, int events)
         drain(b);
 }
 
+static void on_monitor(uv_poll_t *h, int status, int events)
+{
+    (void)status;
+    (void)events;
+    lt_fe_sessions_sync(h->data);
+}
+
 /* Before the loop blocks: anything pending that the edge-triggered fd will not tell? */
 static void on_prepare(uv_prepare_t *h)
 {
     lt_broker *b = h->data;
+    lt_fe_sessions_sync(b); /* the monitor's fd is edge-triggered too */
     if (b->zsock && !b->paused && has_input(b))
         drain(b);
 }
@@ -690,19 +828,25 @@ static void answer(lt_broker *b, lt_slot *s)
 {
     int e = 0;
     if (s->kind == LT_SLOT_AUTH) {
+        /* The answer applies to the session the AUTH was sent in and to nothing else: the
+         * same connection (conn), the same HELLO epoch (session), still waiting for it. */
+        lt_fe_sessions_sync(b);
         lt_peer *p = lt_fe_peer_find(b, s->peer, s->peer_len);
-        if (!p || p->state != LT_PEER_AUTHING)
-            return; /* gone or re-HELLOed meanwhile */
-        char hex[20];
-        peer_hex(s->peer, s->peer_len, hex, sizeof hex);
+        if (!p || p->conn != s->conn || p->session != s->session || p->state != LT_PEER_AUTHING)
+            return; /* its connection is gone */
         if (s->err != LT_OK) {
             p->state = LT_PEER_NEW;
-            lt_broker_log(LT_LOG_WARN, "auth refused for peer %s claiming %s: %s: %s", hex,
-                          p->agency, lt_err_name(s->err), s->why.msg);
+            p->agency[0] = '\0';
+            lt_broker_log(LT_LOG_WARN, "auth refused for connection #%llu claiming %s: %s: %s",
+                          (unsigned long long)p->conn, s->agency, lt_err_name(s->err), s->why.msg);
             e = lt_fe_send_nack(b, s->peer, s->peer_len, 0, s->err, s->why.msg);
         } else {
+            /* s->agency is what the verifier proved: the certificate's agency, equal to
+             * the one claimed in this epoch's HELLO */
+            snprintf(p->agency, sizeof p->agency, "%s", s->agency);
             p->state = LT_PEER_AUTHED;
-            lt_broker_log(LT_LOG_INFO, "peer %s authenticated as %s", hex, p->agency);
+            lt_broker_log(LT_LOG_INFO, "connection #%llu authenticated as %s",
+                          (unsigned long long)p->conn, p->agency);
             Lienthong__V1__Welcome w = LIENTHONG__V1__WELCOME__INIT;
             char bname[300];
             snprintf(bname, sizeof bname, "%s lienthongd/%s", b->cfg->name, LT_VERSION);
@@ -752,6 +896,7 @@ void lt_fe_on_done(lt_broker *b)
 
     for (; r->tail < done; r->tail++) {
         lt_slot *s = &r->slots[r->tail & r->mask];
+        uncharge(b, s);
         answer(b, s);
         r->bytes -= s->len;
         if (s->cap > LT_SLOT_KEEP) {
@@ -780,7 +925,9 @@ void lt_fe_heartbeat(lt_broker *b)
         lt_peer *p = b->peers[i];
         while (p) {
             lt_peer *next = p->hnext;
-            if (now - p->last_seen >= (int64_t)b->heartbeat_ms) {
+            /* Connections that only publish are not probed (a client need not expect a
+             * PING before its HELLO); the monitor reports their close. */
+            if (p->state != LT_PEER_NEW && now - p->last_seen >= (int64_t)b->heartbeat_ms) {
                 /* A probe: with ROUTER_MANDATORY, a routing id whose connection libzmq
                  * closed (ZMTP heartbeat timeout, TCP reset) fails with EHOSTUNREACH. */
                 Lienthong__V1__Ping pi = LIENTHONG__V1__PING__INIT;
@@ -819,8 +966,11 @@ lt_err lt_fe_open(lt_broker *b, lt_why *why)
     if (maxmsg < (int64_t)b->cfg->max_frame_bytes + (16 << 20))
         maxmsg = (int64_t)b->cfg->max_frame_bytes + (16 << 20);
     int hb = (int)b->heartbeat_ms;
+    size_t sz;
+    /* No ROUTER_HANDOVER: a second connection presenting a routing id that a live
+     * connection holds is refused by libzmq instead of taking the id over. */
     if (setopt_int(b->zsock, ZMQ_ROUTER_MANDATORY, 1) != 0 ||
-        setopt_int(b->zsock, ZMQ_ROUTER_HANDOVER, 1) != 0 ||
+        setopt_int(b->zsock, ZMQ_ROUTER_HANDOVER, 0) != 0 ||
         setopt_int(b->zsock, ZMQ_SNDHWM, SNDHWM) != 0 ||
         setopt_int(b->zsock, ZMQ_RCVHWM, RCVHWM) != 0 ||
         setopt_int(b->zsock, ZMQ_LINGER, 1000) != 0 ||
@@ -829,11 +979,21 @@ lt_err lt_fe_open(lt_broker *b, lt_why *why)
         setopt_int(b->zsock, ZMQ_HEARTBEAT_TTL, 3 * hb) != 0 ||
         zmq_setsockopt(b->zsock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg) != 0)
         return lt_fail(why, LT_EIO, "ZeroMQ socket options: %s", zmq_strerror(zmq_errno()));
+    /* Connection events, so that a session ends with its connection (see conn_peer). */
+    char mon[64];
+    snprintf(mon, sizeof mon, "inproc://lt-fe-monitor-%p", (void *)b);
+    if (zmq_socket_monitor(b->zsock, mon, ZMQ_EVENT_DISCONNECTED) != 0 ||
+        !(b->zmon = zmq_socket(b->zctx, ZMQ_PAIR)) || setopt_int(b->zmon, ZMQ_RCVHWM, 0) != 0 ||
+        zmq_connect(b->zmon, mon) != 0)
+        return lt_fail(why, LT_EIO, "ZeroMQ socket monitor: %s", zmq_strerror(zmq_errno()));
+    sz = sizeof b->zmon_fd;
+    if (zmq_getsockopt(b->zmon, ZMQ_FD, &b->zmon_fd, &sz) != 0)
+        return lt_fail(why, LT_EIO, "ZMQ_FD of the monitor: %s", zmq_strerror(zmq_errno()));
     if (zmq_bind(b->zsock, b->cfg->listen) != 0)
         return lt_fail(why, LT_EIO, "%s: broker.listen: cannot listen on %s: %s",
                        b->cfg->file ? b->cfg->file : "config", b->cfg->listen,
                        zmq_strerror(zmq_errno()));
-    size_t sz = sizeof b->endpoint;
+    sz = sizeof b->endpoint;
     if (zmq_getsockopt(b->zsock, ZMQ_LAST_ENDPOINT, b->endpoint, &sz) != 0)
         snprintf(b->endpoint, sizeof b->endpoint, "%s", b->cfg->listen);
     sz = sizeof b->zfd;
@@ -844,11 +1004,13 @@ lt_err lt_fe_open(lt_broker *b, lt_why *why)
 
 lt_err lt_fe_start(lt_broker *b, lt_why *why)
 {
-    b->zpoll.data = b->zprep.data = b->zidle.data = b;
+    b->zpoll.data = b->zprep.data = b->zidle.data = b->zmonpoll.data = b;
     if (uv_poll_init_socket(&b->loop, &b->zpoll, b->zfd) != 0 ||
+        uv_poll_init_socket(&b->loop, &b->zmonpoll, b->zmon_fd) != 0 ||
         uv_prepare_init(&b->loop, &b->zprep) != 0 || uv_idle_init(&b->loop, &b->zidle) != 0)
         return lt_fail(why, LT_EIO, "cannot watch the ZeroMQ socket");
     uv_poll_start(&b->zpoll, UV_READABLE, on_poll);
+    uv_poll_start(&b->zmonpoll, UV_READABLE, on_monitor);
     uv_prepare_start(&b->zprep, on_prepare);
     idle_set(b, true); /* first pass: anything already queued */
     return LT_OK;
@@ -863,6 +1025,8 @@ void lt_fe_close(lt_broker *b)
             uv_close((uv_handle_t *)&b->zprep, NULL);
         if (!uv_is_closing((uv_handle_t *)&b->zidle))
             uv_close((uv_handle_t *)&b->zidle, NULL);
+        if (b->zmonpoll.data && !uv_is_closing((uv_handle_t *)&b->zmonpoll))
+            uv_close((uv_handle_t *)&b->zmonpoll, NULL);
     }
     if (b->peers) {
         for (size_t i = 0; i < b->npeer_buckets; i++) {
@@ -875,7 +1039,12 @@ void lt_fe_close(lt_broker *b)
         free(b->peers);
         b->peers = NULL;
     }
+    if (b->zmon) {
+        zmq_close(b->zmon);
+        b->zmon = NULL;
+    }
     if (b->zsock) {
+        zmq_socket_monitor(b->zsock, NULL, 0);
         zmq_close(b->zsock);
         b->zsock = NULL;
     }

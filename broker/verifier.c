@@ -79,6 +79,9 @@ lt_slot *lt_ring_slot_next(lt_broker *b)
     lt_slot *s = &r->slots[r->fill & r->mask];
     s->kind = 0;
     s->len = 0;
+    s->conn = s->session = 0;
+    s->charged = 0;
+    s->charged_unauth = false;
     s->err = LT_OK;
     s->why.msg[0] = '\0';
     s->nq = 0;

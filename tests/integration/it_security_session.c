@@ -1,0 +1,363 @@
+/*
+ * it_security_session.c - a session is exactly what its AUTH proved, bound to its
+ * connection: the findings of the outside probe, reproduced against a real lienthongd with
+ * raw ZeroMQ sockets (a client that does what the library never would).
+ *
+ *  - HELLO+AUTH as one agency and, in the same burst, HELLO as another with a garbage AUTH
+ *    must not end WELCOMEd as the other agency;
+ *  - a connection presenting the routing id of a live, authenticated connection must not
+ *    take it over; one presenting it after that connection closed must inherit nothing.
+ *
+ * "Nothing arrives" is checked by waiting a bounded time for a frame that must not come,
+ * after a control frame (PING) that must come, so the wait ends early when the broker is
+ * quick and a slow broker cannot make the test pass by being slow.
+ */
+#include "harness.h"
+#include "harness_client.h"
+
+#include <lienthong/v1/envelope.pb-c.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#include <cmocka.h>
+
+static const char BROKER_YAML[] = "broker:\n"
+                                  "  name: it-session\n"
+                                  "  listen: @LISTEN@\n"
+                                  "  data_dir: data\n"
+                                  "  map_size_mb: 256\n"
+                                  "  verify_threads: 2\n"
+                                  "  max_frame_bytes: 65536\n"
+                                  "  admin:\n"
+                                  "    listen: @ADMIN@\n"
+                                  "    token_file: admin.token\n"
+                                  "trust:\n"
+                                  "  ca: ca/ca.cert.pem\n"
+                                  "  crl: ca/crl.pem\n"
+                                  "acl:\n"
+                                  "  - agency: VN:GOV:000.00.00.H29.760:hotich\n"
+                                  "    publish: [\"79.760.>\"]\n"
+                                  "  - agency: VN:GOV:000.00.00.G01:csdldancu\n"
+                                  "    publish: []\n"
+                                  "queues:\n"
+                                  "  - name: sess.dancu\n"
+                                  "    owner: VN:GOV:000.00.00.G01:csdldancu\n"
+                                  "    bind: [\"79.*.sess.>\"]\n";
+
+static it_env env;
+static void *zctx;
+static lt_signer *quan1, *dancu;
+static lt_client *pub;
+static uint64_t next_n = 1;
+
+static int group_setup(void **state)
+{
+    (void)state;
+    if (!it_env_init(&env) || !it_write_broker_yaml(&env, BROKER_YAML) ||
+        !it_broker_start(&env, 30000))
+        return -1;
+    quan1 = it_signer(&env, "quan1");
+    dancu = it_signer(&env, "dancu");
+    pub = it_client(&env, NULL, 0, 0);
+    zctx = zmq_ctx_new();
+    return quan1 && dancu && pub && zctx ? 0 : -1;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    lt_client_close(&pub);
+    lt_signer_destroy(&quan1);
+    lt_signer_destroy(&dancu);
+    if (zctx)
+        zmq_ctx_term(zctx);
+    if (env.pid > 0)
+        it_broker_stop(&env, 15000);
+    it_env_fini(&env);
+    return 0;
+}
+
+/* ---- raw frames ---- */
+
+static void *raw_socket(const char *routing_id)
+{
+    void *s = zmq_socket(zctx, ZMQ_DEALER);
+    int zero = 0;
+    zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
+    if (routing_id)
+        zmq_setsockopt(s, ZMQ_ROUTING_ID, routing_id, strlen(routing_id));
+    assert_int_equal(zmq_connect(s, env.endpoint), 0);
+    return s;
+}
+
+static void send_frame(void *sock, const Lienthong__V1__Frame *f)
+{
+    size_t n = lienthong__v1__frame__get_packed_size(f);
+    uint8_t *buf = malloc(n);
+    assert_non_null(buf);
+    lienthong__v1__frame__pack(f, buf);
+    assert_int_equal(zmq_send(sock, buf, n, 0), (int)n);
+    free(buf);
+}
+
+static Lienthong__V1__Frame *recv_frame(void *sock, int timeout_ms)
+{
+    zmq_pollitem_t it = {sock, 0, ZMQ_POLLIN, 0};
+    if (zmq_poll(&it, 1, timeout_ms) <= 0)
+        return NULL;
+    zmq_msg_t m;
+    zmq_msg_init(&m);
+    if (zmq_msg_recv(&m, sock, 0) < 0) {
+        zmq_msg_close(&m);
+        return NULL;
+    }
+    Lienthong__V1__Frame *f =
+        lienthong__v1__frame__unpack(NULL, zmq_msg_size(&m), zmq_msg_data(&m));
+    zmq_msg_close(&m);
+    return f;
+}
+
+/* The next frame of kind, skipping PINGs and other kinds, within timeout_ms; NULL if none. */
+static Lienthong__V1__Frame *expect_kind(void *sock, int kind, int timeout_ms)
+{
+    int64_t deadline = it_now_ms() + timeout_ms;
+    while (it_now_ms() < deadline) {
+        Lienthong__V1__Frame *f = recv_frame(sock, 100);
+        if (!f)
+            continue;
+        if ((int)f->kind_case == kind)
+            return f;
+        lienthong__v1__frame__free_unpacked(f, NULL);
+    }
+    return NULL;
+}
+
+static void send_hello(void *sock, const char *agency)
+{
+    Lienthong__V1__Hello h = LIENTHONG__V1__HELLO__INIT;
+    h.agency = (char *)agency;
+    h.client = "it_security_session";
+    Lienthong__V1__Frame f = LIENTHONG__V1__FRAME__INIT;
+    f.kind_case = LIENTHONG__V1__FRAME__KIND_HELLO;
+    f.hello = &h;
+    send_frame(sock, &f);
+}
+
+static void send_auth(void *sock, lt_signer *s, const uint8_t *nonce, size_t nonce_len,
+                      bool garbage)
+{
+    uint8_t sig[LT_PKI_SIG_MAX];
+    size_t sig_len = sizeof sig;
+    lt_why why;
+    assert_int_equal(lt_signer_sign(s, LT_PKI_DOMAIN_AUTH, nonce, nonce_len, sig, &sig_len, &why),
+                     LT_OK);
+    if (garbage)
+        memset(sig, 0x5a, sig_len);
+    Lienthong__V1__Auth a = LIENTHONG__V1__AUTH__INIT;
+    size_t der_len = 0;
+    a.certificate.data = (uint8_t *)lt_signer_cert_der(s, &der_len);
+    a.certificate.len = der_len;
+    a.signature.data = sig;
+    a.signature.len = sig_len;
+    Lienthong__V1__Frame f = LIENTHONG__V1__FRAME__INIT;
+    f.kind_case = LIENTHONG__V1__FRAME__KIND_AUTH;
+    f.auth = &a;
+    send_frame(sock, &f);
+}
+
+/* HELLO, CHALLENGE, AUTH, WELCOME as s's agency. */
+static void handshake(void *sock, lt_signer *s)
+{
+    send_hello(sock, lt_signer_agency(s));
+    Lienthong__V1__Frame *c = expect_kind(sock, LIENTHONG__V1__FRAME__KIND_CHALLENGE, 10000);
+    assert_non_null(c);
+    send_auth(sock, s, c->challenge->nonce.data, c->challenge->nonce.len, false);
+    lienthong__v1__frame__free_unpacked(c, NULL);
+    Lienthong__V1__Frame *w = expect_kind(sock, LIENTHONG__V1__FRAME__KIND_WELCOME, 10000);
+    assert_non_null(w);
+    assert_string_equal(w->welcome->agency, lt_signer_agency(s));
+    lienthong__v1__frame__free_unpacked(w, NULL);
+}
+
+static void send_subscribe(void *sock, const char *queue, uint32_t credit)
+{
+    Lienthong__V1__Subscribe m = LIENTHONG__V1__SUBSCRIBE__INIT;
+    m.queue = (char *)queue;
+    m.credit = credit;
+    Lienthong__V1__Frame f = LIENTHONG__V1__FRAME__INIT;
+    f.kind_case = LIENTHONG__V1__FRAME__KIND_SUBSCRIBE;
+    f.subscribe = &m;
+    send_frame(sock, &f);
+}
+
+static void send_credit(void *sock, const char *queue, uint32_t credit)
+{
+    Lienthong__V1__Credit m = LIENTHONG__V1__CREDIT__INIT;
+    m.queue = (char *)queue;
+    m.credit = credit;
+    Lienthong__V1__Frame f = LIENTHONG__V1__FRAME__INIT;
+    f.kind_case = LIENTHONG__V1__FRAME__KIND_CREDIT;
+    f.credit = &m;
+    send_frame(sock, &f);
+}
+
+static void send_ping(void *sock, uint64_t nonce)
+{
+    Lienthong__V1__Ping m = LIENTHONG__V1__PING__INIT;
+    m.nonce = nonce;
+    Lienthong__V1__Frame f = LIENTHONG__V1__FRAME__INIT;
+    f.kind_case = LIENTHONG__V1__FRAME__KIND_PING;
+    f.ping = &m;
+    send_frame(sock, &f);
+}
+
+/* Publish one record to the queue sess.dancu and wait for its ACK. */
+static void publish_one(void)
+{
+    size_t len = 0;
+    uint8_t *e = it_seal(quan1, "79.760.sess.x", next_n++, 0, &len, NULL);
+    assert_non_null(e);
+    it_answer a;
+    assert_true(it_publish_wait(pub, e, len, &a, 10000));
+    assert_int_equal(a.code, LT_OK);
+    free(e);
+}
+
+/* Count DELIVER frames on sock for up to wait_ms; NACK codes seen go to nack_codes. */
+static size_t count_delivers(void *sock, int wait_ms, int *last_nack)
+{
+    size_t n = 0;
+    int64_t deadline = it_now_ms() + wait_ms;
+    while (it_now_ms() < deadline) {
+        Lienthong__V1__Frame *f = recv_frame(sock, 50);
+        if (!f)
+            continue;
+        if (f->kind_case == LIENTHONG__V1__FRAME__KIND_DELIVER)
+            n++;
+        else if (f->kind_case == LIENTHONG__V1__FRAME__KIND_NACK && last_nack)
+            *last_nack = f->nack->code;
+        lienthong__v1__frame__free_unpacked(f, NULL);
+    }
+    return n;
+}
+
+/* ---- the tests ---- */
+
+static void a_hello_during_an_auth_cannot_take_another_agencys_identity(void **state)
+{
+    (void)state;
+    publish_one(); /* a record waits in dancu's queue: a stolen session would receive it */
+    for (int round = 0; round < 5; round++) {
+        void *sock = raw_socket(NULL);
+        send_hello(sock, lt_signer_agency(quan1));
+        Lienthong__V1__Frame *c = expect_kind(sock, LIENTHONG__V1__FRAME__KIND_CHALLENGE, 10000);
+        assert_non_null(c);
+        /* one burst: a good AUTH as quan1, then HELLO as dancu and a garbage AUTH */
+        send_auth(sock, quan1, c->challenge->nonce.data, c->challenge->nonce.len, false);
+        send_hello(sock, lt_signer_agency(dancu));
+        send_auth(sock, dancu, c->challenge->nonce.data, c->challenge->nonce.len, true);
+        lienthong__v1__frame__free_unpacked(c, NULL);
+        bool welcomed = false, pending_refused = false;
+        int64_t deadline = it_now_ms() + 10000;
+        while (!(welcomed && pending_refused) && it_now_ms() < deadline) {
+            Lienthong__V1__Frame *f = recv_frame(sock, 100);
+            if (!f)
+                continue;
+            if (f->kind_case == LIENTHONG__V1__FRAME__KIND_WELCOME) {
+                /* the WELCOME names what the good AUTH proved, never the later claim */
+                assert_string_equal(f->welcome->agency, lt_signer_agency(quan1));
+                welcomed = true;
+            } else if (f->kind_case == LIENTHONG__V1__FRAME__KIND_NACK &&
+                       f->nack->code == LIENTHONG__V1__NACK_CODE__AUTH_IN_PROGRESS) {
+                assert_true(strlen(f->nack->reason) > 0);
+                pending_refused = true;
+            }
+            lienthong__v1__frame__free_unpacked(f, NULL);
+        }
+        assert_true(welcomed);
+        assert_true(pending_refused);
+        /* and the session may not consume dancu's queue */
+        send_subscribe(sock, "sess.dancu", 10);
+        int nack = -1;
+        assert_int_equal(count_delivers(sock, 500, &nack), 0);
+        assert_int_equal(nack, LIENTHONG__V1__NACK_CODE__ACL_DENIED);
+        zmq_close(sock);
+    }
+}
+
+static void a_live_connections_routing_id_cannot_be_taken_over(void **state)
+{
+    (void)state;
+    void *victim = raw_socket("victim-routing-id-1");
+    handshake(victim, dancu);
+    send_subscribe(victim, "sess.dancu", 1);
+    /* the victim takes what waits (one credit), and leaves it unacked */
+    assert_true(count_delivers(victim, 1000, NULL) >= 1);
+
+    void *thief = raw_socket("victim-routing-id-1");
+    send_credit(thief, "sess.dancu", 100);
+    send_subscribe(thief, "sess.dancu", 100);
+    send_ping(thief, 7);
+    publish_one();
+    publish_one();
+    int nack = -1;
+    assert_int_equal(count_delivers(thief, 1500, &nack), 0);
+    /* the victim's connection is still its own */
+    send_ping(victim, 8);
+    Lienthong__V1__Frame *po = expect_kind(victim, LIENTHONG__V1__FRAME__KIND_PONG, 5000);
+    assert_non_null(po);
+    assert_int_equal(po->pong->nonce, 8);
+    lienthong__v1__frame__free_unpacked(po, NULL);
+    zmq_close(thief);
+    zmq_close(victim);
+}
+
+static void a_routing_id_reused_after_its_connection_closed_inherits_nothing(void **state)
+{
+    (void)state;
+    void *victim = raw_socket("victim-routing-id-2");
+    handshake(victim, dancu);
+    send_subscribe(victim, "sess.dancu", 1);
+    publish_one();
+    assert_true(count_delivers(victim, 1000, NULL) >= 1);
+    zmq_close(victim);
+
+    /* at once, before any heartbeat could notice */
+    void *thief = raw_socket("victim-routing-id-2");
+    int nack = -1;
+    for (int i = 0; i < 50 && nack < 0; i++) {
+        send_credit(thief, "sess.dancu", 100);
+        count_delivers(thief, 100, &nack);
+    }
+    assert_int_equal(nack, LIENTHONG__V1__NACK_CODE__NOT_AUTHENTICATED);
+    publish_one();
+    nack = -1;
+    send_credit(thief, "sess.dancu", 100);
+    assert_int_equal(count_delivers(thief, 1500, &nack), 0);
+    assert_int_equal(nack, LIENTHONG__V1__NACK_CODE__NOT_AUTHENTICATED);
+    zmq_close(thief);
+
+    /* the queue still serves its owner: everything published is there */
+    void *owner = raw_socket(NULL);
+    handshake(owner, dancu);
+    send_subscribe(owner, "sess.dancu", 1000);
+    assert_true(count_delivers(owner, 2000, NULL) >= 1);
+    zmq_close(owner);
+    assert_true(it_broker_alive(&env));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(a_hello_during_an_auth_cannot_take_another_agencys_identity),
+        cmocka_unit_test(a_live_connections_routing_id_cannot_be_taken_over),
+        cmocka_unit_test(a_routing_id_reused_after_its_connection_closed_inherits_nothing),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
