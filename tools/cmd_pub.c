@@ -81,8 +81,14 @@ static void usage(FILE *out)
             "      --retries N          republish after a timeout or lost connection (3)\n"
             "      --no-auth            do not authenticate the connection first\n"
             "  -q, --quiet              no line per answer, only the summary\n\n"
-            "stdout: {\"tag\":1,\"seq\":7,\"duplicate\":false,\"message_id\":\"...\"} per ack,\n"
-            "        {\"tag\":2,\"code\":\"BAD_SIGNATURE\",\"reason\":\"...\",...} per refusal.\n"
+            "stdout: one JSON line per answer, as answers arrive:\n"
+            "  {\"tag\":7,\"seq\":1234,\"duplicate\":false,\"message_id\":\"...\"}  accepted\n"
+            "  {\"tag\":8,\"code\":\"BAD_SIGNATURE\",\"reason\":\"...\",\"message_id\":\"...\"}"
+            "  refused\n"
+            "  tag: the publish's number on this connection (1, 2, 3 ...; a retry gets a new\n"
+            "       one), echoed by the broker; seq: the broker's stored sequence number;\n"
+            "  code: the wire NackCode name (`lienthong codes` lists names and numbers).\n"
+            "  TIMED_OUT, CLOSED and BUSY are retried (--retries) before they are printed.\n"
             "stderr: a summary. Exit 1 if any message was refused or not delivered.\n",
             lt_cmd_pub_summary, LT_CLIENT_WINDOW_DEFAULT, LT_CLIENT_ACK_TIMEOUT_MS_DEFAULT / 1000);
 }
@@ -104,7 +110,10 @@ static void on_answer(void *user, uint64_t tag, lt_err code, uint64_t seq, bool 
 {
     struct msg *m = user;
     struct pub *p = m->p;
-    if ((code == LT_ETIMEDOUT || code == LT_ECLOSED) && m->tries <= p->retries) {
+    /* BUSY: the broker had no room for it now (see docs/security.md); like a timeout,
+     * publishing again is safe (the broker dedups by message id) */
+    if ((code == LT_ETIMEDOUT || code == LT_ECLOSED || code == LT_EBUSY) &&
+        m->tries <= p->retries) {
         m->next = NULL;
         if (p->retry_tail != NULL)
             p->retry_tail->next = m;

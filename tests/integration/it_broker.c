@@ -828,6 +828,30 @@ static void sighup_reloads_a_crl_that_now_revokes_a_certificate(void **state)
     lt_client_close(&pub);
 }
 
+/* The help and the code table say what travels on the wire: tag is the publish's number,
+ * codes are listed with their NackCode numbers. */
+static void codes_and_pub_help_describe_the_wire(void **state)
+{
+    (void)state;
+    assert_int_equal(it_cli(&env, "codes.out", 10000, "codes", NULL), 0);
+    char *out = it_read_file(&env, "codes.out", NULL);
+    assert_non_null(out);
+    const ProtobufCEnumDescriptor *d = &lienthong__v1__nack_code__descriptor;
+    for (unsigned i = 0; i < d->n_values; i++) {
+        char line[80];
+        snprintf(line, sizeof line, "\n%4d  %s ", d->values[i].value, d->values[i].name);
+        assert_non_null(strstr(out, line));
+    }
+    assert_non_null(strstr(out, "   -  NO_MEMORY "));
+    free(out);
+    assert_int_equal(it_cli(&env, "pubhelp.out", 10000, "pub", "--help", NULL), 0);
+    out = it_read_file(&env, "pubhelp.out", NULL);
+    assert_non_null(out);
+    assert_non_null(strstr(out, "tag: the publish's number on this connection"));
+    assert_null(strstr(out, "1 for an ack"));
+    free(out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -842,6 +866,7 @@ int main(void)
         cmocka_unit_test(replay_from_a_seq_or_a_time_streams_acked_history_without_acks),
         cmocka_unit_test(subscribing_to_an_unknown_or_a_foreign_queue_is_refused),
         cmocka_unit_test(pub_and_sub_commands_carry_records_end_to_end),
+        cmocka_unit_test(codes_and_pub_help_describe_the_wire),
         cmocka_unit_test(a_restart_with_a_backlog_loses_nothing),
         /* last: it revokes district 3 for good */
         cmocka_unit_test(sighup_reloads_a_crl_that_now_revokes_a_certificate),
