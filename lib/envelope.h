@@ -13,7 +13,8 @@
  *   decode:   size limits (LT_ETOOBIG), structure (LT_EPROTO), source id (LT_EAGENCY_ID)
  *   1. SHA-256(payload) == header.payload_sha256                       LT_EHASH
  *   2. SHA-256(certificate) == header.signer_key_id                     LT_EKEYID
- *   3. certificate: parses, is an agency cert (LT_ECERT_INVALID), chains to the trust root
+ *   3. certificate: parses, is an agency cert, not a CA's (LT_ECERT_INVALID / LT_ECERT_CA),
+ *      chains to the trust root
  *      (LT_ECERT_UNKNOWN_CA), not revoked (LT_ECERT_REVOKED), issuer's CRL current (LT_ECRL),
  *      valid now (LT_ECERT_EXPIRED / LT_ECERT_NOT_YET_VALID)
  *   4. certificate's agency == header.source                            LT_EAGENCY_MISMATCH

@@ -46,7 +46,7 @@ struct fx {
     char dir[256];
     int64_t now;
     lt_trust *trust;
-    lt_signer *a, *b, *expired, *future, *revoked, *otherca;
+    lt_signer *a, *b, *expired, *future, *revoked, *otherca, *caflag;
 };
 
 static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
@@ -102,6 +102,7 @@ static struct fx *fx_new(lt_sig_alg alg)
     f->future = open_signer(f->dir, "future");
     f->revoked = open_signer(f->dir, "revoked");
     f->otherca = open_signer(f->dir, "otherca");
+    f->caflag = open_signer(f->dir, "caflag");
     return f;
 }
 
@@ -116,6 +117,7 @@ static void fx_free(struct fx *f)
     lt_signer_destroy(&f->future);
     lt_signer_destroy(&f->revoked);
     lt_signer_destroy(&f->otherca);
+    lt_signer_destroy(&f->caflag);
     rm_rf(f->dir);
     free(f);
 }
@@ -375,6 +377,17 @@ static void verify_rejects_certificate_from_unknown_ca(void **state)
     size_t len;
     uint8_t *buf = seal(f->otherca, &len);
     assert_int_equal(check(f, buf, len), LT_ECERT_UNKNOWN_CA);
+    free(buf);
+}
+
+static void verify_rejects_an_envelope_signed_with_a_ca_certificate(void **state)
+{
+    struct fx *f = *state;
+    size_t len;
+    uint8_t *buf = seal(f->caflag, &len); /* CA:TRUE, keyUsage digitalSignature only */
+    lt_why why = {{0}};
+    assert_int_equal(check_at(f, buf, len, lt_env_now_ms(), &why), LT_ECERT_CA);
+    assert_non_null(strstr(why.msg, LT_DEVPKI_AGENCY_A));
     free(buf);
 }
 
@@ -858,6 +871,7 @@ int main(void)
         cmocka_unit_test(verify_rejects_certificate_not_yet_valid),
         cmocka_unit_test(verify_rejects_revoked_certificate),
         cmocka_unit_test(verify_rejects_certificate_from_unknown_ca),
+        cmocka_unit_test(verify_rejects_an_envelope_signed_with_a_ca_certificate),
         cmocka_unit_test(verify_rejects_key_id_that_is_not_the_certificates),
         cmocka_unit_test(verify_rejects_created_time_outside_clock_skew),
         cmocka_unit_test(verify_rejects_certificate_not_valid_at_created_time),
