@@ -1100,6 +1100,8 @@ static lt_err verify_one(lt_sink *s, sink_table *t, const stored *r, lt_trust *t
                                  : lt_fail(&rw, LT_EPROTO, "no envelope stored");
     if (code == LT_OK)
         code = lt_env_verify(env, trust, lt_sink_verify_at(env, r->received_ms), &rw);
+    if (code == LT_OK)
+        code = lt_env_check_record(env, &rw);
     if (code == LT_OK && strcmp(lt_env_record_type(env), t->desc->name) != 0)
         code = lt_fail(&rw, LT_EVALIDATE, "envelope of a %s in table %s",
                        lt_env_record_type(env), t->name);

@@ -14,6 +14,7 @@
 #include "ycfg.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -250,6 +251,37 @@ static lt_err read_broker(const lt_ynode *root, lt_broker_cfg *c, lt_why *why)
     return LT_OK;
 }
 
+/* Replay inside the skew: an envelope created at t is accepted while now lies in
+ * [t - skew, t + skew]. First seen as early as t - skew, its id must be remembered until
+ * t + skew, or a captured copy is accepted a second time: the dedup window must be at least
+ * 2 x clock_skew_s. The refusal points at the key the file sets (dedup_window_s first). */
+_Static_assert(LT_BCFG_DEFAULT_DEDUP_WINDOW_S >= 2 * LT_BCFG_DEFAULT_CLOCK_SKEW_S,
+               "the default dedup window must cover twice the default clock skew");
+
+static lt_err check_replay_window(const lt_ynode *root, const lt_broker_cfg *c, lt_why *why)
+{
+    uint64_t need = 2 * (uint64_t)c->clock_skew_s;
+    if (c->dedup_window_s >= need)
+        return LT_OK;
+    const lt_ynode *dw = lt_ycfg_get(lt_ycfg_get(root, "broker"), "dedup_window_s");
+    const lt_ynode *cs = lt_ycfg_get(lt_ycfg_get(root, "trust"), "clock_skew_s");
+    static const char why_so[] = "a copy replayed after its id left the window would still be "
+                                 "inside the skew and accepted again";
+    if (dw == NULL) /* the default window: the skew set here is too large */
+        return lt_ycfg_fail(cs, why, "2 x %u s is more than broker.dedup_window_s (%llu s, the "
+                            "default): %s", c->clock_skew_s,
+                            (unsigned long long)c->dedup_window_s, why_so);
+    char line[32];
+    const char *skew_at = "the default";
+    if (cs) {
+        snprintf(line, sizeof line, "line %d", lt_ycfg_line(cs));
+        skew_at = line;
+    }
+    return lt_ycfg_fail(dw, why, "%llu s is below 2 x trust.clock_skew_s (%u s, %s) = %llu s: %s",
+                        (unsigned long long)c->dedup_window_s, c->clock_skew_s, skew_at,
+                        (unsigned long long)need, why_so);
+}
+
 static lt_err read_trust(const lt_ynode *root, lt_broker_cfg *c, lt_why *why)
 {
     const lt_ynode *t;
@@ -261,7 +293,7 @@ static lt_err read_trust(const lt_ynode *root, lt_broker_cfg *c, lt_why *why)
         (err = u32_opt(t, "clock_skew_s", LT_BCFG_DEFAULT_CLOCK_SKEW_S, 0, 86400,
                        &c->clock_skew_s, why)))
         return err;
-    return LT_OK;
+    return check_replay_window(root, c, why); /* read_broker ran first */
 }
 
 static lt_err read_admins(const lt_ynode *root, lt_broker_cfg *c, lt_why *why)

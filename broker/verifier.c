@@ -1,8 +1,9 @@
 /*
  * verifier.c - the publish ring (see broker_int.h) and the verify pool: N threads that take
- * batches of filled slots and, for each, decode the envelope, verify it against the trust
- * root (signature or batch proof, chain, validity, CRL, source = certificate agency),
- * check the publish ACL and find the queues its topic routes to; or, for an AUTH slot,
+ * batches of filled slots and, for each, decode the envelope, check its record type and
+ * schema version, verify it against the trust root (signature or batch proof, chain,
+ * validity, CRL, source = certificate agency), check the publish ACL, decode the payload as
+ * its record type and find the queues its topic routes to; or, for an AUTH slot,
  * check the certificate and the signature over the challenge nonce.
  *
  * Threads: the ring's producer side (lt_ring_slot_next / fill_done / publish) is the loop
@@ -147,20 +148,6 @@ static int64_t mono_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-static bool varint_get(const uint8_t *p, size_t n, size_t *at, uint64_t *v)
-{
-    uint64_t x = 0;
-    for (unsigned shift = 0; shift < 64 && *at < n; shift += 7) {
-        uint8_t c = p[(*at)++];
-        x |= (uint64_t)(c & 0x7f) << shift;
-        if (!(c & 0x80)) {
-            *v = x;
-            return true;
-        }
-    }
-    return false;
-}
-
 /* Where the Envelope.certificate field (field 5, length-delimited) lies in env[0..n):
  * false unless it occurs exactly once at the top level and everything parses. The store
  * keeps the certificate once per signer and puts the field back on every read. */
@@ -171,11 +158,11 @@ static bool find_cert_field(const uint8_t *p, size_t n, size_t *field_off, size_
     while (at < n) {
         size_t start = at;
         uint64_t key, len;
-        if (!varint_get(p, n, &at, &key))
+        if (!lt_env_wire_varint(p, n, &at, &key))
             return false;
         switch (key & 7) {
         case 0:
-            if (!varint_get(p, n, &at, &len))
+            if (!lt_env_wire_varint(p, n, &at, &len))
                 return false;
             break;
         case 1:
@@ -184,7 +171,7 @@ static bool find_cert_field(const uint8_t *p, size_t n, size_t *field_off, size_
             at += 8;
             break;
         case 2:
-            if (!varint_get(p, n, &at, &len) || len > n - at)
+            if (!lt_env_wire_varint(p, n, &at, &len) || len > n - at)
                 return false;
             if (key >> 3 == 5) {
                 found++;
@@ -226,7 +213,11 @@ static void verify_publish(vctx *v, lt_slot *s, const lt_acl *acl, int64_t now_m
     memcpy(s->msg_id, lt_env_message_id(env), LT_STORE_ID_LEN);
     src = lt_env_source(env);
     topic = lt_env_topic(env);
-    e = lt_env_verify(env, b->trust, now_ms, &s->why);
+    /* record type and schema version from the header: no signature math for what we refuse
+     * anyway; the payload is decoded only once the signature holds and the ACL allows */
+    e = lt_env_check_record_type(env, &s->why);
+    if (e == LT_OK)
+        e = lt_env_verify(env, b->trust, now_ms, &s->why);
     if (e != LT_OK)
         goto out;
     /* Known agency now (its certificate chains to our root): give it a metrics slot. */
@@ -234,6 +225,8 @@ static void verify_publish(vctx *v, lt_slot *s, const lt_acl *acl, int64_t now_m
     if (s->agency_slot < 0)
         s->agency_slot = LT_METRICS_AGENCY_OTHER;
     e = lt_acl_check_publish(acl, src, topic, &s->why);
+    if (e == LT_OK)
+        e = lt_env_check_record(env, &s->why);
     if (e != LT_OK)
         goto out;
     size_t n = 0;

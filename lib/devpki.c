@@ -167,10 +167,24 @@ static lt_err add_ext(X509 *x, X509 *issuer, int nid, const char *value, lt_why 
     return LT_OK;
 }
 
-/* Build and sign a certificate for pub: issued by issuer (NULL: self-signed) with
- * issuer_key. */
-static lt_err make_cert(EVP_PKEY *pub, const char *cn, const char *org, bool ca, int64_t nb,
-                        int64_t na, X509 *issuer, EVP_PKEY *issuer_key, X509 **out,
+/* The extensions that make a certificate what it is (eku NULL: none). */
+struct profile {
+    const char *bc, *ku, *eku;
+};
+
+static const struct profile CA_PROFILE = {"critical,CA:TRUE", "critical,keyCertSign,cRLSign",
+                                          NULL};
+static const struct profile AGENCY_PROFILES[] = {
+    [LT_DEVPKI_PROFILE_AGENCY] = {"critical,CA:FALSE", "critical,digitalSignature", "clientAuth"},
+    [LT_DEVPKI_PROFILE_CA_FLAG] = {"critical,CA:TRUE", "critical,digitalSignature", "clientAuth"},
+    [LT_DEVPKI_PROFILE_NO_DIGSIG] = {"critical,CA:FALSE", "critical,keyEncipherment",
+                                     "clientAuth"},
+};
+
+/* Build and sign a certificate of profile pr for pub: issued by issuer (NULL: self-signed)
+ * with issuer_key. */
+static lt_err make_cert(EVP_PKEY *pub, const char *cn, const char *org, const struct profile *pr,
+                        int64_t nb, int64_t na, X509 *issuer, EVP_PKEY *issuer_key, X509 **out,
                         lt_why *why)
 {
     X509 *x = X509_new();
@@ -194,19 +208,11 @@ static lt_err make_cert(EVP_PKEY *pub, const char *cn, const char *org, bool ca,
         goto out;
     }
     X509 *iss = issuer ? issuer : x;
-    if (ca) {
-        if ((e = add_ext(x, iss, NID_basic_constraints, "critical,CA:TRUE", why)) != LT_OK ||
-            (e = add_ext(x, iss, NID_key_usage, "critical,keyCertSign,cRLSign", why)) != LT_OK ||
-            (e = add_ext(x, iss, NID_subject_key_identifier, "hash", why)) != LT_OK)
-            goto out;
-    } else {
-        if ((e = add_ext(x, iss, NID_basic_constraints, "critical,CA:FALSE", why)) != LT_OK ||
-            (e = add_ext(x, iss, NID_key_usage, "critical,digitalSignature", why)) != LT_OK ||
-            (e = add_ext(x, iss, NID_ext_key_usage, "clientAuth", why)) != LT_OK ||
-            (e = add_ext(x, iss, NID_subject_key_identifier, "hash", why)) != LT_OK)
-            goto out;
-    }
-    if ((e = add_ext(x, iss, NID_authority_key_identifier, "keyid:always", why)) != LT_OK)
+    if ((e = add_ext(x, iss, NID_basic_constraints, pr->bc, why)) != LT_OK ||
+        (e = add_ext(x, iss, NID_key_usage, pr->ku, why)) != LT_OK ||
+        (pr->eku != NULL && (e = add_ext(x, iss, NID_ext_key_usage, pr->eku, why)) != LT_OK) ||
+        (e = add_ext(x, iss, NID_subject_key_identifier, "hash", why)) != LT_OK ||
+        (e = add_ext(x, iss, NID_authority_key_identifier, "keyid:always", why)) != LT_OK)
         goto out;
     if (X509_sign(x, issuer_key, sign_md(issuer_key)) <= 0) {
         e = lt_fail_ssl(why, LT_ECRYPTO, "signing a certificate");
@@ -230,7 +236,7 @@ lt_err lt_devpki_ca_create(lt_sig_alg alg, const char *cn, const char *org,
         return lt_fail(why, LT_ENOMEM, "out of memory");
     lt_err e = keygen(alg, &ca->key, why);
     if (e == LT_OK)
-        e = make_cert(ca->key, cn, org, true, not_before_ms, not_after_ms, NULL, ca->key,
+        e = make_cert(ca->key, cn, org, &CA_PROFILE, not_before_ms, not_after_ms, NULL, ca->key,
                       &ca->cert, why);
     if (e != LT_OK) {
         lt_devpki_ca_destroy(&ca);
@@ -299,12 +305,14 @@ lt_err lt_devpki_issue(lt_devpki_ca *ca, const lt_devpki_cert_spec *spec, const 
 {
     if (spec->agency_id == NULL || spec->not_after_ms <= spec->not_before_ms)
         return lt_fail(why, LT_EINVAL, "certificate needs an agency id and a validity period");
+    if ((size_t)spec->profile >= sizeof AGENCY_PROFILES / sizeof AGENCY_PROFILES[0])
+        return lt_fail(why, LT_EINVAL, "unknown certificate profile %d", (int)spec->profile);
     EVP_PKEY *k = NULL;
     X509 *x = NULL;
     lt_err e = keygen(spec->alg, &k, why);
     if (e == LT_OK)
-        e = make_cert(k, spec->agency_id, spec->org, false, spec->not_before_ms,
-                      spec->not_after_ms, ca->cert, ca->key, &x, why);
+        e = make_cert(k, spec->agency_id, spec->org, &AGENCY_PROFILES[spec->profile],
+                      spec->not_before_ms, spec->not_after_ms, ca->cert, ca->key, &x, why);
     if (e == LT_OK)
         e = write_key(k, key_path, why);
     if (e == LT_OK)
@@ -441,10 +449,11 @@ lt_err lt_devpki_revoke(lt_devpki_ca *ca, const char *cert_path, const char *crl
 
 lt_err lt_devpki_fixture(const char *dir, lt_sig_alg alg, int64_t now_ms, lt_why *why)
 {
-    static const char *const names[] = {"ca", "other-ca", "a", "b", "expired", "future",
-                                        "revoked", "otherca"};
-    char key[8][4096], cert[8][4096], crl[4096];
-    for (size_t i = 0; i < 8; i++) {
+    static const char *const names[] = {"ca",      "other-ca", "a",      "b",       "expired",
+                                        "future",  "revoked",  "otherca", "caflag", "nodigsig"};
+    enum { N = sizeof names / sizeof names[0] };
+    char key[N][4096], cert[N][4096], crl[4096];
+    for (size_t i = 0; i < N; i++) {
         int n1 = snprintf(key[i], sizeof key[i], "%s/%s.key.pem", dir, names[i]);
         int n2 = snprintf(cert[i], sizeof cert[i], "%s/%s.cert.pem", dir, names[i]);
         if (n1 < 0 || n2 < 0 || (size_t)n1 >= sizeof key[i] || (size_t)n2 >= sizeof cert[i])
@@ -464,24 +473,30 @@ lt_err lt_devpki_fixture(const char *dir, lt_sig_alg alg, int64_t now_ms, lt_why
     if (e == LT_OK)
         e = lt_devpki_ca_save(other, key[1], cert[1], why);
 
+    const char *q1 = "Ủy ban nhân dân Quận 1";
     struct {
         const char *id, *org;
         int64_t nb, na;
         lt_devpki_ca *by;
-    } certs[6] = {
-        {LT_DEVPKI_AGENCY_A, "Ủy ban nhân dân Quận 1", now_ms - day, now_ms + year, ca},
-        {LT_DEVPKI_AGENCY_B, "Cơ sở dữ liệu quốc gia về dân cư", now_ms - day, now_ms + year, ca},
-        {LT_DEVPKI_AGENCY_A, "Ủy ban nhân dân Quận 1", now_ms - year, now_ms - day, ca},
-        {LT_DEVPKI_AGENCY_A, "Ủy ban nhân dân Quận 1", now_ms + day, now_ms + year, ca},
-        {LT_DEVPKI_AGENCY_A, "Ủy ban nhân dân Quận 1", now_ms - day, now_ms + year, ca},
-        {LT_DEVPKI_AGENCY_A, "Ủy ban nhân dân Quận 1", now_ms - day, now_ms + year, other},
+        lt_devpki_profile profile;
+    } certs[N - 2] = {
+        {LT_DEVPKI_AGENCY_A, q1, now_ms - day, now_ms + year, ca, 0},
+        {LT_DEVPKI_AGENCY_B, "Cơ sở dữ liệu quốc gia về dân cư", now_ms - day, now_ms + year, ca,
+         0},
+        {LT_DEVPKI_AGENCY_A, q1, now_ms - year, now_ms - day, ca, 0},
+        {LT_DEVPKI_AGENCY_A, q1, now_ms + day, now_ms + year, ca, 0},
+        {LT_DEVPKI_AGENCY_A, q1, now_ms - day, now_ms + year, ca, 0},
+        {LT_DEVPKI_AGENCY_A, q1, now_ms - day, now_ms + year, other, 0},
+        {LT_DEVPKI_AGENCY_A, q1, now_ms - day, now_ms + year, ca, LT_DEVPKI_PROFILE_CA_FLAG},
+        {LT_DEVPKI_AGENCY_A, q1, now_ms - day, now_ms + year, ca, LT_DEVPKI_PROFILE_NO_DIGSIG},
     };
-    for (size_t i = 0; e == LT_OK && i < 6; i++) {
+    for (size_t i = 0; e == LT_OK && i < N - 2; i++) {
         lt_devpki_cert_spec spec = {.agency_id = certs[i].id,
                                     .org = certs[i].org,
                                     .alg = alg,
                                     .not_before_ms = certs[i].nb,
-                                    .not_after_ms = certs[i].na};
+                                    .not_after_ms = certs[i].na,
+                                    .profile = certs[i].profile};
         e = lt_devpki_issue(certs[i].by, &spec, key[i + 2], cert[i + 2], why);
     }
     const char *revoked = cert[6];

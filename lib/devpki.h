@@ -44,12 +44,21 @@ lt_err lt_devpki_ca_save(const lt_devpki_ca *ca, const char *key_path, const cha
 /* Free. Accepts NULL; clears *cap. */
 void lt_devpki_ca_destroy(lt_devpki_ca **cap);
 
+/* What kind of certificate lt_devpki_issue makes: an agency's as described at the top, or,
+ * for tests, one that every verifier must refuse. */
+typedef enum lt_devpki_profile {
+    LT_DEVPKI_PROFILE_AGENCY = 0, /* CA:FALSE, keyUsage digitalSignature */
+    LT_DEVPKI_PROFILE_CA_FLAG,    /* CA:TRUE with keyUsage digitalSignature only (no keyCertSign) */
+    LT_DEVPKI_PROFILE_NO_DIGSIG,  /* CA:FALSE, keyUsage keyEncipherment only */
+} lt_devpki_profile;
+
 /* An agency certificate to issue. */
 typedef struct lt_devpki_cert_spec {
     const char *agency_id; /* CN; taken as given (tests issue malformed ones on purpose) */
     const char *org;       /* O, UTF-8; NULL: none */
     lt_sig_alg alg;        /* the agency key's algorithm */
     int64_t not_before_ms, not_after_ms;
+    lt_devpki_profile profile; /* 0: an agency certificate */
 } lt_devpki_cert_spec;
 
 /* Generate a key and issue its certificate from ca; write the key to key_path (0600) and
@@ -81,6 +90,8 @@ lt_err lt_devpki_revoke(lt_devpki_ca *ca, const char *cert_path, const char *crl
  *   revoked.{key,cert}.pem     agency A, valid, listed in crl.pem
  *   otherca.{key,cert}.pem     agency A, issued by other-ca.{key,cert}.pem, a CA with the
  *                              same name as the trust root that nobody trusts
+ *   caflag.{key,cert}.pem      agency A, valid, but CA:TRUE (LT_DEVPKI_PROFILE_CA_FLAG)
+ *   nodigsig.{key,cert}.pem    agency A, valid, keyUsage without digitalSignature
  * For unit and integration tests, fuzz seeds and benchmarks. Errors as lt_devpki_issue. */
 #define LT_DEVPKI_AGENCY_A "VN:GOV:000.00.00.H29.760:hotich"
 #define LT_DEVPKI_AGENCY_B "VN:GOV:000.00.00.G01:csdldancu"

@@ -18,8 +18,11 @@
 #include "envelope.h"
 
 #include "agency.h"
+#include "json.h"
 #include "lienthong/v1/envelope.pb-c.h"
+#include "records.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -454,6 +457,204 @@ lt_err lt_env_verify(const lt_env *env, lt_trust *trust, int64_t now_ms, lt_why 
                                  m->signature.data, m->signature.len, why);
     }
     lt_trust_cert_rele(&cert);
+    return e;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Record checks.
+ */
+lt_err lt_env_check_record_type(const lt_env *env, lt_why *why)
+{
+    const Lienthong__V1__Header *h = env->hdr;
+    if (lt_records_find(h->record_type) == NULL)
+        return lt_fail(why, LT_ERECORD_TYPE, "record type '%s' is not a record type of the "
+                       "contract (lienthong.v1.records.*)", h->record_type);
+    if (h->schema_version != LT_ENV_SCHEMA_VERSION)
+        return lt_fail(why, LT_ESCHEMA, "schema version %u of %s is not one the contract "
+                       "defines (%d%s)", h->schema_version, h->record_type,
+                       LT_ENV_SCHEMA_VERSION, h->schema_version == 0 ? "; 0 means unset" : "");
+    return LT_OK;
+}
+
+#define FIELD_NUMBER_MAX 536870911u /* 2^29 - 1 */
+
+/* Wire type a field of type t is sent with; a repeated scalar may also come packed (2). */
+static unsigned wire_type_of(ProtobufCType t)
+{
+    switch (t) {
+    case PROTOBUF_C_TYPE_SFIXED64:
+    case PROTOBUF_C_TYPE_FIXED64:
+    case PROTOBUF_C_TYPE_DOUBLE:
+        return 1;
+    case PROTOBUF_C_TYPE_STRING:
+    case PROTOBUF_C_TYPE_BYTES:
+    case PROTOBUF_C_TYPE_MESSAGE:
+        return 2;
+    case PROTOBUF_C_TYPE_SFIXED32:
+    case PROTOBUF_C_TYPE_FIXED32:
+    case PROTOBUF_C_TYPE_FLOAT:
+        return 5;
+    default:
+        return 0;
+    }
+}
+
+bool lt_env_wire_varint(const uint8_t *p, size_t n, size_t *at, uint64_t *v)
+{
+    uint64_t x = 0;
+    for (unsigned shift = 0; shift < 64 && *at < n; shift += 7) {
+        uint8_t c = p[(*at)++];
+        x |= (uint64_t)(c & 0x7f) << shift;
+        if (!(c & 0x80)) {
+            *v = x;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Where the top level of p[0..n) stops being a message of d, into why (LT_EPAYLOAD); false
+ * when it walks clean (the fault is then inside a field: a nested message, a string). */
+static bool wire_fault(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t n,
+                       lt_why *why)
+{
+    size_t at = 0;
+    while (at < n) {
+        size_t start = at;
+        uint64_t key = 0, len = 0;
+        if (!lt_env_wire_varint(p, n, &at, &key)) {
+            lt_fail(why, LT_EPAYLOAD, "truncated field key at byte %zu", start);
+            return true;
+        }
+        unsigned wt = (unsigned)(key & 7);
+        uint64_t num = key >> 3;
+        if (num == 0 || num > FIELD_NUMBER_MAX) {
+            lt_fail(why, LT_EPAYLOAD, "field number %llu at byte %zu", (unsigned long long)num,
+                    start);
+            return true;
+        }
+        const ProtobufCFieldDescriptor *f =
+            protobuf_c_message_descriptor_get_field(d, (unsigned)num);
+        if (f != NULL && wt != wire_type_of(f->type) &&
+            !(wt == 2 && f->label == PROTOBUF_C_LABEL_REPEATED)) {
+            lt_fail(why, LT_EPAYLOAD, "field %s (%llu) at byte %zu has wire type %u, not %u",
+                    f->name, (unsigned long long)num, start, wt, wire_type_of(f->type));
+            return true;
+        }
+        bool ok = true;
+        switch (wt) {
+        case 0:
+            ok = lt_env_wire_varint(p, n, &at, &len);
+            break;
+        case 1:
+        case 5:
+            ok = n - at >= (wt == 1 ? 8u : 4u);
+            at += ok ? (wt == 1 ? 8u : 4u) : 0;
+            break;
+        case 2:
+            ok = lt_env_wire_varint(p, n, &at, &len) && len <= n - at;
+            at += ok ? (size_t)len : 0;
+            break;
+        default:
+            lt_fail(why, LT_EPAYLOAD, "field %llu at byte %zu has wire type %u (groups and "
+                    "unassigned types are not in the contract)", (unsigned long long)num, start,
+                    wt);
+            return true;
+        }
+        if (!ok) {
+            lt_fail(why, LT_EPAYLOAD, "field %llu at byte %zu runs past the end",
+                    (unsigned long long)num, start);
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Where a record is, for reasons: "child.full_name", "holders[2]" (proto field names). */
+struct walk {
+    char path[160];
+    size_t len;
+};
+
+static size_t path_push(struct walk *w, const char *name, size_t index, bool indexed)
+{
+    size_t old = w->len;
+    int n = indexed ? snprintf(w->path + old, sizeof w->path - old, "%s%s[%zu]", old ? "." : "",
+                               name, index)
+                    : snprintf(w->path + old, sizeof w->path - old, "%s%s", old ? "." : "", name);
+    if (n > 0)
+        w->len = old + (size_t)n < sizeof w->path ? old + (size_t)n : sizeof w->path - 1;
+    return old;
+}
+
+/* What protobuf-c lets through and a strict decoder refuses, at any depth: a field the
+ * schema does not define, a string that is not UTF-8. Unpacked records only nest as deep as
+ * their schema, but the walk is bounded anyway. */
+static lt_err check_message(struct walk *w, const ProtobufCMessage *m, unsigned depth,
+                            lt_why *why)
+{
+    if (depth > LT_JSON_MAX_DEPTH)
+        return lt_fail(why, LT_EPAYLOAD, "messages nested deeper than %d", LT_JSON_MAX_DEPTH);
+    if (m->n_unknown_fields > 0)
+        return lt_fail(why, LT_EPAYLOAD, "%s%s%u field(s) the schema does not define (first: "
+                       "field %u)", w->path, w->len ? " carries " : "it carries ",
+                       m->n_unknown_fields, m->unknown_fields[0].tag);
+    const ProtobufCMessageDescriptor *d = m->descriptor;
+    for (unsigned i = 0; i < d->n_fields; i++) {
+        const ProtobufCFieldDescriptor *f = &d->fields[i];
+        if (f->type != PROTOBUF_C_TYPE_STRING && f->type != PROTOBUF_C_TYPE_MESSAGE)
+            continue;
+        const char *at = (const char *)m + f->offset;
+        const uint32_t *oneof_case = (const void *)((const char *)m + f->quantifier_offset);
+        size_t n = 1;
+        bool repeated = f->label == PROTOBUF_C_LABEL_REPEATED;
+        if (repeated) {
+            n = *(const size_t *)(const void *)((const char *)m + f->quantifier_offset);
+            at = *(char *const *)(const void *)at;
+        } else if ((f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) && *oneof_case != f->id) {
+            continue; /* another member of the oneof: the union holds something else */
+        }
+        /* string and message elements alike are pointers */
+        for (size_t k = 0; k < n; k++) {
+            const void *v = ((void *const *)(const void *)at)[k];
+            if (v == NULL)
+                continue;
+            size_t old = path_push(w, f->name, k, repeated);
+            lt_err e = LT_OK;
+            if (f->type == PROTOBUF_C_TYPE_MESSAGE)
+                e = check_message(w, v, depth + 1, why);
+            else if (!lt_json_utf8_is_valid(v, strlen(v)))
+                e = lt_fail(why, LT_EPAYLOAD, "%s is not valid UTF-8", w->path);
+            w->len = old;
+            w->path[old] = '\0';
+            if (e != LT_OK)
+                return e;
+        }
+    }
+    return LT_OK;
+}
+
+lt_err lt_env_check_record(const lt_env *env, lt_why *why)
+{
+    lt_err e = lt_env_check_record_type(env, why);
+    if (e != LT_OK)
+        return e;
+    const char *type = env->hdr->record_type;
+    const ProtobufCMessageDescriptor *d = lt_records_find(type);
+    const ProtobufCBinaryData *pl = &env->env->payload;
+    ProtobufCMessage *m = protobuf_c_message_unpack(d, NULL, pl->len, pl->data);
+    lt_why inner;
+    if (m == NULL) {
+        if (!wire_fault(d, pl->data, pl->len, &inner))
+            lt_fail(&inner, LT_EPAYLOAD, "a nested message does not decode");
+        return lt_fail(why, LT_EPAYLOAD, "payload of %zu bytes is not a %s: %s", pl->len, type,
+                       inner.msg);
+    }
+    struct walk w = {.len = 0};
+    if (check_message(&w, m, 0, &inner) != LT_OK)
+        e = lt_fail(why, LT_EPAYLOAD, "payload of %zu bytes is not a %s of schema version %d: %s",
+                    pl->len, type, LT_ENV_SCHEMA_VERSION, inner.msg);
+    protobuf_c_message_free_unpacked(m, NULL);
     return e;
 }
 

@@ -13,7 +13,8 @@
  *   decode:   size limits (LT_ETOOBIG), structure (LT_EPROTO), source id (LT_EAGENCY_ID)
  *   1. SHA-256(payload) == header.payload_sha256                       LT_EHASH
  *   2. SHA-256(certificate) == header.signer_key_id                     LT_EKEYID
- *   3. certificate: parses, is an agency cert (LT_ECERT_INVALID), chains to the trust root
+ *   3. certificate: parses, is an agency cert, not a CA's (LT_ECERT_INVALID / LT_ECERT_CA),
+ *      chains to the trust root
  *      (LT_ECERT_UNKNOWN_CA), not revoked (LT_ECERT_REVOKED), issuer's CRL current (LT_ECRL),
  *      valid now (LT_ECERT_EXPIRED / LT_ECERT_NOT_YET_VALID)
  *   4. certificate's agency == header.source                            LT_EAGENCY_MISMATCH
@@ -91,6 +92,29 @@ uint32_t lt_env_batch_count(const lt_env *env);
  * in lt_env_source signed, with a certificate valid now and when it signed. Thread-safe;
  * trust's caches are updated. */
 lt_err lt_env_verify(const lt_env *env, lt_trust *trust, int64_t now_ms, lt_why *why);
+
+/* Is env a record of the contract? Checked from the header alone, so cheap enough to run
+ * before any signature math: record_type names a canonical record type (records.h), else
+ * LT_ERECORD_TYPE; schema_version is LT_ENV_SCHEMA_VERSION, else LT_ESCHEMA (0, "unset", is
+ * refused too: every producer's lt_env_seal sets it). why names the type or the version.
+ * Thread-safe. */
+lt_err lt_env_check_record_type(const lt_env *env, lt_why *why);
+
+/* lt_env_check_record_type, then decode the payload as that record type (protobuf-c, then
+ * freed): LT_EPAYLOAD when protobuf-c refuses it (why says where the wire format breaks, or
+ * which field has the wrong wire type, when a walk over the top level can tell), or when it
+ * carries fields unknown to the schema. A proto3 decoder skips unknown fields, so garbage
+ * that happens to parse would otherwise pass as a record with every field empty; a payload
+ * of a schema version we know has no field we do not know. The payload's signature is not
+ * looked at: a verifier calls this after lt_env_verify, so a forger learns nothing cheaper.
+ * LT_ENOMEM cannot be told from a refusal by protobuf-c and is reported as LT_EPAYLOAD.
+ * Thread-safe. */
+lt_err lt_env_check_record(const lt_env *env, lt_why *why);
+
+/* Protobuf wire format, for walkers of raw message bytes: read the varint at p[*at..n) into
+ * *v and advance *at past it. false (*at moved, *v untouched) when it is truncated or runs
+ * past 64 bits' worth of 7-bit groups. */
+bool lt_env_wire_varint(const uint8_t *p, size_t n, size_t *at, uint64_t *v);
 
 /* What to seal. Borrowed for the call. */
 typedef struct lt_env_spec {

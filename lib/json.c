@@ -143,9 +143,9 @@ static bool json_name_eq(const char *name, const char *key)
     return *key == '\0';
 }
 
-/* Strict UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF. */
-static bool utf8_valid(const unsigned char *s, size_t len)
+bool lt_json_utf8_is_valid(const char *str, size_t len)
 {
+    const unsigned char *s = (const unsigned char *)str;
     size_t i = 0;
     while (i < len) {
         unsigned char b = s[i];
@@ -458,7 +458,7 @@ static lt_err render_value(struct ctx *c, const ProtobufCFieldDescriptor *f, con
         if (s == NULL)
             s = "";
         size_t len = strlen(s);
-        if (!utf8_valid((const unsigned char *)s, len))
+        if (!lt_json_utf8_is_valid(s, len))
             return fail(c, LT_EPROTO, "string is not valid UTF-8");
         v = json_object_new_string_len(s, (int)len);
         break;
@@ -791,7 +791,7 @@ static lt_err parse_value(struct ctx *c, const ProtobufCFieldDescriptor *f, json
         size_t len = (size_t)json_object_get_string_len(v);
         if (memchr(s, '\0', len) != NULL)
             return fail(c, LT_EFORMAT, "string contains a NUL character");
-        if (!utf8_valid((const unsigned char *)s, len))
+        if (!lt_json_utf8_is_valid(s, len))
             return fail(c, LT_EFORMAT, "string is not valid UTF-8");
         char *copy = malloc(len + 1);
         if (copy == NULL)

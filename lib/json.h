@@ -35,6 +35,7 @@
 #ifndef LT_LIB_JSON_H
 #define LT_LIB_JSON_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -45,6 +46,10 @@
 
 #define LT_JSON_MAX_DEPTH 32            /* nesting of JSON objects/arrays and of messages */
 #define LT_JSON_MAX_TEXT (16u << 20)    /* bytes of JSON text accepted by the parsers */
+
+/* Strict UTF-8, as every string of a record must be: no overlong forms, no surrogates,
+ * nothing above U+10FFFF. */
+bool lt_json_utf8_is_valid(const char *s, size_t len);
 
 /* Render msg as a JSON object. On LT_OK *out is a new json_object the caller releases with
  * json_object_put. Errors: LT_EPROTO (a string field is not valid UTF-8, or the message is

@@ -972,6 +972,27 @@ int64_t lt_trust_clock_skew_ms(const lt_trust *trust)
     return trust->opts.clock_skew_ms;
 }
 
+/* An agency certificate signs; it never issues. basicConstraints is read directly:
+ * X509_check_ca answers 0 for CA:TRUE without keyCertSign, so a CA certificate whose
+ * keyUsage is digitalSignature alone would pass it. X509_check_ca still catches the other
+ * issuers (keyCertSign without basicConstraints, a v1 self-signed certificate). */
+static lt_err check_agency_profile(X509 *x, lt_why *why)
+{
+    char name[160];
+    uint32_t flags = X509_get_extension_flags(x); /* caches the extensions */
+    if ((flags & EXFLAG_CA) != 0 || X509_check_ca(x) != 0)
+        return lt_fail(why, LT_ECERT_CA,
+                       "certificate of %s is a CA certificate (basicConstraints CA:TRUE or "
+                       "keyCertSign), not an agency's",
+                       name_str(X509_get_subject_name(x), name, sizeof name));
+    uint32_t ku = X509_get_key_usage(x);
+    if (ku != UINT32_MAX && (ku & KU_DIGITAL_SIGNATURE) == 0)
+        return lt_fail(why, LT_ECERT_INVALID,
+                       "certificate of %s has a keyUsage without digitalSignature",
+                       name_str(X509_get_subject_name(x), name, sizeof name));
+    return LT_OK;
+}
+
 /* Parse der, chain it to a trust anchor and check it is an agency certificate; on LT_OK e
  * owns a certificate and a key reference. No lock held (X509_STORE locks itself). */
 static lt_err check_chain(lt_trust *t, const uint8_t *der, size_t len, struct centry *e,
@@ -1026,15 +1047,8 @@ static lt_err check_chain(lt_trust *t, const uint8_t *der, size_t len, struct ce
         rc = lt_fail(why, LT_ECERT_UNKNOWN_CA, "certificate's issuer is not a trust anchor");
         goto out;
     }
-    if (X509_check_ca(x) != 0) {
-        rc = lt_fail(why, LT_ECERT_INVALID, "certificate is a CA, not an agency certificate");
+    if ((rc = check_agency_profile(x, why)) != LT_OK)
         goto out;
-    }
-    uint32_t ku = X509_get_key_usage(x);
-    if (ku != UINT32_MAX && (ku & KU_DIGITAL_SIGNATURE) == 0) {
-        rc = lt_fail(why, LT_ECERT_INVALID, "certificate's keyUsage lacks digitalSignature");
-        goto out;
-    }
     EVP_PKEY *k = X509_get0_pubkey(x);
     if (k == NULL) {
         rc = lt_fail_ssl(why, LT_ECERT_INVALID, "certificate's public key unreadable");

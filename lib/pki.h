@@ -16,8 +16,10 @@
  *
  * An agency certificate is an X.509 certificate issued by a trust root (or by a CA listed
  * next to it in the trust file), whose subject CN is the agency id in normal form
- * (agency.h) and whose O is the agency's Vietnamese name (UTF8String). It must not be a CA,
- * and if it has a keyUsage it must include digitalSignature.
+ * (agency.h) and whose O is the agency's Vietnamese name (UTF8String). It must not be a CA
+ * (basicConstraints CA:TRUE is refused even when keyUsage lacks keyCertSign: LT_ECERT_CA),
+ * and if it has a keyUsage it must include digitalSignature. Every verifier (the broker's
+ * envelopes and AUTH, sub, sink, verify) goes through the same check, lt_trust_cert_hold.
  *
  * Threads: an lt_signer may be used by one thread at a time (the caller serializes). An
  * lt_trust is shared by any number of verifying threads; lt_trust_reload_crl may run in
@@ -146,8 +148,9 @@ int64_t lt_trust_clock_skew_ms(const lt_trust *trust);
 /* Check a certificate (DER) for use at time now_ms: parses, chains to a trust anchor, is an
  * agency certificate, valid at now_ms, not revoked, issuer's CRL not past its nextUpdate.
  * On LT_OK agency_out (may be NULL) receives the agency id (normal form).
- * LT_ECERT_INVALID, LT_ECERT_UNKNOWN_CA, LT_ECERT_EXPIRED, LT_ECERT_NOT_YET_VALID,
- * LT_ECERT_REVOKED, LT_ECRL (no usable CRL from the issuer), LT_ETOOBIG (over
+ * LT_ECERT_CA: a CA's certificate (basicConstraints CA:TRUE, or keyCertSign), whatever its
+ * keyUsage; LT_ECERT_INVALID (also: a keyUsage without digitalSignature), LT_ECERT_UNKNOWN_CA,
+ * LT_ECERT_EXPIRED, LT_ECERT_NOT_YET_VALID, LT_ECERT_REVOKED, LT_ECRL (no usable CRL from the issuer), LT_ETOOBIG (over
  * LT_PKI_CERT_MAX), LT_ENOMEM. Thread-safe. This is what the broker's AUTH calls. */
 lt_err lt_trust_check_cert(lt_trust *trust, const uint8_t *der, size_t len, int64_t now_ms,
                            char agency_out[LT_AGENCY_ID_MAX], lt_why *why);

@@ -87,6 +87,8 @@ static void on_deliver(void *user, const lt_client_delivery *d)
     lt_err e = lt_env_decode(d->envelope, d->envelope_len, NULL, &env, &why);
     if (e == LT_OK)
         e = lt_env_verify(env, r->trust, lt_sink_verify_at(env, lt_env_now_ms()), &why);
+    if (e == LT_OK)
+        e = lt_env_check_record(env, &why);
     if (e != LT_OK) {
         char reason[LT_WHY_MAX + 32];
         snprintf(reason, sizeof reason, "sink: %s: %s", lt_err_name(e), why.msg);

@@ -112,6 +112,8 @@ static lt_err one(size_t index, const uint8_t *buf, size_t len, lt_trust *trust,
         json_object_object_add(o, "batch", b);
     }
     e = lt_env_verify(env, trust, now, &why);
+    if (e == LT_OK) /* what the broker refuses is refused here, with the broker's code */
+        e = lt_env_check_record(env, &why);
 
     /* The record is shown even when the verdict is negative: an operator wants to see what
      * was rejected. A payload that is not a valid record of its type is itself a rejection. */

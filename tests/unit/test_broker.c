@@ -12,6 +12,7 @@
 #include "store.h"
 
 #include <lienthong/v1/envelope.pb-c.h>
+#include <lienthong/v1/records/civil_status.pb-c.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -246,15 +247,23 @@ static int teardown(void **state)
 
 /* ---- helpers ---- */
 
+/* A BirthRegistration whose note is text: the broker refuses payloads that are not their
+ * record type. */
 static uint8_t *seal(lt_signer *s, const char *topic, const char *text, const uint8_t *id,
                      size_t *len)
 {
+    Lienthong__V1__Records__BirthRegistration rec =
+        LIENTHONG__V1__RECORDS__BIRTH_REGISTRATION__INIT;
+    rec.note = (char *)text;
+    uint8_t payload[256];
+    assert_true(lienthong__v1__records__birth_registration__get_packed_size(&rec) <=
+                sizeof payload);
     lt_env_spec sp = {
         .message_id = id,
         .topic = topic,
         .record_type = "lienthong.v1.records.BirthRegistration",
-        .payload = (const uint8_t *)text,
-        .payload_len = strlen(text),
+        .payload = payload,
+        .payload_len = lienthong__v1__records__birth_registration__pack(&rec, payload),
     };
     uint8_t *out = NULL;
     lt_why why;

@@ -208,6 +208,35 @@ static const bad bads[] = {
     {"broker:\n  name: \"unterminated\n", {"broker.yaml", NULL, NULL}},
 };
 
+static void a_dedup_window_shorter_than_twice_the_clock_skew_is_refused(void **state)
+{
+    (void)state;
+    lt_broker_cfg *c = NULL;
+    lt_why why = {{0}};
+    /* both set: the refusal points at dedup_window_s and names the skew's line */
+    assert_int_equal(parse("broker:\n  dedup_window_s: 599\ntrust:\n  clock_skew_s: 300\n", &c,
+                           &why),
+                     LT_ECONFIG);
+    assert_null(c);
+    assert_non_null(strstr(why.msg, "broker.yaml:2"));
+    assert_non_null(strstr(why.msg, "broker.dedup_window_s: 599 s"));
+    assert_non_null(strstr(why.msg, "trust.clock_skew_s (300 s, line 4) = 600 s"));
+    /* exactly twice the skew is enough */
+    assert_int_equal(parse("broker:\n  dedup_window_s: 600\ntrust:\n  clock_skew_s: 300\n", &c,
+                           &why),
+                     LT_OK);
+    lt_broker_config_destroy(&c);
+    /* the default window (a day) under a skew of more than half a day: points at the skew */
+    assert_int_equal(parse("trust:\n  clock_skew_s: 43201\n", &c, &why), LT_ECONFIG);
+    assert_non_null(strstr(why.msg, "broker.yaml:2"));
+    assert_non_null(strstr(why.msg, "trust.clock_skew_s: 2 x 43201 s"));
+    assert_non_null(strstr(why.msg, "broker.dedup_window_s (86400 s, the default)"));
+    /* a short window under the default skew (300 s) */
+    assert_int_equal(parse("broker:\n  dedup_window_s: 120\n", &c, &why), LT_ECONFIG);
+    assert_non_null(strstr(why.msg, "broker.yaml:2"));
+    assert_non_null(strstr(why.msg, "(300 s, the default)"));
+}
+
 static void each_kind_of_mistake_is_refused_with_file_line_key_and_reason(void **state)
 {
     (void)state;
@@ -308,6 +337,7 @@ int main(void)
         cmocka_unit_test(the_documented_example_loads_with_every_value),
         cmocka_unit_test(an_empty_file_gives_working_defaults),
         cmocka_unit_test(each_kind_of_mistake_is_refused_with_file_line_key_and_reason),
+        cmocka_unit_test(a_dedup_window_shorter_than_twice_the_clock_skew_is_refused),
         cmocka_unit_test(the_acl_built_from_the_config_follows_it),
         cmocka_unit_test(reloading_applies_acl_changes_and_refuses_queue_changes),
     };

@@ -46,7 +46,7 @@ struct fx {
     char dir[256];
     int64_t now;
     lt_trust *trust;
-    lt_signer *a, *b, *expired, *future, *revoked, *otherca;
+    lt_signer *a, *b, *expired, *future, *revoked, *otherca, *caflag;
 };
 
 static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
@@ -102,6 +102,7 @@ static struct fx *fx_new(lt_sig_alg alg)
     f->future = open_signer(f->dir, "future");
     f->revoked = open_signer(f->dir, "revoked");
     f->otherca = open_signer(f->dir, "otherca");
+    f->caflag = open_signer(f->dir, "caflag");
     return f;
 }
 
@@ -116,6 +117,7 @@ static void fx_free(struct fx *f)
     lt_signer_destroy(&f->future);
     lt_signer_destroy(&f->revoked);
     lt_signer_destroy(&f->otherca);
+    lt_signer_destroy(&f->caflag);
     rm_rf(f->dir);
     free(f);
 }
@@ -376,6 +378,117 @@ static void verify_rejects_certificate_from_unknown_ca(void **state)
     uint8_t *buf = seal(f->otherca, &len);
     assert_int_equal(check(f, buf, len), LT_ECERT_UNKNOWN_CA);
     free(buf);
+}
+
+static void verify_rejects_an_envelope_signed_with_a_ca_certificate(void **state)
+{
+    struct fx *f = *state;
+    size_t len;
+    uint8_t *buf = seal(f->caflag, &len); /* CA:TRUE, keyUsage digitalSignature only */
+    lt_why why = {{0}};
+    assert_int_equal(check_at(f, buf, len, lt_env_now_ms(), &why), LT_ECERT_CA);
+    assert_non_null(strstr(why.msg, LT_DEVPKI_AGENCY_A));
+    free(buf);
+}
+
+/* Seal payload[0..len) as type with agency A, decode, verify (it must: the signature is
+ * good whatever the payload), then lt_env_check_record; its code. */
+static lt_err record_check(struct fx *f, const char *type, const void *payload, size_t len,
+                           lt_why *why)
+{
+    lt_env_spec sp = spec();
+    sp.record_type = type;
+    sp.payload = payload;
+    sp.payload_len = len;
+    uint8_t *buf = NULL;
+    size_t bl = 0;
+    assert_int_equal(lt_env_seal(f->a, &sp, &buf, &bl, NULL), LT_OK);
+    lt_env *env = NULL;
+    assert_int_equal(lt_env_decode(buf, bl, NULL, &env, why), LT_OK);
+    assert_int_equal(lt_env_verify(env, f->trust, lt_env_now_ms(), why), LT_OK);
+    lt_err e = lt_env_check_record(env, why);
+    assert_int_equal(lt_env_check_record_type(env, NULL), e == LT_ERECORD_TYPE ? e : LT_OK);
+    lt_env_destroy(&env);
+    free(buf);
+    return e;
+}
+
+static void check_record_accepts_a_record_of_its_type(void **state)
+{
+    struct fx *f = *state;
+    lt_why why = {{0}};
+    assert_int_equal(record_check(f, spec().record_type, PAYLOAD, sizeof PAYLOAD - 1, &why),
+                     LT_OK);
+    /* proto3: a record with every field at its default is an empty payload */
+    assert_int_equal(record_check(f, "lienthong.v1.records.LandParcel", "", 0, &why), LT_OK);
+}
+
+static void check_record_refuses_a_record_type_outside_the_contract(void **state)
+{
+    struct fx *f = *state;
+    lt_why why = {{0}};
+    assert_int_equal(record_check(f, "bench.Payload", PAYLOAD, sizeof PAYLOAD - 1, &why),
+                     LT_ERECORD_TYPE);
+    assert_non_null(strstr(why.msg, "'bench.Payload'"));
+    /* a helper message of the records package is not a record type */
+    assert_int_equal(record_check(f, "lienthong.v1.records.Address", "", 0, &why),
+                     LT_ERECORD_TYPE);
+    assert_non_null(strstr(why.msg, "lienthong.v1.records.Address"));
+}
+
+static void check_record_refuses_schema_versions_other_than_one(void **state)
+{
+    struct fx *f = *state;
+    const uint32_t versions[] = {7, 0, 2};
+    for (size_t i = 0; i < sizeof versions / sizeof versions[0]; i++) {
+        size_t len;
+        uint8_t *buf = seal(f->a, &len);
+        struct parts p = unpack(buf, len);
+        free(buf);
+        assert_int_equal(p.h->schema_version, LT_ENV_SCHEMA_VERSION); /* what seal sets */
+        p.h->schema_version = versions[i];
+        buf = repack(p, f->a, &len); /* signed by A as it is: only the contract refuses it */
+        lt_env *env = NULL;
+        lt_why why = {{0}};
+        assert_int_equal(lt_env_decode(buf, len, NULL, &env, &why), LT_OK);
+        assert_int_equal(lt_env_verify(env, f->trust, lt_env_now_ms(), &why), LT_OK);
+        assert_int_equal(lt_env_check_record_type(env, &why), LT_ESCHEMA);
+        assert_int_equal(lt_env_check_record(env, &why), LT_ESCHEMA);
+        char v[32];
+        snprintf(v, sizeof v, "schema version %u", versions[i]);
+        assert_non_null(strstr(why.msg, v));
+        lt_env_destroy(&env);
+        free(buf);
+    }
+}
+
+static void check_record_refuses_a_payload_that_is_not_its_record_type(void **state)
+{
+    struct fx *f = *state;
+    static const struct {
+        const char *bytes;
+        size_t len;
+        const char *reason; /* a piece of why */
+    } bad[] = {
+        {"\xff\xff\xff", 3, "truncated field key"},
+        {"garbage that is not a record", 28, "BirthRegistration"},
+        {"\x0a\x05" "ab", 4, "runs past the end"},                /* string of 5, 2 sent */
+        {"\x08\x01", 2, "field registration_number (1)"},        /* a string sent as varint */
+        {"\x0f", 1, "wire type 7"},                               /* no such wire type */
+        {"\x00\x01", 2, "field number 0"},
+        {"\x0a\x03" "125\x98\x06\x01", 8, "field 99"},          /* unknown field 99 */
+        {"\x8a\x01\x03" "\xff\xfe\xfd", 6, "note is not valid UTF-8"},
+        {"\x3a\x02\x08\x01", 4, "does not decode"},   /* child: a Person, garbled inside */
+        {"\x3a\x03\xa0\x06\x01", 5, "child carries 1 field"}, /* child.field 100 */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        lt_why why = {{0}};
+        lt_err e = record_check(f, spec().record_type, bad[i].bytes, bad[i].len, &why);
+        if (e != LT_EPAYLOAD || strstr(why.msg, bad[i].reason) == NULL)
+            fail_msg("payload %zu: %s: %s (wanted BAD_PAYLOAD, '%s')", i, lt_err_name(e), why.msg,
+                     bad[i].reason);
+        assert_non_null(strstr(why.msg, spec().record_type));
+    }
 }
 
 static void verify_rejects_key_id_that_is_not_the_certificates(void **state)
@@ -858,6 +971,11 @@ int main(void)
         cmocka_unit_test(verify_rejects_certificate_not_yet_valid),
         cmocka_unit_test(verify_rejects_revoked_certificate),
         cmocka_unit_test(verify_rejects_certificate_from_unknown_ca),
+        cmocka_unit_test(verify_rejects_an_envelope_signed_with_a_ca_certificate),
+        cmocka_unit_test(check_record_accepts_a_record_of_its_type),
+        cmocka_unit_test(check_record_refuses_a_record_type_outside_the_contract),
+        cmocka_unit_test(check_record_refuses_schema_versions_other_than_one),
+        cmocka_unit_test(check_record_refuses_a_payload_that_is_not_its_record_type),
         cmocka_unit_test(verify_rejects_key_id_that_is_not_the_certificates),
         cmocka_unit_test(verify_rejects_created_time_outside_clock_skew),
         cmocka_unit_test(verify_rejects_certificate_not_valid_at_created_time),

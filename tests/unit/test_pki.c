@@ -244,6 +244,38 @@ static void check_cert_gives_each_bad_certificate_its_code(void **state)
     assert_int_equal(ERR_peek_error(), 0);
 }
 
+static void a_ca_certificate_is_refused_even_when_its_key_usage_is_only_digital_signature(
+    void **state)
+{
+    struct fx *f = *state;
+    lt_why why = {{0}};
+    assert_int_equal(check_named(f, "caflag", &why), LT_ECERT_CA);
+    assert_non_null(strstr(why.msg, LT_DEVPKI_AGENCY_A)); /* names whose certificate it is */
+    assert_non_null(strstr(why.msg, "CA"));
+    /* AUTH goes through the same check: a good signature by the CA's key is not enough */
+    lt_signer *s = signer(f, "caflag");
+    uint8_t nonce[32] = {9}, sig[LT_PKI_SIG_MAX];
+    size_t sl = 0, dl = 0;
+    assert_int_equal(lt_signer_sign(s, LT_PKI_DOMAIN_AUTH, nonce, 32, sig, &sl, NULL), LT_OK);
+    const uint8_t *der = lt_signer_cert_der(s, &dl);
+    assert_int_equal(lt_trust_verify_sig(f->trust, der, dl, now_ms(), LT_PKI_DOMAIN_AUTH, nonce,
+                                         32, sig, sl, NULL, &why),
+                     LT_ECERT_CA);
+    /* and a second look (nothing cached for it) refuses it again */
+    assert_int_equal(lt_trust_check_cert(f->trust, der, dl, now_ms(), NULL, &why), LT_ECERT_CA);
+    assert_int_equal(ERR_peek_error(), 0);
+    lt_signer_destroy(&s);
+}
+
+static void a_certificate_whose_key_usage_lacks_digital_signature_is_refused(void **state)
+{
+    struct fx *f = *state;
+    lt_why why = {{0}};
+    assert_int_equal(check_named(f, "nodigsig", &why), LT_ECERT_INVALID);
+    assert_non_null(strstr(why.msg, "digitalSignature"));
+    assert_non_null(strstr(why.msg, LT_DEVPKI_AGENCY_A));
+}
+
 static void the_trust_anchor_itself_is_not_an_agency_certificate(void **state)
 {
     struct fx *f = *state;
@@ -436,6 +468,9 @@ int main(void)
         cmocka_unit_test(signer_refuses_a_certificate_whose_cn_is_not_an_agency_id),
         cmocka_unit_test(signatures_are_bound_to_their_domain),
         cmocka_unit_test(check_cert_gives_each_bad_certificate_its_code),
+        cmocka_unit_test(
+            a_ca_certificate_is_refused_even_when_its_key_usage_is_only_digital_signature),
+        cmocka_unit_test(a_certificate_whose_key_usage_lacks_digital_signature_is_refused),
         cmocka_unit_test(the_trust_anchor_itself_is_not_an_agency_certificate),
         cmocka_unit_test(check_cert_is_cached_and_the_cache_is_bounded),
         cmocka_unit_test(a_certificate_is_never_cached_under_another_fingerprint),
