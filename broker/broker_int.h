@@ -45,6 +45,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <uv.h>
 
 #define LT_PEER_ID_MAX 255 /* ZeroMQ routing ids are at most 255 bytes */
@@ -188,6 +189,11 @@ struct lt_peer {
     uint8_t id[LT_PEER_ID_MAX];
     uint8_t state;
     int fd;          /* the connection (ZMQ_SRCFD); -1 if unknown */
+    struct sockaddr_storage addr; /* its remote address (getpeername), addr_len 0 if none */
+    socklen_t addr_len;
+    bool closed;     /* ZeroMQ reported the connection closed: frames it sent before are
+                      * still taken (acks, naks), nothing is delivered to it; dropped once
+                      * the socket has been read empty */
     uint64_t conn;    /* unique number of this peer object, for logs and ring slots */
     uint64_t session; /* bumped by every HELLO: an AUTH answers only the epoch it was sent in */
     size_t inflight;  /* envelope bytes of its publishes in the ring */
@@ -250,6 +256,7 @@ struct lt_broker {
     uv_poll_t zmonpoll;
     uint64_t next_conn;    /* numbers of peers and sessions */
     size_t inflight_unauth; /* bytes charged by unauthenticated connections */
+    size_t nclosed;         /* peers with closed set, not yet dropped */
     uint64_t t_batch_ns; /* uv_hrtime of the current read batch */
 
     /* shared, read-only after start except where noted */

@@ -87,6 +87,12 @@ static lt_peer *peer_new(lt_broker *b, const uint8_t *id, size_t len, int fd)
     p->id_len = (uint8_t)len;
     memcpy(p->id, id, len);
     p->fd = fd;
+    struct sockaddr_storage sa;
+    socklen_t sl = sizeof sa;
+    if (fd >= 0 && getpeername(fd, (struct sockaddr *)&sa, &sl) == 0 && sl <= sizeof sa) {
+        p->addr = sa;
+        p->addr_len = sl;
+    }
     p->conn = ++b->next_conn;
     p->session = p->conn;
     p->last_seen = (int64_t)uv_now(&b->loop);
@@ -106,6 +112,8 @@ void lt_fe_peer_drop(lt_broker *b, lt_peer *p, const char *why)
                       p->state == LT_PEER_AUTHED ? p->agency : "not authenticated", why);
     while (p->subs)
         lt_dlv_drop_sub(b, p->subs); /* unlinks itself from p->subs */
+    if (p->closed)
+        b->nclosed--;
     lt_peer **pp = &b->peers[peer_hash(p->id, p->id_len) % b->npeer_buckets];
     while (*pp != p)
         pp = &(*pp)->hnext;
@@ -115,23 +123,43 @@ void lt_fe_peer_drop(lt_broker *b, lt_peer *p, const char *why)
     free(p);
 }
 
-/* Drop every peer of connection fd (closed: its routing ids are free for anyone now). */
-static void peers_drop_fd(lt_broker *b, int fd, const char *why)
+/* Connection fd closed: its peers get no more deliveries (their credit ends), but what the
+ * connection sent before it closed (a consumer's last acks) is still taken, until the socket
+ * has been read empty (drop_closed). */
+static void peers_close_fd(lt_broker *b, int fd)
 {
     if (!b->peers || fd < 0)
         return;
     for (size_t i = 0; i < b->npeer_buckets; i++)
+        for (lt_peer *p = b->peers[i]; p; p = p->hnext) {
+            if (p->fd != fd || p->closed)
+                continue;
+            p->closed = true;
+            b->nclosed++;
+            for (lt_sub *s = p->subs; s; s = s->pnext)
+                s->credit = 0;
+        }
+}
+
+/* The socket was read empty: the frames of every closed connection have been taken. */
+static void drop_closed(lt_broker *b)
+{
+    if (!b->peers)
+        return;
+    for (size_t i = 0; i < b->npeer_buckets && b->nclosed > 0; i++)
         for (lt_peer *p = b->peers[i], *next; p; p = next) {
             next = p->hnext;
-            if (p->fd == fd)
-                lt_fe_peer_drop(b, p, why);
+            if (p->closed)
+                lt_fe_peer_drop(b, p, "connection closed");
         }
 }
 
 /* The ROUTER's monitor: ZMQ_EVENT_DISCONNECTED carries the fd of the connection that
- * closed. libzmq emits it before it closes the fd, so before a new connection can reuse
- * the fd number; reading these events before acting on a session frame therefore sees the
- * old connection gone before the new one's frames are taken for the old session. */
+ * closed. libzmq emits it before it closes the fd, so before a new connection can reuse the
+ * fd number, and (ROUTER_HANDOVER off) a new connection cannot hold the routing id before
+ * every frame of the old one was read. So the broker reads these events before it acts on a
+ * session frame; a frame of a closed session is taken only while the connection it arrives
+ * on is not another one (conn_peer), and the session ends when the socket was read empty. */
 void lt_fe_sessions_sync(lt_broker *b)
 {
     if (!b->zmon)
@@ -161,7 +189,7 @@ void lt_fe_sessions_sync(lt_broker *b)
             zmq_msg_close(&addr);
         }
         if (event == ZMQ_EVENT_DISCONNECTED)
-            peers_drop_fd(b, (int)value, "connection closed");
+            peers_close_fd(b, (int)value);
     }
 }
 
@@ -174,6 +202,16 @@ static lt_peer *conn_peer(lt_broker *b, const zmq_msg_t *id, const zmq_msg_t *bo
     size_t plen = zmq_msg_size((zmq_msg_t *)id);
     int fd = zmq_msg_get(body, ZMQ_SRCFD);
     lt_peer *p = lt_fe_peer_find(b, pid, plen);
+    if (p && p->closed && p->fd == fd && p->addr_len > 0) {
+        /* a frame the closed connection sent before it closed, or one of a new connection
+         * that got the same fd number: the remote address tells (a fd libzmq closed meanwhile
+         * has none: then it is the old connection's) */
+        struct sockaddr_storage sa;
+        socklen_t sl = sizeof sa;
+        if (getpeername(fd, (struct sockaddr *)&sa, &sl) == 0 &&
+            (sl != p->addr_len || memcmp(&sa, &p->addr, sl) != 0))
+            fd = -2; /* another connection */
+    }
     if (p && p->fd != fd) {
         lt_fe_peer_drop(b, p, "its routing id arrived over another connection");
         p = NULL;
@@ -541,7 +579,9 @@ static lt_peer *authed(lt_broker *b, const zmq_msg_t *id, const zmq_msg_t *body,
     size_t plen = zmq_msg_size((zmq_msg_t *)id);
     lt_fe_sessions_sync(b);
     lt_peer *p = conn_peer(b, id, body, false);
-    if (p && p->state == LT_PEER_AUTHED)
+    /* a closed connection's last frames may settle deliveries, never ask for more */
+    bool settles = strcmp(what, "CONSUMER_ACK") == 0 || strcmp(what, "CONSUMER_NAK") == 0;
+    if (p && p->state == LT_PEER_AUTHED && (!p->closed || settles))
         return p;
     char reason[128];
     snprintf(reason, sizeof reason, "%s needs HELLO and AUTH first", what);
@@ -652,7 +692,7 @@ static void handle(lt_broker *b, const zmq_msg_t *id, zmq_msg_t *body)
     case LIENTHONG__V1__FRAME__KIND_ADMIN: {
         lt_fe_sessions_sync(b);
         lt_peer *ap = conn_peer(b, id, body, false);
-        if (ap && ap->state == LT_PEER_AUTHED) {
+        if (ap && ap->state == LT_PEER_AUTHED && !ap->closed) {
             lt_dlv_on_admin(b, ap, f->admin);
         } else {
             on_admin_unauth(b, id, f->admin);
@@ -760,6 +800,8 @@ static void drain(lt_broker *b)
         idle_set(b, true); /* come back without blocking */
     else
         idle_set(b, false);
+    if (b->nclosed > 0 && !more && !b->paused)
+        drop_closed(b); /* read empty: closed connections sent all they will */
 }
 
 static void on_idle(uv_idle_t *h)
@@ -803,6 +845,8 @@ static void on_prepare(uv_prepare_t *h)
 {
     lt_broker *b = h->data;
     lt_fe_sessions_sync(b); /* the monitor's fd is edge-triggered too */
+    if (b->nclosed > 0 && b->zsock && !b->paused && !has_input(b))
+        drop_closed(b);
     if (b->zsock && !b->paused && has_input(b))
         drain(b);
 }

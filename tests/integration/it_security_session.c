@@ -17,12 +17,14 @@
 
 #include <lienthong/v1/envelope.pb-c.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <zmq.h>
 
 #include <cmocka.h>
@@ -48,7 +50,10 @@ static const char BROKER_YAML[] = "broker:\n"
                                   "queues:\n"
                                   "  - name: sess.dancu\n"
                                   "    owner: VN:GOV:000.00.00.G01:csdldancu\n"
-                                  "    bind: [\"79.*.sess.>\"]\n";
+                                  "    bind: [\"79.*.sess.>\"]\n"
+                                  "  - name: sess.acks\n"
+                                  "    owner: VN:GOV:000.00.00.G01:csdldancu\n"
+                                  "    bind: [\"79.*.acks.>\"]\n";
 
 static it_env env;
 static void *zctx;
@@ -217,16 +222,22 @@ static void send_ping(void *sock, uint64_t nonce)
     send_frame(sock, &f);
 }
 
-/* Publish one record to the queue sess.dancu and wait for its ACK. */
-static void publish_one(void)
+/* Publish one record on topic and wait for its ACK. */
+static void publish_to(const char *topic)
 {
     size_t len = 0;
-    uint8_t *e = it_seal(quan1, "79.760.sess.x", next_n++, 0, &len, NULL);
+    uint8_t *e = it_seal(quan1, topic, next_n++, 0, &len, NULL);
     assert_non_null(e);
     it_answer a;
     assert_true(it_publish_wait(pub, e, len, &a, 10000));
     assert_int_equal(a.code, LT_OK);
     free(e);
+}
+
+/* Publish one record to the queue sess.dancu. */
+static void publish_one(void)
+{
+    publish_to("79.760.sess.x");
 }
 
 /* Count DELIVER frames on sock for up to wait_ms; NACK codes seen go to nack_codes. */
@@ -263,30 +274,35 @@ static void a_hello_during_an_auth_cannot_take_another_agencys_identity(void **s
         send_hello(sock, lt_signer_agency(dancu));
         send_auth(sock, dancu, c->challenge->nonce.data, c->challenge->nonce.len, true);
         lienthong__v1__frame__free_unpacked(c, NULL);
-        bool welcomed = false, pending_refused = false;
+        /* Either the HELLO arrives while the AUTH is checked (refused AUTH_IN_PROGRESS, and
+         * so is the garbage AUTH), or after the WELCOME (a new epoch: CHALLENGE, and the
+         * garbage AUTH is refused for its signature). Never a WELCOME naming dancu. */
+        bool welcomed = false, second_refused = false;
         int64_t deadline = it_now_ms() + 10000;
-        while (!(welcomed && pending_refused) && it_now_ms() < deadline) {
+        while (!(welcomed && second_refused) && it_now_ms() < deadline) {
             Lienthong__V1__Frame *f = recv_frame(sock, 100);
             if (!f)
                 continue;
             if (f->kind_case == LIENTHONG__V1__FRAME__KIND_WELCOME) {
-                /* the WELCOME names what the good AUTH proved, never the later claim */
                 assert_string_equal(f->welcome->agency, lt_signer_agency(quan1));
+                assert_false(welcomed);
                 welcomed = true;
-            } else if (f->kind_case == LIENTHONG__V1__FRAME__KIND_NACK &&
-                       f->nack->code == LIENTHONG__V1__NACK_CODE__AUTH_IN_PROGRESS) {
+            } else if (f->kind_case == LIENTHONG__V1__FRAME__KIND_NACK) {
+                assert_true(f->nack->code == LIENTHONG__V1__NACK_CODE__AUTH_IN_PROGRESS ||
+                            f->nack->code == LIENTHONG__V1__NACK_CODE__BAD_SIGNATURE);
                 assert_true(strlen(f->nack->reason) > 0);
-                pending_refused = true;
+                second_refused = true;
             }
             lienthong__v1__frame__free_unpacked(f, NULL);
         }
         assert_true(welcomed);
-        assert_true(pending_refused);
-        /* and the session may not consume dancu's queue */
+        assert_true(second_refused);
+        /* and the connection may not consume dancu's queue: it is quan1's, or nobody's */
         send_subscribe(sock, "sess.dancu", 10);
         int nack = -1;
         assert_int_equal(count_delivers(sock, 500, &nack), 0);
-        assert_int_equal(nack, LIENTHONG__V1__NACK_CODE__ACL_DENIED);
+        assert_true(nack == LIENTHONG__V1__NACK_CODE__ACL_DENIED ||
+                    nack == LIENTHONG__V1__NACK_CODE__NOT_AUTHENTICATED);
         zmq_close(sock);
     }
 }
@@ -352,12 +368,65 @@ static void a_routing_id_reused_after_its_connection_closed_inherits_nothing(voi
     assert_true(it_broker_alive(&env));
 }
 
+/* Ending a session with its connection must not cost what the connection said last: acks
+ * sent just before a close are taken, so nothing is delivered twice. */
+static void a_consumers_last_acks_before_it_closes_are_kept(void **state)
+{
+    (void)state;
+    for (int round = 0; round < 10; round++) {
+        for (int i = 0; i < 5; i++)
+            publish_to("79.760.acks.x");
+        void *sock = raw_socket(NULL);
+        int linger = 2000;
+        zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger);
+        handshake(sock, dancu);
+        send_subscribe(sock, "sess.acks", 5);
+        uint64_t seqs[5];
+        size_t n = 0;
+        int64_t deadline = it_now_ms() + 10000;
+        while (n < 5 && it_now_ms() < deadline) {
+            Lienthong__V1__Frame *f = recv_frame(sock, 100);
+            if (f && f->kind_case == LIENTHONG__V1__FRAME__KIND_DELIVER)
+                seqs[n++] = f->deliver->seq;
+            if (f)
+                lienthong__v1__frame__free_unpacked(f, NULL);
+        }
+        assert_int_equal(n, 5);
+        Lienthong__V1__ConsumerAck a = LIENTHONG__V1__CONSUMER_ACK__INIT;
+        a.queue = "sess.acks";
+        a.seqs = seqs;
+        a.n_seqs = n;
+        Lienthong__V1__Frame f = LIENTHONG__V1__FRAME__INIT;
+        f.kind_case = LIENTHONG__V1__FRAME__KIND_CONSUMER_ACK;
+        f.consumer_ack = &a;
+        /* The broker stopped, the ack and the close arrive together: when it resumes it
+         * learns of the close and holds the ack at the same moment. (The pause only makes
+         * that moment likely; too short a pause can let a broken broker pass, never fail a
+         * correct one.) */
+        assert_int_equal(kill(env.pid, SIGSTOP), 0);
+        send_frame(sock, &f);
+        zmq_close(sock);
+        usleep(100000);
+        assert_int_equal(kill(env.pid, SIGCONT), 0);
+    }
+    void *sock = raw_socket(NULL);
+    handshake(sock, dancu);
+    send_subscribe(sock, "sess.acks", 1000);
+    send_ping(sock, 9);
+    Lienthong__V1__Frame *po = expect_kind(sock, LIENTHONG__V1__FRAME__KIND_PONG, 5000);
+    assert_non_null(po);
+    lienthong__v1__frame__free_unpacked(po, NULL);
+    assert_int_equal(count_delivers(sock, 1500, NULL), 0);
+    zmq_close(sock);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(a_hello_during_an_auth_cannot_take_another_agencys_identity),
         cmocka_unit_test(a_live_connections_routing_id_cannot_be_taken_over),
         cmocka_unit_test(a_routing_id_reused_after_its_connection_closed_inherits_nothing),
+        cmocka_unit_test(a_consumers_last_acks_before_it_closes_are_kept),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
