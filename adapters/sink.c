@@ -907,12 +907,6 @@ lt_err lt_sink_put(lt_sink *s, const lt_env *env, const uint8_t *envelope, size_
 /* ---------------------------------------------------------------------------------------- */
 /* Counting and verifying.                                                                    */
 
-int64_t lt_sink_verify_at(const lt_env *env, int64_t now_ms)
-{
-    int64_t created = lt_env_created_ms(env);
-    return created < now_ms ? created : now_ms;
-}
-
 static lt_err read_u64(void *user, size_t ncols, const sink_cell *cells, lt_why *why)
 {
     (void)why;
@@ -1099,7 +1093,7 @@ static lt_err verify_one(lt_sink *s, sink_table *t, const stored *r, lt_trust *t
     lt_err code = r->env != NULL ? lt_env_decode(r->env, r->len, NULL, &env, &rw)
                                  : lt_fail(&rw, LT_EPROTO, "no envelope stored");
     if (code == LT_OK)
-        code = lt_env_verify(env, trust, lt_sink_verify_at(env, r->received_ms), &rw);
+        code = lt_env_verify_received(env, trust, r->received_ms, &rw);
     if (code == LT_OK)
         code = lt_env_check_record(env, &rw);
     if (code == LT_OK && strcmp(lt_env_record_type(env), t->desc->name) != 0)

@@ -164,15 +164,6 @@ lt_err lt_sink_ensure_table(lt_sink *s, const ProtobufCMessageDescriptor *d, lt_
  * table; LT_EDB. */
 lt_err lt_sink_count(lt_sink *s, const char *table, uint64_t *out, lt_why *why);
 
-/* The time at which the sink verifies env (consuming, and again in lt_sink_verify_rows with
- * now_ms = the row's received_ms): its created time, or now_ms when that is earlier. A record
- * keeps the validity it had when its agency signed it: a certificate that expired since does
- * not void it, one revoked since does (the CRL in force is always the current one); the
- * broker checked the clock skew at publish time, and a created time later than now_ms is
- * still refused by the skew check. Verifying at "now" instead would refuse every message
- * that waited in a queue longer than the clock skew. */
-int64_t lt_sink_verify_at(const lt_env *env, int64_t now_ms);
-
 /* One row that failed lt_sink_verify_rows. Borrowed for the call. */
 typedef struct lt_sink_bad_row {
     const char *table;
@@ -189,8 +180,8 @@ typedef struct lt_sink_verify_stats {
 
 /* Verify every stored row of every table listed in lt_sink_tables, in message-id order,
  * one page of rows at a time:
- *   - the stored envelope decodes and lt_env_verify passes against trust at
- *     lt_sink_verify_at(env, received_ms) (the revocation list is the one in force now);
+ *   - the stored envelope decodes and lt_env_verify_received passes against trust with
+ *     now_ms = the row's received_ms (the revocation list is the one in force now);
  *   - message_id, source_agency, topic, record_type and created_ms equal the envelope's, the
  *     record type is the table's;
  *   - every record column equals the value the signed payload gives it (the names of the

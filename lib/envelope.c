@@ -411,6 +411,12 @@ static lt_err check_proof(const lt_env *env, lt_why *why)
     return LT_OK;
 }
 
+lt_err lt_env_verify_received(const lt_env *env, lt_trust *trust, int64_t now_ms, lt_why *why)
+{
+    int64_t created = lt_env_created_ms(env);
+    return lt_env_verify(env, trust, created < now_ms ? created : now_ms, why);
+}
+
 lt_err lt_env_verify(const lt_env *env, lt_trust *trust, int64_t now_ms, lt_why *why)
 {
     const Lienthong__V1__Envelope *m = env->env;

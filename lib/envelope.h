@@ -93,6 +93,14 @@ uint32_t lt_env_batch_count(const lt_env *env);
  * trust's caches are updated. */
 lt_err lt_env_verify(const lt_env *env, lt_trust *trust, int64_t now_ms, lt_why *why);
 
+/* The one rule for every consumer of a record that the broker accepted earlier and that may
+ * have waited since (in a queue, a stream, a database, a file): verify it as lt_env_verify
+ * does at the record's own time - its created time, or now_ms if that is earlier (a record
+ * from the future is still held to the clock skew) - with the revocation list in force now
+ * (trust's, as loaded). So a record that waited longer than the clock skew still verifies,
+ * and one whose certificate is revoked today does not. Same codes as lt_env_verify. */
+lt_err lt_env_verify_received(const lt_env *env, lt_trust *trust, int64_t now_ms, lt_why *why);
+
 /* Is env a record of the contract? Checked from the header alone, so cheap enough to run
  * before any signature math: record_type names a canonical record type (records.h), else
  * LT_ERECORD_TYPE; schema_version is LT_ENV_SCHEMA_VERSION, else LT_ESCHEMA (0, "unset", is

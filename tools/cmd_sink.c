@@ -86,7 +86,7 @@ static void on_deliver(void *user, const lt_client_delivery *d)
     lt_env *env = NULL;
     lt_err e = lt_env_decode(d->envelope, d->envelope_len, NULL, &env, &why);
     if (e == LT_OK)
-        e = lt_env_verify(env, r->trust, lt_sink_verify_at(env, lt_env_now_ms()), &why);
+        e = lt_env_verify_received(env, r->trust, lt_env_now_ms(), &why);
     if (e == LT_OK)
         e = lt_env_check_record(env, &why);
     if (e != LT_OK) {

@@ -95,7 +95,7 @@ static void on_deliver(void *user, const lt_client_delivery *d)
         json_object_object_add(o, "record_type",
                                json_object_new_string(lt_env_record_type(env)));
         json_object_object_add(o, "created_ms", json_object_new_int64(lt_env_created_ms(env)));
-        e = lt_env_verify(env, s->trust, lt_env_now_ms(), &why);
+        e = lt_env_verify_received(env, s->trust, lt_env_now_ms(), &why);
         if (e == LT_OK) /* the broker's rule: a record of the contract, nothing else */
             e = lt_env_check_record(env, &why);
     }

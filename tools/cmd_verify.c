@@ -28,7 +28,10 @@ static void usage(FILE *out)
             "%s.\n\n"
             "  -c, --config FILE   agency config whose trust section (CA, CRL, clock skew)\n"
             "                      verifies; its key is not used\n"
-            "      --at MS         verify as of this time (ms since the epoch) instead of now\n"
+            "      --at MS         verify as of this time (ms since the epoch); without it each\n"
+            "                      envelope is verified at its own created time (or now, if\n"
+            "                      that is earlier) with the CRL in force now, as sub and\n"
+            "                      sink do, so a record that waited stays verifiable\n"
             "      --table         one human-readable line per envelope instead of JSON\n"
             "  FILE                envelope file from 'lienthong sign' ('-': standard input)\n\n"
             "stdout, one line per envelope: {\"index\",\"message_id\",\"source\",\"topic\",\n"
@@ -88,7 +91,8 @@ static void verdict(json_object *o, lt_err e, const char *reason)
 }
 
 /* Verify one envelope and print its line; returns its verdict. */
-static lt_err one(size_t index, const uint8_t *buf, size_t len, lt_trust *trust, int64_t now)
+/* at: --at, or 0 for the consumers' rule (lt_env_verify_received). */
+static lt_err one(size_t index, const uint8_t *buf, size_t len, lt_trust *trust, int64_t at)
 {
     json_object *o = json_object_new_object();
     json_object_object_add(o, "index", json_object_new_int64((int64_t)index));
@@ -111,7 +115,8 @@ static lt_err one(size_t index, const uint8_t *buf, size_t len, lt_trust *trust,
         json_object_object_add(b, "count", json_object_new_int64(lt_env_batch_count(env)));
         json_object_object_add(o, "batch", b);
     }
-    e = lt_env_verify(env, trust, now, &why);
+    e = at ? lt_env_verify(env, trust, at, &why)
+           : lt_env_verify_received(env, trust, lt_env_now_ms(), &why);
     if (e == LT_OK) /* what the broker refuses is refused here, with the broker's code */
         e = lt_env_check_record(env, &why);
 
@@ -220,7 +225,7 @@ int lt_cmd_verify(int argc, char **argv)
             total++;
             break;
         }
-        if (one(total, item, len, trust, now ? now : lt_env_now_ms()) != LT_OK)
+        if (one(total, item, len, trust, now) != LT_OK)
             bad++;
         total++;
     }

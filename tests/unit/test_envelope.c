@@ -530,6 +530,33 @@ static void verify_rejects_created_time_outside_clock_skew(void **state)
     free(buf);
 }
 
+/* A record read from a queue long after it was published verifies at its own time (sub,
+ * sink and verify share this rule), while today's CRL still applies to it. */
+static void a_received_record_verifies_at_its_own_time_with_todays_crl(void **state)
+{
+    struct fx *f = *state;
+    size_t len;
+    uint8_t *buf = seal(f->a, &len);
+    lt_env *env = NULL;
+    assert_int_equal(lt_env_decode(buf, len, NULL, &env, NULL), LT_OK);
+    int64_t created = lt_env_created_ms(env), skew = lt_trust_clock_skew_ms(f->trust);
+    int64_t day_later = created + 86400000;
+    lt_why why;
+    assert_int_equal(lt_env_verify(env, f->trust, day_later, &why), LT_ESKEW);
+    assert_int_equal(lt_env_verify_received(env, f->trust, day_later, &why), LT_OK);
+    /* a record from the future is still held to the skew */
+    assert_int_equal(lt_env_verify_received(env, f->trust, created - skew - 1, &why), LT_ESKEW);
+    lt_env_destroy(&env);
+    free(buf);
+    /* and a revoked certificate stays revoked, however old the record */
+    buf = seal(f->revoked, &len);
+    assert_int_equal(lt_env_decode(buf, len, NULL, &env, NULL), LT_OK);
+    assert_int_equal(lt_env_verify_received(env, f->trust, lt_env_created_ms(env) + 86400000, &why),
+                     LT_ECERT_REVOKED);
+    lt_env_destroy(&env);
+    free(buf);
+}
+
 static void verify_rejects_certificate_not_valid_at_created_time(void **state)
 {
     struct fx *f = *state;
@@ -978,6 +1005,7 @@ int main(void)
         cmocka_unit_test(check_record_refuses_a_payload_that_is_not_its_record_type),
         cmocka_unit_test(verify_rejects_key_id_that_is_not_the_certificates),
         cmocka_unit_test(verify_rejects_created_time_outside_clock_skew),
+        cmocka_unit_test(a_received_record_verifies_at_its_own_time_with_todays_crl),
         cmocka_unit_test(verify_rejects_certificate_not_valid_at_created_time),
         cmocka_unit_test(decode_rejects_truncated_envelopes),
         cmocka_unit_test(decode_rejects_oversized_envelopes),
