@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <zmq.h>
 
 #include <cmocka.h>
@@ -828,6 +829,43 @@ static void sighup_reloads_a_crl_that_now_revokes_a_certificate(void **state)
     lt_client_close(&pub);
 }
 
+/* A record that waited in a queue longer than the clock skew still verifies for sub: every
+ * consumer verifies at the record's own time (lt_env_verify_received). */
+static void sub_verifies_a_record_that_waited_longer_than_the_clock_skew(void **state)
+{
+    (void)state;
+    char *yaml = it_read_file(&env, "agencies/dancu.yaml", NULL);
+    assert_non_null(yaml);
+    char *at = strstr(yaml, "clock_skew_s: 300");
+    assert_non_null(at);
+    memcpy(at, "clock_skew_s: 1  ", 17);
+    assert_true(it_write_file(&env, "agencies/dancu-skew1.yaml", yaml));
+    free(yaml);
+    lt_client *c = it_client(&env, NULL, 0, 0);
+    size_t len = 0;
+    uint8_t *e = it_seal(quan1, "79.760.cli.khaisinh", 77, 0, &len, NULL);
+    it_answer a;
+    assert_true(it_publish_wait(c, e, len, &a, 10000));
+    assert_int_equal(a.code, LT_OK);
+    free(e);
+    lt_client_close(&c);
+    usleep(2500 * 1000); /* the point of the test: the record waits past the 1 s skew */
+    char dcfg[IT_PATH_MAX];
+    int rc = it_cli(&env, "cli-skew.out", 60000, "sub", "-c",
+                    it_path(&env, "agencies/dancu-skew1.yaml", dcfg), "-q", "it.cli", "-n", "1",
+                    "--timeout", "10", (char *)NULL);
+    assert_int_equal(rc, 0);
+    char *out = it_read_file(&env, "cli-skew.out", NULL);
+    assert_non_null(out);
+    json_object *o = json_tokener_parse(out), *v = NULL;
+    assert_non_null(o);
+    assert_true(json_object_object_get_ex(o, "verified", &v));
+    if (!json_object_get_boolean(v))
+        fail_msg("sub refused a record that waited: %s", out);
+    json_object_put(o);
+    free(out);
+}
+
 /* The help and the code table say what travels on the wire: tag is the publish's number,
  * codes are listed with their NackCode numbers. */
 static void codes_and_pub_help_describe_the_wire(void **state)
@@ -867,6 +905,7 @@ int main(void)
         cmocka_unit_test(subscribing_to_an_unknown_or_a_foreign_queue_is_refused),
         cmocka_unit_test(pub_and_sub_commands_carry_records_end_to_end),
         cmocka_unit_test(codes_and_pub_help_describe_the_wire),
+        cmocka_unit_test(sub_verifies_a_record_that_waited_longer_than_the_clock_skew),
         cmocka_unit_test(a_restart_with_a_backlog_loses_nothing),
         /* last: it revokes district 3 for good */
         cmocka_unit_test(sighup_reloads_a_crl_that_now_revokes_a_certificate),
