@@ -250,6 +250,18 @@ static lt_err admin_open(lt_broker *b, lt_why *why)
 
 /* ---- signals, wakeups, drain ---- */
 
+/* The commit thread moved on: answer the publishes it finished, hand its admin jobs back
+ * to delivery, and deliver what was stored. */
+static void on_committed(lt_broker *b)
+{
+    lt_fe_on_done(b);
+    for (lt_job *j = lt_ring_take_jobs(b), *next; j; j = next) {
+        next = j->next;
+        lt_dlv_on_job_done(b, j);
+    }
+    lt_dlv_flush(b);
+}
+
 static void finish(lt_broker *b)
 {
     if (b->phase == LT_PHASE_DONE)
@@ -257,7 +269,7 @@ static void finish(lt_broker *b)
     /* everything read was answered or is committed: stop the threads, answer the rest */
     lt_verify_stop(b);
     lt_commit_stop(b);
-    lt_fe_on_done(b);
+    on_committed(b);
     b->phase = LT_PHASE_DONE;
     uv_timer_stop(&b->hb_timer);
     if (b->admin)
@@ -357,7 +369,7 @@ static void on_signal(uv_signal_t *h, int sig)
 static void on_async(uv_async_t *h)
 {
     lt_broker *b = h->data;
-    lt_fe_on_done(b);
+    on_committed(b);
     check_drain(b);
 }
 
@@ -468,6 +480,9 @@ lt_err lt_broker_new(const lt_broker_cfg *cfg, const lt_broker_opts *opts, lt_br
     if ((e = lt_dlv_open(b, why)) != LT_OK)
         goto fail;
     lt_metrics_set_collect(b->metrics, collect, b);
+    b->fe_hooks = (lt_fe_hooks){.on_frame = lt_dlv_on_frame,
+                                .on_session_end = lt_dlv_on_session_end,
+                                .on_stored = lt_dlv_on_stored};
     if ((e = lt_fe_open(b, why)) != LT_OK)
         goto fail;
     if ((e = admin_open(b, why)) != LT_OK)

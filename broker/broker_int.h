@@ -222,6 +222,19 @@ struct lt_queue {
     uint64_t redeliveries, dlq_moves;
 };
 
+/* What the frontend hands on to the rest of the broker. broker.c sets them before the
+ * frontend starts; the frontend calls no other part of the broker, so it owns sockets and
+ * sessions and nothing else. Loop thread. */
+typedef struct lt_fe_hooks {
+    /* a consumer frame (SUBSCRIBE, CREDIT, CONSUMER_ACK, CONSUMER_NAK, ADMIN) of the
+     * authenticated session p; f is borrowed for the call */
+    void (*on_frame)(lt_broker *b, lt_peer *p, const Lienthong__V1__Frame *f);
+    /* session p ends (HELLO again, connection closed): end what it holds */
+    void (*on_session_end)(lt_broker *b, lt_peer *p);
+    /* a publish was stored for the queues qids[0..n) */
+    void (*on_stored)(lt_broker *b, const uint32_t *qids, size_t n);
+} lt_fe_hooks;
+
 enum lt_broker_phase { LT_PHASE_INIT = 0, LT_PHASE_RUNNING, LT_PHASE_DRAINING, LT_PHASE_DONE };
 
 struct lt_broker {
@@ -239,6 +252,7 @@ struct lt_broker {
     uv_timer_t hb_timer; /* peer probes, drain progress */
 
     /* frontend (loop thread) */
+    lt_fe_hooks fe_hooks;
     void *zctx, *zsock;
     int zfd;
     uv_poll_t zpoll;
@@ -327,6 +341,8 @@ void lt_fe_sessions_sync(lt_broker *b);
 /* ---- verifier.c ---- */
 lt_err lt_ring_init(lt_ring *r, size_t cap);
 void lt_ring_fini(lt_ring *r);
+/* Loop: the admin jobs the commit thread finished (a list, to lt_dlv_on_job_done). */
+lt_job *lt_ring_take_jobs(lt_broker *b);
 /* Loop: a free slot to fill (NULL when full), then publish every filled slot. */
 lt_slot *lt_ring_slot_next(lt_broker *b);
 void lt_ring_fill_done(lt_broker *b, lt_slot *s); /* s is filled: counts it */
@@ -354,11 +370,11 @@ void lt_dlv_free(lt_broker *b);                /* after the loop closed the time
 void lt_dlv_wake(lt_broker *b, uint32_t qid);
 /* Pump every woken queue. */
 void lt_dlv_flush(lt_broker *b);
-void lt_dlv_on_subscribe(lt_broker *b, lt_peer *p, const Lienthong__V1__Subscribe *m);
-void lt_dlv_on_ack(lt_broker *b, lt_peer *p, const Lienthong__V1__ConsumerAck *m);
-void lt_dlv_on_nak(lt_broker *b, lt_peer *p, const Lienthong__V1__ConsumerNak *m);
-void lt_dlv_on_credit(lt_broker *b, lt_peer *p, const Lienthong__V1__Credit *m);
-void lt_dlv_on_admin(lt_broker *b, lt_peer *p, const Lienthong__V1__AdminRequest *m);
+/* The frontend's hooks (lt_fe_hooks): a consumer frame of session p, the end of session p
+ * (its subscriptions end, unacked deliveries return to their queues), a stored publish. */
+void lt_dlv_on_frame(lt_broker *b, lt_peer *p, const Lienthong__V1__Frame *f);
+void lt_dlv_on_session_end(lt_broker *b, lt_peer *p);
+void lt_dlv_on_stored(lt_broker *b, const uint32_t *qids, size_t n);
 void lt_dlv_on_job_done(lt_broker *b, lt_job *job); /* takes job */
 void lt_dlv_drop_sub(lt_broker *b, lt_sub *s);
 /* Admin HTTP and metrics providers. */

@@ -618,6 +618,12 @@ void lt_dlv_wake(lt_broker *b, uint32_t qid)
     mark_dirty(b, q);
 }
 
+void lt_dlv_on_stored(lt_broker *b, const uint32_t *qids, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        lt_dlv_wake(b, qids[i]);
+}
+
 /* ---- timers ---- */
 
 static void on_timer(uv_timer_t *t);
@@ -986,7 +992,7 @@ static lt_queue *consumable(lt_broker *b, lt_peer *p, const char *name, const ch
     return q;
 }
 
-void lt_dlv_on_subscribe(lt_broker *b, lt_peer *p, const Lienthong__V1__Subscribe *m)
+static void on_subscribe(lt_broker *b, lt_peer *p, const Lienthong__V1__Subscribe *m)
 {
     lt_queue *q = consumable(b, p, m->queue, "SUBSCRIBE");
     if (!q)
@@ -1033,7 +1039,7 @@ void lt_dlv_on_subscribe(lt_broker *b, lt_peer *p, const Lienthong__V1__Subscrib
     pump(b, q);
 }
 
-void lt_dlv_on_credit(lt_broker *b, lt_peer *p, const Lienthong__V1__Credit *m)
+static void on_credit(lt_broker *b, lt_peer *p, const Lienthong__V1__Credit *m)
 {
     lt_queue *q = lt_dlv_queue_by_name(b, m->queue);
     lt_sub *s = q ? sub_of(p, q) : NULL;
@@ -1046,7 +1052,7 @@ void lt_dlv_on_credit(lt_broker *b, lt_peer *p, const Lienthong__V1__Credit *m)
     pump(b, q);
 }
 
-void lt_dlv_on_ack(lt_broker *b, lt_peer *p, const Lienthong__V1__ConsumerAck *m)
+static void on_ack(lt_broker *b, lt_peer *p, const Lienthong__V1__ConsumerAck *m)
 {
     lt_queue *q = consumable(b, p, m->queue, "CONSUMER_ACK");
     if (!q)
@@ -1064,7 +1070,7 @@ void lt_dlv_on_ack(lt_broker *b, lt_peer *p, const Lienthong__V1__ConsumerAck *m
     pump(b, q);
 }
 
-void lt_dlv_on_nak(lt_broker *b, lt_peer *p, const Lienthong__V1__ConsumerNak *m)
+static void on_nak(lt_broker *b, lt_peer *p, const Lienthong__V1__ConsumerNak *m)
 {
     lt_queue *q = consumable(b, p, m->queue, "CONSUMER_NAK");
     if (!q)
@@ -1093,6 +1099,12 @@ void lt_dlv_on_nak(lt_broker *b, lt_peer *p, const Lienthong__V1__ConsumerNak *m
     if (lt_commit_post(b, &op, 1) != LT_OK)
         free(op.reason);
     pump(b, q);
+}
+
+void lt_dlv_on_session_end(lt_broker *b, lt_peer *p)
+{
+    while (p->subs)
+        lt_dlv_drop_sub(b, p->subs); /* unlinks itself from p->subs */
 }
 
 void lt_dlv_drop_sub(lt_broker *b, lt_sub *s)
@@ -1249,7 +1261,7 @@ static json_object *queue_json(lt_broker *b, lt_queue *q)
     return o;
 }
 
-void lt_dlv_on_admin(lt_broker *b, lt_peer *p, const Lienthong__V1__AdminRequest *m)
+static void on_admin(lt_broker *b, lt_peer *p, const Lienthong__V1__AdminRequest *m)
 {
     const char *op = m->op ? m->op : "";
     const char *qname = m->queue && m->queue[0] ? m->queue : NULL;
@@ -1346,6 +1358,29 @@ reply:
     admin_reply(b, p->id, p->id_len, m->tag, e, e == LT_OK ? "" : why.msg, e == LT_OK ? out : NULL);
     if (out)
         json_object_put(out);
+}
+
+void lt_dlv_on_frame(lt_broker *b, lt_peer *p, const Lienthong__V1__Frame *f)
+{
+    switch (f->kind_case) {
+    case LIENTHONG__V1__FRAME__KIND_SUBSCRIBE:
+        on_subscribe(b, p, f->subscribe);
+        break;
+    case LIENTHONG__V1__FRAME__KIND_CREDIT:
+        on_credit(b, p, f->credit);
+        break;
+    case LIENTHONG__V1__FRAME__KIND_CONSUMER_ACK:
+        on_ack(b, p, f->consumer_ack);
+        break;
+    case LIENTHONG__V1__FRAME__KIND_CONSUMER_NAK:
+        on_nak(b, p, f->consumer_nak);
+        break;
+    case LIENTHONG__V1__FRAME__KIND_ADMIN:
+        on_admin(b, p, f->admin);
+        break;
+    default:
+        break; /* the frontend hands on only these */
+    }
 }
 
 void lt_dlv_on_job_done(lt_broker *b, lt_job *j)

@@ -1,7 +1,15 @@
 /*
- * frontend.c - the ZeroMQ ROUTER socket on the libuv loop: reads frames, answers what is
- * cheap (HELLO, PING, bad frames), hands publishes and AUTHs to the ring, the consumer
- * frames to delivery.c, and sends the ring's outcomes (ACK / NACK / WELCOME).
+ * frontend.c - the ZeroMQ ROUTER socket on the libuv loop and the sessions of its
+ * connections, and nothing else: reads frames, answers what is cheap (HELLO, PING, bad
+ * frames), hands publishes and AUTHs to the ring, the consumer frames of authenticated
+ * sessions to the hooks broker.c set (lt_fe_hooks: delivery), and sends the ring's outcomes
+ * (ACK / NACK / WELCOME). It calls no other part of the broker but the ring.
+ *
+ * Sessions (lt_peer): one per connection that sent a frame, bound to that connection (its
+ * fd and remote address), never to the routing id a client may choose; see broker_int.h
+ * and docs/security.md. A socket monitor reports closed connections. Every connection's
+ * publishes in flight are counted against a budget (LT_INFLIGHT_* in broker_int.h), so
+ * connections that never authenticate cannot fill the ring.
  *
  * ZMQ_FD is edge-triggered: it signals "state changed", not "readable". So every read
  * drains until ZMQ_EVENTS says nothing is pending; a prepare handle re-checks ZMQ_EVENTS
@@ -11,7 +19,8 @@
  * without blocking.
  *
  * Back-pressure: while the ring is full (slots or bytes) nothing is read; ZeroMQ's
- * receive HWM then fills and TCP pushes back on publishers. Nothing is dropped.
+ * receive HWM then fills and TCP pushes back on publishers. Nothing is dropped. A publish
+ * over its connection's budget is refused BUSY at once instead (no bytes kept).
  *
  * Limits: ZMQ_MAXMSGSIZE is a hard cap well above max_frame_bytes (libzmq disconnects a
  * peer past it, protecting our memory); frames between max_frame_bytes and that cap are
@@ -110,8 +119,7 @@ void lt_fe_peer_drop(lt_broker *b, lt_peer *p, const char *why)
     if (p->state != LT_PEER_NEW)
         lt_broker_log(LT_LOG_INFO, "connection #%llu (%s) dropped: %s", (unsigned long long)p->conn,
                       p->state == LT_PEER_AUTHED ? p->agency : "not authenticated", why);
-    while (p->subs)
-        lt_dlv_drop_sub(b, p->subs); /* unlinks itself from p->subs */
+    b->fe_hooks.on_session_end(b, p);
     if (p->closed)
         b->nclosed--;
     lt_peer **pp = &b->peers[peer_hash(p->id, p->id_len) % b->npeer_buckets];
@@ -498,8 +506,7 @@ static void on_hello(lt_broker *b, const zmq_msg_t *id, const zmq_msg_t *body,
                     pid, plen, "NACK");
         return;
     }
-    while (p->subs)
-        lt_dlv_drop_sub(b, p->subs);
+    b->fe_hooks.on_session_end(b, p);
     p->session = ++b->next_conn;
     p->state = LT_PEER_NEW;
     p->agency[0] = '\0';
@@ -675,25 +682,25 @@ static void handle(lt_broker *b, const zmq_msg_t *id, zmq_msg_t *body)
         break;
     case LIENTHONG__V1__FRAME__KIND_SUBSCRIBE:
         if ((p = authed(b, id, body, "SUBSCRIBE")))
-            lt_dlv_on_subscribe(b, p, f->subscribe);
+            b->fe_hooks.on_frame(b, p, f);
         break;
     case LIENTHONG__V1__FRAME__KIND_CONSUMER_ACK:
         if ((p = authed(b, id, body, "CONSUMER_ACK")))
-            lt_dlv_on_ack(b, p, f->consumer_ack);
+            b->fe_hooks.on_frame(b, p, f);
         break;
     case LIENTHONG__V1__FRAME__KIND_CONSUMER_NAK:
         if ((p = authed(b, id, body, "CONSUMER_NAK")))
-            lt_dlv_on_nak(b, p, f->consumer_nak);
+            b->fe_hooks.on_frame(b, p, f);
         break;
     case LIENTHONG__V1__FRAME__KIND_CREDIT:
         if ((p = authed(b, id, body, "CREDIT")))
-            lt_dlv_on_credit(b, p, f->credit);
+            b->fe_hooks.on_frame(b, p, f);
         break;
     case LIENTHONG__V1__FRAME__KIND_ADMIN: {
         lt_fe_sessions_sync(b);
         lt_peer *ap = conn_peer(b, id, body, false);
         if (ap && ap->state == LT_PEER_AUTHED && !ap->closed) {
-            lt_dlv_on_admin(b, ap, f->admin);
+            b->fe_hooks.on_frame(b, ap, f);
         } else {
             on_admin_unauth(b, id, f->admin);
         }
@@ -917,8 +924,7 @@ static void answer(lt_broker *b, lt_slot *s)
         lt_metrics_observe(lt_metrics_hist(b->metrics, LT_HIST_PUBLISH_ACK),
                            (double)(uv_hrtime() - s->t_in_ns) / 1e9);
         if (!s->dup)
-            for (size_t i = 0; i < s->nq; i++)
-                lt_dlv_wake(b, s->qids[i]);
+            b->fe_hooks.on_stored(b, s->qids, s->nq);
     } else {
         e = lt_fe_send_nack(b, s->peer, s->peer_len, s->tag, s->err, s->why.msg);
         lt_metrics_on_nack(b->metrics, s->agency_slot, s->err);
@@ -934,8 +940,6 @@ void lt_fe_on_done(lt_broker *b)
     lt_ring *r = &b->ring;
     pthread_mutex_lock(&r->mu);
     uint64_t done = r->done;
-    lt_job *jobs = r->jobs_done;
-    r->jobs_done = NULL;
     pthread_mutex_unlock(&r->mu);
 
     for (; r->tail < done; r->tail++) {
@@ -951,12 +955,6 @@ void lt_fe_on_done(lt_broker *b)
         s->len = 0;
         s->verified = false;
     }
-    while (jobs) {
-        lt_job *j = jobs;
-        jobs = j->next;
-        lt_dlv_on_job_done(b, j);
-    }
-    lt_dlv_flush(b);
     lt_fe_resume(b);
 }
 

@@ -66,6 +66,16 @@ void lt_ring_fini(lt_ring *r)
     memset(r, 0, sizeof *r);
 }
 
+lt_job *lt_ring_take_jobs(lt_broker *b)
+{
+    lt_ring *r = &b->ring;
+    pthread_mutex_lock(&r->mu);
+    lt_job *jobs = r->jobs_done;
+    r->jobs_done = NULL;
+    pthread_mutex_unlock(&r->mu);
+    return jobs;
+}
+
 bool lt_ring_has_room(const lt_broker *b)
 {
     const lt_ring *r = &b->ring;
