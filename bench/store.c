@@ -86,7 +86,12 @@ static void run(const char *base, size_t batch, double seconds)
             memcpy(id, &ms, sizeof ms); /* time-ordered, as UUIDv7 */
             memcpy(id + 8, &k, sizeof k);
             bool dup;
-            if (lt_store_append(s, id, &q, 1, env, sizeof env, ms, &last, &dup, &why))
+            static const uint8_t zero[LT_STORE_HASH_LEN];
+            lt_store_msgkey key = {.id = id,
+                                   .source = "VN:GOV:000.00.00.H29:bench",
+                                   .payload_sha256 = zero,
+                                   .signer_key_id = zero};
+            if (lt_store_append(s, &key, &q, 1, env, sizeof env, ms, &last, &dup, &why))
                 die("append", &why);
             if (!first)
                 first = last;

@@ -90,9 +90,10 @@ typedef struct lt_slot {
     int agency_slot; /* metrics slot of the source agency */
     uint32_t *qids;
     size_t nq, qcap;
-    char agency[LT_AGENCY_ID_MAX]; /* AUTH: the proven agency */
+    char agency[LT_AGENCY_ID_MAX]; /* AUTH: the proven agency; PUBLISH: the source */
+    uint8_t payload_sha256[32];    /* PUBLISH: with agency and key_id, the dedup key */
     bool has_cert;           /* verifiers: the certificate field, for the store */
-    uint8_t key_id[32];
+    uint8_t key_id[32];      /* PUBLISH: the signer's (verified) */
     size_t cert_field_off, cert_field_len, cert_der_off, cert_der_len;
     /* committer */
     uint64_t seq;

@@ -121,8 +121,12 @@ static lt_err apply_batch(lt_broker *b, uint64_t first, uint64_t *n, bool with_p
                            .der_len = s->cert_der_len,
                            .field_off = s->cert_field_off,
                            .field_len = s->cert_field_len};
+        lt_store_msgkey key = {.id = s->msg_id,
+                               .source = s->agency,
+                               .payload_sha256 = s->payload_sha256,
+                               .signer_key_id = s->key_id};
         lt_why w = {{0}};
-        lt_err ae = lt_store_append_cert(b->store, s->msg_id, s->qids, s->nq, s->buf, s->len,
+        lt_err ae = lt_store_append_cert(b->store, &key, s->qids, s->nq, s->buf, s->len,
                                          s->has_cert ? &c : NULL, now, &s->seq, &s->dup, &w);
         if (ae == LT_EAGAIN && i > first) {
             *n = i - first; /* batch full: this one and the rest go in the next round */

@@ -23,9 +23,7 @@
  *           lives in leaf pages (2 per page) instead of taking a 4 KiB overflow page.
  *   certs   key_id[32] -> certificate DER       one row per signer, written by the first
  *                                               append that carries it; never deleted
- *   dedup   id[16] -> [seq u64][stored_ms i64]
- *   dedupx  seq u64 -> [stored_ms i64][id[16]]       time index of dedup (MDB_APPEND), swept
- *                                                     from its head when past the window
+ *   dedup2, dedupx2                              message ids: see store_dedup.c
  *   qnames  name -> qid u32
  *   queues  qid u32 -> [depth u64][bytes u64][dlq_depth u64][dlq_bytes u64]
  *                      [max_depth u64][max_bytes u64][retention_ms i64][name...]
@@ -43,7 +41,7 @@
  * left. That costs a few reads at removal and no write at all per reference (a stored
  * refcount would rewrite the whole record, envelope included, at every ack).
  *
- * Appending one message to one queue is 4 puts (msgs, dedup, dedupx, qent; +qlog with
+ * Appending one message to one queue is 4 puts (msgs, dedup2, dedupx2, qent; +qlog with
  * retention); acking is a get and a delete (+ the message delete and its checks when no
  * queue keeps it). Queue counters live in memory and are written at commit; they are
  * restored from their saved copy when a batch aborts.
@@ -67,7 +65,7 @@
  * their own short read transactions (MDB_NOTLS) and touch no writer memory: they read the
  * committed counters from `queues`.
  */
-#include "store.h"
+#include "store_int.h"
 
 #include <errno.h>
 #include <stdatomic.h>
@@ -80,106 +78,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define LAYOUT_VERSION 2u /* 2: certref in msgs, certs db; 1 (no certref) still reads */
-#define MSG_CERT 1u      /* flags: certificate stripped, certref follows */
-#define CERTREF_LEN 36u  /* key_id 32, at u32 */
-#define KEY_ID_LEN 32u
-#define ENV_CERT_TAG 0x2au /* Envelope.certificate: field 5, wire type 2 */
-/* The batch's size budget: LMDB allows 128K dirty pages per transaction (MDB_TXN_FULL
- * beyond, which would fail the whole batch); appends stop at half of that. */
-#define BATCH_PAGE_BUDGET 65536u
-#define CERT_CACHE 64u   /* signers whose certificate is known to be in certs */
-#define MSG_HDR 32u     /* stored_ms 8, id 16, nq 4, flags 4 */
-#define QENT_LEN 24u    /* stored_ms 8, not_before 8, delivery_count 4, env_len 4 */
-#define QLOG_LEN 8u
-#define DLQ_HDR 24u     /* stored_ms 8, moved_ms 8, delivery_count 4, env_len 4 */
-#define QROW_HDR 56u    /* 7 × 8 */
-#define QKEY_LEN 12u    /* qid 4, seq 8 */
-#define DEDUP_LEN 16u
-#define DEDUPX_LEN 24u
-
-#define DEFAULT_MAP_SIZE (64ULL << 30)
-#define DEFAULT_READERS 126u
-#define DEFAULT_DEDUP_MS (24LL * 3600 * 1000)
-
-/* ---- big-endian helpers ---------------------------------------------------------------- */
-
-static void put32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-    put32(p, (uint32_t)(v >> 32));
-    put32(p + 4, (uint32_t)v);
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-    return ((uint64_t)get32(p) << 32) | get32(p + 4);
-}
-
-static void qkey(uint8_t k[QKEY_LEN], uint32_t qid, uint64_t seq)
-{
-    put32(k, qid);
-    put64(k + 4, seq);
-}
-
-/* ---- in-memory state (writer thread) --------------------------------------------------- */
-
-typedef struct counters {
-    uint64_t depth, bytes, dlq_depth, dlq_bytes;
-} counters;
-
-typedef struct queue {
-    uint32_t qid;
-    char *name;
-    lt_store_queue_limits lim;
-    counters c;      /* including the open batch */
-    counters saved;  /* as of the last commit (valid while dirty) */
-    bool dirty;
-    uint64_t sweep_at; /* next qlog seq the retention sweep looks at */
-} queue;
-
-struct lt_store {
-    MDB_env *env;
-    MDB_dbi meta, msgs, dedup, dedupx, qnames, queues, qent, qlog, dlq, certs;
-    int lock_fd;
-    int64_t dedup_ms;
-    uint64_t map_size;
-    MDB_txn *txn;              /* the open batch, or NULL */
-    uint64_t next_seq, saved_next_seq;
-    int64_t last_ms, saved_last_ms;
-    uint32_t next_qid;
-    queue **qs;                /* indexed by qid (1..); NULL holes never happen */
-    size_t nqs;                /* qs[0..nqs) valid; qs[0] unused */
-    uint32_t *dirty;           /* qids touched by the open batch */
-    size_t ndirty;
-    uint32_t sweep_q;          /* queue the retention sweep resumes with */
-    int fail_rc;               /* LMDB refused a write of the open batch: it cannot commit */
-    const char *fail_what;
-    size_t batch_pages;        /* estimate of the open batch's dirty pages */
-    size_t batch_appends;
-    uint8_t cert_known[CERT_CACHE][KEY_ID_LEN]; /* key ids stored in certs (committed or in
-                                                 * the open batch; cleared on abort) */
-    unsigned ncert_known, cert_next;
-    _Atomic uint64_t visible_next; /* seqs below it are durable: readers may see them */
-    _Atomic int sync_failed;       /* errno of a failed flush (0: none): the store is
-                                    * read-only from then on, see lt_store_sync */
-};
-
 /* ---- errors ----------------------------------------------------------------------------- */
 
-static lt_err mdb_fail(const lt_store *s, lt_why *why, int rc, const char *what)
+lt_err store_mdb_fail(const lt_store *s, lt_why *why, int rc, const char *what)
 {
     if (rc == MDB_MAP_FULL)
         return lt_fail(why, LT_ESTORE_FULL,
@@ -260,7 +161,7 @@ static lt_err qrow_put(lt_store *s, MDB_txn *txn, const queue *q, lt_why *why)
     memcpy(v + QROW_HDR, q->name, nl);
     MDB_val kv = {sizeof k, k}, vv = {QROW_HDR + nl, v};
     int rc = mdb_put(txn, s->queues, &kv, &vv, 0);
-    return rc ? mdb_fail(s, why, rc, "write queue counters") : LT_OK;
+    return rc ? store_mdb_fail(s, why, rc, "write queue counters") : LT_OK;
 }
 
 static lt_err meta_get_u64(lt_store *s, MDB_txn *txn, const char *key, uint64_t *out)
@@ -301,30 +202,33 @@ static lt_err load(lt_store *s, lt_why *why)
     MDB_txn *txn;
     int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
     if (rc)
-        return mdb_fail(s, why, rc, "begin");
+        return store_mdb_fail(s, why, rc, "begin");
     struct {
         const char *name;
         MDB_dbi *dbi;
-    } dbs[] = {{"meta", &s->meta},     {"msgs", &s->msgs},     {"dedup", &s->dedup},
-               {"dedupx", &s->dedupx}, {"qnames", &s->qnames}, {"queues", &s->queues},
+    } dbs[] = {{"meta", &s->meta},     {"msgs", &s->msgs},     {"qnames", &s->qnames},
+               {"queues", &s->queues},
                {"qent", &s->qent},     {"qlog", &s->qlog},     {"dlq", &s->dlq},
                {"certs", &s->certs}};
     lt_err err = LT_OK;
     for (size_t i = 0; i < sizeof dbs / sizeof dbs[0]; i++) {
         rc = mdb_dbi_open(txn, dbs[i].name, MDB_CREATE, dbs[i].dbi);
         if (rc) {
-            err = mdb_fail(s, why, rc, "open database");
+            err = store_mdb_fail(s, why, rc, "open database");
             goto out_abort;
         }
     }
+    if ((err = store_dedup_open(s, txn, why)) != LT_OK)
+        goto out_abort;
     uint64_t ver = 0;
     err = meta_get_u64(s, txn, "version", &ver);
-    if (err == LT_ENOTFOUND || (err == LT_OK && ver == 1)) {
-        /* new store, or layout 1 (whose records are layout-2 records without certref) */
+    if (err == LT_ENOTFOUND || (err == LT_OK && (ver == 1 || ver == 2))) {
+        /* new store, or layout 1 (whose records are layout-2 records without certref) or
+         * 2 (whose dedup tables store_dedup_open replaced) */
         uint8_t b[4];
         put32(b, LAYOUT_VERSION);
         if ((rc = meta_put(s, txn, "version", b, 4))) {
-            err = mdb_fail(s, why, rc, "write version");
+            err = store_mdb_fail(s, why, rc, "write version");
             goto out_abort;
         }
         err = LT_OK;
@@ -338,7 +242,7 @@ static lt_err load(lt_store *s, lt_why *why)
     if (meta_get_u64(s, txn, "next_seq", &v64) == LT_OK)
         s->next_seq = v64;
     /* Belt and braces: never hand out a seq that is still in use. */
-    if (last_key_u64(txn, s->msgs, &a) || last_key_u64(txn, s->dedupx, &b)) {
+    if (last_key_u64(txn, s->msgs, &a) || store_dedup_last_seq(s, txn, &b)) {
         err = lt_fail(why, LT_ESTORE, "cannot read the last sequence number");
         goto out_abort;
     }
@@ -355,7 +259,7 @@ static lt_err load(lt_store *s, lt_why *why)
 
     MDB_cursor *c;
     if ((rc = mdb_cursor_open(txn, s->queues, &c))) {
-        err = mdb_fail(s, why, rc, "open cursor");
+        err = store_mdb_fail(s, why, rc, "open cursor");
         goto out_abort;
     }
     MDB_val k, v;
@@ -380,11 +284,11 @@ static lt_err load(lt_store *s, lt_why *why)
     if (err)
         goto out_abort;
     if (rc != MDB_NOTFOUND) {
-        err = mdb_fail(s, why, rc, "read queues");
+        err = store_mdb_fail(s, why, rc, "read queues");
         goto out_abort;
     }
     if ((rc = mdb_txn_commit(txn)) || (rc = mdb_env_sync(s->env, 1)))
-        return mdb_fail(s, why, rc, "commit");
+        return store_mdb_fail(s, why, rc, "commit");
     s->saved_next_seq = s->next_seq;
     s->saved_last_ms = s->last_ms;
     atomic_store(&s->visible_next, s->next_seq);
@@ -429,14 +333,14 @@ lt_err lt_store_open(lt_store **out, const lt_store_opts *opts, lt_why *why)
 
     int rc = mdb_env_create(&s->env);
     if (rc) {
-        err = mdb_fail(s, why, rc, "create environment");
+        err = store_mdb_fail(s, why, rc, "create environment");
         goto out_free;
     }
     if ((rc = mdb_env_set_maxdbs(s->env, 16)) ||
         (rc = mdb_env_set_maxreaders(s->env, opts->max_readers ? opts->max_readers
                                                                 : DEFAULT_READERS)) ||
         (rc = mdb_env_set_mapsize(s->env, (size_t)s->map_size))) {
-        err = mdb_fail(s, why, rc, "configure environment");
+        err = store_mdb_fail(s, why, rc, "configure environment");
         goto out_env;
     }
     /* MDB_NOMETASYNC and nothing weaker: commit fsyncs the data pages before it writes the
@@ -446,12 +350,12 @@ lt_err lt_store_open(lt_store **out, const lt_store_opts *opts, lt_why *why)
      * threads (verify workers, admin). */
     rc = mdb_env_open(s->env, opts->dir, MDB_NOTLS | MDB_NOMETASYNC, 0600);
     if (rc) {
-        err = mdb_fail(s, why, rc, "open environment");
+        err = store_mdb_fail(s, why, rc, "open environment");
         goto out_env;
     }
     int dead = 0;
     if ((rc = mdb_reader_check(s->env, &dead))) {
-        err = mdb_fail(s, why, rc, "reader check");
+        err = store_mdb_fail(s, why, rc, "reader check");
         goto out_env;
     }
     if ((err = load(s, why)))
@@ -541,7 +445,7 @@ lt_err lt_store_queue_declare(lt_store *s, const char *name, const lt_store_queu
     lt_err err;
     int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
     if (rc) {
-        err = mdb_fail(s, why, rc, "begin");
+        err = store_mdb_fail(s, why, rc, "begin");
         goto out_undo;
     }
     if ((err = qrow_put(s, txn, q, why)))
@@ -551,23 +455,23 @@ lt_err lt_store_queue_declare(lt_store *s, const char *name, const lt_store_queu
         put32(b, q->qid);
         MDB_val k = {nl, (void *)name}, v = {4, b};
         if ((rc = mdb_put(txn, s->qnames, &k, &v, 0))) {
-            err = mdb_fail(s, why, rc, "write queue name");
+            err = store_mdb_fail(s, why, rc, "write queue name");
             goto out_abort;
         }
         put32(b, q->qid + 1);
         if ((rc = meta_put(s, txn, "next_qid", b, 4))) {
-            err = mdb_fail(s, why, rc, "write next_qid");
+            err = store_mdb_fail(s, why, rc, "write next_qid");
             goto out_abort;
         }
     }
     if ((rc = mdb_txn_commit(txn))) {
-        err = mdb_fail(s, why, rc, "commit queue");
+        err = store_mdb_fail(s, why, rc, "commit queue");
         goto out_undo;
     }
     if (created)
         s->next_qid++; /* committed: memory follows, whatever the flush says */
     if ((rc = mdb_env_sync(s->env, 1)))
-        return mdb_fail(s, why, rc, "flush queue");
+        return store_mdb_fail(s, why, rc, "flush queue");
     *qid = q->qid;
     return LT_OK;
 out_abort:
@@ -586,7 +490,7 @@ out_undo:
 static lt_err rbegin(lt_store *s, MDB_txn **txn, lt_why *why)
 {
     int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, txn);
-    return rc ? mdb_fail(s, why, rc, "begin read") : LT_OK;
+    return rc ? store_mdb_fail(s, why, rc, "begin read") : LT_OK;
 }
 
 lt_err lt_store_queue_find(lt_store *s, const char *name, uint32_t *qid)
@@ -659,7 +563,7 @@ static lt_err stats_read(lt_store *s, MDB_txn *txn, uint32_t qid, const MDB_val 
     MDB_val fv = {0, NULL};
     int rc = qrange(txn, s->qent, qid, &st->first_seq, &st->last_seq, &fv);
     if (rc)
-        return mdb_fail(s, why, rc, "read queue range");
+        return store_mdb_fail(s, why, rc, "read queue range");
     if (st->first_seq && fv.mv_size == QENT_LEN)
         st->oldest_ms = (int64_t)get64(fv.mv_data);
     return LT_OK;
@@ -679,7 +583,7 @@ lt_err lt_store_queue_stats_get(lt_store *s, uint32_t qid, lt_store_queue_stats 
     if (rc == MDB_NOTFOUND)
         err = lt_fail(why, LT_ENOQUEUE, "no queue with id %u", qid);
     else if (rc)
-        err = mdb_fail(s, why, rc, "read queue");
+        err = store_mdb_fail(s, why, rc, "read queue");
     else {
         lt_store_queue_stats st;
         err = stats_read(s, txn, qid, &v, &st, why);
@@ -700,7 +604,7 @@ lt_err lt_store_queue_list(lt_store *s, lt_store_queue_visit visit, void *arg, l
     int rc = mdb_cursor_open(txn, s->qnames, &c);
     if (rc) {
         mdb_txn_abort(txn);
-        return mdb_fail(s, why, rc, "open cursor");
+        return store_mdb_fail(s, why, rc, "open cursor");
     }
     MDB_val k, v;
     for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0 && !err;
@@ -715,7 +619,7 @@ lt_err lt_store_queue_list(lt_store *s, lt_store_queue_visit visit, void *arg, l
         MDB_val rk = {4, kb}, rv;
         int r2 = mdb_get(txn, s->queues, &rk, &rv);
         if (r2) {
-            err = mdb_fail(s, why, r2, "read queue");
+            err = store_mdb_fail(s, why, r2, "read queue");
             break;
         }
         lt_store_queue_stats st;
@@ -725,7 +629,7 @@ lt_err lt_store_queue_list(lt_store *s, lt_store_queue_visit visit, void *arg, l
             break;
     }
     if (!err && rc != 0 && rc != MDB_NOTFOUND)
-        err = mdb_fail(s, why, rc, "list queues");
+        err = store_mdb_fail(s, why, rc, "list queues");
     mdb_cursor_close(c);
     mdb_txn_abort(txn);
     return err;
@@ -765,7 +669,7 @@ lt_err lt_store_begin(lt_store *s, lt_why *why)
     int rc = mdb_txn_begin(s->env, NULL, 0, &s->txn);
     if (rc) {
         s->txn = NULL;
-        return mdb_fail(s, why, rc, "begin");
+        return store_mdb_fail(s, why, rc, "begin");
     }
     s->saved_next_seq = s->next_seq;
     s->saved_last_ms = s->last_ms;
@@ -811,13 +715,13 @@ void lt_store_abort(lt_store *s)
 
 /* LMDB refused a write of the batch: its transaction cannot commit any more. Remember it,
  * so every later operation and the commit fail the same way. */
-static lt_err batch_fail(lt_store *s, int rc, const char *what, lt_why *why)
+lt_err store_batch_fail(lt_store *s, int rc, const char *what, lt_why *why)
 {
     if (!s->fail_rc) {
         s->fail_rc = rc;
         s->fail_what = what;
     }
-    return mdb_fail(s, why, rc, what);
+    return store_mdb_fail(s, why, rc, what);
 }
 
 static lt_err batch_usable(lt_store *s, lt_why *why)
@@ -826,7 +730,7 @@ static lt_err batch_usable(lt_store *s, lt_why *why)
         return lt_fail(why, LT_EAGAIN, "no batch open");
     if (s->fail_rc) {
         lt_why inner;
-        lt_err e = mdb_fail(s, &inner, s->fail_rc, s->fail_what);
+        lt_err e = store_mdb_fail(s, &inner, s->fail_rc, s->fail_what);
         return lt_fail(why, e, "batch failed earlier: %s", inner.msg);
     }
     return LT_OK;
@@ -851,7 +755,7 @@ static lt_err commit_txn(lt_store *s, lt_why *why)
             rc = meta_put(s, s->txn, "last_ms", b, 8);
         }
         if (rc)
-            err = mdb_fail(s, why, rc, "write sequence");
+            err = store_mdb_fail(s, why, rc, "write sequence");
     }
     if (err) {
         lt_store_abort(s);
@@ -861,7 +765,7 @@ static lt_err commit_txn(lt_store *s, lt_why *why)
     s->txn = NULL;
     if (rc) {
         undo_memory(s);
-        return mdb_fail(s, why, rc, "commit");
+        return store_mdb_fail(s, why, rc, "commit");
     }
     for (size_t i = 0; i < s->ndirty; i++)
         s->qs[s->dirty[i]]->dirty = false;
@@ -913,20 +817,20 @@ static lt_err step_begin(lt_store *s, MDB_txn **child, lt_why *why)
     if (err)
         return err;
     int rc = mdb_txn_begin(s->env, s->txn, 0, child);
-    return rc ? mdb_fail(s, why, rc, "begin step") : LT_OK;
+    return rc ? store_mdb_fail(s, why, rc, "begin step") : LT_OK;
 }
 
 static lt_err step_end(lt_store *s, MDB_txn *child, lt_err err, int rc, const char *what,
                        lt_why *why)
 {
     if (!err && rc)
-        err = mdb_fail(s, why, rc, what);
+        err = store_mdb_fail(s, why, rc, what);
     if (err) {
         mdb_txn_abort(child);
         return err;
     }
     rc = mdb_txn_commit(child);
-    return rc ? batch_fail(s, rc, what, why) : LT_OK; /* a failed child commit dooms the parent */
+    return rc ? store_batch_fail(s, rc, what, why) : LT_OK; /* a failed child commit dooms the parent */
 }
 
 /* Is seq still referenced by any queue it was routed to? If not, delete it. */
@@ -1048,7 +952,7 @@ static int cert_store(lt_store *s, const lt_store_cert *c)
     return 0;
 }
 
-lt_err lt_store_append_cert(lt_store *s, const uint8_t id[LT_STORE_ID_LEN], const uint32_t *qids,
+lt_err lt_store_append_cert(lt_store *s, const lt_store_msgkey *key, const uint32_t *qids,
                             size_t nq, const void *env, size_t len, const lt_store_cert *cert,
                             int64_t now_ms, uint64_t *seq, bool *dup, lt_why *why)
 {
@@ -1061,17 +965,17 @@ lt_err lt_store_append_cert(lt_store *s, const uint8_t id[LT_STORE_ID_LEN], cons
     if (len == 0 || len > UINT32_MAX)
         return lt_fail(why, LT_EINVAL, "envelope of %zu bytes", len);
 
-    /* Duplicate within the window: answer with the original, store nothing. */
-    MDB_val dk = {LT_STORE_ID_LEN, (void *)id}, dv;
-    int rc = mdb_get(s->txn, s->dedup, &dk, &dv);
-    if (rc == 0 && dv.mv_size == DEDUP_LEN &&
-        (int64_t)get64((const uint8_t *)dv.mv_data + 8) + s->dedup_ms > now_ms) {
-        *seq = get64(dv.mv_data);
+    /* The same record within the window: answer with the original, store nothing. */
+    uint64_t first = 0;
+    err = store_dedup_find(s, key, now_ms, &first, why);
+    if (err == LT_OK) {
+        *seq = first;
         *dup = true;
         return LT_OK;
     }
-    if (rc && rc != MDB_NOTFOUND)
-        return mdb_fail(s, why, rc, "read dedup");
+    if (err != LT_ENOTFOUND)
+        return err;
+    int rc;
 
     /* Check every target before writing anything: all or nothing. */
     for (size_t i = 0; i < nq; i++) {
@@ -1105,16 +1009,16 @@ lt_err lt_store_append_cert(lt_store *s, const uint8_t id[LT_STORE_ID_LEN], cons
     uint64_t sq = s->next_seq;
     int64_t stored = now_ms > s->last_ms ? now_ms : s->last_ms;
     if (strip && (rc = cert_store(s, cert)))
-        return batch_fail(s, rc, "write certificate", why);
+        return store_batch_fail(s, rc, "write certificate", why);
     uint8_t sk[8];
     put64(sk, sq);
     MDB_val k = {8, sk}, v = {vlen, NULL};
     rc = mdb_put(s->txn, s->msgs, &k, &v, MDB_APPEND | MDB_RESERVE);
     if (rc)
-        return batch_fail(s, rc, "write message", why);
+        return store_batch_fail(s, rc, "write message", why);
     uint8_t *p = v.mv_data;
     put64(p, (uint64_t)stored);
-    memcpy(p + 8, id, LT_STORE_ID_LEN);
+    memcpy(p + 8, key->id, LT_STORE_ID_LEN);
     put32(p + 24, (uint32_t)nq);
     put32(p + 28, strip ? MSG_CERT : 0);
     for (size_t i = 0; i < nq; i++)
@@ -1132,18 +1036,8 @@ lt_err lt_store_append_cert(lt_store *s, const uint8_t id[LT_STORE_ID_LEN], cons
         memcpy(p, env, len);
     }
 
-    uint8_t db[DEDUP_LEN];
-    put64(db, sq);
-    put64(db + 8, (uint64_t)stored);
-    MDB_val dval = {DEDUP_LEN, db};
-    if ((rc = mdb_put(s->txn, s->dedup, &dk, &dval, 0)))
-        return batch_fail(s, rc, "write dedup", why);
-    uint8_t xb[DEDUPX_LEN];
-    put64(xb, (uint64_t)stored);
-    memcpy(xb + 8, id, LT_STORE_ID_LEN);
-    MDB_val xk = {8, sk}, xv = {DEDUPX_LEN, xb};
-    if ((rc = mdb_put(s->txn, s->dedupx, &xk, &xv, MDB_APPEND)))
-        return batch_fail(s, rc, "write dedup index", why);
+    if ((err = store_dedup_put(s, key, sq, stored, why)) != LT_OK)
+        return err;
     uint8_t eb[QENT_LEN];
     put64(eb, (uint64_t)stored);
     put64(eb + 8, 0);
@@ -1155,11 +1049,11 @@ lt_err lt_store_append_cert(lt_store *s, const uint8_t id[LT_STORE_ID_LEN], cons
         qkey(kb, q->qid, sq);
         MDB_val qk = {QKEY_LEN, kb}, qv = {QENT_LEN, eb};
         if ((rc = mdb_put(s->txn, s->qent, &qk, &qv, 0)))
-            return batch_fail(s, rc, "write queue entry", why);
+            return store_batch_fail(s, rc, "write queue entry", why);
         if (q->lim.retention_ms > 0) {
             MDB_val lv = {QLOG_LEN, eb};
             if ((rc = mdb_put(s->txn, s->qlog, &qk, &lv, 0)))
-                return batch_fail(s, rc, "write queue history", why);
+                return store_batch_fail(s, rc, "write queue history", why);
         }
     }
 
@@ -1178,11 +1072,11 @@ lt_err lt_store_append_cert(lt_store *s, const uint8_t id[LT_STORE_ID_LEN], cons
     return LT_OK;
 }
 
-lt_err lt_store_append(lt_store *s, const uint8_t id[LT_STORE_ID_LEN], const uint32_t *qids,
+lt_err lt_store_append(lt_store *s, const lt_store_msgkey *key, const uint32_t *qids,
                        size_t nq, const void *env, size_t len, int64_t now_ms, uint64_t *seq,
                        bool *dup, lt_why *why)
 {
-    return lt_store_append_cert(s, id, qids, nq, env, len, NULL, now_ms, seq, dup, why);
+    return lt_store_append_cert(s, key, qids, nq, env, len, NULL, now_ms, seq, dup, why);
 }
 
 /* Fetch the pending entry of (qid, seq) from the batch. */
@@ -1197,7 +1091,7 @@ static lt_err qent_read(lt_store *s, const queue *q, uint64_t seq, uint8_t out[Q
         return lt_fail(why, LT_ENOTFOUND, "message %llu is not pending on queue %s",
                        (unsigned long long)seq, q->name);
     if (rc)
-        return mdb_fail(s, why, rc, "read queue entry");
+        return store_mdb_fail(s, why, rc, "read queue entry");
     if (v.mv_size != QENT_LEN)
         return lt_fail(why, LT_ESTORE, "corrupt entry %llu of queue %s",
                        (unsigned long long)seq, q->name);
@@ -1229,7 +1123,7 @@ static lt_err remove_entry(lt_store *s, queue *q, MDB_dbi dbi, uint64_t seq, con
     if (rc == 0)
         rc = release(s, s->txn, q, seq, (int64_t)get64(hdr), now_ms);
     if (rc)
-        return batch_fail(s, rc, what, why);
+        return store_batch_fail(s, rc, what, why);
     touch(s, q);
     (*depth)--;
     *bytes -= get32(hdr + 20);
@@ -1260,7 +1154,7 @@ lt_err lt_store_nak(lt_store *s, uint32_t qid, uint64_t seq, uint32_t delivery_c
     qkey(kb, qid, seq);
     MDB_val k = {QKEY_LEN, kb}, v = {QENT_LEN, e};
     int rc = mdb_put(s->txn, s->qent, &k, &v, 0);
-    return rc ? batch_fail(s, rc, "nak", why) : LT_OK;
+    return rc ? store_batch_fail(s, rc, "nak", why) : LT_OK;
 }
 
 lt_err lt_store_dead_letter(lt_store *s, uint32_t qid, uint64_t seq, uint32_t delivery_count,
@@ -1287,7 +1181,7 @@ lt_err lt_store_dead_letter(lt_store *s, uint32_t qid, uint64_t seq, uint32_t de
     if (rc == 0)
         rc = mdb_put(s->txn, s->dlq, &k, &v, 0);
     if (rc)
-        return batch_fail(s, rc, "dead-letter", why);
+        return store_batch_fail(s, rc, "dead-letter", why);
     uint32_t len = get32(e + 20);
     touch(s, q);
     q->c.depth--;
@@ -1308,7 +1202,7 @@ static lt_err dlq_read(lt_store *s, const queue *q, uint64_t seq, uint8_t out[DL
         return lt_fail(why, LT_ENOTFOUND, "message %llu is not in the dead-letter queue of %s",
                        (unsigned long long)seq, q->name);
     if (rc)
-        return mdb_fail(s, why, rc, "read dead letter");
+        return store_mdb_fail(s, why, rc, "read dead letter");
     if (v.mv_size <= DLQ_HDR)
         return lt_fail(why, LT_ESTORE, "corrupt dead letter %llu of queue %s",
                        (unsigned long long)seq, q->name);
@@ -1335,7 +1229,7 @@ lt_err lt_store_dlq_requeue(lt_store *s, uint32_t qid, uint64_t seq, lt_why *why
     if (rc == 0)
         rc = mdb_put(s->txn, s->qent, &k, &v, 0);
     if (rc)
-        return batch_fail(s, rc, "requeue", why);
+        return store_batch_fail(s, rc, "requeue", why);
     uint32_t len = get32(d + 20);
     touch(s, q);
     q->c.dlq_depth--;
@@ -1354,45 +1248,6 @@ lt_err lt_store_dlq_drop(lt_store *s, uint32_t qid, uint64_t seq, int64_t now_ms
         return err;
     return remove_entry(s, q, s->dlq, seq, d, &q->c.dlq_depth, &q->c.dlq_bytes, "drop", now_ms,
                         why);
-}
-
-/* Forget message ids older than the window, oldest first. */
-static int sweep_dedup(lt_store *s, MDB_txn *t, int64_t now_ms, size_t *budget, bool *more)
-{
-    MDB_cursor *c;
-    MDB_val k, v;
-    int rc = mdb_cursor_open(t, s->dedupx, &c);
-    if (rc)
-        return rc;
-    for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
-         rc = mdb_cursor_get(c, &k, &v, MDB_FIRST)) {
-        if (v.mv_size != DEDUPX_LEN || k.mv_size != 8) {
-            rc = MDB_CORRUPTED;
-            break;
-        }
-        if ((int64_t)get64(v.mv_data) + s->dedup_ms > now_ms)
-            break; /* the rest is younger */
-        if (*budget == 0) {
-            *more = true;
-            break;
-        }
-        (*budget)--;
-        uint8_t id[LT_STORE_ID_LEN];
-        uint64_t seq = get64(k.mv_data);
-        memcpy(id, (const uint8_t *)v.mv_data + 8, LT_STORE_ID_LEN);
-        if ((rc = mdb_cursor_del(c, 0)))
-            break;
-        /* The id may have been stored again (after an earlier expiry) under a newer seq;
-         * only the entry this index row wrote is ours to delete. */
-        MDB_val dk = {LT_STORE_ID_LEN, id}, dv;
-        rc = mdb_get(t, s->dedup, &dk, &dv);
-        if (rc == 0 && dv.mv_size == DEDUP_LEN && get64(dv.mv_data) == seq)
-            rc = mdb_del(t, s->dedup, &dk, NULL);
-        if (rc && rc != MDB_NOTFOUND)
-            break;
-    }
-    mdb_cursor_close(c);
-    return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
 /* Drop history entries of q past retention that no longer are pending or dead. Resumes
@@ -1480,7 +1335,7 @@ lt_err lt_store_sweep(lt_store *s, int64_t now_ms, size_t budget, bool *more, lt
     lt_err err = step_begin(s, &t, why);
     if (err)
         return err;
-    int rc = sweep_dedup(s, t, now_ms, &budget, &more_work);
+    int rc = store_dedup_sweep(s, t, now_ms, &budget, &more_work);
     /* Retention: round-robin over the queues so none starves. */
     size_t visited = 0;
     while (rc == 0 && budget > 0 && visited < s->nqs) {
@@ -1522,7 +1377,7 @@ static lt_err msg_read(lt_store *s, MDB_txn *txn, uint64_t seq, lt_store_entry *
         return lt_fail(why, LT_ESTORE, "message %llu is referenced but missing",
                        (unsigned long long)seq);
     if (rc)
-        return mdb_fail(s, why, rc, "read message");
+        return store_mdb_fail(s, why, rc, "read message");
     const uint8_t *p = v.mv_data;
     if (v.mv_size < MSG_HDR || (uint64_t)get32(p + 24) * 4 + MSG_HDR > v.mv_size)
         return lt_fail(why, LT_ESTORE, "message %llu is corrupt", (unsigned long long)seq);
@@ -1543,7 +1398,7 @@ static lt_err msg_read(lt_store *s, MDB_txn *txn, uint64_t seq, lt_store_entry *
     int crc = mdb_get(txn, s->certs, &ck, &cv);
     if (crc || at > blen)
         return crc && crc != MDB_NOTFOUND
-                   ? mdb_fail(s, why, crc, "read certificate")
+                   ? store_mdb_fail(s, why, crc, "read certificate")
                    : lt_fail(why, LT_ESTORE, "message %llu: its certificate is missing",
                              (unsigned long long)seq);
     uint8_t vb[10];
@@ -1613,7 +1468,7 @@ static lt_err queue_known(lt_store *s, MDB_txn *txn, uint32_t qid, lt_why *why)
     int rc = mdb_get(txn, s->queues, &k, &v);
     if (rc == MDB_NOTFOUND)
         return lt_fail(why, LT_ENOQUEUE, "no queue with id %u", qid);
-    return rc ? mdb_fail(s, why, rc, "read queue") : LT_OK;
+    return rc ? store_mdb_fail(s, why, rc, "read queue") : LT_OK;
 }
 
 /* Visit entries of one [qid][seq]-keyed db (qent or dlq) from seq > after. */
@@ -1631,7 +1486,7 @@ static lt_err scan_one(lt_store *s, MDB_dbi dbi, lt_store_state st, uint32_t qid
     MDB_cursor *c;
     int rc = mdb_cursor_open(txn, dbi, &c);
     if (rc) {
-        err = mdb_fail(s, why, rc, "open cursor");
+        err = store_mdb_fail(s, why, rc, "open cursor");
         goto out;
     }
     uint8_t kb[QKEY_LEN];
@@ -1657,7 +1512,7 @@ static lt_err scan_one(lt_store *s, MDB_dbi dbi, lt_store_state st, uint32_t qid
             break;
     }
     if (!err && rc && rc != MDB_NOTFOUND)
-        err = mdb_fail(s, why, rc, "scan");
+        err = store_mdb_fail(s, why, rc, "scan");
     mdb_cursor_close(c);
     free(rb.p);
 out:
@@ -1702,7 +1557,7 @@ lt_err lt_store_get(lt_store *s, uint32_t qid, uint64_t seq, lt_store_visit visi
         if (rc == MDB_NOTFOUND)
             continue;
         if (rc) {
-            err = mdb_fail(s, why, rc, "read entry");
+            err = store_mdb_fail(s, why, rc, "read entry");
             break;
         }
         lt_store_entry e;
@@ -1741,7 +1596,7 @@ lt_err lt_store_replay(lt_store *s, uint32_t qid, uint64_t from_seq, size_t max,
         goto out;
     for (int i = 0; i < 3; i++) {
         if ((rc = mdb_cursor_open(txn, dbs[i], &c[i]))) {
-            err = mdb_fail(s, why, rc, "open cursor");
+            err = store_mdb_fail(s, why, rc, "open cursor");
             goto out;
         }
         uint8_t kb[QKEY_LEN];
@@ -1751,7 +1606,7 @@ lt_err lt_store_replay(lt_store *s, uint32_t qid, uint64_t from_seq, size_t max,
         rc = mdb_cursor_get(c[i], &ck[i], &cv[i], MDB_SET_RANGE);
         live[i] = rc == 0 && ck[i].mv_size == QKEY_LEN && get32(ck[i].mv_data) == qid;
         if (rc && rc != MDB_NOTFOUND) {
-            err = mdb_fail(s, why, rc, "replay");
+            err = store_mdb_fail(s, why, rc, "replay");
             goto out;
         }
     }
@@ -1783,7 +1638,7 @@ lt_err lt_store_replay(lt_store *s, uint32_t qid, uint64_t from_seq, size_t max,
             rc = mdb_cursor_get(c[i], &ck[i], &cv[i], MDB_NEXT);
             live[i] = rc == 0 && ck[i].mv_size == QKEY_LEN && get32(ck[i].mv_data) == qid;
             if (rc && rc != MDB_NOTFOUND) {
-                err = mdb_fail(s, why, rc, "replay");
+                err = store_mdb_fail(s, why, rc, "replay");
                 goto out;
             }
         }
@@ -1813,7 +1668,7 @@ lt_err lt_store_seq_at(lt_store *s, uint32_t qid, int64_t at_ms, uint64_t *seq, 
         hi = 1;
     int rc = mdb_cursor_open(txn, s->msgs, &c);
     if (rc) {
-        err = mdb_fail(s, why, rc, "open cursor");
+        err = store_mdb_fail(s, why, rc, "open cursor");
         goto out;
     }
     /* Stored times never decrease with seq (append clamps them), so the first seq stored
@@ -1830,7 +1685,7 @@ lt_err lt_store_seq_at(lt_store *s, uint32_t qid, int64_t at_ms, uint64_t *seq, 
             continue;
         }
         if (rc || v.mv_size < MSG_HDR || k.mv_size != 8) {
-            err = rc ? mdb_fail(s, why, rc, "seek by time")
+            err = rc ? store_mdb_fail(s, why, rc, "seek by time")
                      : lt_fail(why, LT_ESTORE, "corrupt message");
             goto out;
         }

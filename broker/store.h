@@ -47,6 +47,23 @@ typedef struct lt_store lt_store;
 #define LT_STORE_REASON_MAX 200     /* bytes of a dead-letter reason kept (longer: cut) */
 #define LT_STORE_MAX_QUEUES 65536   /* queues per environment */
 #define LT_STORE_MAX_TARGETS 4096   /* queues one message may be routed to */
+#define LT_STORE_SOURCE_MAX 255     /* bytes of a source agency id */
+#define LT_STORE_HASH_LEN 32        /* SHA-256 */
+
+/* What names a record for dedup, and what tells two records under one name apart. Message
+ * ids are chosen by publishers, so an id is unique only within its source agency: the key
+ * is (source, id). The same key again with the same payload hash and signer is the same
+ * record (a resend: a duplicate); with another payload hash or another signer it is
+ * another record under a name already taken: refused (LT_EID_CONFLICT), never acked as a
+ * duplicate, so nobody can suppress a record by reusing its id. A resend signed by a
+ * renewed certificate is such a conflict too: (source, id) names one signed record, and the
+ * reason tells the publisher that the stored one has another signer. All borrowed. */
+typedef struct lt_store_msgkey {
+    const uint8_t *id;             /* LT_STORE_ID_LEN bytes */
+    const char *source;            /* verified source agency id, 1..LT_STORE_SOURCE_MAX bytes */
+    const uint8_t *payload_sha256; /* LT_STORE_HASH_LEN bytes (Header.payload_sha256, checked) */
+    const uint8_t *signer_key_id;  /* LT_STORE_HASH_LEN bytes (SHA-256 of the signer's cert) */
+} lt_store_msgkey;
 
 typedef struct lt_store_opts {
     const char *dir;          /* environment directory; created (0700) if missing */
@@ -159,24 +176,27 @@ typedef struct lt_store_cert {
  * SHA-256 is key_id (the verifier checked it). When cert is NULL or does not describe a
  * field that can be put back byte for byte (tag 5, minimal length varint, der), the
  * envelope is stored as it is. Same errors as lt_store_append. */
-lt_err lt_store_append_cert(lt_store *s, const uint8_t id[LT_STORE_ID_LEN], const uint32_t *qids,
+lt_err lt_store_append_cert(lt_store *s, const lt_store_msgkey *key, const uint32_t *qids,
                             size_t nq, const void *env, size_t len, const lt_store_cert *cert,
                             int64_t now_ms, uint64_t *seq, bool *dup, lt_why *why);
 
 /* Store env (the envelope exactly as received, len bytes, borrowed) for the queues
- * qids[0..nq) (distinct, declared; the router's answer), under message id id.
- *  - id seen within the dedup window (in an earlier batch or this one): stores nothing,
- *    *seq = the original's seq, *dup = true, LT_OK.
+ * qids[0..nq) (distinct, declared; the router's answer), under key (see lt_store_msgkey).
+ *  - the same record seen within the dedup window (in an earlier batch or this one):
+ *    stores nothing, *seq = the original's seq, *dup = true, LT_OK.
+ *  - another record under the same (source, id) within the window: LT_EID_CONFLICT (why
+ *    names the stored seq and what differs), nothing written, the batch intact.
  *  - otherwise the message gets the next seq, stored_ms = now_ms (raised to the last
  *    stored time if the clock went back, so time order = seq order), *dup = false.
  * All or nothing across the queues. Refusals that write nothing and keep the batch:
  * LT_EQUEUE_FULL: a queue is at max_depth/max_bytes (why names it); LT_ENOQUEUE: a qid was
  * never declared; LT_EINVAL: nq is 0 or over LT_STORE_MAX_TARGETS, or len is 0;
+ * LT_EINVAL: key's source is empty or too long;
  * LT_EAGAIN: no batch open, or the batch is at its size budget (half LMDB's dirty-page
  * limit; a message alone in a batch always fits): commit, then retry this message in the
  * next batch. Refusals that fail the whole batch (see the top): LT_ESTORE_FULL (map or
  * disk full), LT_ESTORE. Only a failure of lt_store_commit loses an LT_OK. */
-lt_err lt_store_append(lt_store *s, const uint8_t id[LT_STORE_ID_LEN], const uint32_t *qids,
+lt_err lt_store_append(lt_store *s, const lt_store_msgkey *key, const uint32_t *qids,
                        size_t nq, const void *env, size_t len, int64_t now_ms, uint64_t *seq,
                        bool *dup, lt_why *why);
 

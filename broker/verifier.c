@@ -265,11 +265,13 @@ static void verify_publish(vctx *v, lt_slot *s, const lt_acl *acl, int64_t now_m
      * bytes for the store */
     size_t cl = 0;
     const uint8_t *cert = lt_env_certificate(env, &cl);
+    /* what dedup tells records apart by (store.h lt_store_msgkey) */
+    snprintf(s->agency, sizeof s->agency, "%s", src);
+    memcpy(s->payload_sha256, lt_env_payload_sha256(env), sizeof s->payload_sha256);
+    memcpy(s->key_id, lt_env_key_id(env), sizeof s->key_id);
     s->has_cert = find_cert_field(s->buf, s->len, &s->cert_field_off, &s->cert_field_len,
                                   &s->cert_der_off, &s->cert_der_len) &&
                   s->cert_der_len == cl && memcmp(s->buf + s->cert_der_off, cert, cl) == 0;
-    if (s->has_cert)
-        memcpy(s->key_id, lt_env_key_id(env), sizeof s->key_id);
 out:
     s->err = e;
     lt_metrics_on_publish(b->metrics, s->agency_slot, s->len);

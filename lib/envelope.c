@@ -244,6 +244,13 @@ lt_err lt_env_decode(const uint8_t *buf, size_t len, const lt_env_limits *lim, l
         e = lt_fail(why, LT_EPROTO, "message id of %zu bytes (16 expected)", h->message_id.len);
         goto out_free;
     }
+    static const uint8_t zero_id[LT_ENV_MESSAGE_ID_LEN];
+    if (memcmp(h->message_id.data, zero_id, sizeof zero_id) == 0) {
+        /* the value every unset id has: it would name every careless publisher's records */
+        e = lt_fail(why, LT_EMSGID, "message id is all zero: give each record its own id "
+                                    "(UUIDv7, or derived from its content)");
+        goto out_free;
+    }
     if (!bin_len_is(&h->payload_sha256, 32) || !bin_len_is(&h->signer_key_id, 32)) {
         e = lt_fail(why, LT_EPROTO, "payload hash of %zu / signer key id of %zu bytes (32 each)",
                     h->payload_sha256.len, h->signer_key_id.len);
@@ -314,6 +321,11 @@ const char *lt_env_record_type(const lt_env *env)
 int64_t lt_env_created_ms(const lt_env *env)
 {
     return env->hdr->created_unix_ms;
+}
+
+const uint8_t *lt_env_payload_sha256(const lt_env *env)
+{
+    return env->hdr->payload_sha256.data;
 }
 
 uint32_t lt_env_schema_version(const lt_env *env)

@@ -59,8 +59,9 @@ typedef struct lt_env lt_env;
  * On LT_OK the caller owns *out (lt_env_destroy). LT_ETOOBIG: over a limit; LT_EPROTO: not an
  * envelope, no header, header not a Header, a field of the wrong size (message id 16 bytes,
  * hashes 32, causation id 0 or 16, ...), empty topic / record type / signature /
- * certificate, malformed batch proof sizes; LT_EAGENCY_ID: source is not a normalized
- * agency id; LT_ENOMEM. Nothing is verified here. Thread-safe. */
+ * certificate, malformed batch proof sizes; LT_EMSGID: the message id is all zero;
+ * LT_EAGENCY_ID: source is not a normalized agency id; LT_ENOMEM. Nothing is verified here.
+ * Thread-safe. */
 lt_err lt_env_decode(const uint8_t *buf, size_t len, const lt_env_limits *lim, lt_env **out,
                      lt_why *why);
 
@@ -75,6 +76,7 @@ const char *lt_env_record_type(const lt_env *env);
 int64_t lt_env_created_ms(const lt_env *env);
 uint32_t lt_env_schema_version(const lt_env *env);
 const uint8_t *lt_env_key_id(const lt_env *env);      /* 32 bytes */
+const uint8_t *lt_env_payload_sha256(const lt_env *env); /* 32 bytes, as the header says */
 const uint8_t *lt_env_payload(const lt_env *env, size_t *len);
 const uint8_t *lt_env_header(const lt_env *env, size_t *len); /* exactly as signed */
 const uint8_t *lt_env_certificate(const lt_env *env, size_t *len); /* DER */

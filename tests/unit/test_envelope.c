@@ -649,6 +649,23 @@ static void decode_rejects_malformed_source_agency_id(void **state)
     free(buf);
 }
 
+static void decode_rejects_an_all_zero_message_id_with_its_own_code(void **state)
+{
+    struct fx *f = *state;
+    size_t len;
+    uint8_t *buf = seal(f->a, &len);
+    struct parts p = unpack(buf, len);
+    free(buf);
+    memset(p.h->message_id.data, 0, p.h->message_id.len);
+    buf = repack(p, f->a, &len); /* correctly signed */
+    lt_env *env = NULL;
+    lt_why why;
+    assert_int_equal(lt_env_decode(buf, len, NULL, &env, &why), LT_EMSGID);
+    assert_non_null(strstr(why.msg, "all zero"));
+    assert_null(env);
+    free(buf);
+}
+
 static void decode_rejects_fields_of_the_wrong_size(void **state)
 {
     struct fx *f = *state;
@@ -1011,6 +1028,7 @@ int main(void)
         cmocka_unit_test(decode_rejects_oversized_envelopes),
         cmocka_unit_test(decode_rejects_malformed_source_agency_id),
         cmocka_unit_test(decode_rejects_fields_of_the_wrong_size),
+        cmocka_unit_test(decode_rejects_an_all_zero_message_id_with_its_own_code),
         cmocka_unit_test(batches_of_every_shape_verify_each_envelope_alone),
         cmocka_unit_test(merkle_root_follows_the_documented_rules),
         cmocka_unit_test(verify_rejects_batch_proof_that_misses_the_signed_root),

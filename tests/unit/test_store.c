@@ -29,6 +29,15 @@ int __wrap_mdb_txn_commit(MDB_txn *txn);
 int __real_mdb_env_sync(MDB_env *env, int force);
 int __wrap_mdb_env_sync(MDB_env *env, int force);
 
+/* The dedup key of a test message: one source, one payload hash and one signer, so the id
+ * alone tells messages apart (the dedup tests below vary the rest). */
+static const uint8_t ZERO32[32];
+#define KEY(idp)                                                                           \
+    (&(lt_store_msgkey){.id = (idp),                                                       \
+                        .source = "VN:GOV:000.00.00.H29:test",                             \
+                        .payload_sha256 = ZERO32,                                          \
+                        .signer_key_id = ZERO32})
+
 static bool mock_put, mock_commit;
 static int fail_sync; /* != 0: the store's next flushes fail with it */
 
@@ -143,7 +152,7 @@ static lt_err put_msg(fx *f, unsigned n, const uint32_t *qids, size_t nq, int64_
     char env[64];
     mkid(id, n);
     int len = snprintf(env, sizeof env, "env-%u", n);
-    return lt_store_append(f->s, id, qids, nq, env, (size_t)len, now, seq, dup, why);
+    return lt_store_append(f->s, KEY(id), qids, nq, env, (size_t)len, now, seq, dup, why);
 }
 
 static void commit_ok(fx *f)
@@ -686,7 +695,7 @@ static void certificates_are_stored_once_and_every_read_returns_the_envelope_as_
         c.field_len = 3 + sizeof cert;
         uint8_t id[16];
         mkid(id, 10 + (unsigned)i);
-        assert_int_equal(lt_store_append_cert(f->s, id, &f->q1, 1, env[i], len[i], &c, 1000,
+        assert_int_equal(lt_store_append_cert(f->s, KEY(id), &f->q1, 1, env[i], len[i], &c, 1000,
                                               &seq[i], &dup, &why),
                          LT_OK);
     }
@@ -695,7 +704,7 @@ static void certificates_are_stored_once_and_every_read_returns_the_envelope_as_
                          .field_len = 7};
     uint8_t id[16];
     mkid(id, 12);
-    assert_int_equal(lt_store_append_cert(f->s, id, &f->q1, 1, env[0], len[0], &bad, 1000,
+    assert_int_equal(lt_store_append_cert(f->s, KEY(id), &f->q1, 1, env[0], len[0], &bad, 1000,
                                           &seq[2], &dup, &why),
                      LT_OK);
     commit_ok(f);
@@ -926,7 +935,7 @@ static void a_layout_1_store_is_upgraded_in_place_and_a_newer_one_is_refused(voi
     mkid(id, 2);
     assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
     assert_int_equal(
-        lt_store_append_cert(f->s, id, &f->q1, 1, env, len, &c, 1000, &s2, &dup, &why), LT_OK);
+        lt_store_append_cert(f->s, KEY(id), &f->q1, 1, env, len, &c, 1000, &s2, &dup, &why), LT_OK);
     commit_ok(f);
     envcopy got;
     memset(&got, 0, sizeof got);
@@ -939,12 +948,151 @@ static void a_layout_1_store_is_upgraded_in_place_and_a_newer_one_is_refused(voi
     assert_int_equal(pending(f, f->q1).n, 2);
     /* a layout this broker does not know */
     lt_store_close(&f->s);
-    set_layout(f, 3, false);
+    set_layout(f, 4, false);
     lt_store_opts o = {.dir = f->dir, .map_size = 64ULL << 20, .dedup_window_ms = 60000};
     assert_int_equal(lt_store_open(&f->s, &o, &why), LT_ESTORE);
-    assert_non_null(strstr(why.msg, "version 3"));
+    assert_non_null(strstr(why.msg, "version 4"));
     assert_null(f->s);
     set_layout(f, 2, false);
+    open_store(f, 64ULL << 20);
+}
+
+/* ---- dedup by (source, id) ---- */
+
+static uint8_t HASH_A[32] = {1}, HASH_B[32] = {2}, SIGNER_A[32] = {3}, SIGNER_B[32] = {4};
+
+static lt_err put_keyed(fx *f, const char *source, uint32_t n, const uint8_t *hash,
+                        const uint8_t *signer, int64_t now, uint64_t *seq, bool *dup, lt_why *why)
+{
+    uint8_t id[16];
+    mkid(id, n);
+    lt_store_msgkey k = {.id = id, .source = source, .payload_sha256 = hash, .signer_key_id = signer};
+    return lt_store_append(f->s, &k, &f->q1, 1, "keyed", 5, now, seq, dup, why);
+}
+
+static void the_same_id_from_two_agencies_is_two_records(void **state)
+{
+    fx *f = *state;
+    lt_why why;
+    uint64_t a, b;
+    bool dup;
+    assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
+    assert_int_equal(put_keyed(f, "VN:GOV:A:x", 7, HASH_A, SIGNER_A, 1000, &a, &dup, &why), LT_OK);
+    assert_false(dup);
+    assert_int_equal(put_keyed(f, "VN:GOV:B:x", 7, HASH_B, SIGNER_B, 1000, &b, &dup, &why), LT_OK);
+    assert_false(dup);
+    assert_true(b != a);
+    commit_ok(f);
+    assert_int_equal(pending(f, f->q1).n, 2);
+}
+
+static void a_resend_is_a_duplicate_across_a_commit_and_a_reopen(void **state)
+{
+    fx *f = *state;
+    lt_why why;
+    uint64_t a, b;
+    bool dup;
+    assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
+    assert_int_equal(put_keyed(f, "VN:GOV:A:x", 8, HASH_A, SIGNER_A, 1000, &a, &dup, &why), LT_OK);
+    assert_int_equal(put_keyed(f, "VN:GOV:A:x", 8, HASH_A, SIGNER_A, 1000, &b, &dup, &why), LT_OK);
+    assert_true(dup);
+    assert_int_equal(b, a);
+    commit_ok(f);
+    lt_store_close(&f->s);
+    open_store(f, 64ULL << 20);
+    assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
+    assert_int_equal(put_keyed(f, "VN:GOV:A:x", 8, HASH_A, SIGNER_A, 2000, &b, &dup, &why), LT_OK);
+    assert_true(dup);
+    assert_int_equal(b, a);
+    commit_ok(f);
+    assert_int_equal(pending(f, f->q1).n, 1);
+}
+
+static void another_record_under_a_used_id_is_refused_and_the_batch_goes_on(void **state)
+{
+    fx *f = *state;
+    lt_why why;
+    uint64_t a, b, c;
+    bool dup = false;
+    assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
+    assert_int_equal(put_keyed(f, "VN:GOV:A:x", 9, HASH_A, SIGNER_A, 1000, &a, &dup, &why), LT_OK);
+    commit_ok(f);
+    assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
+    /* another payload */
+    assert_int_equal(put_keyed(f, "VN:GOV:A:x", 9, HASH_B, SIGNER_A, 1000, &b, &dup, &why),
+                     LT_EID_CONFLICT);
+    assert_non_null(strstr(why.msg, "another record"));
+    /* another signer */
+    assert_int_equal(put_keyed(f, "VN:GOV:A:x", 9, HASH_A, SIGNER_B, 1000, &b, &dup, &why),
+                     LT_EID_CONFLICT);
+    assert_non_null(strstr(why.msg, "signed by key"));
+    /* the batch is intact: a new record in it commits */
+    assert_int_equal(put_keyed(f, "VN:GOV:A:x", 10, HASH_B, SIGNER_A, 1000, &c, &dup, &why), LT_OK);
+    assert_false(dup);
+    commit_ok(f);
+    assert_int_equal(pending(f, f->q1).n, 2);
+}
+
+static void an_id_past_the_window_names_a_new_record(void **state)
+{
+    fx *f = *state;
+    lt_why why;
+    uint64_t a, b;
+    bool dup;
+    assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
+    assert_int_equal(put_keyed(f, "VN:GOV:A:x", 11, HASH_A, SIGNER_A, 1000, &a, &dup, &why), LT_OK);
+    commit_ok(f);
+    /* the window is 60 s: a minute later the id is free, with or without a sweep */
+    assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
+    assert_int_equal(put_keyed(f, "VN:GOV:A:x", 11, HASH_B, SIGNER_A, 62000, &b, &dup, &why), LT_OK);
+    assert_false(dup);
+    assert_true(b > a);
+    bool more = false;
+    assert_int_equal(lt_store_sweep(f->s, 200000, 100, &more, &why), LT_OK);
+    commit_ok(f);
+    assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
+    assert_int_equal(put_keyed(f, "VN:GOV:A:x", 11, HASH_A, SIGNER_A, 200001, &b, &dup, &why), LT_OK);
+    assert_false(dup);
+    commit_ok(f);
+}
+
+/* A layout-2 store kept ids across agencies in `dedup`/`dedupx`: they are dropped, the
+ * messages stay, and ids are scoped by source from then on. */
+static void a_layout_2_store_drops_its_agency_blind_dedup_tables(void **state)
+{
+    fx *f = *state;
+    lt_why why;
+    uint64_t a;
+    bool dup;
+    assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
+    assert_int_equal(put_msg(f, 1, &f->q1, 1, 1000, &a, &dup, &why), LT_OK);
+    commit_ok(f);
+    lt_store_close(&f->s);
+    MDB_env *env = NULL;
+    MDB_txn *txn = NULL;
+    MDB_dbi d;
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 16), 0);
+    assert_int_equal(mdb_env_set_mapsize(env, 64ULL << 20), 0);
+    assert_int_equal(mdb_env_open(env, f->dir, 0, 0600), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "dedup", MDB_CREATE, &d), 0);
+    MDB_val k = {16, (void *)"0123456789abcdef"}, v = {16, (void *)"0000000100000002"};
+    assert_int_equal(mdb_put(txn, d, &k, &v, 0), 0);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+    set_layout(f, 2, false);
+    open_store(f, 64ULL << 20);
+    assert_int_equal(pending(f, f->q1).n, 1);
+    lt_store_close(&f->s);
+    env = NULL;
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 16), 0);
+    assert_int_equal(mdb_env_open(env, f->dir, MDB_RDONLY, 0600), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "dedup", 0, &d), MDB_NOTFOUND);
+    mdb_txn_abort(txn);
+    mdb_env_close(env);
     open_store(f, 64ULL << 20);
 }
 
@@ -1052,7 +1200,7 @@ static void a_tiny_map_fills_up_with_store_full_and_keeps_the_batch(void **state
     for (unsigned i = 0; i < 5000 && !err; i++) {
         uint8_t id[16];
         mkid(id, i);
-        err = lt_store_append(f->s, id, &q, 1, env, sizeof env, 1000, &seq, &dup, &why);
+        err = lt_store_append(f->s, KEY(id), &q, 1, env, sizeof env, 1000, &seq, &dup, &why);
         if (!err)
             ok++;
     }
@@ -1098,7 +1246,7 @@ static void every_committed_message_survives_kill_9(void **state)
             for (unsigned i = 0; i < 16; i++) {
                 uint8_t id[16];
                 mkid(id, 1000000 + b * 16 + i);
-                if (lt_store_append(s, id, &q, 1, "crash-test", 10, 1000, &last, &dup, &why))
+                if (lt_store_append(s, KEY(id), &q, 1, "crash-test", 10, 1000, &last, &dup, &why))
                     _exit(5);
             }
             if (lt_store_commit(s, &why))
@@ -1139,6 +1287,11 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(append_stores_the_envelope_and_it_is_pending_after_commit),
         T(duplicate_id_within_window_returns_original_seq_and_stores_nothing),
+        T(the_same_id_from_two_agencies_is_two_records),
+        T(a_resend_is_a_duplicate_across_a_commit_and_a_reopen),
+        T(another_record_under_a_used_id_is_refused_and_the_batch_goes_on),
+        T(an_id_past_the_window_names_a_new_record),
+        T(a_layout_2_store_drops_its_agency_blind_dedup_tables),
         T(a_message_routed_to_two_queues_is_deleted_only_when_both_acked),
         T(nak_records_delivery_count_and_not_before),
         T(dead_letter_keeps_payload_and_reason_then_requeue_and_drop),
