@@ -4,7 +4,24 @@
  *
  * Two layers. A session (lt_admin_session) turns a connection's bytes into responses with
  * no I/O of its own, so tests and the fuzzer drive it directly. The server wraps each
- * accepted uv_tcp_t in a conn holding a session and an idle timer.
+ * accepted uv_tcp_t in a conn holding a session and one timer.
+ *
+ * Slow clients. The timer is never restarted by bytes arriving, because a client sending one
+ * byte every few seconds would then hold its connection forever (slowloris). A conn is in
+ * one of three phases, each with its own single-shot timer:
+ *   request  from the accept, or from the first byte of a keep-alive request, until that
+ *            request is complete: request_timeout_ms, then 408 and close (on_deadline);
+ *   idle     after a request is answered, until the next one begins: idle_timeout_ms, then
+ *            close (on_idle); bytes that do not begin a request (stray CRLF) do not extend it;
+ *   linger   after the last response: LINGER_MS of draining input, then close.
+ * Eviction: past max_conns, a newcomer takes the slot of the live conn with the oldest
+ * `waiting_since` (its accept, or its last answered request) that is not being answered
+ * (no write pending, not closing or lingering). The attacker cannot push an honest probe
+ * out by opening connections: each new one evicts the oldest waiting conn, which is the
+ * attacker's own unless the probe itself has waited longer than all of them; a probe
+ * that sends its request in one packet is answered on its first read. Only when every
+ * conn is being answered is the newcomer refused with 503 (its slot is freed by LINGER_MS).
+ * Limits are the LT_ADMIN_* defaults of admin.h; the daemon sets no others.
  *
  * Handle life cycle: a conn owns two handles (tcp, timer) and is freed in the second close
  * callback; the server struct is freed when its listener and every conn are closed, which
@@ -48,7 +65,8 @@ struct lt_admin {
     bool destroyed; /* destroy was called: free when the last handle closes */
     uint16_t port;
     struct conn *conns;
-    size_t nconns;
+    size_t nconns; /* conns in the list, closing ones included (freed in their callback) */
+    size_t nlive;  /* conns not closing: the ones that hold a slot of max_conns */
 };
 
 struct lt_admin_session {
@@ -69,6 +87,8 @@ struct lt_admin_session {
     char auth[AUTH_MAX];
     size_t auth_len;
     bool auth_seen;
+    bool in_request;   /* a request has begun and is not complete */
+    uint64_t answered; /* requests completed so far */
 };
 
 struct conn {
@@ -81,6 +101,11 @@ struct conn {
     bool closing;
     bool close_after_write;
     bool lingering;
+    bool idle;              /* between keep-alive requests: the idle timer runs, not the
+                               request deadline */
+    uint64_t answered;      /* the session's answered count when last looked at */
+    uint64_t waiting_since; /* loop ms of the accept or of the last answered request:
+                               the eviction order */
     size_t writes_pending;
     uv_shutdown_t shut;
 };
@@ -99,10 +124,11 @@ void lt_admin_config_defaults(lt_admin_config *cfg)
     cfg->host = LT_ADMIN_DEFAULT_HOST;
     cfg->port = LT_ADMIN_DEFAULT_PORT;
     cfg->min_free_bytes = 1ull << 30;
-    cfg->max_conns = 64;
-    cfg->max_header_bytes = 8192;
-    cfg->max_body_bytes = 16384;
-    cfg->idle_timeout_ms = 30000;
+    cfg->max_conns = LT_ADMIN_MAX_CONNS;
+    cfg->max_header_bytes = LT_ADMIN_MAX_HEADER_BYTES;
+    cfg->max_body_bytes = LT_ADMIN_MAX_BODY_BYTES;
+    cfg->request_timeout_ms = LT_ADMIN_REQUEST_TIMEOUT_MS;
+    cfg->idle_timeout_ms = LT_ADMIN_IDLE_TIMEOUT_MS;
 }
 
 lt_err lt_admin_parse_listen(const char *s, char *host, size_t cap, uint16_t *port, lt_why *why)
@@ -192,11 +218,13 @@ lt_err lt_admin_new(const lt_admin_config *cfg, lt_metrics *m, const lt_admin_pr
     a->cfg.token = a->token;
     a->cfg.data_dir = a->data_dir;
     if (a->cfg.max_conns == 0)
-        a->cfg.max_conns = 64;
+        a->cfg.max_conns = LT_ADMIN_MAX_CONNS;
     if (a->cfg.max_header_bytes == 0)
-        a->cfg.max_header_bytes = 8192;
+        a->cfg.max_header_bytes = LT_ADMIN_MAX_HEADER_BYTES;
+    if (a->cfg.request_timeout_ms == 0)
+        a->cfg.request_timeout_ms = LT_ADMIN_REQUEST_TIMEOUT_MS;
     if (a->cfg.idle_timeout_ms == 0)
-        a->cfg.idle_timeout_ms = 30000;
+        a->cfg.idle_timeout_ms = LT_ADMIN_IDLE_TIMEOUT_MS;
     a->m = m;
     if (p)
         a->prov = *p;
@@ -214,6 +242,7 @@ static const char *status_text(int status)
     case 401: return "Unauthorized";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
     case 413: return "Content Too Large";
     case 431: return "Request Header Fields Too Large";
     case 500: return "Internal Server Error";
@@ -714,6 +743,7 @@ static int on_message_begin(http_parser *p)
     s->value_is_auth = false;
     s->auth_len = 0;
     s->auth_seen = false;
+    s->in_request = true;
     return 0;
 }
 
@@ -801,6 +831,8 @@ static int on_message_complete(http_parser *p)
 {
     lt_admin_session *s = p->data;
     bool keep = http_should_keep_alive(p) && !p->upgrade;
+    s->in_request = false;
+    s->answered++;
     handle(s, keep);
     if (!keep)
         http_parser_pause(p, 1); /* ignore whatever follows on this connection */
@@ -818,6 +850,16 @@ static const http_parser_settings settings = {
 };
 
 /* ---- sessions ---- */
+
+/* Append a final error response to out; the session takes no more input. */
+static void session_refuse(lt_admin_session *s, int status, const char *extra, const char *msg,
+                           lt_metrics_buf *out)
+{
+    s->out = out;
+    respond_error(s, status, false, false, extra, msg);
+    s->out = NULL;
+    s->dead = true;
+}
 
 lt_err lt_admin_session_new(lt_admin *a, lt_admin_session **out)
 {
@@ -845,13 +887,11 @@ bool lt_admin_session_feed(lt_admin_session *s, const char *data, size_t len, lt
     }
     if (e != HPE_OK) {
         int status = s->limit_status ? s->limit_status : 400;
-        s->out = out;
-        respond_error(s, status, false, false, NULL,
-                      status == 431   ? "request headers too large"
-                      : status == 413 ? "request body too large"
-                                      : http_errno_description(e));
-        s->out = NULL;
-        s->dead = true;
+        session_refuse(s, status, NULL,
+                       status == 431   ? "request headers too large"
+                       : status == 413 ? "request body too large"
+                                       : http_errno_description(e),
+                       out);
         return false;
     }
     if (s->parser.upgrade) { /* we speak no other protocol */
@@ -859,6 +899,16 @@ bool lt_admin_session_feed(lt_admin_session *s, const char *data, size_t len, lt
         return false;
     }
     return true;
+}
+
+bool lt_admin_session_is_mid_request(const lt_admin_session *s)
+{
+    return s->in_request;
+}
+
+uint64_t lt_admin_session_answered(const lt_admin_session *s)
+{
+    return s->answered;
 }
 
 void lt_admin_session_destroy(lt_admin_session **s_p)
@@ -904,6 +954,7 @@ static void conn_close(struct conn *c)
     if (c->closing)
         return;
     c->closing = true;
+    c->a->nlive--;
     uv_read_stop((uv_stream_t *)&c->tcp);
     uv_timer_stop(&c->timer);
     uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
@@ -988,6 +1039,73 @@ static void conn_send(struct conn *c, lt_metrics_buf *buf)
     c->writes_pending++;
 }
 
+/* out is the connection's last response: take no more input and close once it is
+ * written (taking out's memory). */
+static void conn_send_last(struct conn *c, lt_metrics_buf *out)
+{
+    c->close_after_write = true;
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    conn_send(c, out);
+    if (c->writes_pending == 0)
+        conn_finish(c);
+}
+
+/* Answer status on c's behalf, whatever its session was parsing, and close. */
+static void conn_refuse(struct conn *c, int status, const char *extra, const char *msg)
+{
+    lt_metrics_buf out = {0};
+    session_refuse(c->s, status, extra, msg, &out);
+    conn_send_last(c, &out);
+}
+
+/* The request phase is over and the request is not complete. */
+static void on_deadline(uv_timer_t *t)
+{
+    struct conn *c = t->data;
+    if (c->close_after_write) { /* its last response is not read: nothing more to say */
+        conn_close(c);
+        return;
+    }
+    conn_refuse(c, 408, NULL, "the request did not arrive in time");
+}
+
+/* After the session read bytes: a completed request starts the idle phase (or, if the
+ * next one already began, a new deadline); the first byte of a request in the idle phase
+ * starts its deadline. Nothing else touches the timer, so trickled bytes buy no time. */
+static void conn_update_phase(struct conn *c)
+{
+    lt_admin *a = c->a;
+    uint64_t answered = lt_admin_session_answered(c->s);
+    bool mid = lt_admin_session_is_mid_request(c->s);
+    if (answered != c->answered) {
+        c->answered = answered;
+        c->waiting_since = uv_now(a->loop);
+    } else if (!c->idle || !mid) {
+        return;
+    }
+    c->idle = !mid;
+    if (mid)
+        uv_timer_start(&c->timer, on_deadline, a->cfg.request_timeout_ms, 0);
+    else
+        uv_timer_start(&c->timer, on_idle, a->cfg.idle_timeout_ms, 0);
+}
+
+/* The live conn that has waited longest for a complete request and is not being answered,
+ * or NULL. A linear scan: max_conns is small and this runs only when the server is full.
+ * Ties go to the earlier accepted (the list is newest first). */
+static struct conn *eviction_victim(lt_admin *a, const struct conn *newcomer)
+{
+    struct conn *victim = NULL;
+    for (struct conn *c = a->conns; c; c = c->next) {
+        if (c == newcomer || c->closing || c->close_after_write || c->lingering ||
+            c->writes_pending > 0)
+            continue;
+        if (victim == NULL || c->waiting_since <= victim->waiting_since)
+            victim = c;
+    }
+    return victim;
+}
+
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     (void)h;
@@ -1013,17 +1131,15 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
         free(buf->base);
         return;
     }
-    uv_timer_again(&c->timer);
     lt_metrics_buf out = {0};
     bool open = lt_admin_session_feed(c->s, buf->base, (size_t)nread, &out);
     free(buf->base);
     if (!open) {
-        c->close_after_write = true;
-        uv_read_stop(st);
+        conn_send_last(c, &out);
+        return;
     }
+    conn_update_phase(c); /* before sending: a failed send closes c and its timer */
     conn_send(c, &out);
-    if (!open && c->writes_pending == 0)
-        conn_finish(c);
 }
 
 static void on_connection(uv_stream_t *server, int status)
@@ -1044,28 +1160,28 @@ static void on_connection(uv_stream_t *server, int status)
     c->tcp.data = c;
     c->timer.data = c;
     c->open_handles = 2;
+    c->waiting_since = uv_now(a->loop);
     c->next = a->conns;
     if (a->conns)
         a->conns->prev = c;
     a->conns = c;
     a->nconns++;
+    a->nlive++;
     if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
         conn_close(c);
         return;
     }
-    if (a->nconns > a->cfg.max_conns) {
-        lt_metrics_buf out = {0};
-        c->s->out = &out;
-        respond_error(c->s, 503, false, false, "Retry-After: 1\r\n", "too many connections");
-        c->s->out = NULL;
-        c->s->dead = true;
-        c->close_after_write = true;
-        conn_send(c, &out);
-        if (c->writes_pending == 0)
-            conn_finish(c);
-        return;
+    if (a->nlive > a->cfg.max_conns) {
+        struct conn *victim = eviction_victim(a, c);
+        if (victim == NULL) { /* every other conn is being answered: they end soon */
+            conn_refuse(c, 503, "Retry-After: 1\r\n", "too many connections");
+            return;
+        }
+        conn_close(victim);
     }
-    uv_timer_start(&c->timer, on_idle, a->cfg.idle_timeout_ms, a->cfg.idle_timeout_ms);
+    /* The first request's deadline counts from the accept: a conn that sends nothing
+     * is as slow as one that trickles. */
+    uv_timer_start(&c->timer, on_deadline, a->cfg.request_timeout_ms, 0);
     uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
 }
 

@@ -20,9 +20,22 @@
  * Every route but the four unauthenticated ones needs "Authorization: Bearer <token>"
  * (compared in constant time); a missing or wrong token gets 401 with WWW-Authenticate.
  * HEAD is answered like GET without a body; other methods get 405. Limits: header bytes,
- * body bytes, open connections, idle time; a request over a limit gets 431 / 413 / 503 and
- * the connection is closed; bytes that are not HTTP get 400. Keep-alive and pipelining
- * are supported; responses go out in request order.
+ * body bytes, open connections, request time, idle time; a request over a limit gets
+ * 431 / 413 / 408 and the connection is closed; bytes that are not HTTP get 400. Keep-alive
+ * and pipelining are supported; responses go out in request order.
+ *
+ * Slow clients (slowloris) cannot hold the server:
+ *   - Request deadline: a request's head and body must all arrive within request_timeout_ms,
+ *     counted from the accept for a connection's first request and from the first byte of
+ *     each later one. Bytes arriving do not extend it; past it the client gets 408 and the
+ *     connection is closed. Between keep-alive requests idle_timeout_ms applies instead.
+ *   - Eviction: when a connection arrives and max_conns are open, the open connection that
+ *     has waited longest for a complete request (since its accept or its last answered
+ *     request; idle keep-alive connections included) is closed to make room. Connections
+ *     being answered (response still being written, or closing) are never chosen; only if
+ *     every one is, the newcomer gets 503. An attacker who opens more connections evicts
+ *     its own oldest ones first, and a probe that sends its request at once is answered
+ *     before it could become the oldest, so /healthz, /readyz and /metrics stay reachable.
  *
  * The daemon's config (broker.yaml, read by broker/broker_config.h) feeds lt_admin_config:
  *     broker:
@@ -51,6 +64,12 @@
 #define LT_ADMIN_DEFAULT_HOST "127.0.0.1"
 #define LT_ADMIN_DEFAULT_PORT 7401
 #define LT_ADMIN_TOKEN_MIN 16
+/* Defaults of lt_admin_config (there are no config file keys for these). */
+#define LT_ADMIN_MAX_CONNS 64
+#define LT_ADMIN_MAX_HEADER_BYTES 8192
+#define LT_ADMIN_MAX_BODY_BYTES 16384
+#define LT_ADMIN_REQUEST_TIMEOUT_MS 10000 /* whole request, head and body */
+#define LT_ADMIN_IDLE_TIMEOUT_MS 30000    /* between keep-alive requests */
 
 typedef struct lt_admin lt_admin;
 typedef struct lt_admin_session lt_admin_session;
@@ -63,10 +82,14 @@ typedef struct lt_admin_config {
     const char *data_dir;     /* store directory: its file system's free space is checked
                                  by /readyz and exported as gauges; NULL: not checked */
     uint64_t min_free_bytes;  /* /readyz fails below this much free space */
-    size_t max_conns;         /* open connections; more are answered 503 and closed */
+    size_t max_conns;         /* open connections; past it the one waiting longest for a
+                                 request is evicted (see the top of this file) */
     size_t max_header_bytes;  /* request line + headers; more -> 431 */
     size_t max_body_bytes;    /* request body; more -> 413 */
-    unsigned idle_timeout_ms; /* a connection idle this long is closed */
+    unsigned request_timeout_ms; /* a request not complete this long after it began (or
+                                    after the accept, for the first) -> 408 */
+    unsigned idle_timeout_ms; /* a keep-alive connection with no new request this long
+                                 after its last one is closed */
 } lt_admin_config;
 
 /* What /readyz needs from the daemon. Reasons are shown to the operator as they are. */
@@ -113,7 +136,9 @@ extern const lt_admin_asset lt_admin_assets[];
 extern const size_t lt_admin_n_assets;
 
 /* Fill cfg with the defaults: 127.0.0.1:7401, loopback only, no token (one must be set),
- * no data_dir, 1 GiB free, 64 connections, 8 KiB of headers, 16 KiB of body, 30 s idle. */
+ * no data_dir, 1 GiB free, 64 connections, 8 KiB of headers, 16 KiB of body, 10 s per
+ * request, 30 s idle (the LT_ADMIN_* constants above). lt_admin_new takes a zero max_conns,
+ * max_header_bytes, request_timeout_ms or idle_timeout_ms to mean its default. */
 void lt_admin_config_defaults(lt_admin_config *cfg);
 
 /* Parse "host:port" / "[v6]:port" into host (cap bytes) and *port. LT_EINVAL with why. */
@@ -154,6 +179,12 @@ lt_err lt_admin_session_new(lt_admin *a, lt_admin_session **out);
  * (Connection: close, a parse error, a limit); the session then ignores further input. */
 bool lt_admin_session_feed(lt_admin_session *s, const char *data, size_t len,
                            lt_metrics_buf *out);
+
+/* True while a request has begun (a byte of it arrived) and is not yet complete. */
+bool lt_admin_session_is_mid_request(const lt_admin_session *s);
+
+/* How many requests the session has completed (and answered) so far. */
+uint64_t lt_admin_session_answered(const lt_admin_session *s);
 
 /* Free a session; clears *s_p; accepts NULL. */
 void lt_admin_session_destroy(lt_admin_session **s_p);

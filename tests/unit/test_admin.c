@@ -5,8 +5,10 @@
 #include "metrics.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -112,7 +114,8 @@ static void *run_loop(void *arg)
     return NULL;
 }
 
-static int setup(void **state)
+/* A server on an ephemeral port; request_timeout_ms 0 keeps the default (10 s). */
+static struct server *server_start(unsigned request_timeout_ms)
 {
     struct server *s = calloc(1, sizeof *s);
     s->fake.store_open = true;
@@ -128,6 +131,7 @@ static int setup(void **state)
     cfg.max_conns = 4;
     cfg.max_header_bytes = 4096;
     cfg.max_body_bytes = 1024;
+    cfg.request_timeout_ms = request_timeout_ms;
     lt_admin_provider p = {.ctx = &s->fake, .status = fake_status, .overview = fake_overview,
                            .queues = fake_queues, .dlq = fake_dlq};
     lt_why why = {""};
@@ -139,19 +143,35 @@ static int setup(void **state)
     uv_async_init(&s->loop, &s->stop, on_stop);
     s->stop.data = s;
     assert_int_equal(pthread_create(&s->th, NULL, run_loop, s), 0);
-    *state = s;
-    return 0;
+    return s;
 }
 
-static int teardown(void **state)
+static void server_stop(struct server *s)
 {
-    struct server *s = *state;
     uv_async_send(&s->stop);
     pthread_join(s->th, NULL);
     assert_int_equal(uv_loop_close(&s->loop), 0); /* every handle was closed */
     lt_metrics_destroy(&s->m);
     free(s);
+}
+
+static int setup(void **state)
+{
+    *state = server_start(0);
     return 0;
+}
+
+static int teardown(void **state)
+{
+    server_stop(*state);
+    return 0;
+}
+
+static double now_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
 }
 
 /* ---- raw socket client ---- */
@@ -455,32 +475,105 @@ static void dashboard_is_served_with_utf8_and_no_external_sources(void **state)
     free(r.raw);
 }
 
-static void connections_past_the_limit_get_503(void **state)
+static void a_newcomer_past_the_limit_evicts_the_connection_waiting_longest(void **state)
 {
     struct server *s = *state;
-    int fds[4];
+    int fds[4]; /* max_conns, each left idle after one answered request */
+    char buf[512];
     for (int i = 0; i < 4; i++) {
         fds[i] = dial(s->port);
         /* each answered once, so the server surely accepted it before the next */
         send_all(fds[i], "GET /healthz HTTP/1.1\r\n\r\n", 25);
-        char buf[512];
         assert_true(recv(fds[i], buf, sizeof buf, 0) > 0);
     }
     struct resp r = get(s, "/healthz", NULL);
-    assert_int_equal(r.status, 503);
+    assert_int_equal(r.status, 200);
     free(r.raw);
+    /* the first, idle longest, made room: it reads EOF (not the 5 s receive timeout) */
+    ssize_t n = recv(fds[0], buf, sizeof buf, 0);
+    assert_true(n == 0 || (n < 0 && errno == ECONNRESET));
+    /* the others are still served */
+    send_all(fds[3], "GET /healthz HTTP/1.1\r\n\r\n", 25);
+    n = recv(fds[3], buf, sizeof buf - 1, 0);
+    assert_true(n > 0);
+    buf[n] = '\0';
+    assert_non_null(strstr(buf, "HTTP/1.1 200"));
     for (int i = 0; i < 4; i++)
         close(fds[i]);
-    /* the server frees the slots when it sees the closes: bounded retry */
-    int status = 0;
-    for (int i = 0; i < 200 && status != 200; i++) {
-        struct resp r2 = get(s, "/healthz", NULL);
-        status = r2.status;
-        free(r2.raw);
-        if (status != 200)
-            nanosleep(&(struct timespec){0, 10000000}, NULL);
+}
+
+/* Send the next byte of a request whose X-Slow header never ends. */
+static void trickle(int fd, size_t *sent)
+{
+    static const char head[] = "GET /healthz HTTP/1.1\r\nX-Slow: ";
+    char b = *sent < sizeof head - 1 ? head[*sent] : 'a';
+    send_all(fd, &b, 1);
+    (*sent)++;
+}
+
+static void healthz_answers_while_more_slow_clients_than_slots_trickle_bytes(void **state)
+{
+    struct server *s = *state;
+    enum { SLOW = 12 }; /* three times max_conns */
+    int fds[SLOW];
+    size_t sent[SLOW] = {0};
+    for (int i = 0; i < SLOW; i++) { /* each new one trickles, and so do the older ones */
+        fds[i] = dial(s->port);
+        for (int j = 0; j <= i; j++)
+            trickle(fds[j], &sent[j]);
     }
-    assert_int_equal(status, 200);
+    for (int round = 0; round < 3; round++) {
+        for (int j = 0; j < SLOW; j++)
+            trickle(fds[j], &sent[j]);
+        double t0 = now_ms();
+        struct resp r = get(s, "/healthz", NULL);
+        double took = now_ms() - t0;
+        assert_int_equal(r.status, 200);
+        free(r.raw);
+        assert_true(took < 2000); /* answered at once, not after some timeout */
+    }
+    for (int i = 0; i < SLOW; i++)
+        close(fds[i]);
+}
+
+static void a_request_trickled_past_its_deadline_gets_408(void **state)
+{
+    (void)state;
+    struct server *t = server_start(400); /* idle timeout stays 30 s */
+    int fd = dial(t->port);
+    double t0 = now_ms();
+    size_t sent = 0;
+    bool answered = false;
+    /* a byte every 50 ms, far inside the idle timeout; bounded at 100 bytes (5 s) */
+    for (int i = 0; i < 100 && !answered; i++) {
+        trickle(fd, &sent);
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        answered = poll(&p, 1, 50) > 0;
+    }
+    double took = now_ms() - t0;
+    assert_true(answered);
+    size_t len;
+    char *raw = read_all(fd, &len);
+    close(fd);
+    assert_non_null(strstr(raw, "HTTP/1.1 408 Request Timeout"));
+    assert_non_null(strstr(raw, "Connection: close"));
+    free(raw);
+    assert_true(took >= 400 && took < 3000);
+
+    /* between keep-alive requests the deadline does not run, and each request gets its own */
+    fd = dial(t->port);
+    char buf[512];
+    for (int i = 0; i < 2; i++) {
+        send_all(fd, "GET /healthz HTTP/1.1\r\n\r\n", 25);
+        ssize_t n = recv(fd, buf, sizeof buf - 1, 0);
+        assert_true(n > 0);
+        buf[n] = '\0';
+        assert_non_null(strstr(buf, "HTTP/1.1 200"));
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        assert_int_equal(poll(&p, 1, 600), 0); /* still open past 400 ms, and silent */
+    }
+    close(fd);
+    server_stop(t);
 }
 
 static void top_once_prints_the_overview_from_the_api(void **state)
@@ -623,7 +716,9 @@ int main(void)
         cmocka_unit_test(oversized_headers_and_bodies_are_refused),
         cmocka_unit_test(keep_alive_answers_pipelined_requests_in_order),
         cmocka_unit_test(dashboard_is_served_with_utf8_and_no_external_sources),
-        cmocka_unit_test(connections_past_the_limit_get_503),
+        cmocka_unit_test(a_newcomer_past_the_limit_evicts_the_connection_waiting_longest),
+        cmocka_unit_test(healthz_answers_while_more_slow_clients_than_slots_trickle_bytes),
+        cmocka_unit_test(a_request_trickled_past_its_deadline_gets_408),
         cmocka_unit_test(top_once_prints_the_overview_from_the_api),
         cmocka_unit_test(a_request_fed_byte_by_byte_gets_the_same_answer),
         cmocka_unit_test(non_loopback_addresses_need_allow_remote),
