@@ -231,3 +231,39 @@ const char *lt_acl_owner(const lt_acl *a, const char *queue)
     const slot *s = find(&a->owners, queue);
     return s ? s->val : NULL;
 }
+
+void lt_acl_cell_init(lt_acl_cell *c, lt_acl *a)
+{
+    pthread_rwlockattr_t ra;
+    pthread_rwlockattr_init(&ra);
+    pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init(&c->lock, &ra);
+    pthread_rwlockattr_destroy(&ra);
+    c->acl = a;
+}
+
+const lt_acl *lt_acl_cell_hold(lt_acl_cell *c)
+{
+    pthread_rwlock_rdlock(&c->lock);
+    return c->acl;
+}
+
+void lt_acl_cell_rele(lt_acl_cell *c)
+{
+    pthread_rwlock_unlock(&c->lock);
+}
+
+void lt_acl_cell_swap(lt_acl_cell *c, lt_acl *a)
+{
+    pthread_rwlock_wrlock(&c->lock);
+    lt_acl *old = c->acl;
+    c->acl = a;
+    pthread_rwlock_unlock(&c->lock);
+    lt_acl_destroy(&old);
+}
+
+void lt_acl_cell_fini(lt_acl_cell *c)
+{
+    lt_acl_destroy(&c->acl);
+    pthread_rwlock_destroy(&c->lock);
+}

@@ -13,6 +13,7 @@
 
 #include "err.h"
 
+#include <pthread.h>
 #include <stdbool.h>
 
 typedef struct lt_acl lt_acl;
@@ -53,5 +54,24 @@ bool lt_acl_is_admin(const lt_acl *a, const char *agency);
 
 /* Owner of queue (borrowed, valid while a lives), or NULL. */
 const char *lt_acl_owner(const lt_acl *a, const char *queue);
+
+/* ---- the ACL in force: read by any thread, replaced on SIGHUP ---- */
+
+/* Holds one ACL. Readers hold it for a batch at a time; the lock prefers the writer, so a
+ * reload is never starved by readers that come back to back. */
+typedef struct lt_acl_cell {
+    pthread_rwlock_t lock;
+    lt_acl *acl;
+} lt_acl_cell;
+
+/* Start holding a (owned by the cell from now on; may be NULL until the first swap). */
+void lt_acl_cell_init(lt_acl_cell *c, lt_acl *a);
+/* The ACL in force, read-locked until lt_acl_cell_rele. Any thread. */
+const lt_acl *lt_acl_cell_hold(lt_acl_cell *c);
+void lt_acl_cell_rele(lt_acl_cell *c);
+/* Put a in force (the cell owns it) once no reader holds the old one, and free the old. */
+void lt_acl_cell_swap(lt_acl_cell *c, lt_acl *a);
+/* Free the ACL held; no reader may hold it. */
+void lt_acl_cell_fini(lt_acl_cell *c);
 
 #endif

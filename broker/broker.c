@@ -8,8 +8,7 @@
  * received, then stop the threads, close the socket (lingering 1 s so the last ACKs leave)
  * and the store.
  *
- * Threads: everything here runs on the loop thread, except lt_broker_log (any thread),
- * lt_broker_acl_hold/rele (any thread) and lt_broker_stop (any thread).
+ * Threads: everything here runs on the loop thread, except lt_broker_stop (any thread).
  */
 #include "broker_int.h"
 
@@ -29,81 +28,6 @@
 
 #define DRAIN_TIMEOUT_MS 10000
 #define DRAIN_CHECK_MS 20
-
-/* ---- log ---- */
-
-static bool log_debug;
-
-void lt_broker_log_debug(bool on)
-{
-    log_debug = on;
-}
-
-void lt_broker_log(int level, const char *fmt, ...)
-{
-    static const char *names[] = {"DEBUG", "INFO ", "WARN ", "ERROR"};
-    if (level < LT_LOG_DEBUG || level > LT_LOG_ERROR)
-        level = LT_LOG_ERROR;
-    if (level == LT_LOG_DEBUG && !log_debug)
-        return;
-    char line[1024];
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    struct tm tm;
-    gmtime_r(&ts.tv_sec, &tm);
-    int n = snprintf(line, sizeof line, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s ",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                     ts.tv_nsec / 1000000, names[level]);
-    va_list ap;
-    va_start(ap, fmt);
-    int m = vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
-    va_end(ap);
-    size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
-    if (len > sizeof line - 2)
-        len = sizeof line - 2;
-    /* one line per event: no newline inside (reasons can come from peers) */
-    for (size_t i = (size_t)n; i < len; i++)
-        if (line[i] == '\n' || line[i] == '\r')
-            line[i] = ' ';
-    line[len++] = '\n';
-    ssize_t w = write(STDERR_FILENO, line, len);
-    (void)w;
-}
-
-/* ---- small shared helpers ---- */
-
-int64_t lt_broker_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-Lienthong__V1__NackCode lt_broker_nack_code(lt_err e)
-{
-    const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value_by_name(
-        &lienthong__v1__nack_code__descriptor, lt_err_name(e));
-    if (v)
-        return (Lienthong__V1__NackCode)v->value;
-    switch (e) {
-    case LT_ENOMEM:
-    case LT_EIO:
-        return LIENTHONG__V1__NACK_CODE__STORE_ERROR;
-    default:
-        return LIENTHONG__V1__NACK_CODE__INVALID;
-    }
-}
-
-const lt_acl *lt_broker_acl_hold(lt_broker *b)
-{
-    pthread_rwlock_rdlock(&b->acl_lock);
-    return b->acl;
-}
-
-void lt_broker_acl_rele(lt_broker *b)
-{
-    pthread_rwlock_unlock(&b->acl_lock);
-}
 
 const char *lt_broker_endpoint(const lt_broker *b)
 {
@@ -202,7 +126,7 @@ static lt_err admin_token(const char *path, char *tok, size_t cap, lt_why *why)
                            strerror(errno));
         dprintf(fd, "%s\n", hex);
         close(fd);
-        lt_broker_log(LT_LOG_INFO, "admin token created in %s", path);
+        lt_log(LT_LOG_INFO, "admin token created in %s", path);
         f = fopen(path, "r");
     }
     if (!f)
@@ -283,10 +207,10 @@ static void check_drain(lt_broker *b)
         return;
     bool empty = b->ring.tail == b->ring.fill && lt_commit_is_idle(b);
     if (empty) {
-        lt_broker_log(LT_LOG_INFO, "drained: every accepted publish committed and answered");
+        lt_log(LT_LOG_INFO, "drained: every accepted publish committed and answered");
         finish(b);
     } else if ((int64_t)uv_now(&b->loop) >= b->drain_deadline) {
-        lt_broker_log(LT_LOG_WARN,
+        lt_log(LT_LOG_WARN,
                       "drain took over %d ms: stopping anyway (what was "
                       "committed is safe)",
                       DRAIN_TIMEOUT_MS);
@@ -301,7 +225,7 @@ static void begin_drain(lt_broker *b, const char *why)
 {
     if (b->phase != LT_PHASE_RUNNING)
         return;
-    lt_broker_log(LT_LOG_INFO, "%s: shutting down (stop accepting, finish in-flight commits)", why);
+    lt_log(LT_LOG_INFO, "%s: shutting down (stop accepting, finish in-flight commits)", why);
     b->phase = LT_PHASE_DRAINING;
     b->drain_deadline = (int64_t)uv_now(&b->loop) + DRAIN_TIMEOUT_MS;
     lt_ring_publish(b);
@@ -323,16 +247,16 @@ static void on_hb(uv_timer_t *t)
 static void reload(lt_broker *b)
 {
     lt_why why = {{0}};
-    lt_broker_log(LT_LOG_INFO, "SIGHUP: reloading the CRL and the ACL");
+    lt_log(LT_LOG_INFO, "SIGHUP: reloading the CRL and the ACL");
     if (b->cfg->crl && b->cfg->crl[0]) {
         lt_err e = lt_trust_reload_crl(b->trust, &why);
         if (e == LT_OK) {
             lt_trust_stats st;
             lt_trust_get_stats(b->trust, &st);
-            lt_broker_log(LT_LOG_INFO, "CRL reloaded from %s: %zu revoked serials", b->cfg->crl,
+            lt_log(LT_LOG_INFO, "CRL reloaded from %s: %zu revoked serials", b->cfg->crl,
                           st.crl_revoked);
         } else {
-            lt_broker_log(LT_LOG_ERROR, "CRL reload failed, previous CRL stays in force: %s: %s",
+            lt_log(LT_LOG_ERROR, "CRL reload failed, previous CRL stays in force: %s: %s",
                           lt_err_name(e), why.msg);
         }
     }
@@ -340,15 +264,11 @@ static void reload(lt_broker *b)
     lt_err e = lt_broker_config_reload_acl(b->config_path ? b->config_path : b->cfg->file, b->cfg,
                                            &nacl, &why);
     if (e != LT_OK) {
-        lt_broker_log(LT_LOG_ERROR, "ACL reload failed, previous ACL stays in force: %s", why.msg);
+        lt_log(LT_LOG_ERROR, "ACL reload failed, previous ACL stays in force: %s", why.msg);
         return;
     }
-    pthread_rwlock_wrlock(&b->acl_lock);
-    lt_acl *old = b->acl;
-    b->acl = nacl;
-    pthread_rwlock_unlock(&b->acl_lock);
-    lt_acl_destroy(&old);
-    lt_broker_log(LT_LOG_INFO, "ACL reloaded from %s", b->config_path);
+    lt_acl_cell_swap(&b->acl, nacl);
+    lt_log(LT_LOG_INFO, "ACL reloaded from %s", b->config_path);
 }
 
 static void on_signal(uv_signal_t *h, int sig)
@@ -359,7 +279,7 @@ static void on_signal(uv_signal_t *h, int sig)
         return;
     }
     if (b->phase == LT_PHASE_DRAINING) {
-        lt_broker_log(LT_LOG_WARN, "%s again while draining: still draining (at most %d ms)",
+        lt_log(LT_LOG_WARN, "%s again while draining: still draining (at most %d ms)",
                       strsignal(sig), DRAIN_TIMEOUT_MS);
         return;
     }
@@ -418,13 +338,7 @@ lt_err lt_broker_new(const lt_broker_cfg *cfg, const lt_broker_opts *opts, lt_br
         return lt_fail(why, LT_EIO, "cannot create the event loop");
     }
     b->loop.data = b;
-    /* Writer-preferring: verify threads hold the read lock for a batch at a time, back to
-     * back; with glibc's default (readers first) a SIGHUP could wait forever under load. */
-    pthread_rwlockattr_t ra;
-    pthread_rwlockattr_init(&ra);
-    pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
-    pthread_rwlock_init(&b->acl_lock, &ra);
-    pthread_rwlockattr_destroy(&ra);
+    lt_acl_cell_init(&b->acl, NULL);
     uv_async_init(&b->loop, &b->async, on_async);
     uv_async_init(&b->loop, &b->stop_async, on_stop_async);
     uv_timer_init(&b->loop, &b->hb_timer);
@@ -456,7 +370,7 @@ lt_err lt_broker_new(const lt_broker_cfg *cfg, const lt_broker_opts *opts, lt_br
                     w.msg);
         goto fail;
     }
-    if ((e = lt_broker_config_acl(cfg, &b->acl, &w)) != LT_OK) {
+    if ((e = lt_broker_config_acl(cfg, &b->acl.acl, &w)) != LT_OK) {
         e = lt_fail(why, e, "%s: acl: %s", file, w.msg);
         goto fail;
     }
@@ -471,7 +385,7 @@ lt_err lt_broker_new(const lt_broker_cfg *cfg, const lt_broker_opts *opts, lt_br
         e = lt_fail(why, e == LT_EIO ? LT_ECONFIG : e, "%s: broker.data_dir: %s", file, w.msg);
         goto fail;
     }
-    lt_broker_log(LT_LOG_INFO, "store %s open, next seq %llu", cfg->data_dir,
+    lt_log(LT_LOG_INFO, "store %s open, next seq %llu", cfg->data_dir,
                   (unsigned long long)lt_store_next_seq(b->store));
     if ((e = lt_ring_init(&b->ring, LT_RING_SLOTS)) != LT_OK) {
         e = lt_fail(why, e, "no memory for the publish ring");
@@ -530,13 +444,13 @@ lt_err lt_broker_run(lt_broker *b)
     lt_why why = {{0}};
     lt_err e = lt_fe_start(b, &why);
     if (e != LT_OK) {
-        lt_broker_log(LT_LOG_ERROR, "%s", why.msg);
+        lt_log(LT_LOG_ERROR, "%s", why.msg);
         return e;
     }
     if (b->admin) {
         e = lt_admin_start(b->admin, &b->loop, &why);
         if (e != LT_OK) {
-            lt_broker_log(LT_LOG_ERROR, "admin server: %s", why.msg);
+            lt_log(LT_LOG_ERROR, "admin server: %s", why.msg);
             return e;
         }
         char host[256];
@@ -555,7 +469,7 @@ lt_err lt_broker_run(lt_broker *b)
     uv_timer_start(&b->hb_timer, on_hb, b->heartbeat_ms, b->heartbeat_ms);
     b->phase = LT_PHASE_RUNNING;
     lt_dlv_flush(b); /* start delivering what the store holds */
-    lt_broker_log(LT_LOG_INFO, "%s ready: %u verify threads, %zu queues, commit batches up to %u",
+    lt_log(LT_LOG_INFO, "%s ready: %u verify threads, %zu queues, commit batches up to %u",
                   b->cfg->name, b->nverifiers, b->nqueues, b->cfg->commit_max_batch);
     /* The line integration tests and scripts wait for (exact format). */
     fprintf(stderr, "lienthongd: ready listen=%s admin=%s\n", b->endpoint, b->admin_addr);
@@ -595,13 +509,12 @@ void lt_broker_destroy(lt_broker **bp)
     close_handle((uv_handle_t *)&b->sig_hup);
     uv_run(&b->loop, UV_RUN_DEFAULT); /* runs the close callbacks */
     if (uv_loop_close(&b->loop) != 0)
-        lt_broker_log(LT_LOG_WARN, "event loop closed with handles still open");
+        lt_log(LT_LOG_WARN, "event loop closed with handles still open");
     lt_dlv_free(b);
     lt_ring_fini(&b->ring);
     lt_store_close(&b->store);
     lt_trust_destroy(&b->trust);
-    lt_acl_destroy(&b->acl);
-    pthread_rwlock_destroy(&b->acl_lock);
+    lt_acl_cell_fini(&b->acl);
     lt_metrics_destroy(&b->metrics);
     free(b->config_path);
     free(b);

@@ -29,14 +29,6 @@ typedef struct lt_broker_opts {
     unsigned heartbeat_ms;   /* ZMTP heartbeat and idle-peer probe interval; 0 = 5000 */
 } lt_broker_opts;
 
-/* Log levels of lt_broker_log. */
-enum { LT_LOG_DEBUG = 0, LT_LOG_INFO = 1, LT_LOG_WARN = 2, LT_LOG_ERROR = 3 };
-
-/* One line on stderr: "2026-11-27T07:52:10.123Z INFO  <text>". Thread-safe (one write(2)
- * per line). DEBUG lines only after lt_broker_log_debug(true). */
-void lt_broker_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void lt_broker_log_debug(bool on);
-
 /* Build the daemon for cfg (borrowed: must outlive the broker): open the store and
  * declare the queues, load the trust root and CRL, build the ACL and the router, bind the
  * ROUTER socket, create the metrics registry and the admin server, start the verify and

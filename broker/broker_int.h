@@ -35,6 +35,7 @@
 #include "delivery_int.h"
 #include "envelope.h"
 #include "err.h"
+#include "log.h"
 #include "metrics.h"
 #include "pki.h"
 #include "router.h"
@@ -45,7 +46,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/socket.h>
 #include <uv.h>
 
 #define LT_PEER_ID_MAX 255 /* ZeroMQ routing ids are at most 255 bytes */
@@ -182,19 +182,17 @@ enum lt_peer_state { LT_PEER_NEW = 0, LT_PEER_CHALLENGED, LT_PEER_AUTHING, LT_PE
 /* One connection that sent a frame: its session (what its AUTH proved), the subscriptions
  * it holds, and its in-flight bytes. A session is bound to the connection, never to the
  * routing id alone: the routing id is the client's choice (ZMQ_ROUTING_ID), so the peer
- * also records the connection's file descriptor (ZMQ_SRCFD of its frames) and is dropped
- * when ZeroMQ reports that connection closed, or when a frame with its routing id arrives
- * over another connection. Loop thread. */
+ * also records the connection's file descriptor (ZMQ_SRCFD of its frames) and ends when
+ * ZeroMQ reports that connection closed (see lt_fe_sessions_sync), or when a frame with its
+ * routing id arrives over another connection. Loop thread. */
 struct lt_peer {
     uint8_t id_len;
     uint8_t id[LT_PEER_ID_MAX];
     uint8_t state;
     int fd;          /* the connection (ZMQ_SRCFD); -1 if unknown */
-    struct sockaddr_storage addr; /* its remote address (getpeername), addr_len 0 if none */
-    socklen_t addr_len;
     bool closed;     /* ZeroMQ reported the connection closed: frames it sent before are
                       * still taken (acks, naks), nothing is delivered to it; dropped once
-                      * the socket has been read empty */
+                      * the socket has been read empty or a new connection shook hands */
     uint64_t conn;    /* unique number of this peer object, for logs and ring slots */
     uint64_t session; /* bumped by every HELLO: an AUTH answers only the epoch it was sent in */
     size_t inflight;  /* envelope bytes of its publishes in the ring */
@@ -278,8 +276,7 @@ struct lt_broker {
     lt_store *store;
     lt_trust *trust;
     lt_router *router;
-    pthread_rwlock_t acl_lock; /* guards acl (swapped on SIGHUP) */
-    lt_acl *acl;
+    lt_acl_cell acl; /* the ACL in force (swapped on SIGHUP) */
     lt_metrics *metrics;
     lt_admin *admin;
     char admin_addr[300];
@@ -301,16 +298,10 @@ struct lt_broker {
     lt_queue *dirty; /* queues to pump */
 };
 
-/* ---- broker.c ---- */
-/* Nack code on the wire for an lt_err (names are equal by contract). */
-Lienthong__V1__NackCode lt_broker_nack_code(lt_err e);
-/* Wall-clock ms. */
-int64_t lt_broker_now_ms(void);
-/* The current ACL, read-locked; release with lt_broker_acl_rele. Any thread. */
-const lt_acl *lt_broker_acl_hold(lt_broker *b);
-void lt_broker_acl_rele(lt_broker *b);
 
 /* ---- frontend.c (loop thread) ---- */
+/* Nack code on the wire for an lt_err (names are equal by contract). Any thread. */
+Lienthong__V1__NackCode lt_fe_nack_code(lt_err e);
 lt_err lt_fe_open(lt_broker *b, lt_why *why);  /* socket bound, not yet polled */
 lt_err lt_fe_start(lt_broker *b, lt_why *why); /* poll the socket on the loop */
 void lt_fe_close(lt_broker *b);                /* handles closed, socket closed */

@@ -85,7 +85,7 @@ static void apply_op(lt_broker *b, lt_op *op, int64_t now)
         return;
     }
     if (e != LT_OK && e != LT_ENOTFOUND)
-        lt_broker_log(LT_LOG_ERROR, "store: op %d on queue %u seq %llu failed: %s: %s", op->kind,
+        lt_log(LT_LOG_ERROR, "store: op %d on queue %u seq %llu failed: %s: %s", op->kind,
                       op->qid, (unsigned long long)op->seq, lt_err_name(e), why.msg);
 }
 
@@ -107,7 +107,7 @@ static lt_err apply_batch(lt_broker *b, uint64_t first, uint64_t *n, bool with_p
                           uint64_t *ticket, lt_why *why)
 {
     lt_ring *r = &b->ring;
-    int64_t now = lt_broker_now_ms();
+    int64_t now = lt_env_now_ms();
     *appended = 0;
     lt_err e = lt_store_begin(b->store, why);
     if (e != LT_OK)
@@ -144,7 +144,7 @@ static lt_err apply_batch(lt_broker *b, uint64_t first, uint64_t *n, bool with_p
         lt_why sw = {{0}};
         lt_err se = lt_store_sweep(b->store, now, SWEEP_BUDGET, &more, &sw);
         if (se != LT_OK)
-            lt_broker_log(LT_LOG_WARN, "store: sweep failed: %s: %s", lt_err_name(se), sw.msg);
+            lt_log(LT_LOG_WARN, "store: sweep failed: %s: %s", lt_err_name(se), sw.msg);
         b->last_sweep_ms = more ? now - SWEEP_EVERY_MS + 50 : now;
     }
     return lt_store_commit_nosync(b->store, ticket, why);
@@ -189,7 +189,7 @@ static void run_batch(lt_broker *b, uint64_t first, uint64_t *n, lt_oplist *ops,
     if (e == LT_ESTORE_FULL && *n > 0) {
         /* A full map or disk concerns every publish of the moment: refuse them all, and
          * commit the ops again on their own (acks and drops are what frees space). */
-        lt_broker_log(LT_LOG_ERROR, "store: commit of %llu publishes and %zu ops failed: %s",
+        lt_log(LT_LOG_ERROR, "store: commit of %llu publishes and %zu ops failed: %s",
                       (unsigned long long)*n, ops->n, why.msg);
         fail_publishes(r, first, *n, e, &why);
         uint64_t none = 0;
@@ -201,7 +201,7 @@ static void run_batch(lt_broker *b, uint64_t first, uint64_t *n, lt_oplist *ops,
     if (e != LT_OK) {
         if (e != LT_ESTORE_FULL)
             e = LT_ESTORE;
-        lt_broker_log(LT_LOG_ERROR, "store: commit of %llu publishes and %zu ops failed: %s",
+        lt_log(LT_LOG_ERROR, "store: commit of %llu publishes and %zu ops failed: %s",
                       (unsigned long long)*n, ops->n, why.msg);
         fail_publishes(r, first, *n, e, &why);
         fail_jobs(*jobs, e, &why);
@@ -221,13 +221,13 @@ static void *commit_main(void *arg)
     pthread_setname_np(pthread_self(), "lt-commit");
     pthread_mutex_lock(&r->mu);
     for (;;) {
-        bool sweep = lt_broker_now_ms() - b->last_sweep_ms >= SWEEP_EVERY_MS;
+        bool sweep = lt_env_now_ms() - b->last_sweep_ms >= SWEEP_EVERY_MS;
         while (!slot_ready(r) && r->ops.n == 0 && !r->stop_commit && !sweep) {
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
             ts.tv_sec += 1;
             pthread_cond_timedwait(&r->cv_commit, &r->mu, &ts);
-            sweep = lt_broker_now_ms() - b->last_sweep_ms >= SWEEP_EVERY_MS;
+            sweep = lt_env_now_ms() - b->last_sweep_ms >= SWEEP_EVERY_MS;
         }
         uint64_t first = r->commit, n = 0;
         while (n < max_batch && first + n < r->head && r->slots[(first + n) & r->mask].verified)
@@ -287,7 +287,7 @@ static void *sync_main(void *arg)
         lt_metrics_observe(lt_metrics_hist(b->metrics, LT_HIST_FSYNC),
                            (double)(commit_ns + mono_ns() - t0) / 1e9);
         if (e != LT_OK) {
-            lt_broker_log(LT_LOG_ERROR, "store: flush of %llu publishes failed: %s",
+            lt_log(LT_LOG_ERROR, "store: flush of %llu publishes failed: %s",
                           (unsigned long long)(upto - from), why.msg);
             fail_publishes(r, from, upto - from, LT_ESTORE, &why);
             fail_jobs(jobs, LT_ESTORE, &why);
@@ -311,7 +311,7 @@ static void *sync_main(void *arg)
 
 lt_err lt_commit_start(lt_broker *b, lt_why *why)
 {
-    b->last_sweep_ms = lt_broker_now_ms();
+    b->last_sweep_ms = lt_env_now_ms();
     lt_ring *r = &b->ring;
     r->to_sync = r->done = r->commit;
     int rc = pthread_create(&b->syncer, NULL, sync_main, b);

@@ -558,7 +558,7 @@ static void ops_flush(opbuf *o)
     if (o->n == 0)
         return;
     if (lt_commit_post(o->b, o->v, o->n) != LT_OK) {
-        lt_broker_log(LT_LOG_ERROR, "out of memory queueing %zu store operations", o->n);
+        lt_log(LT_LOG_ERROR, "out of memory queueing %zu store operations", o->n);
         for (size_t i = 0; i < o->n; i++)
             free(o->v[i].reason);
     }
@@ -634,7 +634,7 @@ static void on_timer(uv_timer_t *t);
  * exactly that). The 1 ms floor keeps even an unpromotable entry from spinning the loop. */
 static void rearm(lt_broker *b, lt_queue *q)
 {
-    int64_t now = lt_broker_now_ms();
+    int64_t now = lt_env_now_ms();
     lt_dq_promote(&q->dq, now);
     int64_t t = lt_dq_next_deadline(&q->dq);
     if (t == INT64_MAX) {
@@ -705,7 +705,7 @@ static void after_send_error(lt_broker *b, lt_peer *p, int err)
     if (err == EHOSTUNREACH)
         lt_fe_peer_drop(b, p, "connection gone");
     else
-        lt_broker_log(LT_LOG_WARN, "delivery to %s stalled: %s", p->agency,
+        lt_log(LT_LOG_WARN, "delivery to %s stalled: %s", p->agency,
                       err == EAGAIN ? "its queue in ZeroMQ is full" : strerror(err));
 }
 
@@ -801,7 +801,7 @@ static void pump_replay(lt_broker *b, lt_sub *s)
         lt_err e =
             lt_store_replay(b->store, s->q->qid, s->replay_next, max, visit_replay, &v, NULL, &why);
         if (e != LT_OK) {
-            lt_broker_log(LT_LOG_ERROR, "replay of %s failed: %s", s->q->cfg->name, why.msg);
+            lt_log(LT_LOG_ERROR, "replay of %s failed: %s", s->q->cfg->name, why.msg);
             return;
         }
         if (v.err) {
@@ -820,7 +820,7 @@ static void pump(lt_broker *b, lt_queue *q)
 {
     if (b->phase != LT_PHASE_RUNNING)
         return;
-    int64_t now = lt_broker_now_ms();
+    int64_t now = lt_env_now_ms();
     for (unsigned guard = 0; guard < PUMP_GUARD; guard++) {
         lt_sub *s = next_sub(q);
         if (!s)
@@ -866,7 +866,7 @@ static void pump(lt_broker *b, lt_queue *q)
         lt_why why = {{0}};
         lt_err e = lt_store_pending(b->store, q->qid, q->dq.cursor, max, visit_new, &v, NULL, &why);
         if (e != LT_OK) {
-            lt_broker_log(LT_LOG_ERROR, "reading queue %s failed: %s", q->cfg->name, why.msg);
+            lt_log(LT_LOG_ERROR, "reading queue %s failed: %s", q->cfg->name, why.msg);
             break;
         }
         if (v.err)
@@ -927,7 +927,7 @@ static void on_expired(void *arg, lt_dq_verdict v, uint64_t seq, uint32_t count,
         op.reason = dead_reason(q->cfg->max_deliver, "ack_wait expired", NULL);
         q->dlq_moves++;
         lt_metrics_on_dlq_move(x->b->metrics, q->mslot);
-        lt_broker_log(LT_LOG_INFO,
+        lt_log(LT_LOG_INFO,
                       "queue %s: seq %" PRIu64 " dead-lettered after %u deliveries "
                       "(ack_wait expired)",
                       q->cfg->name, seq, count);
@@ -944,7 +944,7 @@ static void on_timer(uv_timer_t *t)
     lt_broker *b = q->timer.loop->data;
     q->timer_at = INT64_MAX;
     expire_ctx x = {.b = b, .q = q, .ops = {.b = b}};
-    lt_dq_expire(&q->dq, lt_broker_now_ms(), on_expired, &x);
+    lt_dq_expire(&q->dq, lt_env_now_ms(), on_expired, &x);
     ops_flush(&x.ops);
     pump(b, q);
     rearm(b, q);
@@ -982,9 +982,9 @@ static lt_queue *consumable(lt_broker *b, lt_peer *p, const char *name, const ch
         return NULL;
     }
     lt_why why = {{0}};
-    const lt_acl *acl = lt_broker_acl_hold(b);
+    const lt_acl *acl = lt_acl_cell_hold(&b->acl);
     lt_err e = lt_acl_check_consume(acl, p->agency, q->cfg->name, &why);
-    lt_broker_acl_rele(b);
+    lt_acl_cell_rele(&b->acl);
     if (e != LT_OK) {
         nack0(b, p, e, "%s: %s", what, why.msg);
         return NULL;
@@ -1027,15 +1027,13 @@ static void on_subscribe(lt_broker *b, lt_peer *p, const Lienthong__V1__Subscrib
     s->replay = replay;
     s->replay_live = false;
     s->replay_next = from;
-    char hex[20] = "";
-    for (size_t i = 0; i < p->id_len && i < 8; i++)
-        snprintf(hex + 2 * i, 3, "%02x", p->id[i]);
+    /* the connection's number, never its routing id (docs/security.md) */
     if (replay)
-        lt_broker_log(LT_LOG_INFO, "%s (peer %s) replays %s from seq %" PRIu64 ", credit %u",
-                      p->agency, hex, q->cfg->name, from, m->credit);
+        lt_log(LT_LOG_INFO, "%s (connection #%llu) replays %s from seq %" PRIu64 ", credit %u",
+               p->agency, (unsigned long long)p->conn, q->cfg->name, from, m->credit);
     else
-        lt_broker_log(LT_LOG_INFO, "%s (peer %s) subscribed to %s, credit %u", p->agency, hex,
-                      q->cfg->name, m->credit);
+        lt_log(LT_LOG_INFO, "%s (connection #%llu) subscribed to %s, credit %u", p->agency,
+               (unsigned long long)p->conn, q->cfg->name, m->credit);
     pump(b, q);
 }
 
@@ -1058,7 +1056,7 @@ static void on_ack(lt_broker *b, lt_peer *p, const Lienthong__V1__ConsumerAck *m
     if (!q)
         return;
     opbuf o = {.b = b};
-    int64_t now = lt_broker_now_ms();
+    int64_t now = lt_env_now_ms();
     for (size_t i = 0; i < m->n_seqs; i++) {
         if (!lt_dq_ack(&q->dq, m->seqs[i]))
             continue; /* not delivered (any more): stale or bogus */
@@ -1077,7 +1075,7 @@ static void on_nak(lt_broker *b, lt_peer *p, const Lienthong__V1__ConsumerNak *m
         return;
     uint32_t count = 0;
     int64_t due = 0;
-    int64_t now = lt_broker_now_ms();
+    int64_t now = lt_env_now_ms();
     lt_dq_verdict v = lt_dq_nak(&q->dq, m->seq, m->delay_ms, now, &count, &due);
     if (v == LT_DQ_IGNORED)
         return;
@@ -1088,7 +1086,7 @@ static void on_nak(lt_broker *b, lt_peer *p, const Lienthong__V1__ConsumerNak *m
         op.reason = dead_reason(q->cfg->max_deliver, "nak", m->reason);
         q->dlq_moves++;
         lt_metrics_on_dlq_move(b->metrics, q->mslot);
-        lt_broker_log(LT_LOG_INFO,
+        lt_log(LT_LOG_INFO,
                       "queue %s: seq %" PRIu64 " dead-lettered after %u deliveries "
                       "(nak: %s)",
                       q->cfg->name, m->seq, count, m->reason ? m->reason : "");
@@ -1224,7 +1222,7 @@ static void admin_reply(lt_broker *b, const uint8_t *peer, size_t peer_len, uint
 {
     Lienthong__V1__AdminReply r = LIENTHONG__V1__ADMIN_REPLY__INIT;
     r.tag = tag;
-    r.code = code == LT_OK ? LIENTHONG__V1__NACK_CODE__NACK_UNSPECIFIED : lt_broker_nack_code(code);
+    r.code = code == LT_OK ? LIENTHONG__V1__NACK_CODE__NACK_UNSPECIFIED : lt_fe_nack_code(code);
     r.reason = (char *)(reason ? reason : "");
     r.json = (char *)(json ? json_object_to_json_string_ext(json, JSON_C_TO_STRING_PLAIN) : "");
     Lienthong__V1__Frame f = LIENTHONG__V1__FRAME__INIT;
@@ -1242,7 +1240,7 @@ static json_object *queue_json(lt_broker *b, lt_queue *q)
     json_object *o = json_object_new_object();
     if (!o)
         return NULL;
-    int64_t now = lt_broker_now_ms();
+    int64_t now = lt_env_now_ms();
     json_object_object_add(o, "name", json_object_new_string(q->cfg->name));
     json_object_object_add(o, "owner", json_object_new_string(q->cfg->owner));
     json_object_object_add(o, "depth", json_object_new_int64((int64_t)st.depth));
@@ -1268,7 +1266,7 @@ static void on_admin(lt_broker *b, lt_peer *p, const Lienthong__V1__AdminRequest
     lt_why why = {{0}};
     json_object *out = NULL;
     lt_err e = LT_OK;
-    const lt_acl *acl = lt_broker_acl_hold(b);
+    const lt_acl *acl = lt_acl_cell_hold(&b->acl);
     bool admin = lt_acl_is_admin(acl, p->agency);
     lt_queue *q = NULL;
     if (strcmp(op, "queues") != 0 || qname) {
@@ -1280,7 +1278,7 @@ static void on_admin(lt_broker *b, lt_peer *p, const Lienthong__V1__AdminRequest
             e = lt_acl_check_admin(acl, p->agency, q->cfg->name, &why);
         }
     }
-    lt_broker_acl_rele(b);
+    lt_acl_cell_rele(&b->acl);
     if (e != LT_OK)
         goto reply;
     size_t limit = m->limit ? m->limit : ADMIN_LIMIT_DEFAULT;
@@ -1341,7 +1339,7 @@ static void on_admin(lt_broker *b, lt_peer *p, const Lienthong__V1__AdminRequest
         j->conn = p->conn;
         lt_op o = {.kind = j->kind, .qid = q->qid, .job = j};
         if (e == LT_OK && lt_commit_post(b, &o, 1) == LT_OK) {
-            lt_broker_log(LT_LOG_INFO, "%s: %s on %s, %zu messages", p->agency, op, q->cfg->name,
+            lt_log(LT_LOG_INFO, "%s: %s on %s, %zu messages", p->agency, op, q->cfg->name,
                           j->n);
             return; /* answered when committed: lt_dlv_on_job_done */
         }
@@ -1428,7 +1426,7 @@ void lt_dlv_on_job_done(lt_broker *b, lt_job *j)
 void lt_dlv_collect(void *ctx, lt_metrics *m)
 {
     lt_broker *b = ctx;
-    int64_t now = lt_broker_now_ms();
+    int64_t now = lt_env_now_ms();
     for (size_t i = 0; i < b->nqueues; i++) {
         lt_queue *q = &b->queues[i];
         lt_store_queue_stats st;
@@ -1551,7 +1549,7 @@ lt_err lt_dlv_open(lt_broker *b, lt_why *why)
         lt_store_queue_stats st;
         memset(&st, 0, sizeof st);
         if (lt_store_queue_stats_get(b->store, q->qid, &st, &w) == LT_OK)
-            lt_broker_log(LT_LOG_INFO,
+            lt_log(LT_LOG_INFO,
                           "queue %s (owner %s): %" PRIu64 " pending, %" PRIu64 " dead letters",
                           qc->name, qc->owner, st.depth, st.dlq_depth);
         mark_dirty(b, q);

@@ -6,7 +6,7 @@
  * (ACK / NACK / WELCOME). It calls no other part of the broker but the ring.
  *
  * Sessions (lt_peer): one per connection that sent a frame, bound to that connection (its
- * fd and remote address), never to the routing id a client may choose; see broker_int.h
+ * fd), never to the routing id a client may choose; see broker_int.h
  * and docs/security.md. A socket monitor reports closed connections. Every connection's
  * publishes in flight are counted against a budget (LT_INFLIGHT_* in broker_int.h), so
  * connections that never authenticate cannot fill the ring.
@@ -51,7 +51,7 @@ static bool nack_log_ok(int64_t now_ms)
 {
     if (now_ms - nack_log_window >= 1000) {
         if (nack_log_suppressed)
-            lt_broker_log(LT_LOG_INFO, "(%u more rejections not logged)", nack_log_suppressed);
+            lt_log(LT_LOG_INFO, "(%u more rejections not logged)", nack_log_suppressed);
         nack_log_window = now_ms;
         nack_log_count = 0;
         nack_log_suppressed = 0;
@@ -96,12 +96,6 @@ static lt_peer *peer_new(lt_broker *b, const uint8_t *id, size_t len, int fd)
     p->id_len = (uint8_t)len;
     memcpy(p->id, id, len);
     p->fd = fd;
-    struct sockaddr_storage sa;
-    socklen_t sl = sizeof sa;
-    if (fd >= 0 && getpeername(fd, (struct sockaddr *)&sa, &sl) == 0 && sl <= sizeof sa) {
-        p->addr = sa;
-        p->addr_len = sl;
-    }
     p->conn = ++b->next_conn;
     p->session = p->conn;
     p->last_seen = (int64_t)uv_now(&b->loop);
@@ -117,7 +111,7 @@ void lt_fe_peer_drop(lt_broker *b, lt_peer *p, const char *why)
 {
     /* Routing ids are never logged: they would tell an attacker which id to present. */
     if (p->state != LT_PEER_NEW)
-        lt_broker_log(LT_LOG_INFO, "connection #%llu (%s) dropped: %s", (unsigned long long)p->conn,
+        lt_log(LT_LOG_INFO, "connection #%llu (%s) dropped: %s", (unsigned long long)p->conn,
                       p->state == LT_PEER_AUTHED ? p->agency : "not authenticated", why);
     b->fe_hooks.on_session_end(b, p);
     if (p->closed)
@@ -162,12 +156,15 @@ static void drop_closed(lt_broker *b)
         }
 }
 
-/* The ROUTER's monitor: ZMQ_EVENT_DISCONNECTED carries the fd of the connection that
- * closed. libzmq emits it before it closes the fd, so before a new connection can reuse the
- * fd number, and (ROUTER_HANDOVER off) a new connection cannot hold the routing id before
- * every frame of the old one was read. So the broker reads these events before it acts on a
- * session frame; a frame of a closed session is taken only while the connection it arrives
- * on is not another one (conn_peer), and the session ends when the socket was read empty. */
+/* The ROUTER's monitor. ZMQ_EVENT_DISCONNECTED carries the fd of the connection that closed;
+ * libzmq emits it before it closes the fd, so before a new connection can reuse the fd
+ * number. ZMQ_EVENT_HANDSHAKE_SUCCEEDED says a new connection is about to be attached; libzmq
+ * emits it before any frame of that connection can be read. With ROUTER_HANDOVER off a new
+ * connection cannot hold a routing id while frames of the old one wait to be read. So a
+ * closed session's own last frames are taken (its last acks) until either the socket was
+ * read empty or a new connection completed its handshake - after which a frame under its
+ * routing id could be the new connection's - and then the session ends. The broker reads
+ * these events before it acts on any session frame. */
 void lt_fe_sessions_sync(lt_broker *b)
 {
     if (!b->zmon)
@@ -198,6 +195,8 @@ void lt_fe_sessions_sync(lt_broker *b)
         }
         if (event == ZMQ_EVENT_DISCONNECTED)
             peers_close_fd(b, (int)value);
+        else if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED && b->nclosed > 0)
+            drop_closed(b);
     }
 }
 
@@ -210,16 +209,6 @@ static lt_peer *conn_peer(lt_broker *b, const zmq_msg_t *id, const zmq_msg_t *bo
     size_t plen = zmq_msg_size((zmq_msg_t *)id);
     int fd = zmq_msg_get(body, ZMQ_SRCFD);
     lt_peer *p = lt_fe_peer_find(b, pid, plen);
-    if (p && p->closed && p->fd == fd && p->addr_len > 0) {
-        /* a frame the closed connection sent before it closed, or one of a new connection
-         * that got the same fd number: the remote address tells (a fd libzmq closed meanwhile
-         * has none: then it is the old connection's) */
-        struct sockaddr_storage sa;
-        socklen_t sl = sizeof sa;
-        if (getpeername(fd, (struct sockaddr *)&sa, &sl) == 0 &&
-            (sl != p->addr_len || memcmp(&sa, &p->addr, sl) != 0))
-            fd = -2; /* another connection */
-    }
     if (p && p->fd != fd) {
         lt_fe_peer_drop(b, p, "its routing id arrived over another connection");
         p = NULL;
@@ -232,6 +221,22 @@ static lt_peer *conn_peer(lt_broker *b, const zmq_msg_t *id, const zmq_msg_t *bo
 }
 
 /* ---- sending ---- */
+
+Lienthong__V1__NackCode lt_fe_nack_code(lt_err e)
+{
+    const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value_by_name(
+        &lienthong__v1__nack_code__descriptor, lt_err_name(e));
+    if (v)
+        return (Lienthong__V1__NackCode)v->value;
+    switch (e) {
+    case LT_ENOMEM:
+    case LT_EIO:
+        return LIENTHONG__V1__NACK_CODE__STORE_ERROR;
+    default:
+        return LIENTHONG__V1__NACK_CODE__INVALID;
+    }
+}
+
 
 int lt_fe_send(lt_broker *b, const uint8_t *peer, size_t peer_len, const Lienthong__V1__Frame *f)
 {
@@ -260,7 +265,7 @@ int lt_fe_send_nack(lt_broker *b, const uint8_t *peer, size_t peer_len, uint64_t
 {
     Lienthong__V1__Nack n = LIENTHONG__V1__NACK__INIT;
     n.tag = tag;
-    n.code = lt_broker_nack_code(code);
+    n.code = lt_fe_nack_code(code);
     n.reason = (char *)(reason ? reason : "");
     Lienthong__V1__Frame f = LIENTHONG__V1__FRAME__INIT;
     f.kind_case = LIENTHONG__V1__FRAME__KIND_NACK;
@@ -278,8 +283,8 @@ static void send_failed(lt_broker *b, int err, const uint8_t *peer, size_t peer_
         lt_fe_peer_drop(b, p, "connection gone");
         return;
     }
-    if (nack_log_ok(lt_broker_now_ms()))
-        lt_broker_log(LT_LOG_WARN, "could not send %s to connection #%llu: %s", what,
+    if (nack_log_ok(lt_env_now_ms()))
+        lt_log(LT_LOG_WARN, "could not send %s to connection #%llu: %s", what,
                       p ? (unsigned long long)p->conn : 0ull, zmq_strerror(err));
 }
 
@@ -600,7 +605,7 @@ static void on_admin_unauth(lt_broker *b, const zmq_msg_t *id, const Lienthong__
 {
     Lienthong__V1__AdminReply r = LIENTHONG__V1__ADMIN_REPLY__INIT;
     r.tag = m->tag;
-    r.code = lt_broker_nack_code(LT_ENOAUTH);
+    r.code = lt_fe_nack_code(LT_ENOAUTH);
     r.reason = "admin requests need HELLO and AUTH first";
     r.json = "";
     Lienthong__V1__Frame f = LIENTHONG__V1__FRAME__INIT;
@@ -616,9 +621,9 @@ static void malformed(lt_broker *b, const zmq_msg_t *id, const uint8_t *data, si
     uint64_t tag = lt_fe_peek_tag(data, n);
     const uint8_t *pid = zmq_msg_data((zmq_msg_t *)id);
     size_t plen = zmq_msg_size((zmq_msg_t *)id);
-    if (nack_log_ok(lt_broker_now_ms())) {
+    if (nack_log_ok(lt_env_now_ms())) {
         lt_peer *p = lt_fe_peer_find(b, pid, plen);
-        lt_broker_log(LT_LOG_INFO, "malformed frame from connection #%llu (%zu bytes, tag %llu): %s",
+        lt_log(LT_LOG_INFO, "malformed frame from connection #%llu (%zu bytes, tag %llu): %s",
                       p ? (unsigned long long)p->conn : 0ull, n, (unsigned long long)tag, what);
     }
     if (tag != 0 && data[0] == ((1u << 3) | 2) && b->phase == LT_PHASE_RUNNING) {
@@ -888,7 +893,7 @@ static void answer(lt_broker *b, lt_slot *s)
         if (s->err != LT_OK) {
             p->state = LT_PEER_NEW;
             p->agency[0] = '\0';
-            lt_broker_log(LT_LOG_WARN, "auth refused for connection #%llu claiming %s: %s: %s",
+            lt_log(LT_LOG_WARN, "auth refused for connection #%llu claiming %s: %s: %s",
                           (unsigned long long)p->conn, s->agency, lt_err_name(s->err), s->why.msg);
             e = lt_fe_send_nack(b, s->peer, s->peer_len, 0, s->err, s->why.msg);
         } else {
@@ -896,7 +901,7 @@ static void answer(lt_broker *b, lt_slot *s)
              * the one claimed in this epoch's HELLO */
             snprintf(p->agency, sizeof p->agency, "%s", s->agency);
             p->state = LT_PEER_AUTHED;
-            lt_broker_log(LT_LOG_INFO, "connection #%llu authenticated as %s",
+            lt_log(LT_LOG_INFO, "connection #%llu authenticated as %s",
                           (unsigned long long)p->conn, p->agency);
             Lienthong__V1__Welcome w = LIENTHONG__V1__WELCOME__INIT;
             char bname[300];
@@ -928,8 +933,8 @@ static void answer(lt_broker *b, lt_slot *s)
     } else {
         e = lt_fe_send_nack(b, s->peer, s->peer_len, s->tag, s->err, s->why.msg);
         lt_metrics_on_nack(b->metrics, s->agency_slot, s->err);
-        if (nack_log_ok(lt_broker_now_ms()))
-            lt_broker_log(LT_LOG_INFO, "publish tag %llu refused: %s: %s",
+        if (nack_log_ok(lt_env_now_ms()))
+            lt_log(LT_LOG_INFO, "publish tag %llu refused: %s: %s",
                           (unsigned long long)s->tag, lt_err_name(s->err), s->why.msg);
     }
     send_failed(b, e, s->peer, s->peer_len, s->err == LT_OK ? "ACK" : "NACK");
@@ -1024,7 +1029,8 @@ lt_err lt_fe_open(lt_broker *b, lt_why *why)
     /* Connection events, so that a session ends with its connection (see conn_peer). */
     char mon[64];
     snprintf(mon, sizeof mon, "inproc://lt-fe-monitor-%p", (void *)b);
-    if (zmq_socket_monitor(b->zsock, mon, ZMQ_EVENT_DISCONNECTED) != 0 ||
+    if (zmq_socket_monitor(b->zsock, mon, ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_SUCCEEDED) !=
+            0 ||
         !(b->zmon = zmq_socket(b->zctx, ZMQ_PAIR)) || setopt_int(b->zmon, ZMQ_RCVHWM, 0) != 0 ||
         zmq_connect(b->zmon, mon) != 0)
         return lt_fail(why, LT_EIO, "ZeroMQ socket monitor: %s", zmq_strerror(zmq_errno()));

@@ -8,6 +8,7 @@
  */
 #include "broker.h"
 #include "broker_config.h"
+#include "log.h"
 
 #include <getopt.h>
 #include <signal.h>
@@ -61,7 +62,7 @@ int main(int argc, char **argv)
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
-    lt_broker_log_debug(debug);
+    lt_log_debug(debug);
 
     lt_why why = {{0}};
     lt_broker_cfg *cfg = NULL;
@@ -92,6 +93,6 @@ int main(int argc, char **argv)
     e = lt_broker_run(b);
     lt_broker_destroy(&b);
     lt_broker_config_destroy(&cfg);
-    lt_broker_log(LT_LOG_INFO, "stopped%s", e == LT_OK ? "" : " (drain timed out)");
+    lt_log(LT_LOG_INFO, "stopped%s", e == LT_OK ? "" : " (drain timed out)");
     return e == LT_OK ? 0 : 1;
 }

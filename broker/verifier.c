@@ -322,8 +322,8 @@ static void *verify_main(void *arg)
         r->claim += n;
         pthread_mutex_unlock(&r->mu);
 
-        const lt_acl *acl = lt_broker_acl_hold(b);
-        int64_t now_ms = lt_broker_now_ms();
+        const lt_acl *acl = lt_acl_cell_hold(&b->acl);
+        int64_t now_ms = lt_env_now_ms();
         for (uint64_t i = first; i < first + n; i++) {
             lt_slot *s = &r->slots[i & r->mask];
             if (s->kind == LT_SLOT_PUBLISH)
@@ -331,7 +331,7 @@ static void *verify_main(void *arg)
             else if (s->kind == LT_SLOT_AUTH)
                 verify_auth(v, s, now_ms);
         }
-        lt_broker_acl_rele(b);
+        lt_acl_cell_rele(&b->acl);
 
         pthread_mutex_lock(&r->mu);
         for (uint64_t i = first; i < first + n; i++)

@@ -6,6 +6,14 @@
 
 #include "json.h"
 
+#include <json-c/json.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -185,4 +193,36 @@ void it_sink_fini(it_sink *s)
     free(s->v);
     s->v = NULL;
     s->n = s->cap = 0;
+}
+
+json_object *it_queue_info(lt_client *admin, const char *q, json_object **root)
+{
+    char *json = NULL;
+    lt_why why = {{0}};
+    if (lt_client_admin(admin, "queues", NULL, NULL, 0, 0, &json, &why) != LT_OK)
+        fail_msg("admin queues: %s", why.msg);
+    *root = json_tokener_parse(json);
+    free(json);
+    if (*root == NULL)
+        fail_msg("admin queues: not JSON");
+    json_object *arr = *root;
+    if (!json_object_is_type(arr, json_type_array) &&
+        !json_object_object_get_ex(*root, "queues", &arr))
+        fail_msg("admin queues: no list");
+    for (size_t i = 0; i < json_object_array_length(arr); i++) {
+        json_object *o = json_object_array_get_idx(arr, i), *name = NULL;
+        if (json_object_object_get_ex(o, "name", &name) &&
+            strcmp(json_object_get_string(name), q) == 0)
+            return o;
+    }
+    fail_msg("queue %s not in the queues answer", q);
+    return NULL;
+}
+
+int64_t it_json_int(json_object *o, const char *key)
+{
+    json_object *v = NULL;
+    if (!json_object_object_get_ex(o, key, &v))
+        fail_msg("no '%s' in %s", key, json_object_to_json_string(o));
+    return json_object_get_int64(v);
 }

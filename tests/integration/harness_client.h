@@ -83,4 +83,12 @@ bool it_sink_wait(it_sink *s, size_t want, int timeout_ms);
 
 void it_sink_fini(it_sink *s);
 
+/* The object of queue q in the broker's "queues" admin answer, asked over admin (an
+ * authenticated client allowed to); *root owns it (json_object_put). Fails the test when
+ * the answer is missing or q is not in it. */
+struct json_object;
+struct json_object *it_queue_info(lt_client *admin, const char *q, struct json_object **root);
+/* The integer field key of o; fails the test when it is absent. */
+int64_t it_json_int(struct json_object *o, const char *key);
+
 #endif

@@ -136,35 +136,6 @@ static lt_client *consumer(it_sink *s, const char *q, uint32_t credit, bool ack)
 }
 
 /* The queue object named q in the broker's "queues" answer (owned by *root). */
-static json_object *queue_info(lt_client *admin, const char *q, json_object **root)
-{
-    char *json = NULL;
-    lt_why why = {{0}};
-    assert_int_equal(lt_client_admin(admin, "queues", NULL, NULL, 0, 0, &json, &why), LT_OK);
-    *root = json_tokener_parse(json);
-    free(json);
-    assert_non_null(*root);
-    json_object *arr = *root;
-    if (!json_object_is_type(arr, json_type_array))
-        assert_true(json_object_object_get_ex(*root, "queues", &arr));
-    for (size_t i = 0; i < json_object_array_length(arr); i++) {
-        json_object *o = json_object_array_get_idx(arr, i), *name = NULL;
-        if (json_object_object_get_ex(o, "name", &name) &&
-            strcmp(json_object_get_string(name), q) == 0)
-            return o;
-    }
-    fail_msg("queue %s not in the queues answer", q);
-    return NULL;
-}
-
-static int64_t field_int(json_object *o, const char *key)
-{
-    json_object *v = NULL;
-    if (!json_object_object_get_ex(o, key, &v))
-        fail_msg("no '%s' in %s", key, json_object_to_json_string(o));
-    return json_object_get_int64(v);
-}
-
 /* Publish n records numbered first.. on topic as s, pipelined; every answer must be an ack;
  * seqs[i] (if not NULL) gets record first+i's seq. */
 static void publish_all(lt_client *c, lt_signer *s, const char *topic, uint64_t first, size_t n,
@@ -217,8 +188,8 @@ static void thousands_of_messages_are_delivered_in_order_and_acked(void **state)
     json_object *root = NULL;
     int64_t depth = -1;
     for (int i = 0; i < 100 && depth != 0; i++) { /* acks commit asynchronously */
-        json_object *q = queue_info(admin, "dancu.capnhat", &root);
-        depth = field_int(q, "depth");
+        json_object *q = it_queue_info(admin, "dancu.capnhat", &root);
+        depth = it_json_int(q, "depth");
         json_object_put(root);
         if (depth != 0)
             lt_client_poll(admin, 50, NULL);
@@ -347,7 +318,7 @@ static void each_rejection_has_its_own_code_while_the_broker_serves_others(void 
     for (char *line = strtok(out, "\n"); line != NULL; line = strtok(NULL, "\n"), lines++) {
         json_object *o = json_tokener_parse(line);
         assert_non_null(o);
-        int64_t tag = field_int(o, "tag");
+        int64_t tag = it_json_int(o, "tag");
         assert_true(tag >= 1 && (size_t)tag <= n);
         json_object *code = NULL;
         const char *got = json_object_object_get_ex(o, "code", &code)
@@ -647,8 +618,8 @@ static void max_deliver_dead_letters_with_the_reason_and_requeue_delivers_again(
     assert_non_null(root);
     assert_int_equal(json_object_array_length(arr), 1);
     json_object *d = json_object_array_get_idx(arr, 0), *reason = NULL;
-    assert_int_equal(field_int(d, "seq"), (int64_t)seq);
-    assert_int_equal(field_int(d, "deliveries"), 2);
+    assert_int_equal(it_json_int(d, "seq"), (int64_t)seq);
+    assert_int_equal(it_json_int(d, "deliveries"), 2);
     json_object *code = NULL;
     assert_true(json_object_object_get_ex(d, "code", &code));
     assert_string_equal(json_object_get_string(code), "MAX_DELIVER");

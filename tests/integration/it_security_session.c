@@ -16,6 +16,7 @@
 #include "harness_client.h"
 
 #include <lienthong/v1/envelope.pb-c.h>
+#include <json-c/json.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -42,6 +43,8 @@ static const char BROKER_YAML[] = "broker:\n"
                                   "trust:\n"
                                   "  ca: ca/ca.cert.pem\n"
                                   "  crl: ca/crl.pem\n"
+                                  "admins:\n"
+                                  "  - VN:GOV:000.00.00.H29:vanphong\n"
                                   "acl:\n"
                                   "  - agency: VN:GOV:000.00.00.H29.760:hotich\n"
                                   "    publish: [\"79.760.>\"]\n"
@@ -80,8 +83,8 @@ static int group_teardown(void **state)
     lt_client_close(&pub);
     lt_signer_destroy(&quan1);
     lt_signer_destroy(&dancu);
-    if (zctx)
-        zmq_ctx_term(zctx);
+    /* zctx is not terminated: a failed test leaves its raw sockets open (cmocka jumps out
+     * of it), and zmq_ctx_term would wait for them forever; the process ends here anyway */
     if (env.pid > 0)
         it_broker_stop(&env, 15000);
     it_env_fini(&env);
@@ -344,19 +347,22 @@ static void a_routing_id_reused_after_its_connection_closed_inherits_nothing(voi
     assert_true(count_delivers(victim, 1000, NULL) >= 1);
     zmq_close(victim);
 
-    /* at once, before any heartbeat could notice */
+    /* At once, before any heartbeat could notice. The thief's CREDIT is answered
+     * NOT_AUTHENTICATED, or not at all while libzmq still holds the victim's routing id for
+     * the victim's last frames (a connection that presents a held id is ignored): either
+     * way, nothing may be delivered to it. */
     void *thief = raw_socket("victim-routing-id-2");
     int nack = -1;
-    for (int i = 0; i < 50 && nack < 0; i++) {
+    size_t stolen = 0;
+    for (int i = 0; i < 15 && nack < 0; i++) {
         send_credit(thief, "sess.dancu", 100);
-        count_delivers(thief, 100, &nack);
+        stolen += count_delivers(thief, 200, &nack);
     }
-    assert_int_equal(nack, LIENTHONG__V1__NACK_CODE__NOT_AUTHENTICATED);
     publish_one();
-    nack = -1;
     send_credit(thief, "sess.dancu", 100);
-    assert_int_equal(count_delivers(thief, 1500, &nack), 0);
-    assert_int_equal(nack, LIENTHONG__V1__NACK_CODE__NOT_AUTHENTICATED);
+    stolen += count_delivers(thief, 1500, &nack);
+    assert_int_equal(stolen, 0);
+    assert_true(nack == -1 || nack == LIENTHONG__V1__NACK_CODE__NOT_AUTHENTICATED);
     zmq_close(thief);
 
     /* the queue still serves its owner: everything published is there */
@@ -373,6 +379,12 @@ static void a_routing_id_reused_after_its_connection_closed_inherits_nothing(voi
 static void a_consumers_last_acks_before_it_closes_are_kept(void **state)
 {
     (void)state;
+    /* the operator's view, over one connection opened before the rounds (a new connection
+     * between a close and the reading of its last frames would end that session early) */
+    lt_signer *vp = it_signer(&env, "vanphong");
+    assert_non_null(vp);
+    lt_client *admin = it_client(&env, vp, 0, 0);
+    assert_non_null(admin);
     for (int round = 0; round < 10; round++) {
         for (int i = 0; i < 5; i++)
             publish_to("79.760.acks.x");
@@ -408,16 +420,23 @@ static void a_consumers_last_acks_before_it_closes_are_kept(void **state)
         zmq_close(sock);
         usleep(100000);
         assert_int_equal(kill(env.pid, SIGCONT), 0);
+        /* the five are acked: the queue is empty, nothing waits for a redelivery */
+        int64_t depth = -1;
+        deadline = it_now_ms() + 10000;
+        while (it_now_ms() < deadline) {
+            json_object *root = NULL, *q = it_queue_info(admin, "sess.acks", &root);
+            depth = it_json_int(q, "depth");
+            json_object_put(root);
+            if (depth == 0)
+                break;
+            usleep(20000); /* bounded poll of the broker's own count */
+        }
+        if (depth != 0)
+            fail_msg("round %d: %lld records of a closed consumer's acked five still pending", round,
+                     (long long)depth);
     }
-    void *sock = raw_socket(NULL);
-    handshake(sock, dancu);
-    send_subscribe(sock, "sess.acks", 1000);
-    send_ping(sock, 9);
-    Lienthong__V1__Frame *po = expect_kind(sock, LIENTHONG__V1__FRAME__KIND_PONG, 5000);
-    assert_non_null(po);
-    lienthong__v1__frame__free_unpacked(po, NULL);
-    assert_int_equal(count_delivers(sock, 1500, NULL), 0);
-    zmq_close(sock);
+    lt_client_close(&admin);
+    lt_signer_destroy(&vp);
 }
 
 int main(void)

@@ -558,7 +558,10 @@ static void a_request_trickled_past_its_deadline_gets_408(void **state)
     assert_non_null(strstr(raw, "HTTP/1.1 408 Request Timeout"));
     assert_non_null(strstr(raw, "Connection: close"));
     free(raw);
-    assert_true(took >= 400 && took < 3000);
+    /* not before its deadline (the server's loop clock may run a few ms behind ours), and
+     * not only when the trickle ends (100 bytes, 5 s) */
+    if (!(took >= 350 && took < 4500))
+        fail_msg("408 after %.0f ms (deadline 400 ms)", took);
 
     /* between keep-alive requests the deadline does not run, and each request gets its own */
     fd = dial(t->port);
