@@ -2,8 +2,10 @@
  * cmd_sub.c - `lienthong sub`: consume a queue as its owning agency. One JSON line per
  * delivered record (sequence, delivery count, source, topic, record type, the record as JSON,
  * and the envelope's verification re-checked here against the agency's own trust), then an
- * ack (or a nak with --nak). Exits after -n records, or after --timeout seconds without a
- * delivery, or on SIGINT/SIGTERM.
+ * ack (or a nak with --nak). A record that fails the check is never acked: it is NAKed with
+ * the reason, so the broker redelivers it until max_deliver and then dead-letters it with
+ * that reason (nothing is skipped silently). Exits after -n records, or after --timeout
+ * seconds without a delivery, or on SIGINT/SIGTERM.
  */
 #include "cmd_decls.h"
 #include "envelope.h"
@@ -48,7 +50,9 @@ static void usage(FILE *out)
             "  -e, --endpoint EP     broker endpoint instead of the config's\n\n"
             "stdout, one line per record: {\"queue\",\"seq\",\"delivery_count\",\"replay\",\n"
             "\"message_id\",\"source\",\"topic\",\"record_type\",\"created_ms\",\"verified\",\n"
-            "\"verify_code\",\"verify_reason\",\"record\"}. Replayed records need no ack.\n",
+            "\"verify_code\",\"verify_reason\",\"record\"}. Replayed records need no ack.\n"
+            "A record that does not verify (verified:false) is NAKed with the reason, never\n"
+            "acked: after the queue's max_deliver it is in the DLQ with that reason.\n",
             lt_cmd_sub_summary);
 }
 
@@ -119,10 +123,15 @@ static void on_deliver(void *user, const lt_client_delivery *d)
     s->seen++;
     if (d->replay)
         return;
-    if (s->nak)
+    if (e != LT_OK) {
+        char reason[LT_WHY_MAX + 64];
+        snprintf(reason, sizeof reason, "lienthong sub: %s: %s", lt_err_name(e), why.msg);
+        lt_client_nak(s->c, d->queue, d->seq, s->nak_delay_ms, reason);
+    } else if (s->nak) {
         lt_client_nak(s->c, d->queue, d->seq, s->nak_delay_ms, "lienthong sub --nak");
-    else
+    } else {
         lt_client_ack(s->c, d->queue, d->seq);
+    }
 }
 
 static void on_error(void *user, lt_err code, const char *reason)

@@ -1,7 +1,8 @@
 /*
  * fuzz_envelope.c - libFuzzer target: lt_env_decode, then lt_env_verify against a fixed trust
  * root at a fixed time, so every path of the verifier (hash, key id, certificate cache and
- * chain, CRL, agency, skew, batch proof, root cache, signature) is reachable from the input.
+ * chain, CRL, agency, skew, batch proof, root cache, signature) is reachable from the input,
+ * then lt_env_check_record (record type, schema version, the payload decoded as its type).
  *
  * The seeds in corpus/envelope/ are envelopes sealed at FUZZ_NOW_MS by agency certificates of
  * the CA below (made with lib/devpki.h and lt_env_seal; the keys were thrown away): a single
@@ -65,6 +66,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     lt_err e = lt_env_verify(env, trust, FUZZ_NOW_MS, &why);
     if (e != LT_OK && strlen(why.msg) == 0)
         abort(); /* every refusal carries a reason */
+    /* the record checks decode the payload (outside bytes) whatever the signature said */
+    e = lt_env_check_record(env, &why);
+    if (e != LT_OK && strlen(why.msg) == 0)
+        abort();
     lt_env_destroy(&env);
     return 0;
 }

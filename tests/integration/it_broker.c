@@ -798,6 +798,37 @@ static void sighup_reloads_a_crl_that_now_revokes_a_certificate(void **state)
     assert_true(revoked);
     assert_true(it_broker_alive(&env));
     lt_client_close(&pub);
+
+    /* A record accepted before the revocation does not verify for its consumer now: sub
+     * shows it and NAKs it with the reason, it does not ack it away. */
+    lt_signer *vp = it_signer(&env, "vanphong");
+    assert_non_null(vp);
+    lt_client *admin = it_client(&env, vp, 0, 0);
+    assert_non_null(admin);
+    json_object *root = NULL;
+    int64_t before = it_json_int(it_queue_info(admin, "it.hup", &root), "depth");
+    json_object_put(root);
+    assert_true(before >= 1);
+    char dcfg[IT_PATH_MAX];
+    int rc = it_cli(&env, "cli-hup.out", 60000, "sub", "-c",
+                    it_path(&env, "agencies/dancu.yaml", dcfg), "-q", "it.hup", "-n", "1",
+                    "--timeout", "10", (char *)NULL);
+    assert_int_equal(rc, 0);
+    char *out = it_read_file(&env, "cli-hup.out", NULL);
+    assert_non_null(out);
+    assert_non_null(strstr(out, "\"verified\":false"));
+    assert_non_null(strstr(out, "CERT_REVOKED"));
+    free(out);
+    /* an ack would take it out of the queue within moments: watch a while (bounded) */
+    int64_t after = before;
+    for (int64_t until = it_now_ms() + 1500; after == before && it_now_ms() < until;) {
+        after = it_json_int(it_queue_info(admin, "it.hup", &root), "depth");
+        json_object_put(root);
+        usleep(50000);
+    }
+    assert_int_equal(after, before);
+    lt_client_close(&admin);
+    lt_signer_destroy(&vp);
 }
 
 /* A record that waited in a queue longer than the clock skew still verifies for sub: every
