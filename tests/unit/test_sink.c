@@ -165,6 +165,7 @@ static struct fx *fx_of(void **state)
 
 /* First column of the first row of sql as text ("NULL" for SQL NULL, "" for no row);
  * malloc'ed. */
+static char *q1(struct fx *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static char *q1(struct fx *f, const char *fmt, ...)
 {
     char sql[2048];
@@ -201,13 +202,22 @@ static char *q1(struct fx *f, const char *fmt, ...)
 }
 
 static long q1_long(struct fx *f, const char *fmt, const char *arg)
+    __attribute__((format(printf, 2, 0)));
+static long q1_long(struct fx *f, const char *fmt, const char *arg)
 {
-    char *v = q1(f, fmt, arg);
+    char sql[2048];
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral" /* fmt is one of this file's literals */
+    snprintf(sql, sizeof sql, fmt, arg);
+#pragma GCC diagnostic pop
+    char *v = q1(f, "%s", sql);
     long n = strtol(v, NULL, 10);
     free(v);
     return n;
 }
 
+static void assert_q1(struct fx *f, const char *want, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static void assert_q1(struct fx *f, const char *want, const char *fmt, ...)
 {
     char sql[2048];
