@@ -202,8 +202,6 @@ static char *q1(struct fx *f, const char *fmt, ...)
 }
 
 static long q1_long(struct fx *f, const char *fmt, const char *arg)
-    __attribute__((format(printf, 2, 0)));
-static long q1_long(struct fx *f, const char *fmt, const char *arg)
 {
     char sql[2048];
 #pragma GCC diagnostic push
