@@ -654,9 +654,17 @@ static lt_err sync_failed_refusal(int rc, lt_why *why)
 bool lt_store_is_writable(lt_store *s, lt_why *why)
 {
     int failed = atomic_load(&s->sync_failed);
-    if (failed)
+    if (failed) {
         (void)sync_failed_refusal(failed, why);
-    return failed == 0;
+        return false;
+    }
+    if (atomic_load(&s->full)) {
+        lt_fail(why, LT_ESTORE_FULL,
+                "store is full (map_size_mb or the disk): publishes are refused STORE_FULL "
+                "until a commit succeeds again (consumers ack, the sweep frees, space grows)");
+        return false;
+    }
+    return true;
 }
 
 lt_err lt_store_begin(lt_store *s, lt_why *why)
@@ -776,6 +784,10 @@ static lt_err commit_txn(lt_store *s, lt_why *why)
 lt_err lt_store_commit_nosync(lt_store *s, uint64_t *ticket, lt_why *why)
 {
     lt_err err = commit_txn(s, why);
+    if (err == LT_ESTORE_FULL)
+        atomic_store(&s->full, true);
+    else if (err == LT_OK)
+        atomic_store(&s->full, false);
     if (err == LT_OK)
         *ticket = s->next_seq;
     return err;

@@ -154,7 +154,8 @@ lt_err lt_store_commit_nosync(lt_store *s, uint64_t *ticket, lt_why *why);
 lt_err lt_store_sync(lt_store *s, uint64_t ticket, lt_why *why);
 
 /* Whether the store accepts writes: false (with the reason in why) once a flush has failed
- * (see lt_store_sync). Any thread; for /readyz. */
+ * (see lt_store_sync, for good), or while it is full: from a commit refused LT_ESTORE_FULL
+ * until the next commit that succeeds. Any thread; for /readyz. */
 bool lt_store_is_writable(lt_store *s, lt_why *why);
 
 /* Drop the batch: nothing of it is stored. Accepts a store with no open batch. */

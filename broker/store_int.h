@@ -115,6 +115,8 @@ struct lt_store {
     _Atomic uint64_t visible_next; /* seqs below it are durable: readers may see them */
     _Atomic int sync_failed;       /* errno of a failed flush (0: none): the store is
                                     * read-only from then on, see lt_store_sync */
+    _Atomic bool full;             /* the last commit failed for want of space (map or disk);
+                                    * cleared by the next commit that succeeds */
 };
 
 /* ---- shared internals ------------------------------------------------------------------ */

@@ -576,6 +576,9 @@ static void a_failing_put_fails_the_whole_batch_and_stores_nothing(void **state)
     assert_non_null(strstr(why.msg, "batch failed"));
     assert_int_equal(lt_store_ack(f->s, f->q1, s1, 1000, &why), LT_ESTORE_FULL);
     assert_int_equal(lt_store_commit(f->s, &why), LT_ESTORE_FULL);
+    /* /readyz says so until a commit succeeds again */
+    assert_false(lt_store_is_writable(f->s, &why));
+    assert_non_null(strstr(why.msg, "store is full"));
     assert_int_equal(pending(f, f->q1).n, 0);
     assert_int_equal(stats(f, f->q1).depth, 0);
     assert_int_equal(lt_store_next_seq(f->s), s1);
@@ -587,6 +590,7 @@ static void a_failing_put_fails_the_whole_batch_and_stores_nothing(void **state)
         assert_int_equal(s2, s1 + i - 1);
     }
     commit_ok(f);
+    assert_true(lt_store_is_writable(f->s, &why));
     assert_int_equal(stats(f, f->q1).depth, 3);
     /* a dead-letter whose put fails: the batch (with its ack) is refused, the entry stays
      * pending */
