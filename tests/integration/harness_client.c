@@ -6,6 +6,8 @@
 
 #include "json.h"
 
+#include <lienthong/v1/envelope.pb-c.h>
+
 #include <json-c/json.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zmq.h>
 
 lt_signer *it_signer(const it_env *e, const char *short_name)
 {
@@ -225,4 +228,31 @@ int64_t it_json_int(json_object *o, const char *key)
     if (!json_object_object_get_ex(o, key, &v))
         fail_msg("no '%s' in %s", key, json_object_to_json_string(o));
     return json_object_get_int64(v);
+}
+
+void it_frame_send(void *sock, const Lienthong__V1__Frame *f)
+{
+    size_t n = lienthong__v1__frame__get_packed_size(f);
+    uint8_t *buf = malloc(n);
+    assert_non_null(buf);
+    lienthong__v1__frame__pack(f, buf);
+    assert_int_equal(zmq_send(sock, buf, n, 0), (int)n);
+    free(buf);
+}
+
+Lienthong__V1__Frame *it_frame_recv(void *sock, int timeout_ms)
+{
+    zmq_pollitem_t it = {sock, 0, ZMQ_POLLIN, 0};
+    if (zmq_poll(&it, 1, timeout_ms) <= 0)
+        return NULL;
+    zmq_msg_t m;
+    zmq_msg_init(&m);
+    if (zmq_msg_recv(&m, sock, 0) < 0) {
+        zmq_msg_close(&m);
+        return NULL;
+    }
+    Lienthong__V1__Frame *f =
+        lienthong__v1__frame__unpack(NULL, zmq_msg_size(&m), zmq_msg_data(&m));
+    zmq_msg_close(&m);
+    return f;
 }

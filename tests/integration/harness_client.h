@@ -91,4 +91,11 @@ struct json_object *it_queue_info(lt_client *admin, const char *q, struct json_o
 /* The integer field key of o; fails the test when it is absent. */
 int64_t it_json_int(struct json_object *o, const char *key);
 
+/* Raw frames, for tests that speak the protocol as a stranger would: pack f and send it on
+ * a ZeroMQ socket (fails the test if it cannot), or the next frame within timeout_ms
+ * (NULL: none, or not a Frame; free with lienthong__v1__frame__free_unpacked). */
+struct Lienthong__V1__Frame;
+void it_frame_send(void *sock, const struct Lienthong__V1__Frame *f);
+struct Lienthong__V1__Frame *it_frame_recv(void *sock, int timeout_ms);
+
 #endif

@@ -419,33 +419,6 @@ static void subscribing_to_an_unknown_or_a_foreign_queue_is_refused(void **state
     }
 }
 
-static void send_raw(void *sock, const Lienthong__V1__Frame *f)
-{
-    size_t n = lienthong__v1__frame__get_packed_size(f);
-    uint8_t *buf = malloc(n);
-    lienthong__v1__frame__pack(f, buf);
-    assert_true(zmq_send(sock, buf, n, 0) == (int)n);
-    free(buf);
-}
-
-/* Next frame from sock within timeout_ms, or NULL. */
-static Lienthong__V1__Frame *recv_raw(void *sock, int timeout_ms)
-{
-    zmq_pollitem_t it = {sock, 0, ZMQ_POLLIN, 0};
-    if (zmq_poll(&it, 1, timeout_ms) <= 0)
-        return NULL;
-    zmq_msg_t m;
-    zmq_msg_init(&m);
-    if (zmq_msg_recv(&m, sock, 0) < 0) {
-        zmq_msg_close(&m);
-        return NULL;
-    }
-    Lienthong__V1__Frame *f = lienthong__v1__frame__unpack(NULL, zmq_msg_size(&m),
-                                                           zmq_msg_data(&m));
-    zmq_msg_close(&m);
-    return f;
-}
-
 static void malformed_and_oversized_frames_are_refused_and_the_broker_goes_on(void **state)
 {
     (void)state;
@@ -464,24 +437,24 @@ static void malformed_and_oversized_frames_are_refused_and_the_broker_goes_on(vo
     Lienthong__V1__Frame f = LIENTHONG__V1__FRAME__INIT;
     f.kind_case = LIENTHONG__V1__FRAME__KIND_PUBLISH;
     f.publish = &p;
-    send_raw(sock, &f);
+    it_frame_send(sock, &f);
     /* an oversized PUBLISH (over max_frame_bytes = 65536): NACK TOO_LARGE for its tag */
     uint8_t *big = calloc(1, 70000);
     p.tag = 78;
     p.envelope.data = big;
     p.envelope.len = 70000;
-    send_raw(sock, &f);
+    it_frame_send(sock, &f);
     free(big);
     /* then a ping: the broker still answers */
     Lienthong__V1__Ping ping = LIENTHONG__V1__PING__INIT;
     ping.nonce = 4242;
     f.kind_case = LIENTHONG__V1__FRAME__KIND_PING;
     f.ping = &ping;
-    send_raw(sock, &f);
+    it_frame_send(sock, &f);
     bool got77 = false, got78 = false, pong = false;
     int64_t deadline = it_now_ms() + 10000;
     while (!(got77 && got78 && pong) && it_now_ms() < deadline) {
-        Lienthong__V1__Frame *r = recv_raw(sock, 200);
+        Lienthong__V1__Frame *r = it_frame_recv(sock, 200);
         if (r == NULL)
             continue;
         if (r->kind_case == LIENTHONG__V1__FRAME__KIND_NACK && r->nack->tag == 77) {

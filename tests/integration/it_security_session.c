@@ -104,39 +104,12 @@ static void *raw_socket(const char *routing_id)
     return s;
 }
 
-static void send_frame(void *sock, const Lienthong__V1__Frame *f)
-{
-    size_t n = lienthong__v1__frame__get_packed_size(f);
-    uint8_t *buf = malloc(n);
-    assert_non_null(buf);
-    lienthong__v1__frame__pack(f, buf);
-    assert_int_equal(zmq_send(sock, buf, n, 0), (int)n);
-    free(buf);
-}
-
-static Lienthong__V1__Frame *recv_frame(void *sock, int timeout_ms)
-{
-    zmq_pollitem_t it = {sock, 0, ZMQ_POLLIN, 0};
-    if (zmq_poll(&it, 1, timeout_ms) <= 0)
-        return NULL;
-    zmq_msg_t m;
-    zmq_msg_init(&m);
-    if (zmq_msg_recv(&m, sock, 0) < 0) {
-        zmq_msg_close(&m);
-        return NULL;
-    }
-    Lienthong__V1__Frame *f =
-        lienthong__v1__frame__unpack(NULL, zmq_msg_size(&m), zmq_msg_data(&m));
-    zmq_msg_close(&m);
-    return f;
-}
-
 /* The next frame of kind, skipping PINGs and other kinds, within timeout_ms; NULL if none. */
 static Lienthong__V1__Frame *expect_kind(void *sock, int kind, int timeout_ms)
 {
     int64_t deadline = it_now_ms() + timeout_ms;
     while (it_now_ms() < deadline) {
-        Lienthong__V1__Frame *f = recv_frame(sock, 100);
+        Lienthong__V1__Frame *f = it_frame_recv(sock, 100);
         if (!f)
             continue;
         if ((int)f->kind_case == kind)
@@ -154,7 +127,7 @@ static void send_hello(void *sock, const char *agency)
     Lienthong__V1__Frame f = LIENTHONG__V1__FRAME__INIT;
     f.kind_case = LIENTHONG__V1__FRAME__KIND_HELLO;
     f.hello = &h;
-    send_frame(sock, &f);
+    it_frame_send(sock, &f);
 }
 
 static void send_auth(void *sock, lt_signer *s, const uint8_t *nonce, size_t nonce_len,
@@ -176,7 +149,7 @@ static void send_auth(void *sock, lt_signer *s, const uint8_t *nonce, size_t non
     Lienthong__V1__Frame f = LIENTHONG__V1__FRAME__INIT;
     f.kind_case = LIENTHONG__V1__FRAME__KIND_AUTH;
     f.auth = &a;
-    send_frame(sock, &f);
+    it_frame_send(sock, &f);
 }
 
 /* HELLO, CHALLENGE, AUTH, WELCOME as s's agency. */
@@ -201,7 +174,7 @@ static void send_subscribe(void *sock, const char *queue, uint32_t credit)
     Lienthong__V1__Frame f = LIENTHONG__V1__FRAME__INIT;
     f.kind_case = LIENTHONG__V1__FRAME__KIND_SUBSCRIBE;
     f.subscribe = &m;
-    send_frame(sock, &f);
+    it_frame_send(sock, &f);
 }
 
 static void send_credit(void *sock, const char *queue, uint32_t credit)
@@ -212,7 +185,7 @@ static void send_credit(void *sock, const char *queue, uint32_t credit)
     Lienthong__V1__Frame f = LIENTHONG__V1__FRAME__INIT;
     f.kind_case = LIENTHONG__V1__FRAME__KIND_CREDIT;
     f.credit = &m;
-    send_frame(sock, &f);
+    it_frame_send(sock, &f);
 }
 
 static void send_ping(void *sock, uint64_t nonce)
@@ -222,7 +195,7 @@ static void send_ping(void *sock, uint64_t nonce)
     Lienthong__V1__Frame f = LIENTHONG__V1__FRAME__INIT;
     f.kind_case = LIENTHONG__V1__FRAME__KIND_PING;
     f.ping = &m;
-    send_frame(sock, &f);
+    it_frame_send(sock, &f);
 }
 
 /* Publish one record on topic and wait for its ACK. */
@@ -249,7 +222,7 @@ static size_t count_delivers(void *sock, int wait_ms, int *last_nack)
     size_t n = 0;
     int64_t deadline = it_now_ms() + wait_ms;
     while (it_now_ms() < deadline) {
-        Lienthong__V1__Frame *f = recv_frame(sock, 50);
+        Lienthong__V1__Frame *f = it_frame_recv(sock, 50);
         if (!f)
             continue;
         if (f->kind_case == LIENTHONG__V1__FRAME__KIND_DELIVER)
@@ -283,7 +256,7 @@ static void a_hello_during_an_auth_cannot_take_another_agencys_identity(void **s
         bool welcomed = false, second_refused = false;
         int64_t deadline = it_now_ms() + 10000;
         while (!(welcomed && second_refused) && it_now_ms() < deadline) {
-            Lienthong__V1__Frame *f = recv_frame(sock, 100);
+            Lienthong__V1__Frame *f = it_frame_recv(sock, 100);
             if (!f)
                 continue;
             if (f->kind_case == LIENTHONG__V1__FRAME__KIND_WELCOME) {
@@ -397,7 +370,7 @@ static void a_consumers_last_acks_before_it_closes_are_kept(void **state)
         size_t n = 0;
         int64_t deadline = it_now_ms() + 10000;
         while (n < 5 && it_now_ms() < deadline) {
-            Lienthong__V1__Frame *f = recv_frame(sock, 100);
+            Lienthong__V1__Frame *f = it_frame_recv(sock, 100);
             if (f && f->kind_case == LIENTHONG__V1__FRAME__KIND_DELIVER)
                 seqs[n++] = f->deliver->seq;
             if (f)
@@ -416,7 +389,7 @@ static void a_consumers_last_acks_before_it_closes_are_kept(void **state)
          * that moment likely; too short a pause can let a broken broker pass, never fail a
          * correct one.) */
         assert_int_equal(kill(env.pid, SIGSTOP), 0);
-        send_frame(sock, &f);
+        it_frame_send(sock, &f);
         zmq_close(sock);
         usleep(100000);
         assert_int_equal(kill(env.pid, SIGCONT), 0);
