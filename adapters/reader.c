@@ -133,6 +133,8 @@ lt_err lt_record_get(lt_record *r, const lt_field_ref *ref, const char **value, 
             }
         if (r->json != NULL)
             return lt_reader_jsonl_path(r, ref->name, value, why);
+        if (r->doc != NULL)
+            return lt_reader_edxml_missing(r, ref->name, why);
         return lt_fail(why, LT_ENOTFOUND, "no field named '%.80s'", ref->name);
     case LT_FIELD_COLUMN:
         if (ref->column == 0 || ref->column > r->n)

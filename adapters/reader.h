@@ -58,7 +58,8 @@ typedef enum lt_field_by {
                           * "a.b.0" (JSON), standard field name (edXML, see reader_edxml.c) */
     LT_FIELD_COLUMN = 2, /* 1-based position among the record's fields */
     LT_FIELD_BYTES = 3,  /* fixed only: bytes [offset, offset + width) of the raw line */
-    LT_FIELD_XPATH = 4,  /* edXML only: an XPath 1.0 expression, namespaces removed */
+    LT_FIELD_XPATH = 4,  /* edXML only: an XPath 1.0 expression; edXML's elements without
+                          * prefix (whatever prefix the file gave them), XML-DSig's as ds: */
 } lt_field_by;
 
 typedef struct lt_field_ref {
@@ -85,9 +86,11 @@ const char *lt_record_name(const lt_record *r, size_t i);
 const char *lt_record_value(const lt_record *r, size_t i);
 
 /* Look up one field. On LT_OK *value is UTF-8 NFC, borrowed until the record callback
- * returns. LT_ENOTFOUND: no such field (an XPath selecting nothing); LT_EINVAL: the lookup
- * kind does not apply to this format or the XPath is malformed; LT_EENCODING: a byte range
- * that cuts a character or does not decode; LT_ENOMEM. */
+ * returns. LT_ENOTFOUND: no such field (an XPath selecting nothing); LT_EFORMAT (edXML): an
+ * XPath or standard field that finds nothing in edXML's namespace while the document has
+ * the element under another prefix or namespace (why names the path and the element);
+ * LT_EINVAL: the lookup kind does not apply to this format or the XPath is malformed;
+ * LT_EENCODING: a byte range that cuts a character or does not decode; LT_ENOMEM. */
 lt_err lt_record_get(lt_record *r, const lt_field_ref *ref, const char **value, lt_why *why);
 
 /* One thing the reader could not read. Strings are borrowed for the callback. */

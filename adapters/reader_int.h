@@ -60,6 +60,10 @@ lt_err lt_reader_jsonl(struct lt_run *run, const uint8_t *data, size_t len, lt_w
 /* XPath look-up for edXML records (reader_edxml.c). */
 lt_err lt_reader_edxml_xpath(struct lt_record *r, const char *expr, const char **value,
                              lt_why *why);
+/* An edXML record has no field name: LT_EFORMAT when the document has that standard
+ * field's element under a namespace other than edXML's (why names both), else LT_ENOTFOUND
+ * (reader_edxml.c). */
+lt_err lt_reader_edxml_missing(struct lt_record *r, const char *name, lt_why *why);
 /* Dotted-path look-up for JSON records (reader_jsonl.c). */
 lt_err lt_reader_jsonl_path(struct lt_record *r, const char *path, const char **value,
                             lt_why *why);

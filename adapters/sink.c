@@ -6,6 +6,9 @@
  * Invariant: lt_sink_put does everything that can fail because of the row itself (record
  * type, unpacking, UTF-8) before it touches the database, so a bad row never spoils the
  * transaction of a batch (PostgreSQL aborts a whole transaction on any failed statement).
+ * What only the database can refuse (its constraints, its column types) is written inside a
+ * savepoint: a refusal rolls the batch back to it and the rows are written again one by one,
+ * each in a savepoint of its own, so only the refused rows are left out.
  */
 #include "sink_int.h"
 
@@ -837,6 +840,52 @@ static lt_err write_group(lt_sink *s, sink_table *t, group *g, lt_why *why)
     return e;
 }
 
+/* "SAVEPOINT name", "ROLLBACK TO SAVEPOINT name" or "RELEASE SAVEPOINT name". A statement
+ * the database refuses spoils, on PostgreSQL, the whole transaction unless a savepoint was
+ * taken before it; SQLite undoes the statement alone, but treating both alike costs nothing
+ * there. */
+static lt_err savepoint(lt_sink *s, const char *verb, const char *name, lt_why *why)
+{
+    char sql[64];
+    snprintf(sql, sizeof sql, "%s %s", verb, name);
+    return s->ops->exec(s, sql, why);
+}
+
+/* After the database refused a statement of the batch (rolled back to before it): every
+ * item with a table (tab[i], NULL after a row error) written alone in a savepoint of its own,
+ * so that each row the database refuses gets LT_EDB_REFUSED and the database's reason, and
+ * every other row is written. Slow (three statements more a row), and only taken when a
+ * batch held a refused row. */
+static lt_err write_alone(lt_sink *s, lt_sink_item *items, const row *rows,
+                          sink_table *const *tab, size_t n, lt_why *why)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (tab[i] == NULL)
+            continue;
+        lt_err e = savepoint(s, "SAVEPOINT", "lt_row", why);
+        if (e != LT_OK)
+            return e;
+        uint64_t changes = 0;
+        lt_why rw = {{0}};
+        lt_err re = s->ops->run(s, tab[i]->insert_stmt, rows[i].v, tab[i]->ncols, NULL, NULL,
+                                &changes, &rw);
+        if (re == LT_EDB_REFUSED) {
+            items[i].err = re;
+            items[i].why = rw;
+            e = savepoint(s, "ROLLBACK TO SAVEPOINT", "lt_row", why);
+        } else if (re != LT_OK) {
+            return lt_fail(why, re, "%s", rw.msg);
+        } else {
+            items[i].inserted = changes > 0;
+        }
+        if (e == LT_OK)
+            e = savepoint(s, "RELEASE SAVEPOINT", "lt_row", why);
+        if (e != LT_OK)
+            return e;
+    }
+    return LT_OK;
+}
+
 lt_err lt_sink_put_batch(lt_sink *s, lt_sink_item *items, size_t n, lt_why *why)
 {
     if (!s->in_txn)
@@ -865,8 +914,17 @@ lt_err lt_sink_put_batch(lt_sink *s, lt_sink_item *items, size_t n, lt_why *why)
             done[i] = true;
         }
     }
-    /* From here on failures are the database's. One table at a time, in order of first
-     * appearance; within a table, in batch order. */
+    /* From here on failures are the database's, or a row it refuses. Tables first, before
+     * the savepoint, so that rolling back to it keeps them. */
+    bool any = false;
+    for (size_t i = 0; e == LT_OK && i < n; i++) {
+        any = any || tab[i] != NULL;
+        if (tab[i] != NULL && !tab[i]->ready)
+            e = table_ensure(s, tab[i], why);
+    }
+    if (e == LT_OK && any)
+        e = savepoint(s, "SAVEPOINT", "lt_batch", why);
+    /* One table at a time, in order of first appearance; within a table, in batch order. */
     for (size_t i = 0; e == LT_OK && i < n; i++) {
         if (done[i])
             continue;
@@ -877,11 +935,19 @@ lt_err lt_sink_put_batch(lt_sink *s, lt_sink_item *items, size_t n, lt_why *why)
                 idx[g.n++] = j;
                 done[j] = true;
             }
-        if (!t->ready)
-            e = table_ensure(s, t, why);
-        if (e == LT_OK)
-            e = write_group(s, t, &g, why);
+        e = write_group(s, t, &g, why);
     }
+    if (e == LT_EDB_REFUSED) {
+        /* Which row it was, a multi-row INSERT does not say: undo the batch, then each row
+         * alone. */
+        for (size_t i = 0; i < n; i++)
+            items[i].inserted = false;
+        e = savepoint(s, "ROLLBACK TO SAVEPOINT", "lt_batch", why);
+        if (e == LT_OK)
+            e = write_alone(s, items, rows, tab, n, why);
+    }
+    if (e == LT_OK && any)
+        e = savepoint(s, "RELEASE SAVEPOINT", "lt_batch", why);
     for (size_t i = 0; rows != NULL && i < n; i++)
         row_fini(&rows[i]);
     free(rows), free(tab), free(idx), free(done);

@@ -60,6 +60,24 @@
  * Transactions: lt_sink_put runs only between lt_sink_begin and lt_sink_commit/rollback. The
  * caller acknowledges the messages of a batch only after lt_sink_commit returned LT_OK.
  *
+ * A bad row or an unavailable database: a row the database itself refuses is the row's
+ * fault, reported for that row alone (LT_EDB_REFUSED, with the database's message) while the
+ * rest of the batch is written; the caller gives it up (NAK: the broker dead-letters it after
+ * max_deliver). The rule is the driver's error class:
+ *   the row's (LT_EDB_REFUSED)  SQLite: SQLITE_CONSTRAINT (NOT NULL, UNIQUE, CHECK, FOREIGN
+ *                               KEY, a trigger's RAISE(ABORT) or RAISE(FAIL)), SQLITE_MISMATCH,
+ *                               SQLITE_TOOBIG; PostgreSQL: SQLSTATE class 22 (data exception:
+ *                               a value too long, out of range, not of the column's type)
+ *                               and class 23 (integrity constraint violation).
+ *   the database's (LT_EDB)     everything else: SQLite BUSY, LOCKED, IOERR, FULL, READONLY,
+ *                               CORRUPT, CANTOPEN, NOMEM, a trigger's RAISE(ROLLBACK), schema
+ *                               errors; PostgreSQL 08 (connection), 40 (serialization,
+ *                               deadlock), 53 (disk, memory), 57 (shutdown), 42 (schema,
+ *                               privileges), a lost connection. The caller rolls back and
+ *                               retries later: never a reason to give a message up.
+ * A constraint checked only at COMMIT (DEFERRABLE INITIALLY DEFERRED) fails the commit as a
+ * whole (LT_EDB): declare the sink's constraints immediate.
+ *
  * Threads: an lt_sink is one database connection, used by one thread at a time.
  */
 #ifndef LT_ADAPTERS_SINK_H
@@ -124,9 +142,10 @@ typedef struct lt_sink_meta {
  * or growing the table first. The caller has verified env.
  * *inserted (may be NULL) says whether a row was added (false: that message id was already
  * there; nothing changed).
- * Row errors, raised before the database is touched, leave the transaction usable:
- *   LT_ENOTFOUND  the record type is not in the registry (records.h);
- *   LT_EPROTO     the payload does not unpack as that type, or a string is not UTF-8.
+ * Row errors leave the transaction usable (nothing of the row is in it):
+ *   LT_ENOTFOUND    the record type is not in the registry (records.h);
+ *   LT_EPROTO       the payload does not unpack as that type, or a string is not UTF-8;
+ *   LT_EDB_REFUSED  the database refused the row (see the file comment), its reason in why.
  * LT_EDB: the database failed; the transaction must be rolled back. LT_EINVAL: no transaction
  * open, or a meta value out of range. LT_ENOMEM. */
 lt_err lt_sink_put(lt_sink *s, const lt_env *env, const uint8_t *envelope, size_t len,
@@ -138,8 +157,9 @@ typedef struct lt_sink_item {
     const uint8_t *envelope; /* in: its exact serialized bytes; borrowed */
     size_t len;
     lt_sink_meta meta; /* in: queue borrowed */
-    lt_err err;        /* out: LT_OK, or this row's error (lt_sink_put's row errors, or
-                        * LT_EINVAL for a meta value out of range): nothing stored for it */
+    lt_err err;        /* out: LT_OK, or this row's error (lt_sink_put's row errors,
+                        * LT_EDB_REFUSED included, or LT_EINVAL for a meta value out of
+                        * range): nothing stored for it */
     bool inserted;     /* out, when err is LT_OK: a row was added (false: that message id
                         * was already there, or earlier in this batch; nothing changed) */
     lt_why why;        /* out: the reason of err */
@@ -147,8 +167,11 @@ typedef struct lt_sink_item {
 
 /* Store every item as lt_sink_put would, in order, in the open transaction, with as few
  * server round trips as the backend allows (PostgreSQL: a few multi-row INSERTs for the
- * whole batch, instead of one statement per row). Every row error is found before the
- * database is touched and is reported in its item only; the other items are still stored.
+ * whole batch, instead of one statement per row). Row errors are reported in their item
+ * only; the other items are still stored. Most are found before the database is touched;
+ * when the database refuses a row, the batch is rolled back to a savepoint taken before its
+ * rows and written again one row at a time (each in a savepoint of its own: slower, only
+ * then), so that exactly the refused rows get LT_EDB_REFUSED and the database's reason.
  * Returns LT_OK when every item without a row error was written (items[i].inserted says
  * which were new). LT_EDB: the database failed, the transaction must be rolled back (the
  * items' inserted flags mean nothing then). LT_EINVAL: no transaction open. LT_ENOMEM.

@@ -65,12 +65,17 @@ typedef struct sink_ops {
     /* Free a prepared statement; accepts NULL. */
     void (*finalize)(lt_sink *s, void *stmt);
     /* Run stmt with vals[0..n): each result row to cb (may be NULL); *changes (may be NULL)
-     * gets the rows an INSERT/UPDATE changed. LT_EDB, or what cb returned. */
+     * gets the rows an INSERT/UPDATE changed. LT_EDB_REFUSED: the database refused what the
+     * statement carries (SQLite: SQLITE_CONSTRAINT, SQLITE_MISMATCH, SQLITE_TOOBIG with the
+     * transaction still open; PostgreSQL: SQLSTATE class 22 or 23); the statement had no
+     * effect, but on PostgreSQL the transaction is aborted (up to the last savepoint).
+     * LT_EDB: any other failure of the database; or what cb returned. */
     lt_err (*run)(lt_sink *s, void *stmt, const sink_val *vals, size_t n, sink_row_cb cb,
                   void *user, uint64_t *changes, lt_why *why);
     /* Run calls[0..ncalls) in order, as run would each (the result rows of all of them to
      * cb, which may be NULL), sending as many together as the backend can (PostgreSQL:
-     * pipeline mode, one round trip for many statements). The first failure is returned;
+     * pipeline mode, one round trip for many statements). The first failure is returned
+     * (LT_EDB_REFUSED as in run);
      * calls after it may have run or not (the transaction must be rolled back). */
     lt_err (*run_many)(lt_sink *s, sink_call *calls, size_t ncalls, sink_row_cb cb, void *user,
                        lt_why *why);

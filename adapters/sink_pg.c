@@ -197,7 +197,16 @@ static lt_err result_of(PGresult *r, sink_row_cb cb, void *user, uint64_t *chang
     } else if (st == PGRES_PIPELINE_ABORTED) {
         e = lt_fail(why, LT_EDB, "postgresql: execute: skipped after an earlier failure");
     } else {
+        /* SQLSTATE class 22 (data exception: a value the column's type refuses, too long,
+         * out of range, not valid text) and 23 (integrity constraint violation: NOT NULL,
+         * UNIQUE, CHECK, FOREIGN KEY, EXCLUDE) are the row's fault; every other class
+         * (08 connection, 40 rollback, 53 resources, 57 operator, 42 schema...) is the
+         * database's (sink_int.h: run). */
+        const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+        bool row = state != NULL && (strncmp(state, "22", 2) == 0 || strncmp(state, "23", 2) == 0);
         e = pg_fail(why, "execute", PQresultErrorMessage(r));
+        if (row)
+            e = LT_EDB_REFUSED;
     }
     return e;
 }

@@ -16,6 +16,20 @@ static lt_err db_fail(lt_sink *s, lt_why *why, const char *what)
     return lt_fail(why, LT_EDB, "sqlite: %s: %s", what, sqlite3_errmsg(s->db));
 }
 
+/* A statement failed with rc: LT_EDB_REFUSED when SQLite refused what the row carries
+ * (sink_int.h: run) - a constraint (NOT NULL, UNIQUE, CHECK, FOREIGN KEY, a trigger's
+ * RAISE), a datatype mismatch, a value over SQLITE_MAX_LENGTH - and the transaction is still
+ * open (RAISE(ROLLBACK) ends it: then nothing can be isolated). Everything else (BUSY,
+ * LOCKED, IOERR, FULL, READONLY, CORRUPT, NOMEM, schema errors) is the database's: LT_EDB. */
+static lt_err stmt_fail(lt_sink *s, int rc, lt_why *why, const char *what)
+{
+    int primary = rc & 0xff;
+    bool row = primary == SQLITE_CONSTRAINT || primary == SQLITE_MISMATCH ||
+               primary == SQLITE_TOOBIG;
+    lt_err e = db_fail(s, why, what);
+    return row && !sqlite3_get_autocommit(s->db) ? LT_EDB_REFUSED : e;
+}
+
 static const char *type_of(enum sink_kind k)
 {
     switch (k) {
@@ -98,12 +112,14 @@ static lt_err run(lt_sink *s, void *stmt, const sink_val *vals, size_t n, sink_r
     sqlite3_stmt *st = stmt;
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
-    for (size_t i = 0; i < n; i++)
-        if (bind(st, (int)i + 1, &vals[i]) != SQLITE_OK) {
-            lt_err e = db_fail(s, why, "bind");
+    for (size_t i = 0; i < n; i++) {
+        int rc = bind(st, (int)i + 1, &vals[i]);
+        if (rc != SQLITE_OK) {
+            lt_err e = stmt_fail(s, rc, why, "bind");
             sqlite3_reset(st);
             return e;
         }
+    }
     lt_err e = LT_OK;
     sink_cell *cells = NULL;
     for (;;) {
@@ -111,7 +127,7 @@ static lt_err run(lt_sink *s, void *stmt, const sink_val *vals, size_t n, sink_r
         if (rc == SQLITE_DONE)
             break;
         if (rc != SQLITE_ROW) {
-            e = db_fail(s, why, "step");
+            e = stmt_fail(s, rc, why, "step");
             break;
         }
         if (cb == NULL)

@@ -62,6 +62,7 @@ static const struct row rows[] = {
     {LT_EFORMAT, "BAD_FORMAT", "input format malformed"},
     {LT_EVALIDATE, "VALIDATION_FAILED", "field failed validation"},
     {LT_EDB, "DATABASE_ERROR", "database failure"},
+    {LT_EDB_REFUSED, "DATABASE_REFUSED", "database refused the row"},
 };
 
 static const struct row *find(lt_err code)

@@ -65,6 +65,7 @@ typedef enum lt_err {
     LT_EFORMAT = 61,      /* input file malformed (CSV, fixed-width, XML, JSON) */
     LT_EVALIDATE = 62,    /* a field failed validation */
     LT_EDB = 63,          /* database sink failed */
+    LT_EDB_REFUSED = 64,  /* the database refused a row (constraint, value of a wrong type) */
 } lt_err;
 
 /* One human-readable line (what and why), filled by the function that failed. */

@@ -9,8 +9,12 @@
  * COMMIT returned. A crash at any point therefore loses nothing (unacked messages come back)
  * and duplicates nothing (rows are keyed by message id, ON CONFLICT DO NOTHING).
  *
- * A database failure rolls the batch back, reconnects and retries (1, 2, 4 s); after the
- * third failure the command exits 1 with the batch unacked (the broker redelivers it).
+ * A row the database refuses (a constraint, a value its column type refuses: sink.h says
+ * how that is told from a database that is unavailable) is NAKed with the database's reason,
+ * like an envelope that fails verification, and the rest of its batch is committed: one bad
+ * record never stops the sink. A database failure rolls the batch back, reconnects and
+ * retries (1, 2, 4 s); after the third failure the command exits 1 with the batch unacked
+ * (the broker redelivers it): an unavailable database is never a reason to NAK.
  */
 #include "cmd_decls.h"
 #include "envelope.h"
@@ -69,9 +73,10 @@ static void usage(FILE *out)
             "      --batch B       deliveries per database transaction, and the credit (256)\n"
             "  -e, --endpoint EP   broker endpoint instead of the config's\n\n"
             "One table per record type (see adapters/sink.h); a message id already stored is\n"
-            "not written again. Envelopes that fail verification are NAKed with the reason\n"
-            "(dead-lettered after the queue's max_deliver). Progress and a summary (rows/s)\n"
-            "go to stderr.\n",
+            "not written again. Envelopes that fail verification, and rows the database\n"
+            "refuses (a constraint, a value of the wrong type), are NAKed with the reason\n"
+            "(dead-lettered after the queue's max_deliver); the others are stored. Progress\n"
+            "and a summary (rows/s) go to stderr.\n",
             lt_cmd_sink_summary);
 }
 

@@ -10,6 +10,10 @@
  *                               TCVN3 fixed-width (layout in README.md; widths in bytes)
  *   businesses_vni.csv          business registry export, VNI-Windows, ',' separators
  *   edxml/NAME.edxml             one edXML package (UTF-8) and its status replies
+ *   edxml/5123-VPCP-KGVX.edxml   a package written as real senders do: elements under the
+ *                                edXML: prefix, declared on edXMLEnvelope only and used
+ *                                after it (AttachmentEncoded), an XML-DSig Signature, two
+ *                                attachments (base64 wrapped over lines)
  *
  * Names, ward codes and ids are invented but shaped like the real ones: personal ids are
  * 12 digits, province of birth (079 = HCMC) + century/sex digit + year + 6 digits.
@@ -229,9 +233,11 @@ static void businesses(const char *dir)
     free(b.p);
 }
 
+/* QCVN 102:2016's namespace, as the packages of the national document exchange use it. */
+static const char ns[] = "http://www.mic.gov.vn/TBT/QCVN_102_2016";
+
 static void edxml(const char *dir)
 {
-    static const char *const ns = "http://www.mic.gov.vn/TBT/QCVN_102_2016";
     struct buf b = {0};
     put(&b,
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
@@ -370,6 +376,132 @@ static void edxml(const char *dir)
     }
 }
 
+/* The shape of packages seen from real senders (QCVN 102 sample code): the root in the
+ * default namespace, xmlns:edXML declared on edXMLEnvelope only, and AttachmentEncoded -
+ * the envelope's sibling - still written with the edXML: prefix, out of its scope; an
+ * undeclared xlink: attribute; an enveloped XML-DSig Signature in its own namespace. */
+static void edxml_prefixed(const char *dir)
+{
+    struct buf b = {0};
+    put(&b,
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+        "<edXML xmlns=\"%s\">\n"
+        "  <edXML:edXMLEnvelope xmlns:edXML=\"%s\">\n"
+        "    <edXML:edXMLHeader>\n"
+        "      <edXML:MessageHeader>\n"
+        "        <edXML:From>\n"
+        "          <edXML:OrganId>000.00.00.G22</edXML:OrganId>\n"
+        "          <edXML:OrganizationInCharge>Chính phủ</edXML:OrganizationInCharge>\n"
+        "          <edXML:OrganName>Văn phòng Chính phủ</edXML:OrganName>\n"
+        "          <edXML:OrganAdd>Số 1 Hoàng Hoa Thám, Ba Đình, Hà Nội</edXML:OrganAdd>\n"
+        "          <edXML:Email>vanthu@chinhphu.vn</edXML:Email>\n"
+        "          <edXML:Telephone>02408043100</edXML:Telephone>\n"
+        "        </edXML:From>\n"
+        "        <edXML:To>\n"
+        "          <edXML:OrganId>000.00.00.H29</edXML:OrganId>\n"
+        "          <edXML:OrganName>Ủy ban nhân dân Thành phố Hồ Chí Minh</edXML:OrganName>\n"
+        "        </edXML:To>\n"
+        "        <edXML:To>\n"
+        "          <edXML:OrganId>000.00.00.H41</edXML:OrganId>\n"
+        "          <edXML:OrganName>Ủy ban nhân dân tỉnh Nghệ An</edXML:OrganName>\n"
+        "        </edXML:To>\n"
+        "        <edXML:Code>\n"
+        "          <edXML:CodeNumber>5123</edXML:CodeNumber>\n"
+        "          <edXML:CodeNotation>VPCP-KGVX</edXML:CodeNotation>\n"
+        "        </edXML:Code>\n"
+        "        <edXML:PromulgationInfo>\n"
+        "          <edXML:Place>Hà Nội</edXML:Place>\n"
+        "          <edXML:PromulgationDate>2025/07/08</edXML:PromulgationDate>\n"
+        "        </edXML:PromulgationInfo>\n"
+        "        <edXML:DocumentType>\n"
+        "          <edXML:Type>3</edXML:Type>\n"
+        "          <edXML:TypeName>Công văn</edXML:TypeName>\n"
+        "        </edXML:DocumentType>\n"
+        "        <edXML:Subject>Về việc thống nhất dữ liệu hộ tịch sau sắp xếp đơn vị hành chính cấp xã</edXML:Subject>\n"
+        "        <edXML:Content>Văn phòng Chính phủ đề nghị các địa phương cập nhật mã đơn vị hành chính mới trong cơ sở dữ liệu hộ tịch.</edXML:Content>\n"
+        "        <edXML:SignerInfo>\n"
+        "          <edXML:Competence>KT. BỘ TRƯỞNG, CHỦ NHIỆM</edXML:Competence>\n"
+        "          <edXML:Position>Phó Chủ nhiệm</edXML:Position>\n"
+        "          <edXML:FullName>Nguyễn Văn Hùng</edXML:FullName>\n"
+        "        </edXML:SignerInfo>\n"
+        "        <edXML:DueDate>2025/08/15</edXML:DueDate>\n"
+        "        <edXML:ToPlaces>\n"
+        "          <edXML:Place>UBND TP. Hồ Chí Minh</edXML:Place>\n"
+        "          <edXML:Place>UBND tỉnh Nghệ An</edXML:Place>\n"
+        "        </edXML:ToPlaces>\n"
+        "        <edXML:OtherInfo>\n"
+        "          <edXML:Priority>1</edXML:Priority>\n"
+        "          <edXML:SphereOfPromulgation>Liên thông văn bản quốc gia</edXML:SphereOfPromulgation>\n"
+        "          <edXML:TyperNotation>PVT</edXML:TyperNotation>\n"
+        "          <edXML:PromulgationAmount>65</edXML:PromulgationAmount>\n"
+        "          <edXML:PageAmount>2</edXML:PageAmount>\n"
+        "        </edXML:OtherInfo>\n"
+        "        <edXML:SteeringType>1</edXML:SteeringType>\n"
+        "        <edXML:DocumentId>000.00.00.G22,2025/07/08,5123/VPCP-KGVX</edXML:DocumentId>\n"
+        "      </edXML:MessageHeader>\n",
+        ns, ns);
+    put(&b,
+        "      <edXML:TraceHeaderList>\n"
+        "        <edXML:TraceHeader>\n"
+        "          <edXML:OrganId>000.00.00.G22</edXML:OrganId>\n"
+        "          <edXML:Timestamp>2025/07/08 09:12:40</edXML:Timestamp>\n"
+        "        </edXML:TraceHeader>\n"
+        "        <edXML:Bussiness>\n"
+        "          <edXML:BussinessDocType>0</edXML:BussinessDocType>\n"
+        "          <edXML:BussinessDocReason>Văn bản mới</edXML:BussinessDocReason>\n"
+        "        </edXML:Bussiness>\n"
+        "      </edXML:TraceHeaderList>\n"
+        "      <Signature xmlns=\"http://www.w3.org/2000/09/xmldsig#\">\n"
+        "        <SignedInfo>\n"
+        "          <CanonicalizationMethod Algorithm=\"http://www.w3.org/TR/2001/REC-xml-c14n-20010315\"/>\n"
+        "          <SignatureMethod Algorithm=\"http://www.w3.org/2000/09/xmldsig#rsa-sha1\"/>\n"
+        "          <Reference URI=\"\">\n"
+        "            <DigestMethod Algorithm=\"http://www.w3.org/2000/09/xmldsig#sha1\"/>\n"
+        "            <DigestValue>c2FtcGxlIGRpZ2VzdCwgbm90IHNpZ25lZA==</DigestValue>\n"
+        "          </Reference>\n"
+        "        </SignedInfo>\n"
+        "        <SignatureValue>c2FtcGxlIHNpZ25hdHVyZSwgbm90IHNpZ25lZA==</SignatureValue>\n"
+        "      </Signature>\n"
+        "    </edXML:edXMLHeader>\n"
+        "    <edXML:edXMLBody>\n"
+        "      <edXML:edXMLManifest version=\"1.0\">\n"
+        "        <edXML:Reference xlink:href=\"\">\n"
+        "          <edXML:ContentId>cid:0b5e2c7a-5123-4f1e-9c2d-vpcpkgvx0001</edXML:ContentId>\n"
+        "          <edXML:AttachmentName>5123-VPCP-KGVX.pdf</edXML:AttachmentName>\n"
+        "          <edXML:Description>Công văn 5123/VPCP-KGVX</edXML:Description>\n"
+        "        </edXML:Reference>\n"
+        "        <edXML:Reference xlink:href=\"\">\n"
+        "          <edXML:ContentId>cid:0b5e2c7a-5123-4f1e-9c2d-vpcpkgvx0002</edXML:ContentId>\n"
+        "          <edXML:AttachmentName>Phu-luc-ma-don-vi.docx</edXML:AttachmentName>\n"
+        "          <edXML:Description>Phụ lục mã đơn vị hành chính</edXML:Description>\n"
+        "        </edXML:Reference>\n"
+        "      </edXML:edXMLManifest>\n"
+        "    </edXML:edXMLBody>\n"
+        "  </edXML:edXMLEnvelope>\n");
+    put(&b,
+        "  <edXML:AttachmentEncoded>\n"
+        "    <edXML:Attachment>\n"
+        "      <edXML:ContentId>cid:0b5e2c7a-5123-4f1e-9c2d-vpcpkgvx0001</edXML:ContentId>\n"
+        "      <edXML:AttachmentName>5123-VPCP-KGVX.pdf</edXML:AttachmentName>\n"
+        "      <edXML:ContentType>application/pdf</edXML:ContentType>\n"
+        "      <edXML:ContentTransferEncoded>JVBERi0xLjQKJeLjz9MKMSAwIG9iago8PC9UeXBlL0NhdGFsb2cvUGFnZXMgMiAwIFI+PgplbmRvYmoKMiAwIG9iago8PC9UeXBlL1BhZ2VzL0tpZHNbXS9Db3VudCAwPj4KZW5kb2JqCnRyYWlsZXIKPDwvUm9vdCAxIDAgUj4+CiUlRU9GCg==</edXML:ContentTransferEncoded>\n"
+        "    </edXML:Attachment>\n"
+        "    <edXML:Attachment>\n"
+        "      <edXML:ContentId>cid:0b5e2c7a-5123-4f1e-9c2d-vpcpkgvx0002</edXML:ContentId>\n"
+        "      <edXML:AttachmentName>Phu-luc-ma-don-vi.docx</edXML:AttachmentName>\n"
+        "      <edXML:ContentType>application/vnd.openxmlformats-officedocument.wordprocessingml.document</edXML:ContentType>\n"
+        "      <edXML:ContentTransferEncoded>\n"
+        "UEsDBBQAAAAIAHdvcmQvZG9jdW1lbnQueG1sPHc6ZG9jdW1lbnQ+PHc6Ym9keT48\n"
+        "dzpwPjx3OnI+PHc6dD5QaOG7pSBs4bulYzwvdzp0PjwvdzpyPjwvdzpwPjwvdzpi\n"
+        "b2R5Pjwvdzpkb2N1bWVudD5QSwUGAAAAAAAAAAAAAAAAAAAAAAAA\n"
+        "      </edXML:ContentTransferEncoded>\n"
+        "    </edXML:Attachment>\n"
+        "  </edXML:AttachmentEncoded>\n"
+        "</edXML>\n");
+    write_encoded(dir, "edxml/5123-VPCP-KGVX.edxml", LT_CHARSET_UTF8, &b);
+    free(b.p);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -380,5 +512,6 @@ int main(int argc, char **argv)
     residence(argv[1]);
     businesses(argv[1]);
     edxml(argv[1]);
+    edxml_prefixed(argv[1]);
     return 0;
 }

@@ -30,6 +30,9 @@ static int fuzz_on_record(void *ctx, lt_record *r)
     lt_field_ref xp = {.by = LT_FIELD_XPATH, .name = "//MessageHeader/Subject"};
     if (lt_record_get(r, &xp, &v, &why) == LT_OK)
         fuzz_sink_bytes += strlen(v);
+    lt_field_ref att = {.by = LT_FIELD_NAME, .name = "attachments"};
+    if (lt_record_get(r, &att, &v, &why) == LT_OK)
+        fuzz_sink_bytes += strlen(v);
     lt_field_ref path = {.by = LT_FIELD_NAME, .name = "a.b.0"};
     if (lt_record_get(r, &path, &v, &why) == LT_OK)
         fuzz_sink_bytes += strlen(v);

@@ -31,6 +31,7 @@ static const struct sample samples[] = {
     {"residence_26737.yaml", "quan1", "residence_26737_tcvn3.txt", 40},
     {"businesses_760.yaml", "quan1", "businesses_vni.csv", 50},
     {"edxml_package.yaml", "vanphong", "edxml/2417-UBND-VX.edxml", 1},
+    {"edxml_package.yaml", "vanphong", "edxml/5123-VPCP-KGVX.edxml", 1},
     {"edxml_status.yaml", "vanphong", "edxml/2417-UBND-VX.status-01.edxml", 1},
 };
 

@@ -3,7 +3,9 @@
  * lienthongd land as exactly the expected rows in SQLite and in PostgreSQL; publishing the
  * same envelopes again changes nothing; a sink killed with SIGKILL mid-stream and restarted
  * loses nothing and duplicates nothing; an envelope whose certificate was revoked after it
- * was published is refused (NAKed with the reason) and dead-lettered, never stored; and
+ * was published is refused (NAKed with the reason) and dead-lettered, never stored; a
+ * record the database refuses (a constraint of its table) is dead-lettered with the
+ * database's reason while the sink stores the others and keeps running; and
  * `lienthong db-verify` passes on what the sink wrote.
  *
  * PostgreSQL: the server of LT_TEST_PG_URL (scripts/test starts one); without it those tests
@@ -13,6 +15,7 @@
 #include "harness_client.h"
 
 #include "devpki.h"
+#include "records.h"
 #include "sink.h"
 
 #include <libpq-fe.h>
@@ -65,6 +68,18 @@ static const char BROKER_YAML[] =
     "  - name: it.sink.revoked\n"
     "    owner: VN:GOV:000.00.00.G01:csdldancu\n"
     "    bind: [\"79.770.>\"]\n"
+    "    ack_wait_s: 2\n"
+    "    max_deliver: 2\n"
+    "    backoff_s: [0]\n"
+    "  - name: it.sink.refuse.lite\n"
+    "    owner: VN:GOV:000.00.00.G01:csdldancu\n"
+    "    bind: [\"79.760.refuselite.>\"]\n"
+    "    ack_wait_s: 2\n"
+    "    max_deliver: 2\n"
+    "    backoff_s: [0]\n"
+    "  - name: it.sink.refuse.pg\n"
+    "    owner: VN:GOV:000.00.00.G01:csdldancu\n"
+    "    bind: [\"79.760.refusepg.>\"]\n"
     "    ack_wait_s: 2\n"
     "    max_deliver: 2\n"
     "    backoff_s: [0]\n";
@@ -252,6 +267,17 @@ static int run_sink(const struct target *t, const char *out, const char *count,
                   "--timeout", timeout, "--batch", batch, (char *)NULL);
 }
 
+/* `lienthong sink` on t's queue in the background, running until stopped. */
+static pid_t spawn_sink(const struct target *t, const char *out, const char *batch)
+{
+    char cfg[IT_PATH_MAX];
+    it_path(&env, "agencies/dancu.yaml", cfg);
+    pid_t pid = it_cli_spawn(&env, out, "sink", "-c", cfg, "-q", t->queue, "--db", t->url,
+                             "--batch", batch, (char *)NULL);
+    assert_true(pid > 0);
+    return pid;
+}
+
 static void assert_db_verifies(const struct target *t, uint64_t rows)
 {
     char cfg[IT_PATH_MAX];
@@ -301,11 +327,7 @@ static void sink_story(enum backend b)
     /* 3. N2 more; the sink is killed (SIGKILL) mid-stream, then restarted. Small batches so
      * the kill lands between commits. */
     publish_range(t.topic, N1 + 1, N2, NULL, NULL, false);
-    char cfg[IT_PATH_MAX];
-    it_path(&env, "agencies/dancu.yaml", cfg);
-    pid_t pid = it_cli_spawn(&env, "sink3.out", "sink", "-c", cfg, "-q", t.queue, "--db",
-                             t.url, "--batch", "8", (char *)NULL);
-    assert_true(pid > 0);
+    pid_t pid = spawn_sink(&t, "sink3.out", "8");
     int64_t deadline = it_now_ms() + 60000;
     uint64_t at_kill = 0;
     while (it_now_ms() < deadline) {
@@ -324,9 +346,7 @@ static void sink_story(enum backend b)
     /* Restart: what was unacked comes back (ack_wait 2 s); rows committed but not acked
      * before the kill are delivered again and found present. The restarted sink runs until
      * the table holds every record (bounded), then stops on SIGTERM like a service. */
-    pid = it_cli_spawn(&env, "sink4.out", "sink", "-c", cfg, "-q", t.queue, "--db", t.url,
-                       "--batch", "256", (char *)NULL);
-    assert_true(pid > 0);
+    pid = spawn_sink(&t, "sink4.out", "256");
     deadline = it_now_ms() + 180000;
     while (it_now_ms() < deadline && rows_of(&t).n < N1 + N2)
         usleep(20000); /* polling the database for progress, bounded by the deadline */
@@ -428,6 +448,124 @@ static void an_envelope_revoked_after_publishing_is_refused_and_dead_lettered(vo
     free(out);
 }
 
+/* Occurrences of needle in hay. */
+static size_t count_of(const char *hay, const char *needle)
+{
+    size_t hits = 0;
+    for (const char *p = hay; (p = strstr(p, needle)) != NULL; p++)
+        hits++;
+    return hits;
+}
+
+#define NREFUSE 40
+#define REFUSED_NUMBER "13"
+
+/* The operator's table carries a CHECK constraint that record 13 breaks: the sink NAKs it
+ * with the database's reason on each delivery (max_deliver 2: then it is dead-lettered),
+ * stores every other record, and keeps running. */
+static void refuse_story(enum backend b)
+{
+    struct target t;
+    if (!target_open(&t, b)) {
+        skip();
+        return;
+    }
+    t.queue = b == B_PG ? "it.sink.refuse.pg" : "it.sink.refuse.lite";
+    t.topic = b == B_PG ? "79.760.refusepg.khaisinh" : "79.760.refuselite.khaisinh";
+    if (b == B_SQLITE) {
+        char path[IT_PATH_MAX];
+        snprintf(t.url, sizeof t.url, "sqlite:%s", it_path(&env, "refuse.db", path));
+        /* SQLite adds no CHECK to a table: the operator created it with one (the sink adds
+         * the columns it lacks). */
+        sqlite3 *db = NULL;
+        char *msg = NULL;
+        assert_int_equal(sqlite3_open(t.url + 7, &db), SQLITE_OK);
+        if (sqlite3_exec(db,
+                         "CREATE TABLE birth_registration (message_id TEXT PRIMARY KEY, "
+                         "source_agency TEXT NOT NULL, topic TEXT NOT NULL, record_type TEXT "
+                         "NOT NULL, created_ms INTEGER NOT NULL, queue TEXT NOT NULL, "
+                         "broker_seq INTEGER NOT NULL, received_ms INTEGER NOT NULL, "
+                         "envelope BLOB NOT NULL, registration_number TEXT CONSTRAINT "
+                         "registration_not_13 CHECK (registration_number <> '13'))",
+                         NULL, NULL, &msg) != SQLITE_OK)
+            fail_msg("create: %s", msg);
+        sqlite3_close(db);
+    } else {
+        lt_sink *s = NULL;
+        lt_why why;
+        if (lt_sink_open(t.url, &s, &why) != LT_OK ||
+            lt_sink_ensure_table(s, lt_records_find("lienthong.v1.records.BirthRegistration"),
+                                 &why) != LT_OK)
+            fail_msg("%s: %s", t.url, why.msg);
+        lt_sink_close(&s);
+        pg_admin(t.url, "ALTER TABLE birth_registration ADD CONSTRAINT registration_not_13 "
+                        "CHECK (registration_number <> '13')");
+    }
+    publish_range(t.topic, 1, NREFUSE, NULL, NULL, false);
+
+    pid_t pid = spawn_sink(&t, "refuse.out", "16");
+    char cfg[IT_PATH_MAX];
+    it_path(&env, "agencies/dancu.yaml", cfg);
+    /* Until every other record is stored and the refused one is in the DLQ (bounded). */
+    int64_t deadline = it_now_ms() + 60000;
+    char *dlq = NULL;
+    bool rows_ok = false, dlq_ok = false;
+    while (it_now_ms() < deadline && !(rows_ok && dlq_ok)) {
+        rows_ok = rows_of(&t).n == NREFUSE - 1;
+        free(dlq);
+        assert_int_equal(it_cli(&env, "refuse-dlq.out", 30000, "dlq", "-c", cfg, "ls", t.queue,
+                                "--json", (char *)NULL),
+                         0);
+        dlq = it_read_file(&env, "refuse-dlq.out", NULL);
+        assert_non_null(dlq);
+        dlq_ok = count_of(dlq, "registration_not_13") >= 1;
+        if (!(rows_ok && dlq_ok))
+            usleep(200000); /* the sink and the broker at work: bounded by the deadline */
+    }
+    /* Still running: a refused row is no reason to stop. */
+    int status = 0;
+    pid_t done = waitpid(pid, &status, WNOHANG);
+    char *err = it_read_file(&env, "refuse.out.err", NULL);
+    if (done != 0)
+        fail_msg("the sink exited (status %d): %s", status, err ? err : "");
+    kill(pid, SIGTERM);
+    assert_int_equal(it_wait(pid, 30000), 0);
+    free(err);
+    err = it_read_file(&env, "refuse.out.err", NULL);
+    assert_non_null(err);
+    if (!rows_ok || !dlq_ok)
+        fail_msg("%llu rows, DLQ %s; sink: %s", (unsigned long long)rows_of(&t).n, dlq, err);
+    /* Every record but 13, once. */
+    struct rows r = rows_of(&t);
+    assert_int_equal(r.n, NREFUSE - 1);
+    assert_int_equal(r.distinct, NREFUSE - 1);
+    assert_int_equal(r.min, 1);
+    assert_int_equal(r.max, NREFUSE);
+    /* Exactly one message dead-lettered, with the database's reason (the constraint's name,
+     * as SQLite and PostgreSQL both say it), and it is record 13; the sink said why. */
+    assert_int_equal(count_of(dlq, "registration_not_13"), 1);
+    assert_non_null(strstr(dlq, "DATABASE_REFUSED"));
+    assert_non_null(strstr(err, "DATABASE_REFUSED"));
+    assert_non_null(strstr(err, "registration_not_13"));
+    free(err);
+    free(dlq);
+    assert_db_verifies(&t, NREFUSE - 1);
+    target_close(&t);
+}
+
+static void sqlite_a_row_the_database_refuses_is_dead_lettered_and_the_sink_goes_on(void **state)
+{
+    (void)state;
+    refuse_story(B_SQLITE);
+}
+
+static void postgresql_a_row_the_database_refuses_is_dead_lettered_and_the_sink_goes_on(
+    void **state)
+{
+    (void)state;
+    refuse_story(B_PG);
+}
+
 int main(void)
 {
     if (getenv("LT_TEST_PG_URL") == NULL)
@@ -437,6 +575,9 @@ int main(void)
         cmocka_unit_test(sqlite_gets_exactly_the_rows_once_even_across_a_kill),
         cmocka_unit_test(postgresql_gets_exactly_the_rows_once_even_across_a_kill),
         cmocka_unit_test(an_envelope_revoked_after_publishing_is_refused_and_dead_lettered),
+        cmocka_unit_test(sqlite_a_row_the_database_refuses_is_dead_lettered_and_the_sink_goes_on),
+        cmocka_unit_test(
+            postgresql_a_row_the_database_refuses_is_dead_lettered_and_the_sink_goes_on),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

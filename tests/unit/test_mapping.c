@@ -600,6 +600,113 @@ static void sample_edxml_package_and_status_replies(void **state)
     lt_mapping_destroy(&m);
 }
 
+/* A package written as real senders do (edXML: prefix declared on edXMLEnvelope only,
+ * AttachmentEncoded under it out of scope, an XML-DSig Signature): every field the mapping
+ * names is mapped, both attachments included. */
+static void sample_prefixed_edxml_package_maps_every_field_and_attachment(void **state)
+{
+    (void)state;
+    struct got g = {0};
+    lt_mapping_stats st;
+    run_sample("edxml_package.yaml", "edxml/5123-VPCP-KGVX.edxml",
+               "VN:GOV:000.00.00.G22:vanphong", &g, &st);
+    if (g.nrej != 0)
+        fail_msg("rejected: %s", g.rej_reason[0]);
+    assert_int_equal(g.nrec, 1);
+    static const char *const want[][2] = {
+        {"from.organId", "000.00.00.G22"},
+        {"from.organName", "Văn phòng Chính phủ"},
+        {"from.organizationInCharge", "Chính phủ"},
+        {"from.organAddress", "Số 1 Hoàng Hoa Thám, Ba Đình, Hà Nội"},
+        {"from.email", "vanthu@chinhphu.vn"},
+        {"from.telephone", "02408043100"},
+        {"to.0.organId", "000.00.00.H29"},
+        {"to.1.organId", "000.00.00.H41"},
+        {"to.1.organName", "Ủy ban nhân dân tỉnh Nghệ An"},
+        {"codeNumber", "5123"},
+        {"codeNotation", "VPCP-KGVX"},
+        {"promulgationPlace", "Hà Nội"},
+        {"promulgationDate", "2025-07-08"},
+        {"documentType", "3"},
+        {"documentTypeName", "Công văn"},
+        {"subject", "Về việc thống nhất dữ liệu hộ tịch sau sắp xếp đơn vị hành chính cấp xã"},
+        {"signer.competence", "KT. BỘ TRƯỞNG, CHỦ NHIỆM"},
+        {"signer.position", "Phó Chủ nhiệm"},
+        {"signer.fullName", "Nguyễn Văn Hùng"},
+        {"dueDate", "2025-08-15"},
+        {"toPlaces.1", "UBND tỉnh Nghệ An"},
+        {"priority", "1"},
+        {"steeringType", "1"},
+        {"documentId", "000.00.00.G22,2025/07/08,5123/VPCP-KGVX"},
+        {"businessDocType", "BUSINESS_DOC_TYPE_NEW"},
+        {"businessDocReason", "Văn bản mới"},
+        {"pageAmount", "2"},
+        {"promulgationAmount", "65"},
+        {"sentUnixMs", "1751940760000"},
+        {"attachments.0.contentId", "cid:0b5e2c7a-5123-4f1e-9c2d-vpcpkgvx0001"},
+        {"attachments.0.name", "5123-VPCP-KGVX.pdf"},
+        {"attachments.0.contentType", "application/pdf"},
+        {"attachments.1.contentId", "cid:0b5e2c7a-5123-4f1e-9c2d-vpcpkgvx0002"},
+        {"attachments.1.name", "Phu-luc-ma-don-vi.docx"},
+        {"attachments.1.contentType",
+         "application/vnd.openxmlformats-officedocument.wordprocessingml.document"},
+        /* base64 wrapped over lines in the package, whole in the record */
+        {"attachments.1.data", "UEsDBBQAAAAIAHdvcmQvZG9jdW1lbnQueG1sPHc6ZG9jdW1lbnQ+PHc6Ym9keT48"
+                               "dzpwPjx3OnI+PHc6dD5QaOG7pSBs4bulYzwvdzp0PjwvdzpyPjwvdzpwPjwvdzpi"
+                               "b2R5Pjwvdzpkb2N1bWVudD5QSwUGAAAAAAAAAAAAAAAAAAAAAAAA"},
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        char *v = json_at(g.json[0], want[i][0]);
+        if (v == NULL || strcmp(v, want[i][1]) != 0)
+            fail_msg("%s: got '%s', want '%s'", want[i][0], v ? v : "(absent)", want[i][1]);
+        free(v);
+    }
+    char *v = json_at(g.json[0], "attachments.0.data");
+    assert_non_null(v);
+    assert_true(strncmp(v, "JVBERi0xLjQK", 12) == 0); /* "%PDF-1.4\n" */
+    free(v);
+    assert_null(json_at(g.json[0], "attachments.2"));
+    got_free(&g);
+}
+
+/* The same package with its attachments under a prefix declared nowhere: every attachment
+ * field the mapping names is a reject naming the path and the element, never a record
+ * published without its attachments. */
+static void an_attachment_under_an_unknown_prefix_is_a_reject_naming_both(void **state)
+{
+    (void)state;
+    char path[1024];
+    snprintf(path, sizeof path, "%s/adapters/samples/edxml/5123-VPCP-KGVX.edxml", LT_TEST_SRCDIR);
+    FILE *fp = fopen(path, "rb");
+    assert_non_null(fp);
+    static char x[16384];
+    size_t n = fread(x, 1, sizeof x - 1, fp);
+    fclose(fp);
+    x[n] = '\0';
+    /* edXML:Attachment -> att:Attachment (same length: edit in place) */
+    for (char *p = x; (p = strstr(p, "edXML:Attachment>")) != NULL; p++)
+        memcpy(p, "att:A", 5), memmove(p + 5, p + 7, strlen(p + 7) + 1);
+    lt_mapping *m = sample_map("edxml_package.yaml");
+    struct got g = {0};
+    lt_mapping_stats st;
+    lt_mapping_sink sink = {on_rec, on_rej, &g, true};
+    lt_why why;
+    lt_err e = lt_mapping_run(m, "VN:GOV:000.00.00.G22:vanphong", "att.edxml",
+                              (const uint8_t *)x, strlen(x), &sink, &st, &why);
+    assert_int_not_equal(e, LT_OK);
+    assert_int_equal(g.nrec, 0);
+    assert_true(g.nrej >= 4);
+    bool data = false;
+    for (size_t i = 0; i < g.nrej; i++) {
+        assert_non_null(strstr(g.rej_reason[i], "<att:Attachment>"));
+        data |= strstr(g.rej_reason[i], "//AttachmentEncoded/Attachment/ContentTransferEncoded") !=
+                NULL;
+    }
+    assert_true(data);
+    got_free(&g);
+    lt_mapping_destroy(&m);
+}
+
 int main(void)
 {
     snprintf(table_path, sizeof table_path,
@@ -622,6 +729,8 @@ int main(void)
         cmocka_unit_test(sample_residence_reads_tcvn3_fixed_width),
         cmocka_unit_test(sample_businesses_read_vni_and_vietnamese_numbers),
         cmocka_unit_test(sample_edxml_package_and_status_replies),
+        cmocka_unit_test(sample_prefixed_edxml_package_maps_every_field_and_attachment),
+        cmocka_unit_test(an_attachment_under_an_unknown_prefix_is_a_reject_naming_both),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -327,6 +327,107 @@ static void edxml_namespace_variants_and_malformed_input(void **state)
     free(g);
 }
 
+/* Real senders' shape (adapters/samples/gen_samples.c: edxml_prefixed): the edXML: prefix
+ * declared on edXMLEnvelope, used out of its scope on AttachmentEncoded. */
+static void edxml_prefixed_package_reads_every_field_and_attachment(void **state)
+{
+    (void)state;
+    size_t n;
+    char *x = slurp("adapters/samples/edxml/5123-VPCP-KGVX.edxml", &n);
+    lt_reader_opts o = {.format = LT_FORMAT_EDXML};
+    struct got *g = fresh();
+    g->extra = (lt_field_ref){.by = LT_FIELD_XPATH,
+                              .name = "//AttachmentEncoded/Attachment/ContentId"};
+    assert_int_equal(run(&o, x, n, g), LT_OK);
+    assert_int_equal(g->nrec, 1);
+    assert_int_equal(g->nrej, 0);
+    const char *r = g->rec[0];
+    assert_non_null(strstr(r, "|kind=edoc|"));
+    assert_non_null(strstr(r, "|from.organ_id=000.00.00.G22|from.organ_name=Văn phòng Chính phủ|"));
+    assert_non_null(strstr(r, "|to.organ_id=000.00.00.H29; 000.00.00.H41|"));
+    assert_non_null(strstr(r, "|code.number=5123|code.notation=VPCP-KGVX|"));
+    assert_non_null(strstr(r, "|signer.full_name=Nguyễn Văn Hùng|"));
+    assert_non_null(strstr(r, "|document_id=000.00.00.G22,2025/07/08,5123/VPCP-KGVX|"));
+    assert_non_null(strstr(r, "|business.doc_type=0|"));
+    assert_non_null(strstr(r, "|attachments=5123-VPCP-KGVX.pdf; Phu-luc-ma-don-vi.docx"));
+    assert_int_equal(g->extra_err[0], LT_OK);
+    assert_string_equal(g->extra_val[0], "cid:0b5e2c7a-5123-4f1e-9c2d-vpcpkgvx0001; "
+                                         "cid:0b5e2c7a-5123-4f1e-9c2d-vpcpkgvx0002");
+    free(g);
+
+    /* XML-DSig keeps its namespace: reached with ds:, and a plain //Signature says where
+     * it is instead of finding nothing. */
+    g = fresh();
+    g->extra = (lt_field_ref){.by = LT_FIELD_XPATH, .name = "//ds:Signature/ds:SignatureValue"};
+    assert_int_equal(run(&o, x, n, g), LT_OK);
+    assert_int_equal(g->extra_err[0], LT_OK);
+    assert_string_equal(g->extra_val[0], "c2FtcGxlIHNpZ25hdHVyZSwgbm90IHNpZ25lZA==");
+    free(g);
+    g = fresh();
+    g->extra = (lt_field_ref){.by = LT_FIELD_XPATH, .name = "//Signature/SignatureValue"};
+    assert_int_equal(run(&o, x, n, g), LT_OK);
+    assert_int_equal(g->extra_err[0], LT_EFORMAT);
+    assert_non_null(strstr(g->extra_val[0], "//Signature/SignatureValue"));
+    assert_non_null(strstr(g->extra_val[0], "http://www.w3.org/2000/09/xmldsig#"));
+    free(g);
+    free(x);
+}
+
+/* An element that is there, but under a prefix declared nowhere or in a namespace that is
+ * not edXML's: a look-up that misses it is an error naming the path and the element, by
+ * XPath and by standard field name; one that finds nothing anywhere stays "not found". */
+static void edxml_lookup_missing_an_element_of_another_namespace_names_both(void **state)
+{
+    (void)state;
+    static const char head[] =
+        "<edXML xmlns=\"http://www.mic.gov.vn/TBT/QCVN_102_2016\"><edXMLEnvelope><edXMLHeader>"
+        "<MessageHeader><From><OrganId>000.00.00.H41</OrganId></From><Subject>Thử</Subject>"
+        "</MessageHeader></edXMLHeader></edXMLEnvelope>";
+    static const char *const att[] = {
+        "<att:AttachmentEncoded><att:Attachment><att:AttachmentName>a.pdf</att:AttachmentName>"
+        "</att:Attachment></att:AttachmentEncoded></edXML>",
+        "<AttachmentEncoded xmlns=\"urn:vendor:attach\"><Attachment><AttachmentName>a.pdf"
+        "</AttachmentName></Attachment></AttachmentEncoded></edXML>",
+    };
+    static const char *const named[] = {"<att:AttachmentName>", "urn:vendor:attach"};
+    lt_reader_opts o = {.format = LT_FORMAT_EDXML};
+    char doc[1024];
+    for (size_t i = 0; i < 2; i++) {
+        snprintf(doc, sizeof doc, "%s%s", head, att[i]);
+        struct got *g = fresh();
+        g->extra = (lt_field_ref){.by = LT_FIELD_XPATH,
+                                  .name = "//AttachmentEncoded/Attachment/AttachmentName"};
+        assert_int_equal(run(&o, doc, strlen(doc), g), LT_OK);
+        assert_int_equal(g->nrec, 1);
+        assert_null(strstr(g->rec[0], "attachments="));
+        assert_int_equal(g->extra_err[0], LT_EFORMAT);
+        if (strstr(g->extra_val[0], "//AttachmentEncoded/Attachment/AttachmentName") == NULL ||
+            strstr(g->extra_val[0], named[i]) == NULL)
+            fail_msg("%zu: %s", i, g->extra_val[0]);
+        free(g);
+
+        g = fresh();
+        g->extra = (lt_field_ref){.by = LT_FIELD_NAME, .name = "attachments"};
+        assert_int_equal(run(&o, doc, strlen(doc), g), LT_OK);
+        assert_int_equal(g->extra_err[0], LT_EFORMAT);
+        assert_non_null(strstr(g->extra_val[0], named[i]));
+        free(g);
+
+        g = fresh();
+        g->extra = (lt_field_ref){.by = LT_FIELD_XPATH, .name = "//MessageHeader/DueDate"};
+        assert_int_equal(run(&o, doc, strlen(doc), g), LT_OK);
+        assert_int_equal(g->extra_err[0], LT_ENOTFOUND);
+        free(g);
+    }
+    /* The whole header under another namespace: the file is refused saying where it is. */
+    const char *other = "<edXML xmlns=\"urn:not-edxml\"><MessageHeader><From><OrganId>x</OrganId>"
+                        "</From></MessageHeader></edXML>";
+    struct got *g = fresh();
+    assert_int_equal(run(&o, other, strlen(other), g), LT_EFORMAT);
+    assert_non_null(strstr(g->rej[0], "urn:not-edxml"));
+    free(g);
+}
+
 /* ---- JSON lines ---- */
 
 static void jsonl_reads_objects_and_reports_bad_lines(void **state)
@@ -410,6 +511,8 @@ int main(void)
         cmocka_unit_test(edxml_package_header_fields_are_extracted),
         cmocka_unit_test(edxml_status_reply_fields_are_extracted),
         cmocka_unit_test(edxml_namespace_variants_and_malformed_input),
+        cmocka_unit_test(edxml_prefixed_package_reads_every_field_and_attachment),
+        cmocka_unit_test(edxml_lookup_missing_an_element_of_another_namespace_names_both),
         cmocka_unit_test(jsonl_reads_objects_and_reports_bad_lines),
         cmocka_unit_test(samples_read_without_rejects),
     };

@@ -760,6 +760,78 @@ static void a_batch_tells_each_row_new_or_present_and_refuses_bad_rows_alone(voi
     free(pop);
 }
 
+/* A row the database itself refuses - here a unique index an operator put on created_ms,
+ * which one record of a batch repeats - in the middle of a batch (PostgreSQL: inside a
+ * multi-row INSERT): every other row of the batch commits, the refused one is reported
+ * alone (LT_EDB_REFUSED, the database's reason). A failure of the database itself (its
+ * table dropped under the sink) is no row's fault: LT_EDB for the batch. */
+#define NR 20
+
+static void a_row_the_database_refuses_is_reported_alone_and_the_rest_commits(void **state)
+{
+    struct fx *f = fx_of(state);
+    lt_why why;
+    enum { BAD = 7, POP = NR, N };
+    uint8_t *bufs[N] = {0}, *stored = NULL;
+    size_t lens[N] = {0}, slen = 0;
+    lt_env *envs[N] = {0};
+    lt_sink_item items[N];
+    char *birth = read_sample("BirthRegistration"), *pop = read_sample("PopulationRecord");
+    const ProtobufCMessageDescriptor *d =
+        lt_records_find("lienthong.v1.records.BirthRegistration");
+    assert_non_null(d);
+    assert_int_equal(lt_sink_ensure_table(f->s, d, &why), LT_OK);
+    free(q1(f, "CREATE UNIQUE INDEX birth_created_once ON birth_registration (created_ms)"));
+    stored = seal_json(f->a, "lienthong.v1.records.BirthRegistration", birth, f->now - 5, &slen);
+    assert_true(put_commit(f, stored, slen, 100));
+    for (size_t i = 0; i < NR; i++)
+        bufs[i] = seal_json(f->a, "lienthong.v1.records.BirthRegistration", birth,
+                            i == BAD ? f->now - 5 : f->now - 100 - (int64_t)i, &lens[i]);
+    bufs[POP] = seal_json(f->a, "lienthong.v1.records.PopulationRecord", pop, 0, &lens[POP]);
+
+    batch_commit(f, items, bufs, lens, envs, N);
+    for (size_t i = 0; i < N; i++) {
+        if (i == BAD)
+            continue;
+        if (items[i].err != LT_OK)
+            fail_msg("item %zu: %s: %s", i, lt_err_name(items[i].err), items[i].why.msg);
+        assert_true(items[i].inserted);
+    }
+    assert_int_equal(items[BAD].err, LT_EDB_REFUSED);
+    assert_false(items[BAD].inserted);
+    if (strstr(items[BAD].why.msg, "created_ms") == NULL)
+        fail_msg("reason: %s", items[BAD].why.msg);
+    assert_int_equal(count_rows(f, "birth_registration"), 1 + NR - 1);
+    assert_int_equal(count_rows(f, "population_record"), 1);
+
+    /* lt_sink_put says the same, and the transaction is still usable. */
+    assert_int_equal(lt_sink_begin(f->s, &why), LT_OK);
+    lt_sink_meta m = {.queue = "q.test", .broker_seq = 200};
+    assert_int_equal(lt_sink_put(f->s, envs[BAD], bufs[BAD], lens[BAD], &m, NULL, &why),
+                     LT_EDB_REFUSED);
+    assert_non_null(strstr(why.msg, "created_ms"));
+    bool ins = true;
+    assert_int_equal(lt_sink_put(f->s, envs[0], bufs[0], lens[0], &m, &ins, &why), LT_OK);
+    assert_false(ins);
+    if (lt_sink_commit(f->s, &why) != LT_OK)
+        fail_msg("commit: %s", why.msg);
+
+    /* The table dropped under the sink: the database's failure, the whole batch's. */
+    free(q1(f, f->b == B_PG ? "DROP TABLE birth_registration CASCADE"
+                            : "DROP TABLE birth_registration"));
+    assert_int_equal(lt_sink_begin(f->s, &why), LT_OK);
+    assert_int_equal(lt_sink_put_batch(f->s, items, N, &why), LT_EDB);
+    lt_sink_rollback(f->s);
+
+    for (size_t i = 0; i < N; i++) {
+        lt_env_destroy(&envs[i]);
+        free(bufs[i]);
+    }
+    free(stored);
+    free(birth);
+    free(pop);
+}
+
 int main(void)
 {
     static enum backend sqlite_b = B_SQLITE, pg_b = B_PG;
@@ -777,6 +849,7 @@ int main(void)
         BOTH(verify_reports_tampered_forged_and_revoked_rows),
         BOTH(the_current_view_holds_the_latest_record_per_natural_key),
         BOTH(a_batch_tells_each_row_new_or_present_and_refuses_bad_rows_alone),
+        BOTH(a_row_the_database_refuses_is_reported_alone_and_the_rest_commits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
