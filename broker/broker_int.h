@@ -263,7 +263,7 @@ struct lt_broker {
     Lienthong__V1__Frame *frame_scratch;
     lt_peer **peers; /* hash by routing id */
     size_t npeer_buckets, npeers;
-    uint64_t n_malformed, n_dropped_sends, n_too_large, n_busy;
+    uint64_t n_malformed, n_dropped_sends, n_too_large;
     void *zmon;            /* PAIR receiving the ROUTER's connection events */
     int zmon_fd;
     uv_poll_t zmonpoll;

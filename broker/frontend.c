@@ -291,24 +291,6 @@ static void send_failed(lt_broker *b, int err, const uint8_t *peer, size_t peer_
 /* ---- the fast path for PUBLISH: find tag and envelope without unpacking (no copy, no
  * allocation). Anything unusual falls back to protobuf_c unpack. ---- */
 
-static bool varint(const uint8_t *p, size_t n, size_t *pos, uint64_t *out)
-{
-    uint64_t v = 0;
-    for (unsigned shift = 0; shift < 64; shift += 7) {
-        if (*pos >= n)
-            return false;
-        uint8_t c = p[(*pos)++];
-        if (shift == 63 && c > 1)
-            return false; /* more than 64 bits */
-        v |= (uint64_t)(c & 0x7f) << shift;
-        if (!(c & 0x80)) {
-            *out = v;
-            return true;
-        }
-    }
-    return false;
-}
-
 /* Frame = { 1: Publish { 1: tag (varint), 2: envelope (bytes) } }, each field once, nothing
  * else. */
 bool lt_fe_parse_publish(const uint8_t *p, size_t n, uint64_t *tag, const uint8_t **env,
@@ -316,20 +298,20 @@ bool lt_fe_parse_publish(const uint8_t *p, size_t n, uint64_t *tag, const uint8_
 {
     size_t pos = 0;
     uint64_t key, len;
-    if (!varint(p, n, &pos, &key) || key != ((1u << 3) | 2) || !varint(p, n, &pos, &len) ||
-        len != n - pos)
+    if (!lt_env_wire_varint(p, n, &pos, &key) || key != ((1u << 3) | 2) ||
+        !lt_env_wire_varint(p, n, &pos, &len) || len != n - pos)
         return false;
     bool have_tag = false, have_env = false;
     *tag = 0;
     while (pos < n) {
-        if (!varint(p, n, &pos, &key))
+        if (!lt_env_wire_varint(p, n, &pos, &key))
             return false;
         if (key == ((1u << 3) | 0) && !have_tag) {
-            if (!varint(p, n, &pos, tag))
+            if (!lt_env_wire_varint(p, n, &pos, tag))
                 return false;
             have_tag = true;
         } else if (key == ((2u << 3) | 2) && !have_env) {
-            if (!varint(p, n, &pos, &len) || len > n - pos)
+            if (!lt_env_wire_varint(p, n, &pos, &len) || len > n - pos)
                 return false;
             *env = p + pos;
             *env_len = (size_t)len;
@@ -347,12 +329,14 @@ uint64_t lt_fe_peek_tag(const uint8_t *p, size_t n)
 {
     size_t pos = 0;
     uint64_t key, len, tag = 0;
-    if (!varint(p, n, &pos, &key) || (key != ((1u << 3) | 2) && key != ((15u << 3) | 2)))
+    if (!lt_env_wire_varint(p, n, &pos, &key) ||
+        (key != ((1u << 3) | 2) && key != ((15u << 3) | 2)))
         return 0;
-    if (!varint(p, n, &pos, &len))
+    if (!lt_env_wire_varint(p, n, &pos, &len))
         return 0;
     size_t end = len < n - pos ? pos + (size_t)len : n;
-    if (varint(p, end, &pos, &key) && key == ((1u << 3) | 0) && varint(p, end, &pos, &tag))
+    if (lt_env_wire_varint(p, end, &pos, &key) && key == ((1u << 3) | 0) &&
+        lt_env_wire_varint(p, end, &pos, &tag))
         return tag;
     return 0;
 }
@@ -458,7 +442,6 @@ static void on_publish(lt_broker *b, const zmq_msg_t *id, const zmq_msg_t *body,
     bool unauth;
     char why[LT_WHY_MAX];
     if (!charge(b, p, len, &unauth, why, sizeof why)) {
-        b->n_busy++;
         reject(b, id, tag, LT_EBUSY, "%s", why);
         return;
     }

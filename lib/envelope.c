@@ -522,6 +522,8 @@ bool lt_env_wire_varint(const uint8_t *p, size_t n, size_t *at, uint64_t *v)
     uint64_t x = 0;
     for (unsigned shift = 0; shift < 64 && *at < n; shift += 7) {
         uint8_t c = p[(*at)++];
+        if (shift == 63 && c > 1)
+            return false; /* more than 64 bits */
         x |= (uint64_t)(c & 0x7f) << shift;
         if (!(c & 0x80)) {
             *v = x;

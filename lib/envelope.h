@@ -122,8 +122,8 @@ lt_err lt_env_check_record_type(const lt_env *env, lt_why *why);
 lt_err lt_env_check_record(const lt_env *env, lt_why *why);
 
 /* Protobuf wire format, for walkers of raw message bytes: read the varint at p[*at..n) into
- * *v and advance *at past it. false (*at moved, *v untouched) when it is truncated or runs
- * past 64 bits' worth of 7-bit groups. */
+ * *v and advance *at past it. false (*at moved, *v untouched) when it is truncated or holds
+ * more than 64 bits. */
 bool lt_env_wire_varint(const uint8_t *p, size_t n, size_t *at, uint64_t *v);
 
 /* What to seal. Borrowed for the call. */
