@@ -22,7 +22,7 @@ static const char *const top_keys[] = {"broker", "trust", "admins", "acl", "queu
 static const char *const broker_keys[] = {"name",           "listen",         "data_dir",
                                           "map_size_mb",    "verify_threads", "max_frame_bytes",
                                           "dedup_window_s", "commit_max_batch", "admin",
-                                          "max_schedule_days", NULL};
+                                          "max_schedule_days", "send_hwm", NULL};
 static const char *const admin_keys[] = {"listen", "token_file", NULL};
 static const char *const trust_keys[] = {"ca", "crl", "clock_skew_s", NULL};
 static const char *const acl_keys[] = {"agency", "name", "publish", NULL};
@@ -229,7 +229,8 @@ static lt_err read_broker(const lt_ynode *root, lt_broker_cfg *c, lt_why *why)
         (err = u32_opt(b, "commit_max_batch", LT_BCFG_DEFAULT_COMMIT_MAX_BATCH, 1, 1000000,
                        &c->commit_max_batch, why)) ||
         (err = u32_opt(b, "max_schedule_days", LT_BCFG_DEFAULT_MAX_SCHEDULE_DAYS, 1, 3660,
-                       &c->max_schedule_days, why)))
+                       &c->max_schedule_days, why)) ||
+        (err = u32_opt(b, "send_hwm", LT_BCFG_DEFAULT_SEND_HWM, 4096, 10000000, &c->send_hwm, why)))
         return err;
     if (!endpoint_ok(c->listen))
         return lt_ycfg_fail(lt_ycfg_get(b, "listen"), why,

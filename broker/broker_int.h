@@ -228,6 +228,8 @@ struct lt_queue {
     size_t nsubs;
     uv_timer_t timer;
     int64_t timer_at; /* wall ms the timer is armed for; INT64_MAX if idle */
+    int64_t retry_at; /* a send hit EAGAIN: pump again then (INT64_MAX: none) */
+    uint32_t retry_ms; /* its back-off */
     uint64_t redeliveries, dlq_moves;
 };
 

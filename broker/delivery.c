@@ -526,6 +526,18 @@ int64_t lt_dq_next_deadline(const lt_dq *dq)
     return t;
 }
 
+int64_t lt_dq_wake_at(lt_dq *dq, int64_t now, bool has_credit)
+{
+    /* Due delayed entries become ready here: they wait for credit, not for time, and a
+     * deadline left in the past would fire the timer at once, forever. But one that became
+     * ready after the pump's last pick (its `now` is older than ours) has nothing else to
+     * send it while the consumer stays silent: wake at once for it. */
+    size_t promoted = lt_dq_promote(dq, now);
+    if (promoted > 0 && has_credit && room(dq) > 0)
+        return now;
+    return lt_dq_next_deadline(dq);
+}
+
 int lt_dq_state_of(const lt_dq *dq, uint64_t seq, uint32_t *count)
 {
     const lt_dq_ent *e = hget(dq, seq);
@@ -657,16 +669,18 @@ void lt_dlv_on_due(lt_broker *b, uint32_t qid, uint64_t seq)
 /* ---- timers ---- */
 
 static void on_timer(uv_timer_t *t);
+static uint64_t total_credit(const lt_queue *q);
 
-/* Arm q's timer for its next deadline. Due delayed redeliveries are promoted first: they
- * wait for credit, not for time, and a deadline left in the past would re-fire the timer
- * at once, forever, starving the socket (a consumer gone with redeliveries pending did
- * exactly that). The 1 ms floor keeps even an unpromotable entry from spinning the loop. */
+/* Arm q's timer for its next deadline (lt_dq_wake_at), or for the retry of a send that
+ * ZeroMQ refused (EAGAIN: the consumer's pipe is full; nothing else would wake the queue
+ * while that consumer reads without acking). The 1 ms floor keeps even an entry that
+ * cannot be sent from spinning the loop. */
 static void rearm(lt_broker *b, lt_queue *q)
 {
     int64_t now = lt_env_now_ms();
-    lt_dq_promote(&q->dq, now);
-    int64_t t = lt_dq_next_deadline(&q->dq);
+    int64_t t = lt_dq_wake_at(&q->dq, now, total_credit(q) > 0);
+    if (q->retry_at < t)
+        t = q->retry_at;
     if (t == INT64_MAX) {
         if (q->timer_at != INT64_MAX)
             uv_timer_stop(&q->timer);
@@ -681,6 +695,19 @@ static void rearm(lt_broker *b, lt_queue *q)
     q->timer_at = t;
     uv_timer_start(&q->timer, on_timer, (uint64_t)delay, 0);
     (void)b;
+}
+
+/* A send to a consumer of q failed with EAGAIN at now: retry soon, backing off to 200 ms
+ * while it stays full. */
+static void send_stalled(lt_queue *q, int64_t now)
+{
+    if (q->retry_ms == 0)
+        lt_log(LT_LOG_INFO,
+               "queue %s: a consumer's ZeroMQ queue is full (send_hwm); delivery retries "
+               "until it reads",
+               q->cfg->name);
+    q->retry_ms = q->retry_ms ? (q->retry_ms * 2 > 200 ? 200 : q->retry_ms * 2) : 5;
+    q->retry_at = now + q->retry_ms;
 }
 
 /* ---- sending ---- */
@@ -734,9 +761,8 @@ static void after_send_error(lt_broker *b, lt_peer *p, int err)
 {
     if (err == EHOSTUNREACH)
         lt_fe_peer_drop(b, p, "connection gone");
-    else
-        lt_log(LT_LOG_WARN, "delivery to %s stalled: %s", p->agency,
-                      err == EAGAIN ? "its queue in ZeroMQ is full" : strerror(err));
+    else if (err != EAGAIN) /* EAGAIN: send_stalled retries, and says so once */
+        lt_log(LT_LOG_WARN, "delivery to %s stalled: %s", p->agency, strerror(err));
 }
 
 typedef struct visit_ctx {
@@ -878,10 +904,13 @@ static void pump(lt_broker *b, lt_queue *q)
                 lt_dq_forget(&q->dq, seq);
                 lt_dq_add_ready(&q->dq, seq, count);
                 after_send_error(b, v.err_peer, v.err);
+                if (v.err == EAGAIN)
+                    send_stalled(q, now);
                 if (v.err != EHOSTUNREACH)
                     break;
                 continue;
             }
+            q->retry_ms = 0;
             lt_dq_sent(&q->dq, seq, now);
             s->credit--;
             q->redeliveries++;
@@ -906,6 +935,10 @@ static void pump(lt_broker *b, lt_queue *q)
         }
         if (v.err)
             after_send_error(b, v.err_peer, v.err);
+        if (v.err == EAGAIN)
+            send_stalled(q, now);
+        else if (v.sent > 0)
+            q->retry_ms = 0;
         if (!v.stopped && v.visited < max)
             q->more = false; /* caught up with the store */
         if (v.visited == 0 || (v.err && v.err != EHOSTUNREACH))
@@ -978,6 +1011,7 @@ static void on_timer(uv_timer_t *t)
     lt_queue *q = t->data;
     lt_broker *b = q->timer.loop->data;
     q->timer_at = INT64_MAX;
+    q->retry_at = INT64_MAX;
     expire_ctx x = {.b = b, .q = q, .ops = {.b = b}};
     lt_dq_expire(&q->dq, lt_env_now_ms(), on_expired, &x);
     ops_flush(&x.ops);
@@ -1558,6 +1592,7 @@ lt_err lt_dlv_open(lt_broker *b, lt_why *why)
         lt_dq_init(&q->dq, &dc, 0);
         q->more = true;
         q->timer_at = INT64_MAX;
+        q->retry_at = INT64_MAX;
         q->mslot = lt_metrics_queue(b->metrics, qc->name);
         if (q->mslot < 0)
             q->mslot = LT_METRICS_QUEUE_OTHER;

@@ -153,6 +153,12 @@ int64_t lt_dq_next_deadline(const lt_dq *dq);
  * lt_dq_next_deadline is never a due delayed entry's time, whether or not anyone has credit. */
 size_t lt_dq_promote(lt_dq *dq, int64_t now); /* returns how many became ready */
 
+/* When the queue's one timer must fire next, at now: due delayed entries are made ready
+ * first; if any became ready and a consumer has credit (has_credit) and max_ack_pending
+ * leaves room, now (send them: the caller's last pick may have run with an older now);
+ * else lt_dq_next_deadline. */
+int64_t lt_dq_wake_at(lt_dq *dq, int64_t now, bool has_credit);
+
 /* Delay before the delivery after the count-th one (backoff list, last value repeated). */
 uint32_t lt_dq_backoff(const lt_dq *dq, uint32_t count);
 
