@@ -9,6 +9,7 @@
  * three states:
  *
  *     (store, seq > cursor) --sent_new--> INFLIGHT --ack--> (forgotten; caller acks store)
+ *     (store, seq > cursor) --pick_new--> PICKED --sent--> INFLIGHT
  *                                            |  ^
  *                         nak / ack_wait     |  |  sent (after pick)
  *                         expiry, count <    v  |
@@ -101,6 +102,16 @@ lt_dq_pick_kind lt_dq_pick(lt_dq *dq, int64_t now, uint64_t *seq, uint32_t *coun
 /* A PICKED seq was sent at now: INFLIGHT, count + 1, deadline now + ack_wait.
  * LT_ENOTFOUND if seq is not PICKED. */
 lt_err lt_dq_sent(lt_dq *dq, uint64_t seq, int64_t now);
+
+/* A store entry past the cursor (seq > cursor) with prev_count deliveries recorded is
+ * picked for a delivery: PICKED (counted in flight, no deadline yet) with count prev_count;
+ * the cursor moves to seq. The caller then calls lt_dq_sent (sent: count + 1) or
+ * lt_dq_unpick. LT_EINVAL if seq <= cursor; LT_ENOMEM. */
+lt_err lt_dq_pick_new(lt_dq *dq, uint64_t seq, uint32_t prev_count);
+
+/* A PICKED seq was not sent after all: READY again, count unchanged. LT_ENOTFOUND if seq is
+ * not PICKED; LT_ENOMEM (then the machine forgot it: the store still has it pending). */
+lt_err lt_dq_unpick(lt_dq *dq, uint64_t seq);
 
 /* A store entry past the cursor (seq > cursor) with prev_count deliveries recorded:
  *  - not_before <= now: it was sent at now: INFLIGHT with count prev_count + 1;
