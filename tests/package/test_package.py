@@ -7,6 +7,7 @@ into a clean root with `dpkg -x`, and then uses only what the packages installed
   - the packages' metadata: names, runtime Depends written by dpkg-shlibdeps, the shared
     library's shlibs file and ldconfig trigger;
   - the broker package's systemd unit names the installed binary and holds the hardening;
+    `systemd-analyze verify` accepts it without a warning, `security` rates it <= 2.0;
   - a C program built against liblienthong-dev through liblienthong.pc, linked once with
     the shared library (from liblienthong1) and once statically;
   - the smoke test the unit would run, without systemd: the installed `lienthong dev-init
@@ -22,6 +23,7 @@ Every process started is stopped by its pid; every wait is bounded.
 import argparse
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -144,6 +146,26 @@ class Packages(unittest.TestCase):
                      "ExecReload=/bin/kill -HUP $MAINPID", "RestartPreventExitStatus=2"):
             self.assertIn("\n" + line + "\n", unit)
         self.assertNotRegex(unit, r"@[A-Z_]+@")  # every @VAR@ substituted
+
+
+    def test_systemd_accepts_the_unit_and_rates_its_exposure_low(self):
+        # systemd-analyze reads the unit as systemd would: with the binary's path inside the
+        # root (verify checks that ExecStart is executable), every line must be understood
+        # (an unknown key is only a warning, so stderr must be empty too).
+        with open(rooted(os.path.join(PREFIX, "lib/systemd/system/lienthongd.service"))) as f:
+            unit = f.read()
+        sbin = os.path.join(PREFIX, "sbin/lienthongd")
+        d = os.path.join(WORK, "unit")
+        os.makedirs(d, exist_ok=True)
+        path = os.path.join(d, "lienthongd.service")
+        with open(path, "w") as f:
+            f.write(unit.replace(sbin, rooted(sbin)))
+        r = run(["systemd-analyze", "verify", "--man=no", path])
+        self.assertEqual((r.returncode, r.stderr), (0, ""), r.stdout)
+        r = run(["systemd-analyze", "security", "--offline=true", path])
+        m = re.search(r"Overall exposure level for lienthongd.service: ([0-9.]+)", r.stdout)
+        self.assertIsNotNone(m, r.stdout + r.stderr)
+        self.assertLessEqual(float(m.group(1)), 2.0, r.stdout)  # 1.5 when written
 
 
 class DevPackage(unittest.TestCase):
