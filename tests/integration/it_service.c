@@ -2,7 +2,8 @@
  * it_service.c - what running lienthongd as a service needs (ops/systemd/lienthongd.service):
  *
  *   - `lienthongd --check -c FILE` accepts a good config and refuses each kind of bad one
- *     with exit status 2 and a reason naming the file and the key, without opening the store,
+ *     (syntax, values, trust files, the store's directory and the admin token) with exit
+ *     status 2 and a reason naming the file and the key, without opening the store,
  *     creating the admin token or binding a socket (it passes while a broker on the same
  *     config holds the ports);
  *   - the broker sends READY=1 to $NOTIFY_SOCKET (a path or an abstract name) when it logs
@@ -149,7 +150,13 @@ static void check_refuses_each_bad_config_with_its_reason(void **state)
          "not-an-agency"},
         {"  map_size_mb: 64\n", "  map_size_mb: lots\n", "map_size_mb"},
         {"queues:\n", "queues: [\n", "broker.yaml"},
+        /* the places the broker writes (as root, only missing directories can be shown) */
+        {"  data_dir: data\n", "  data_dir: ca/ca.cert.pem\n", "broker.data_dir"},
+        {"  data_dir: data\n", "  data_dir: no/such/dir/data\n", "cannot be created"},
+        {"token_file: service.token", "token_file: no-dir/admin.token", "broker.admin.token_file"},
+        {"token_file: service.token", "token_file: short.token", "token shorter than 16"},
     };
+    assert_true(it_write_file(&env, "short.token", "short\n"));
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char *yaml = edited(bad[i].from, bad[i].to);
         assert_true(it_write_broker_yaml(&env, yaml));
