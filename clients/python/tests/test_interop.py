@@ -365,6 +365,26 @@ class PythonConsumes(unittest.TestCase):
                 self.assertLess(time.monotonic(), deadline, q)
                 c.poll(100)
 
+    def test_replay_streams_acked_history_marked_replay(self):
+        # section 8.1: replay_from_seq streams retained history, acked messages included,
+        # with replay: true, and needs no ack
+        e = lt.seal(W.agencies["quan1"].signer, "79.760.hotich.misc", BIRTH, birth(60))
+        with W.client() as c:
+            a = c.publish([e])[0]
+            self.assertTrue(a.ok)
+            c.authenticate(W.agencies["dancu"].signer)
+            c.subscribe("py.misc", 100)
+            while True:  # drain and ack the live queue, ours last or among them
+                d = c.receive(5)
+                if d is None:
+                    break
+                c.ack("py.misc", [d.seq])
+            c.subscribe("py.misc", 100, replay_from_seq=a.seq)
+            d = c.receive(30)
+            self.assertIsNotNone(d)
+            self.assertTrue(d.replay)
+            self.assertEqual((d.seq, d.envelope), (a.seq, e))
+
     def test_a_nak_redelivers_with_the_next_delivery_count(self):
         e = lt.seal(W.agencies["quan1"].signer, "79.760.hotich.nak", BIRTH, birth(40))
         with W.client() as c:
@@ -497,6 +517,30 @@ class Refusals(unittest.TestCase):
             with self.assertRaises(lt.SessionRefused) as cm:
                 c.receive(10)
             self.assertEqual(cm.exception.code, "UNKNOWN_QUEUE")
+
+    def test_consumer_frames_on_queues_not_held_are_refused_with_their_codes(self):
+        # section 2.1: consumer_ack / consumer_nak answer only for an unknown queue or one
+        # that is not the session's; credit only for a queue not subscribed
+        dancu, q1 = W.agencies["dancu"], W.agencies["quan1"]
+        cases = [
+            (dancu, lambda c: c.ack("no.such.queue", [1]), "UNKNOWN_QUEUE"),
+            (dancu, lambda c: c.nak("no.such.queue", 1), "UNKNOWN_QUEUE"),
+            (q1, lambda c: c.ack("py.misc", [1]), "ACL_DENIED"),
+            (q1, lambda c: c.nak("py.misc", 1), "ACL_DENIED"),
+            (dancu, lambda c: c.add_credit("py.misc", 1), "UNKNOWN_QUEUE"),
+        ]
+        for who, act, code in cases:
+            with W.client() as c:
+                c.authenticate(who.signer)
+                act(c)
+                with self.assertRaises(lt.SessionRefused) as cm:
+                    c.receive(10)
+                self.assertEqual(cm.exception.code, code)
+        with W.client() as c:  # an ack of a seq the broker does not track: no answer at all
+            c.authenticate(dancu.signer)
+            c.ack("py.misc", [10 ** 12])
+            c.ping(7)
+            self.assertFalse(c.session_nacks)
 
 
 def main():
