@@ -346,23 +346,33 @@ def _ms(dt):
     return int(dt.replace(tzinfo=datetime.timezone.utc).timestamp() * 1000)
 
 
-def _verify_issued_by(cert, ca_cert):
-    """True when ca_cert's key signed cert (its TBS bytes)."""
+def _verify_x509_signature(ca_cert, signature, tbs, hash_alg):
+    """True when ca_cert's key signed tbs (a certificate's or a CRL's "to be signed" bytes)
+    with the algorithm the signed object names (section 4.4). Done here rather than with
+    the library's CRL check, which knows no Ed25519 issuer in some versions."""
     pub = ca_cert.public_key()
     try:
         if isinstance(pub, ec.EllipticCurvePublicKey):
-            pub.verify(cert.signature, cert.tbs_certificate_bytes,
-                       ec.ECDSA(cert.signature_hash_algorithm))
+            pub.verify(signature, tbs, ec.ECDSA(hash_alg))
         elif isinstance(pub, ed25519.Ed25519PublicKey):
-            pub.verify(cert.signature, cert.tbs_certificate_bytes)
+            pub.verify(signature, tbs)
         elif isinstance(pub, rsa.RSAPublicKey):
-            pub.verify(cert.signature, cert.tbs_certificate_bytes, padding.PKCS1v15(),
-                       cert.signature_hash_algorithm)
+            pub.verify(signature, tbs, padding.PKCS1v15(), hash_alg)
         else:
             return False
         return True
     except (InvalidSignature, ValueError, TypeError):
         return False
+
+
+def _verify_issued_by(cert, ca_cert):
+    return _verify_x509_signature(ca_cert, cert.signature, cert.tbs_certificate_bytes,
+                                  cert.signature_hash_algorithm)
+
+
+def _crl_signed_by(crl, ca_cert):
+    return crl.issuer == ca_cert.subject and _verify_x509_signature(
+        ca_cert, crl.signature, crl.tbs_certlist_bytes, crl.signature_hash_algorithm)
 
 
 class Trust:
@@ -381,8 +391,7 @@ class Trust:
         for block in re.findall(rb"-----BEGIN X509 CRL-----.*?-----END X509 CRL-----",
                                 crl_pem or b"", re.S):
             crl = x509.load_pem_x509_crl(block)
-            by = [ca for ca in self.cas
-                  if crl.issuer == ca.subject and crl.is_signature_valid(ca.public_key())]
+            by = [ca for ca in self.cas if _crl_signed_by(crl, ca)]
             if not by:
                 raise ValueError("a CRL in the CRL file is not signed by a trusted CA")
             self.crls.append((by[0], crl))

@@ -10,8 +10,10 @@
     verifies against the trust root and acks, until the broker's queue is empty;
   - each tampered or refused envelope from Python gets the NackCode the document names, and
     the Python verifier refuses the same envelope with the same code;
-  - HELLO/AUTH refusals, consumer frames without a session, NAK and redelivery, duplicates,
-    PING/PONG.
+  - HELLO/AUTH refusals, consumer frames without a session, NAK and redelivery, replay,
+    duplicates, PING/PONG;
+  - each key type (ECDSA P-256, Ed25519, RSA-2048) both ways with `lienthong sign` and
+    `lienthong verify`.
 
 usage: test_interop.py --lienthongd PATH --lienthong PATH --source-dir DIR
 (PYTHONPATH: the protoc-generated modules and clients/python; ctest sets it.)
@@ -541,6 +543,93 @@ class Refusals(unittest.TestCase):
             c.ack("py.misc", [10 ** 12])
             c.ping(7)
             self.assertFalse(c.session_nacks)
+
+
+def read_envfile(data):
+    """Envelopes of a `lienthong sign` file: each behind a varint length (section 12)."""
+    out, i = [], 0
+    while i < len(data):
+        n, shift = 0, 0
+        while True:
+            b = data[i]
+            i += 1
+            n |= (b & 0x7F) << shift
+            shift += 7
+            if not b & 0x80:
+                break
+        out.append(data[i:i + n])
+        i += n
+    return out
+
+
+def write_envfile(envs):
+    out = bytearray()
+    for e in envs:
+        n = len(e)
+        while n >= 0x80:
+            out.append(0x80 | (n & 0x7F))
+            n >>= 7
+        out.append(n)
+        out += e
+    return bytes(out)
+
+
+class KeyAlgorithms(unittest.TestCase):
+    """Each key type of section 4.2, both ways, offline: `lienthong sign` -> Python verifies;
+    Python seals (single and batch) -> `lienthong verify` says ok; a tampered one is refused
+    by both with the same code."""
+
+    def one_algorithm(self, alg):
+        d = os.path.join(W.dir, "alg-" + alg)
+        r = W.cli(["dev-init", d, "--alg", alg], timeout=300)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        ag = Agency(os.path.join(d, "agencies", "vanphong.yaml"))
+        rec = '{"statusCode":"E_DOCUMENT_STATUS_CODE_ACCEPTED","description":"Đã tiếp nhận"}'
+        jsonl = os.path.join(d, "records.jsonl")
+        with open(jsonl, "w", encoding="utf-8") as f:
+            f.write((rec + "\n") * 3)
+        topic, rtype = "79.vp.vanban.trangthai", "lienthong.v1.records.EDocumentStatus"
+        for extra, batched in (([], 0), (["--batch", "2"], 3)):
+            out = os.path.join(d, "c.env")
+            r = W.cli(["sign", "-c", ag.path, "-t", topic, "--type", rtype, "-f", jsonl,
+                       "-o", out] + extra)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            with open(out, "rb") as f:
+                envs = read_envfile(f.read())
+            self.assertEqual(len(envs), 3)
+            got = [ag.trust.verify(e)[0].HasField("batch") for e in envs]
+            self.assertEqual(sum(got), batched, alg)
+
+        payload = edoc_pb2.EDocumentStatus(status_code=3, description="Đã tiếp nhận")
+        payload = payload.SerializeToString()
+        envs = [lt.seal(ag.signer, topic, rtype, payload)]
+        envs += lt.seal_batch(ag.signer, [(topic, rtype, payload)] * 3)
+        bad = pb.Envelope()
+        bad.ParseFromString(envs[0])
+        sig = bytearray(bad.signature)
+        sig[len(sig) // 2] ^= 0x40
+        bad.signature = bytes(sig)
+        envs.append(bad.SerializeToString())
+        path = os.path.join(d, "py.env")
+        with open(path, "wb") as f:
+            f.write(write_envfile(envs))
+        r = W.cli(["verify", "-c", ag.path, path])
+        verdicts = [json.loads(x) for x in r.stdout.splitlines() if x.startswith("{")]
+        self.assertEqual([v["verdict"] for v in verdicts], ["ok"] * 4 + ["rejected"],
+                         r.stdout + r.stderr)
+        self.assertEqual(verdicts[4]["code"], "BAD_SIGNATURE")
+        with self.assertRaises(lt.Refused) as cm:
+            ag.trust.verify(envs[4])
+        self.assertEqual(cm.exception.code, "BAD_SIGNATURE")
+
+    def test_ecdsa_p256(self):
+        self.one_algorithm("ecdsa-p256")
+
+    def test_ed25519(self):
+        self.one_algorithm("ed25519")
+
+    def test_rsa2048(self):
+        self.one_algorithm("rsa2048")
 
 
 def main():
