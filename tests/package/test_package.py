@@ -8,10 +8,12 @@ into a clean root with `dpkg -x`, and then uses only what the packages installed
     library's shlibs file and ldconfig trigger;
   - the broker package's systemd unit names the installed binary and holds the hardening;
     `systemd-analyze verify` accepts it without a warning, `security` rates it <= 2.0;
+  - the installed man pages name every subcommand and option the installed binaries list;
   - a C program built against liblienthong-dev through liblienthong.pc, linked once with
     the shared library (from liblienthong1) and once statically;
   - the smoke test the unit would run, without systemd: the installed `lienthong dev-init
-    --state-dir`, the installed `lienthongd --check`, the installed lienthongd started with
+    --state-dir`, the installed `lienthongd --check` (of it and of the example config the
+    package ships), the installed lienthongd started with
     NOTIFY_SOCKET (readiness = its READY=1 datagram, as systemd waits for it), the installed
     `lienthong pub` and `lienthong sub` carrying the demo's birth registrations, each
     delivered with verified:true; SIGTERM stops the broker by its pid with exit 0;
@@ -21,6 +23,7 @@ usage: test_package.py --build-dir DIR --source-dir DIR --cpack CPACK
 Every process started is stopped by its pid; every wait is bounded.
 """
 import argparse
+import gzip
 import json
 import os
 import re
@@ -168,6 +171,29 @@ class Packages(unittest.TestCase):
         self.assertLessEqual(float(m.group(1)), 2.0, r.stdout)  # 1.5 when written
 
 
+    def test_man_pages_name_every_command_and_option(self):
+        # the pages are written by hand: each subcommand `lienthong --help` lists and each
+        # option `lienthongd --help` lists must appear in the installed page
+        def page(rel):  # the roff text without font changes and escapes
+            with gzip.open(rooted(os.path.join(PREFIX, rel)), "rt", encoding="utf-8") as f:
+                text = f.read()
+            self.assertTrue(text.startswith(".\\\""), rel)  # a roff comment first
+            return re.sub(r"\\f[BIRP]|\\&", "", text)
+        text = page("share/man/man1/lienthong.1.gz")
+        usage = run([rooted(os.path.join(PREFIX, "bin/lienthong")), "--help"]).stdout
+        cmds = re.findall(r"^  ([a-z][a-z-]+)  ", usage, re.M)
+        self.assertGreater(len(cmds), 10)
+        for c in cmds:
+            self.assertRegex(text, r"(?m)^%s\b" % re.escape(c), "lienthong(1) lacks " + c)
+        text = page("share/man/man8/lienthongd.8.gz")
+        usage = run([rooted(os.path.join(PREFIX, "sbin/lienthongd")), "--help"]).stdout
+        opts = re.findall(r"--[a-z]+", usage)
+        self.assertGreater(len(opts), 3)
+        for o in opts:
+            self.assertIn(o, text, "lienthongd(8) lacks " + o)
+        self.assertIn("data_dir", page("share/man/man5/broker.yaml.5.gz"))
+
+
 class DevPackage(unittest.TestCase):
     SRC = r"""
 #include <lienthong/envelope.h>
@@ -261,6 +287,17 @@ class Smoke(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("OK (4 queues", r.stdout)
         self.assertFalse(os.path.exists(os.path.join(state, "data")))
+
+        # the example the package ships is a valid config once its paths exist
+        with open(rooted(os.path.join(PREFIX, "share/doc/lienthongd/examples/broker.yaml"))) as f:
+            example = f.read()
+        example = example.replace("/etc/lienthong/", etc + "/").replace(
+            "/var/lib/lienthong", state)
+        ex_path = os.path.join(etc, "example.yaml")
+        with open(ex_path, "w") as f:
+            f.write(example)
+        r = run([lienthongd, "--check", "-c", ex_path])
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
 
         # start it as systemd would (Type=notify): readiness is the READY=1 datagram
         sock_path = os.path.join(WORK, "notify.sock")
