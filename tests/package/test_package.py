@@ -62,8 +62,17 @@ def cmake_cache(build_dir, key):
 
 
 def setUpModule():
-    global ROOT, PREFIX, WORK
+    global WORK
     WORK = tempfile.mkdtemp(prefix="lt-package-")
+    try:
+        build_and_extract()
+    except BaseException:
+        tearDownModule()  # unittest does not call it when this fails
+        raise
+
+
+def build_and_extract():
+    global ROOT, PREFIX
     out = os.path.join(WORK, "debs")
     r = run([ARGS.cpack, "-G", "DEB", "-B", out,
              "--config", os.path.join(ARGS.build_dir, "CPackConfig.cmake")], timeout=600)

@@ -171,6 +171,8 @@ class World:
             except subprocess.TimeoutExpired:
                 self.broker.kill()
                 self.broker.wait(timeout=30)
+        if not self.dir:
+            return
         if os.environ.get("LT_IT_KEEP"):
             print("kept", self.dir)
         else:
@@ -182,7 +184,14 @@ class World:
 
 def setUpModule():
     global W
-    W = World()
+    W = World.__new__(World)
+    W.dir, W.broker = None, None
+    try:
+        W.__init__()
+    except BaseException:
+        W.stop()  # the directory and any broker started, even when setting up failed
+        W = None
+        raise
 
 
 def tearDownModule():
