@@ -122,6 +122,15 @@ lt_err lt_broker_config_acl(const lt_broker_cfg *cfg, lt_acl **out, lt_why *why)
 lt_err lt_broker_config_reload_acl(const char *path, const lt_broker_cfg *current,
                                    lt_acl **out, lt_why *why);
 
+/* For --check: the two places the broker writes, tested as the calling user without
+ * creating anything: broker.data_dir (an existing directory it may write and search, or a
+ * missing one whose parent it may write) and broker.admin.token_file (a readable file whose
+ * first line holds at least min_token characters, or a missing one whose directory it may
+ * write). Run by systemd's ExecStartPre, the sandbox is the service's own, so a place the
+ * unit makes read-only (ProtectSystem=strict) is refused before the start, not after.
+ * LT_ECONFIG with "file: key: path: reason". */
+lt_err lt_broker_config_check_paths(const lt_broker_cfg *cfg, size_t min_token, lt_why *why);
+
 /* The queue named name in cfg, or NULL. */
 const lt_bcfg_queue *lt_broker_config_queue(const lt_broker_cfg *cfg, const char *name);
 
