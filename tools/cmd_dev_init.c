@@ -51,7 +51,8 @@ struct agency {
 static const struct agency agencies[] = {
     {"vanphong", "VN:GOV:000.00.00.H29:vanphong",
      "Văn phòng Ủy ban nhân dân Thành phố Hồ Chí Minh", "[\"79.vp.>\"]"},
-    {"tuphap", "VN:GOV:H29.20:tuphap", "Sở Tư pháp Thành phố Hồ Chí Minh", "[\"79.stp.>\"]"},
+    {"tuphap", "VN:GOV:H29.20:tuphap", "Sở Tư pháp Thành phố Hồ Chí Minh",
+     "[\"79.stp.>\", \"79.vp.nhiemvu.stp.trangthai\"]"},
     {"quan1", "VN:GOV:000.00.00.H29.760:hotich", "Ủy ban nhân dân Quận 1", "[\"79.760.>\"]"},
     {"quan3", "VN:GOV:000.00.00.H29.770:hotich", "Ủy ban nhân dân Quận 3", "[\"79.770.>\"]"},
     {"dancu", "VN:GOV:000.00.00.G01:csdldancu",
@@ -217,8 +218,24 @@ static lt_err broker_yaml(const char *dir, const char *state, lt_why *why)
          "    max_ack_pending: 1000\n"
          "    max_depth: 1000000\n"
          "    max_bytes: 1073741824\n"
-         "    retention_s: 86400\n",
-         agencies[4].id, agencies[5].id, agencies[0].id, agencies[0].id);
+         "    retention_s: 86400\n"
+         "  - name: nhiemvu.dichvu             # tasks and their status -> lienthong tasks\n"
+         "    owner: %s\n"
+         "    bind: [\"79.vp.nhiemvu.*\", \"79.vp.nhiemvu.*.trangthai\"]\n"
+         "    ack_wait_s: 30\n"
+         "    max_deliver: 5\n"
+         "  - name: nhiemvu.stp                # tasks and reminders for the Department of Justice\n"
+         "    owner: %s\n"
+         "    bind: [\"79.vp.nhiemvu.stp\", \"79.vp.nhiemvu.stp.nhacviec\"]\n"
+         "    ack_wait_s: 30\n"
+         "    max_deliver: 5\n"
+         "  - name: nhiemvu.quahan             # overdue warnings -> the city office\n"
+         "    owner: %s\n"
+         "    bind: [\"79.vp.nhiemvu.*.quahan\"]\n"
+         "    ack_wait_s: 30\n"
+         "    max_deliver: 5\n",
+         agencies[4].id, agencies[5].id, agencies[0].id, agencies[0].id, agencies[0].id,
+         agencies[1].id, agencies[0].id);
 #undef EMIT
     return write_text(path, text, 0644, why);
 }
