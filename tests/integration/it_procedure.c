@@ -4,8 +4,9 @@
  * accepted, out-of-order ones (a step by the wrong agency, a status that cannot follow) are
  * refused PROCEDURE_VIOLATION with a reason, two events of one dossier sent back to back are
  * judged in order, a resend is a duplicate (not a violation), the state survives a restart,
- * and the trace (admin API and `lienthong trace`) is complete with every event verified
- * again - and not verified against another trust root. */
+ * the trace (admin API and `lienthong trace`) is complete with every event verified again -
+ * and not verified against another trust root - and a late dossier is listed by its agency,
+ * in the API and on the dashboard's page (headless chromium). */
 #include "harness.h"
 #include "harness_admin.h"
 #include "harness_client.h"
@@ -19,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -27,6 +29,7 @@
 #define DOSSIER "000.00.00.H29.26737-261204-0001"
 #define LATE_DOSSIER "000.00.00.H29.26737-260302-0042"
 #define TIMEOUT_MS 15000
+#define CHROMIUM "/usr/bin/chromium"
 
 static it_env env;
 static char token[256];
@@ -298,12 +301,41 @@ static void a_late_dossier_is_listed_by_its_agency(void **st)
     json_object_put(o);
 }
 
+/* The dashboard's page of late dossiers, rendered by Debian's headless chromium: the DOM
+ * after the page's script ran lists the late dossier under the desk's name, marked late. */
+static void the_dashboard_lists_the_late_dossier(void **st)
+{
+    (void)st;
+    if (access(CHROMIUM, X_OK) != 0)
+        skip(); /* scripts/install-deps installs it; CI has it */
+    char url[512], profile[IT_PATH_MAX], out[IT_PATH_MAX];
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/#dossiers&token=%s", env.admin_port, token);
+    char arg_profile[IT_PATH_MAX + 32];
+    snprintf(arg_profile, sizeof arg_profile, "--user-data-dir=%s",
+             it_path(&env, "chromium-profile", profile));
+    char *const argv[] = {CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu",
+                          "--no-first-run", arg_profile, "--virtual-time-budget=5000",
+                          "--dump-dom", url, NULL};
+    pid_t pid = it_spawn_prog(argv, it_path(&env, "dossiers.html", out));
+    assert_true(pid > 0);
+    assert_int_equal(it_wait(pid, 60000), 0);
+    char *dom = it_read_file(&env, "dossiers.html", NULL);
+    assert_non_null(dom);
+    const char *table = strstr(dom, "data-testid=\"dossiers\"");
+    if (!table || !strstr(table, LATE_DOSSIER) ||
+        !strstr(table, "Bộ phận Một cửa, UBND Phường Tân Định") || !strstr(table, "trễ · late"))
+        fail_msg("the page does not list %s as late: %.2000s", LATE_DOSSIER,
+                 table ? table : dom);
+    free(dom);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(a_dossier_goes_through_its_procedure_and_out_of_order_steps_are_refused),
         cmocka_unit_test(the_trace_is_complete_and_every_event_verifies),
         cmocka_unit_test(a_late_dossier_is_listed_by_its_agency),
+        cmocka_unit_test(the_dashboard_lists_the_late_dossier),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
