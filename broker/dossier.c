@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* What the broker holds for procedures. Immutable after lt_dossier_open. */
 struct lt_dossiers {
@@ -69,8 +70,10 @@ lt_err lt_dossier_open(lt_broker *b, lt_why *why)
     lt_calendar_years(cal, &first, &last);
     lt_log(LT_LOG_INFO, "procedures: %zu loaded; calendar: %s", lt_procset_count(d->procs),
            b->cfg->calendar ? b->cfg->calendar : "weekends only (no calendar file)");
-    int64_t now = lt_env_now_ms();
-    int year = 1970 + (int)(now / 1000 / 86400 / 365.2425); /* close enough for a warning */
+    time_t now = (time_t)(lt_env_now_ms() / 1000);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    int year = tm.tm_year + 1900;
     if (b->cfg->calendar && (year < first || year > last))
         lt_log(LT_LOG_WARN,
                "calendar %s gives holidays for %d..%d, not for %d: deadlines this year count "
