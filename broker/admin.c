@@ -644,7 +644,7 @@ static void route_dossiers(lt_admin_session *s, const char *rest, size_t rest_le
             respond_error(s, 501, keep, head, NULL, "dossiers not available");
             return;
         }
-        e = p->dossier(p->ctx, code, &o, &why);
+        e = p->dossier(p->ctx, code, query_limit(q, qlen, 1000, 10000), &o, &why);
     }
     if (e == LT_ENOTFOUND || e == LT_EINVAL) {
         respond_error(s, 404, keep, head, NULL, why.msg[0] ? why.msg : "no such dossier");

@@ -246,6 +246,8 @@ typedef struct trace_ctx {
     json_object *cur_step; /* the last element of steps */
     char cur_id[LT_PROC_STEP_ID_MAX + 1];
     int64_t cur_started, cur_deadline, last_ms;
+    size_t n, limit;
+    bool truncated;
 } trace_ctx;
 
 static void close_step(trace_ctx *t, int64_t end)
@@ -259,6 +261,11 @@ static void close_step(trace_ctx *t, int64_t end)
 static int trace_visit(void *arg, const lt_store_dossier_event *e)
 {
     trace_ctx *t = arg;
+    if (t->n >= t->limit) {
+        t->truncated = true;
+        return 1;
+    }
+    t->n++;
     const lt_proc_step *st = lt_proc_step_find(t->p, e->step, NULL);
     if (strcmp(t->cur_id, e->step) != 0 || e->step_started_ms != t->cur_started) {
         close_step(t, e->event_ms);
@@ -292,13 +299,15 @@ static int trace_visit(void *arg, const lt_store_dossier_event *e)
     return 0;
 }
 
-lt_err lt_dossier_admin_get(void *ctx, const char *code, json_object **out, lt_why *why)
+lt_err lt_dossier_admin_get(void *ctx, const char *code, size_t limit, json_object **out,
+                            lt_why *why)
 {
     lt_broker *b = ctx;
     if (!b->dossiers)
         return lt_fail(why, LT_ENOTFOUND, "no procedures are configured on this broker");
     lt_dossier_state st;
-    trace_ctx t = {.cal = lt_procset_calendar(b->dossiers->procs),
+    trace_ctx t = {.limit = limit,
+                   .cal = lt_procset_calendar(b->dossiers->procs),
                    .events = json_object_new_array(),
                    .steps = json_object_new_array()};
     /* the procedure is known only once the state is read: read the state first */
@@ -317,7 +326,7 @@ lt_err lt_dossier_admin_get(void *ctx, const char *code, json_object **out, lt_w
         return e;
     }
     int64_t now = lt_env_now_ms();
-    if (st.closed)
+    if (st.closed && !t.truncated)
         close_step(&t, t.last_ms);
     else if (t.cur_step) /* the step under way: how long so far */
         add_duration(t.cur_step, t.cal, t.cur_started, now, t.cur_deadline);
@@ -340,6 +349,7 @@ lt_err lt_dossier_admin_get(void *ctx, const char *code, json_object **out, lt_w
     json_object_object_add(o, "late",
                            json_object_new_boolean(!st.closed && now > st.step_deadline_ms));
     json_object_object_add(o, "events_count", json_object_new_int64(st.nevents));
+    json_object_object_add(o, "events_truncated", json_object_new_boolean(t.truncated));
     json_object_object_add(o, "calendar",
                            json_object_new_string(lt_calendar_name(t.cal)));
     json_object_object_add(o, "steps", t.steps);

@@ -76,8 +76,10 @@ lt_err lt_dossier_gate(lt_broker *b, lt_slot *s, const lt_store_msgkey *key, int
 void lt_dossier_record(lt_broker *b, lt_slot *s, int64_t now_ms);
 
 /* Admin provider: GET /api/v1/dossiers/<code>: the dossier's state, its steps (how long each
- * took against its allowance) and its events (envelopes base64). LT_ENOTFOUND (404). */
-lt_err lt_dossier_admin_get(void *ctx, const char *code, json_object **out, lt_why *why);
+ * took against its allowance) and its first limit events (envelopes base64; more:
+ * "events_truncated": true, the loop thread builds no unbounded answer). LT_ENOTFOUND (404). */
+lt_err lt_dossier_admin_get(void *ctx, const char *code, size_t limit, json_object **out,
+                            lt_why *why);
 /* GET /api/v1/dossiers?late=1[&within_h=N]: open dossiers whose step is late, or due within
  * N hours (default 24), by agency. */
 lt_err lt_dossier_admin_due(void *ctx, int64_t within_ms, size_t limit, json_object **out,

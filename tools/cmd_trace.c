@@ -7,8 +7,8 @@
  * says of it (dossier, status, signer). The broker is trusted for nothing it says about an
  * event that the event's own signature does not show.
  *
- * Exit status: 0 every event verified, 1 an event failed (or the API could not be read),
- * 2 usage.
+ * Exit status: 0 every event verified, 1 an event failed, the trace is incomplete (the
+ * broker sends at most 5000 events of a dossier to trace) or the API could not be read, 2 usage.
  */
 #include "cmd_decls.h"
 #include "envelope.h"
@@ -213,6 +213,9 @@ static void print_text(const char *code, json_object *doc, size_t nverified)
                                                       : js(e, "verify_error"));
     }
     printf("\n%zu events, %zu verified\n", json_object_array_length(events), nverified);
+    if (jb(doc, "events_truncated"))
+        printf("INCOMPLETE: the dossier has %lld events; the broker sent the first %zu\n",
+               (long long)ji(doc, "events_count", 0), json_object_array_length(events));
 }
 
 int lt_cmd_trace(int argc, char **argv)
@@ -280,14 +283,15 @@ int lt_cmd_trace(int argc, char **argv)
     /* the code as one path segment: percent-encode everything but unreserved bytes */
     char path[512];
     size_t at = (size_t)snprintf(path, sizeof path, "/api/v1/dossiers/");
-    for (const unsigned char *p = (const unsigned char *)code; *p && at + 4 < sizeof path; p++) {
+    const size_t room = sizeof path - sizeof "?limit=5000";
+    for (const unsigned char *p = (const unsigned char *)code; *p && at + 4 < room; p++) {
         if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
             *p == '-' || *p == '.' || *p == '_' || *p == '~')
             path[at++] = (char)*p;
         else
             at += (size_t)snprintf(path + at, sizeof path - at, "%%%02X", *p);
     }
-    path[at] = '\0';
+    snprintf(path + at, sizeof path - at, "?limit=5000");
     int status = 0;
     json_object *doc = NULL;
     int rc = 1;
@@ -316,13 +320,15 @@ int lt_cmd_trace(int argc, char **argv)
             ok++;
         }
     }
-    json_object_object_add(doc, "all_verified", json_object_new_boolean(ok == n && n > 0));
+    bool complete = !jb(doc, "events_truncated");
+    json_object_object_add(doc, "all_verified",
+                           json_object_new_boolean(ok == n && n > 0 && complete));
     if (as_json)
         printf("%s\n", json_object_to_json_string_ext(doc, JSON_C_TO_STRING_PRETTY |
                                                                JSON_C_TO_STRING_NOSLASHESCAPE));
     else
         print_text(code, doc, ok);
-    rc = ok == n && n > 0 ? 0 : 1;
+    rc = ok == n && n > 0 && complete ? 0 : 1;
 out:
     json_object_put(doc);
     lt_trust_destroy(&trust);
