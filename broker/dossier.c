@@ -183,6 +183,8 @@ void lt_dossier_record(lt_broker *b, lt_slot *s, int64_t now_ms)
     if (!b->dossiers || !d || !d->on || !d->judged)
         return;
     d->judged = false;
+    if (s->err != LT_OK || s->dup)
+        return; /* refused by the store, or a resend: the dossier does not move */
     d->next.last_seq = s->seq;
     d->next.nevents = (d->had_prev ? d->prev.nevents : 0) + 1;
     lt_store_dossier_ev ev = {.seq = s->seq,

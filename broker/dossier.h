@@ -71,8 +71,9 @@ lt_err lt_dossier_inspect(lt_broker *b, lt_slot *s, const lt_env *env, int64_t n
 lt_err lt_dossier_gate(lt_broker *b, lt_slot *s, const lt_store_msgkey *key, int64_t now_ms,
                        lt_why *why);
 
-/* Committer, after s was appended (not as a duplicate) at s->seq: write the verdict of
- * lt_dossier_gate. A failure fails the batch (the store says so at commit). */
+/* Committer, after the append of s: when it was appended (s->err LT_OK, not a duplicate) at
+ * s->seq, write the verdict of lt_dossier_gate; otherwise drop it. A failure fails the batch
+ * (the store says so at commit). */
 void lt_dossier_record(lt_broker *b, lt_slot *s, int64_t now_ms);
 
 /* Admin provider: GET /api/v1/dossiers/<code>: the dossier's state, its steps (how long each
