@@ -50,6 +50,17 @@ static bool slot_ready(const lt_ring *r)
     return r->commit < r->head && r->slots[r->commit & r->mask].verified;
 }
 
+/* lt_store_sched_promote's visitor: note each promoted entry in the SCHED_DUE job. */
+static void sched_due_visit(void *arg, uint32_t qid, uint64_t seq)
+{
+    lt_job *j = arg;
+    if (j->n < j->cap) {
+        j->qids[j->n] = qid;
+        j->seqs[j->n] = seq;
+        j->n++;
+    }
+}
+
 static void apply_op(lt_broker *b, lt_op *op, int64_t now)
 {
     lt_why why = {{0}};
@@ -79,6 +90,32 @@ static void apply_op(lt_broker *b, lt_op *op, int64_t now)
                 j->why = why;
             }
         }
+        return;
+    }
+    case LT_OP_DELIVER: {
+        lt_job *j = op->job;
+        j->err = LT_OK;
+        for (size_t i = 0; i < j->n; i++) {
+            lt_err de = lt_store_nak(b->store, j->qid, j->seqs[i], j->counts[i], 0, &why);
+            j->ok[i] = de == LT_OK;
+            if (de != LT_OK && de != LT_ENOTFOUND && j->err == LT_OK) {
+                j->err = de;
+                j->why = why;
+            }
+        }
+        return;
+    }
+    case LT_OP_SCHED_DUE: {
+        lt_job *j = op->job;
+        j->n = 0; /* the batch may be applied twice (see run_batch) */
+        j->err = lt_store_sched_promote(b->store, j->now, j->cap, sched_due_visit, j,
+                                        &j->next_due, &j->why);
+        return;
+    }
+    case LT_OP_CANCEL: {
+        lt_job *j = op->job;
+        j->err = lt_store_sched_cancel(b->store, j->agency, j->msg_id, now, &j->seq, NULL,
+                                       &j->why);
         return;
     }
     default:
@@ -131,8 +168,9 @@ static lt_err apply_batch(lt_broker *b, uint64_t first, uint64_t *n, bool with_p
             continue;
         }
         lt_why w = {{0}};
-        lt_err ae = lt_store_append_cert(b->store, &key, s->qids, s->nq, s->buf, s->len,
-                                         s->has_cert ? &c : NULL, now, &s->seq, &s->dup, &w);
+        lt_err ae = lt_store_append_at(b->store, &key, s->qids, s->nq, s->buf, s->len,
+                                       s->has_cert ? &c : NULL, now, s->due_ms, &s->seq,
+                                       &s->dup, &w);
         if (ae == LT_EAGAIN && i > first) {
             *n = i - first; /* batch full: this one and the rest go in the next round */
             break;
@@ -173,9 +211,20 @@ static void fail_jobs(lt_job *jobs, lt_err e, const lt_why *why)
     for (lt_job *j = jobs; j; j = j->next) {
         j->err = e;
         j->why = *why;
-        for (size_t i = 0; i < j->n; i++)
+        for (size_t i = 0; j->ok && i < j->n; i++)
             j->ok[i] = false;
+        if (j->kind == LT_OP_SCHED_DUE)
+            j->n = 0; /* nothing of it is durable */
     }
+}
+
+/* Append list (in its order) at the end of *head: jobs go back to the loop in the order
+ * they were posted (a consumer's deliveries leave in seq order). Lists are short. */
+static void jobs_append(lt_job **head, lt_job *list)
+{
+    while (*head)
+        head = &(*head)->next;
+    *head = list;
 }
 
 /* One group commit of slots [first, first + *n) and ops; *ticket for the sync thread. */
@@ -186,10 +235,14 @@ static void run_batch(lt_broker *b, uint64_t first, uint64_t *n, lt_oplist *ops,
     lt_why why = {{0}};
     size_t appended = 0;
     int64_t t0 = mono_ns();
-    for (size_t i = 0; i < ops->n; i++) /* admin requests go back to the loop, done or not */
+    lt_job **tail = jobs; /* jobs go back to the loop, done or not, in order */
+    while (*tail)
+        tail = &(*tail)->next;
+    for (size_t i = 0; i < ops->n; i++)
         if (ops->v[i].job) {
-            ops->v[i].job->next = *jobs;
-            *jobs = ops->v[i].job;
+            ops->v[i].job->next = NULL;
+            *tail = ops->v[i].job;
+            tail = &ops->v[i].job->next;
         }
     lt_err e = apply_batch(b, first, n, true, ops, sweep, &appended, ticket, &why);
     if (e == LT_ESTORE_FULL && *n > 0) {
@@ -199,7 +252,8 @@ static void run_batch(lt_broker *b, uint64_t first, uint64_t *n, lt_oplist *ops,
                       (unsigned long long)*n, ops->n, why.msg);
         fail_publishes(r, first, *n, e, &why);
         uint64_t none = 0;
-        e = apply_batch(b, first, &none, false, ops, false, &appended, ticket, &why);
+        /* with the sweep: a full store makes retention yield (lt_store_sweep) */
+        e = apply_batch(b, first, &none, false, ops, true, &appended, ticket, &why);
         if (e == LT_OK)
             appended = 0;
     }
@@ -255,12 +309,7 @@ static void *commit_main(void *arg)
         r->to_sync = r->commit;
         if (ticket > r->sync_ticket)
             r->sync_ticket = ticket;
-        while (jobs) {
-            lt_job *j = jobs;
-            jobs = j->next;
-            j->next = r->jobs_sync;
-            r->jobs_sync = j;
-        }
+        jobs_append(&r->jobs_sync, jobs);
         r->committer_busy = false;
         pthread_cond_signal(&r->cv_sync);
     }
@@ -301,12 +350,7 @@ static void *sync_main(void *arg)
 
         pthread_mutex_lock(&r->mu);
         r->done = upto;
-        while (jobs) {
-            lt_job *j = jobs;
-            jobs = j->next;
-            j->next = r->jobs_done;
-            r->jobs_done = j;
-        }
+        jobs_append(&r->jobs_done, jobs);
         pthread_mutex_unlock(&r->mu);
         uv_async_send(&b->async);
         pthread_mutex_lock(&r->mu);

@@ -39,7 +39,6 @@
 #include <zmq.h>
 
 #define READ_BUDGET 2048
-#define SNDHWM 100000
 #define RCVHWM 20000
 
 /* ---- rate-limited logging of rejections (a flood must not flood the log) ---- */
@@ -421,7 +420,7 @@ static void uncharge(lt_broker *b, const lt_slot *s)
 }
 
 static void on_publish(lt_broker *b, const zmq_msg_t *id, const zmq_msg_t *body, uint64_t tag,
-                       const uint8_t *env, size_t len)
+                       const uint8_t *env, size_t len, int64_t due_ms)
 {
     if (b->phase != LT_PHASE_RUNNING) {
         int e = lt_fe_send_nack(b, zmq_msg_data((zmq_msg_t *)id), zmq_msg_size((zmq_msg_t *)id),
@@ -461,6 +460,7 @@ static void on_publish(lt_broker *b, const zmq_msg_t *id, const zmq_msg_t *body,
     }
     s->kind = LT_SLOT_PUBLISH;
     s->tag = tag;
+    s->due_ms = due_ms > 0 ? due_ms : 0;
     memcpy(s->buf, env, len);
     s->len = len;
     lt_ring_fill_done(b, s);
@@ -648,7 +648,7 @@ static void handle(lt_broker *b, const zmq_msg_t *id, zmq_msg_t *body)
         return;
     }
     if (lt_fe_parse_publish(data, n, &tag, &env, &env_len)) {
-        on_publish(b, id, body, tag, env, env_len);
+        on_publish(b, id, body, tag, env, env_len, 0);
         return;
     }
     Lienthong__V1__Frame *f = lienthong__v1__frame__unpack(NULL, n, data);
@@ -660,7 +660,11 @@ static void handle(lt_broker *b, const zmq_msg_t *id, zmq_msg_t *body)
     switch (f->kind_case) {
     case LIENTHONG__V1__FRAME__KIND_PUBLISH:
         on_publish(b, id, body, f->publish->tag, f->publish->envelope.data,
-                   f->publish->envelope.len);
+                   f->publish->envelope.len, f->publish->deliver_at_unix_ms);
+        break;
+    case LIENTHONG__V1__FRAME__KIND_CANCEL:
+        if ((p = authed(b, id, body, "CANCEL")))
+            b->fe_hooks.on_cancel(b, p, f);
         break;
     case LIENTHONG__V1__FRAME__KIND_HELLO:
         on_hello(b, id, body, f->hello);
@@ -912,7 +916,7 @@ static void answer(lt_broker *b, lt_slot *s)
         lt_metrics_observe(lt_metrics_hist(b->metrics, LT_HIST_PUBLISH_ACK),
                            (double)(uv_hrtime() - s->t_in_ns) / 1e9);
         if (!s->dup)
-            b->fe_hooks.on_stored(b, s->qids, s->nq);
+            b->fe_hooks.on_stored(b, s->qids, s->nq, s->due_ms);
     } else {
         e = lt_fe_send_nack(b, s->peer, s->peer_len, s->tag, s->err, s->why.msg);
         lt_metrics_on_nack(b->metrics, s->agency_slot, s->err);
@@ -1001,7 +1005,7 @@ lt_err lt_fe_open(lt_broker *b, lt_why *why)
      * connection holds is refused by libzmq instead of taking the id over. */
     if (setopt_int(b->zsock, ZMQ_ROUTER_MANDATORY, 1) != 0 ||
         setopt_int(b->zsock, ZMQ_ROUTER_HANDOVER, 0) != 0 ||
-        setopt_int(b->zsock, ZMQ_SNDHWM, SNDHWM) != 0 ||
+        setopt_int(b->zsock, ZMQ_SNDHWM, (int)b->cfg->send_hwm) != 0 ||
         setopt_int(b->zsock, ZMQ_RCVHWM, RCVHWM) != 0 ||
         setopt_int(b->zsock, ZMQ_LINGER, 1000) != 0 ||
         setopt_int(b->zsock, ZMQ_HEARTBEAT_IVL, hb) != 0 ||
