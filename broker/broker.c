@@ -182,6 +182,8 @@ static lt_err admin_open(lt_broker *b, lt_why *why)
         .overview = prov_overview,
         .queues = lt_dlv_admin_queues,
         .dlq = lt_dlv_admin_dlq,
+        .dossier = lt_dossier_admin_get,
+        .dossiers_due = lt_dossier_admin_due,
     };
     lt_err e = lt_admin_new(&ac, b->metrics, &p, &b->admin, &w);
     memset(tok, 0, sizeof tok);
@@ -413,7 +415,7 @@ lt_err lt_broker_new(const lt_broker_cfg *cfg, const lt_broker_opts *opts, lt_br
         e = lt_fail(why, e, "no memory for the publish ring");
         goto fail;
     }
-    if ((e = lt_dlv_open(b, why)) != LT_OK)
+    if ((e = lt_dlv_open(b, why)) != LT_OK || (e = lt_dossier_open(b, why)) != LT_OK)
         goto fail;
     lt_metrics_set_collect(b->metrics, collect, b);
     b->fe_hooks = (lt_fe_hooks){.on_frame = lt_dlv_on_frame,
@@ -459,7 +461,7 @@ lt_err lt_broker_check(const lt_broker_cfg *cfg, lt_why *why)
     uint16_t port;
     if (lt_admin_parse_listen(cfg->admin_listen, host, sizeof host, &port, &w) != LT_OK)
         return lt_fail(why, LT_ECONFIG, "%s: broker.admin.listen: %s", file, w.msg);
-    return LT_OK;
+    return lt_dossier_check_config(cfg, why);
 }
 
 lt_err lt_broker_run(lt_broker *b)
@@ -546,6 +548,7 @@ void lt_broker_destroy(lt_broker **bp)
     lt_dlv_free(b);
     lt_ring_fini(&b->ring);
     lt_store_close(&b->store);
+    lt_dossier_close(b);
     lt_trust_destroy(&b->trust);
     lt_acl_cell_fini(&b->acl);
     lt_metrics_destroy(&b->metrics);

@@ -21,7 +21,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static const char *const top_keys[] = {"broker", "trust", "admins", "acl", "queues", NULL};
+static const char *const top_keys[] = {"broker", "trust",      "admins",   "acl",
+                                       "queues", "procedures", "calendar", NULL};
 static const char *const broker_keys[] = {"name",           "listen",         "data_dir",
                                           "map_size_mb",    "verify_threads", "max_frame_bytes",
                                           "dedup_window_s", "commit_max_batch", "admin",
@@ -449,6 +450,40 @@ static lt_err read_queues(const lt_ynode *root, lt_broker_cfg *c, lt_why *why)
     return LT_OK;
 }
 
+/* procedures: a path (a file, or a directory of *.yaml) or a list of them; calendar: a path.
+ * Relative paths resolve against the config's directory; the files are read by the broker
+ * (procedure.h), which names them in its refusals. */
+static lt_err read_procedures(const lt_ynode *root, lt_broker_cfg *c, lt_why *why)
+{
+    const lt_ynode *pr = lt_ycfg_get(root, "procedures");
+    if (pr) {
+        bool one = lt_ycfg_kind(pr) == LT_Y_SCALAR;
+        size_t n = one ? 1 : lt_ycfg_len(pr);
+        if (lt_ycfg_kind(pr) == LT_Y_MAP || n == 0)
+            return lt_ycfg_fail(pr, why, "expected a path (a file or a directory of procedure "
+                                         "files) or a list of them");
+        if (!(c->procedures = calloc(n, sizeof *c->procedures)))
+            return lt_fail(why, LT_ENOMEM, "out of memory");
+        for (size_t i = 0; i < n; i++) {
+            const lt_ynode *it = one ? pr : lt_ycfg_at(pr, i);
+            const char *p = lt_ycfg_scalar(it);
+            if (!p || !*p)
+                return lt_ycfg_fail(it, why, "expected a path");
+            size_t len = strlen(lt_ycfg_dir(root)) + strlen(p) + 2;
+            if (!(c->procedures[i] = malloc(len)))
+                return lt_fail(why, LT_ENOMEM, "out of memory");
+            c->nprocedures = i + 1;
+            if (p[0] == '/')
+                snprintf(c->procedures[i], len, "%s", p);
+            else
+                snprintf(c->procedures[i], len, "%s/%s", lt_ycfg_dir(root), p);
+        }
+    }
+    if (lt_ycfg_get(root, "calendar"))
+        return lt_ycfg_filepath(root, "calendar", NULL, &c->calendar, why);
+    return LT_OK;
+}
+
 /* ---- load --------------------------------------------------------------------------------- */
 
 static lt_err from_tree(const lt_ynode *root, lt_broker_cfg **out, lt_why *why)
@@ -461,7 +496,7 @@ static lt_err from_tree(const lt_ynode *root, lt_broker_cfg **out, lt_why *why)
         (err = dup_into(&c->file, lt_ycfg_file(root), why)) ||
         (err = read_broker(root, c, why)) || (err = read_trust(root, c, why)) ||
         (err = read_admins(root, c, why)) || (err = read_acl(root, c, why)) ||
-        (err = read_queues(root, c, why))) {
+        (err = read_queues(root, c, why)) || (err = read_procedures(root, c, why))) {
         lt_broker_config_destroy(&c);
         return err;
     }
@@ -506,6 +541,8 @@ void lt_broker_config_destroy(lt_broker_cfg **cp)
     free(c->ca);
     free(c->crl);
     strv_free(c->admins, c->nadmins);
+    strv_free(c->procedures, c->nprocedures);
+    free(c->calendar);
     for (size_t i = 0; i < c->nacl; i++) {
         free(c->acl[i].agency);
         free(c->acl[i].name);

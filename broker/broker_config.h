@@ -95,6 +95,12 @@ typedef struct lt_broker_cfg {
     size_t nacl;
     lt_bcfg_queue *queues;
     size_t nqueues;
+    /* procedures (docs/procedures.md): resolved paths, each a procedure file or a directory
+     * of them; none: dossier events are not checked. calendar: resolved path or NULL (then
+     * Saturday and Sunday are the only days off). */
+    char **procedures;
+    size_t nprocedures;
+    char *calendar;
 } lt_broker_cfg;
 
 /* Read and validate the broker config at path. On LT_OK *out is owned by the caller

@@ -60,6 +60,7 @@ static const struct row rows[] = {
     {LT_EAUTH_PENDING, "AUTH_IN_PROGRESS", "an authentication of this connection is being checked"},
     {LT_ESCHEDULE, "BAD_SCHEDULE", "the due time is further ahead than the broker accepts"},
     {LT_ENOT_SCHEDULED, "NOT_SCHEDULED", "the message is not scheduled (any more)"},
+    {LT_EPROCEDURE, "PROCEDURE_VIOLATION", "the dossier event does not follow its procedure"},
     {LT_EENCODING, "BAD_ENCODING", "text encoding not recognised"},
     {LT_EFORMAT, "BAD_FORMAT", "input format malformed"},
     {LT_EVALIDATE, "VALIDATION_FAILED", "field failed validation"},

@@ -62,6 +62,8 @@ typedef enum lt_err {
     LT_EAUTH_PENDING = 51, /* an AUTH of this connection is still being checked */
     LT_ESCHEDULE = 56,     /* a due time the broker does not accept (too far ahead) */
     LT_ENOT_SCHEDULED = 57, /* cancel: the message is not (or no longer) scheduled */
+    LT_EPROCEDURE = 58,     /* a dossier event out of its procedure's order (wrong agency,
+                             * a status that cannot follow, an unknown dossier's first step) */
     /* adapters */
     LT_EENCODING = 60,    /* bytes are not text in the declared / any detected encoding */
     LT_EFORMAT = 61,      /* input file malformed (CSV, fixed-width, XML, JSON) */

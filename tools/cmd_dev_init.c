@@ -59,6 +59,26 @@ static const struct agency agencies[] = {
      "Cơ sở dữ liệu quốc gia về dân cư (Bộ Công an)", "[]"},
     {"dvcqg", "VN:GOV:000.00.00.G22:dvcqg",
      "Cổng Dịch vụ công quốc gia (Văn phòng Chính phủ)", "[]"},
+    /* The agencies that perform the steps of the sample procedures (ops/procedures): a
+     * ward's one-stop desk, civil-status officer and land officer (Phường Tân Định, 26737),
+     * the ward police (residence), social insurance, the business registration office and
+     * the land registration office. Codes below H29/G01 are development samples. A name
+     * is a certificate's O: at most 64 characters. */
+    {"motcua", "VN:GOV:000.00.00.H29.26737:motcua",
+     "Bộ phận Một cửa, UBND Phường Tân Định", "[\"79.26737.hoso.>\"]"},
+    {"hotich26737", "VN:GOV:000.00.00.H29.26737:hotich",
+     "Tư pháp - hộ tịch, UBND Phường Tân Định", "[\"79.26737.>\"]"},
+    {"diachinh", "VN:GOV:000.00.00.H29.26737:diachinh",
+     "Địa chính, UBND Phường Tân Định", "[\"79.26737.hoso.>\"]"},
+    {"congan", "VN:GOV:000.00.00.G01.79.26737:cutru", "Công an Phường Tân Định (cư trú)",
+     "[\"79.*.cutru.>\", \"79.*.hoso.>\"]"},
+    {"bhxh", "VN:GOV:000.00.00.H29.BHXH:bhyt", "Bảo hiểm xã hội Thành phố Hồ Chí Minh",
+     "[\"79.*.hoso.>\"]"},
+    {"dkkd", "VN:GOV:H29.12:dkkd", "Phòng Đăng ký kinh doanh, Sở Tài chính TP.HCM",
+     "[\"79.*.dkkd.>\", \"79.*.hoso.>\"]"},
+    {"vpdkdd", "VN:GOV:H29.15:vpdkdd",
+     "Văn phòng Đăng ký đất đai (Sở Nông nghiệp và Môi trường TP.HCM)",
+     "[\"79.*.hoso.>\"]"},
 };
 #define NAGENCIES (sizeof agencies / sizeof agencies[0])
 
