@@ -686,3 +686,16 @@ lt_err lt_broker_config_reload_acl(const char *path, const lt_broker_cfg *curren
     lt_broker_config_destroy(&next);
     return err;
 }
+
+bool lt_broker_config_due_ok(const lt_broker_cfg *cfg, int64_t due_ms, int64_t now_ms,
+                             lt_why *why)
+{
+    int64_t max = (int64_t)cfg->max_schedule_days * 86400 * 1000;
+    if (due_ms <= now_ms || due_ms - now_ms <= max)
+        return true;
+    lt_fail(why, LT_ESCHEDULE,
+            "deliver_at_unix_ms %lld is %lld days ahead; this broker schedules at most %u days "
+            "ahead (broker.max_schedule_days)",
+            (long long)due_ms, (long long)((due_ms - now_ms) / 86400000), cfg->max_schedule_days);
+    return false;
+}

@@ -137,6 +137,11 @@ lt_err lt_broker_config_reload_acl(const char *path, const lt_broker_cfg *curren
  * LT_ECONFIG with "file: key: path: reason". */
 lt_err lt_broker_config_check_paths(const lt_broker_cfg *cfg, size_t min_token, lt_why *why);
 
+/* May a publish be scheduled for due_ms at now_ms (not further ahead than
+ * max_schedule_days)? On false, why says so (code LT_ESCHEDULE). */
+bool lt_broker_config_due_ok(const lt_broker_cfg *cfg, int64_t due_ms, int64_t now_ms,
+                             lt_why *why);
+
 /* The queue named name in cfg, or NULL. */
 const lt_bcfg_queue *lt_broker_config_queue(const lt_broker_cfg *cfg, const char *name);
 
