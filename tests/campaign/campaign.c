@@ -40,8 +40,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#ifndef LT_FAILSYNC_SO
-#error "LT_FAILSYNC_SO (path of failsync.so) must be defined by the build"
+#if !defined(LT_FAILSYNC_SO) || !defined(LT_FAILSYNC_PRELOAD)
+#error "LT_FAILSYNC_SO (failsync.so) and LT_FAILSYNC_PRELOAD must be defined by the build"
 #endif
 
 #define MAX_RECS (1u << 21) /* records per scenario (calloc'ed: untouched pages cost nothing) */
@@ -825,7 +825,7 @@ static void sync_case_run(it_env *e, lt_signer *quan1, lt_signer *dancu, unsigne
         logenv[IT_PATH_MAX + 32];
     snprintf(log_rel, sizeof log_rel, "failsync-%u.log", i + 1);
     it_path(e, log_rel, log_path);
-    snprintf(pre, sizeof pre, "LD_PRELOAD=%s", LT_FAILSYNC_SO);
+    snprintf(pre, sizeof pre, "LD_PRELOAD=%s", LT_FAILSYNC_PRELOAD);
     snprintf(spec, sizeof spec, "LT_FAILSYNC=%s", sc->spec);
     snprintf(logenv, sizeof logenv, "LT_FAILSYNC_LOG=%s", log_path);
     const char *wrap[] = {"/usr/bin/env", pre, spec, logenv, NULL};
