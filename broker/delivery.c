@@ -1094,11 +1094,13 @@ static void deliver_done(lt_broker *b, lt_job *j)
     lt_peer *p = lt_fe_peer_find(b, j->peer, j->peer_len);
     lt_sub *s = (p && p->conn == j->conn && !p->closed) ? sub_of(p, q) : NULL;
     int err = 0;
-    size_t back = 0;
+    size_t back = 0, unsent = 0; /* back: returned to the queue; unsent: credit unused */
     for (size_t i = 0; i < j->n; i++) {
         uint64_t seq = j->seqs[i];
-        if (lt_dq_state_of(&q->dq, seq, NULL) != LT_DQ_PICKED)
-            continue; /* acked or dropped meanwhile */
+        if (lt_dq_state_of(&q->dq, seq, NULL) != LT_DQ_PICKED) {
+            unsent++; /* acked or dropped meanwhile (a late ack of an earlier delivery) */
+            continue;
+        }
         if (j->err != LT_OK || !j->ok[i] || !s || err) {
             if (j->ok[i] || j->err != LT_OK) {
                 lt_dq_unpick(&q->dq, seq);
@@ -1106,6 +1108,7 @@ static void deliver_done(lt_broker *b, lt_job *j)
             } else {
                 lt_dq_forget(&q->dq, seq); /* no longer pending in the store */
             }
+            unsent++;
             continue;
         }
         visit_ctx v = {.b = b, .q = q, .sub = s, .count = j->counts[i]};
@@ -1113,12 +1116,14 @@ static void deliver_done(lt_broker *b, lt_job *j)
         lt_err e = lt_store_get(b->store, q->qid, seq, visit_send, &v, &why);
         if (e != LT_OK || !v.found) {
             lt_dq_forget(&q->dq, seq);
+            unsent++;
             continue;
         }
         if (v.err) {
             err = v.err;
             lt_dq_unpick(&q->dq, seq);
             back++;
+            unsent++;
             continue;
         }
         lt_dq_sent(&q->dq, seq, now);
@@ -1126,19 +1131,20 @@ static void deliver_done(lt_broker *b, lt_job *j)
             q->redeliveries++;
         lt_metrics_on_deliver(b->metrics, q->mslot, j->counts[i] > 1);
     }
-    if (s && back > 0 && err != EHOSTUNREACH)
-        s->credit += (uint32_t)back; /* it never received them */
+    if (s && unsent > 0 && err != EHOSTUNREACH)
+        s->credit += (uint32_t)unsent; /* it never received them */
     if (j->err != LT_OK) {
         /* the store could not record the counts: nothing was sent; try again in a second */
         lt_log(LT_LOG_ERROR, "queue %s: delivery counts not stored (%s): %s", q->cfg->name,
                lt_err_name(j->err), j->why.msg);
         q->retry_at = now + 1000;
     } else if (err == EAGAIN) {
-        send_stalled(q, now);
-    } else if (err) {
-        after_send_error(b, s->peer, err); /* may drop s */
-    } else if (back > 0) {
-        mark_dirty(b, q);
+        send_stalled(q, now); /* the retry timer pumps again */
+    } else {
+        if (err)
+            after_send_error(b, s->peer, err); /* may drop s */
+        if (unsent > 0)
+            mark_dirty(b, q); /* what went back, or the credit, serves another delivery */
     }
     if (!err && j->err == LT_OK)
         q->retry_ms = 0;

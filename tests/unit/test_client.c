@@ -675,6 +675,10 @@ static void consumer_acks_are_batched_and_credit_comes_back_as_the_app_acks(void
     while ((k.got < 1000 || b->acked + b->naks < 1000) && now_ms() < deadline)
         lt_client_poll(c, 100, NULL);
     assert_int_equal(lt_client_flush(c, 5000), LT_OK);
+    /* the flush sent the last CREDIT; the fake broker's thread may still be reading it */
+    deadline = now_ms() + 5000;
+    while (b->credit_back < 1000 && now_ms() < deadline)
+        lt_client_poll(c, 10, NULL);
     assert_int_equal(k.got, 1000);
     assert_true(k.in_order);
     assert_int_equal(b->subscribes, 1);
