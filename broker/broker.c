@@ -11,6 +11,7 @@
  * Threads: everything here runs on the loop thread, except lt_broker_stop (any thread).
  */
 #include "broker_int.h"
+#include "link.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -227,6 +228,7 @@ static void begin_drain(lt_broker *b, const char *why)
         return;
     lt_log(LT_LOG_INFO, "%s: shutting down (stop accepting, finish in-flight commits)", why);
     b->phase = LT_PHASE_DRAINING;
+    lt_links_stop(&b->links); /* their records in flight return to their source queues */
     b->drain_deadline = (int64_t)uv_now(&b->loop) + DRAIN_TIMEOUT_MS;
     lt_ring_publish(b);
     lt_fe_drain_mode(b);
@@ -318,6 +320,31 @@ static lt_err register_agencies(lt_broker *b)
     return LT_OK;
 }
 
+/* ---- the network (link.h): this broker's identity, its links ---- */
+
+/* Know our identity; a forward link consumes a local queue as that identity, so it must
+ * own the queue. */
+static lt_err net_open(lt_broker *b, lt_why *why)
+{
+    const lt_broker_cfg *c = b->cfg;
+    const char *file = c->file ? c->file : "broker.yaml";
+    if (!c->identity_key)
+        return LT_OK;
+    lt_why w = {{0}};
+    if (lt_links_identity(c->identity_key, c->identity_cert, b->self_agency, &w) != LT_OK)
+        return lt_fail(why, LT_ECONFIG, "%s: %s", file, w.msg);
+    for (size_t i = 0; i < c->nlinks; i++) {
+        const lt_bcfg_queue *q = lt_broker_config_queue(c, c->links[i].queue);
+        if (!c->links[i].receive && q && strcmp(q->owner, b->self_agency) != 0)
+            return lt_fail(why, LT_ECONFIG,
+                           "%s:%d: links: link %s forwards queue %s, owned by %s: a link "
+                           "consumes as this broker's identity %s, which must own it",
+                           file, c->links[i].line, c->links[i].name, q->name, q->owner,
+                           b->self_agency);
+    }
+    return LT_OK;
+}
+
 lt_err lt_broker_new(const lt_broker_cfg *cfg, const lt_broker_opts *opts, lt_broker **out,
                      lt_why *why)
 {
@@ -399,6 +426,8 @@ lt_err lt_broker_new(const lt_broker_cfg *cfg, const lt_broker_opts *opts, lt_br
                                 .on_stored = lt_dlv_on_stored};
     if ((e = lt_fe_open(b, why)) != LT_OK)
         goto fail;
+    if ((e = net_open(b, why)) != LT_OK)
+        goto fail;
     if ((e = admin_open(b, why)) != LT_OK)
         goto fail;
 
@@ -469,6 +498,10 @@ lt_err lt_broker_run(lt_broker *b)
     uv_timer_start(&b->hb_timer, on_hb, b->heartbeat_ms, b->heartbeat_ms);
     b->phase = LT_PHASE_RUNNING;
     lt_dlv_flush(b); /* start delivering what the store holds */
+    if ((e = lt_links_start(b->cfg, b->endpoint, &b->links, &why)) != LT_OK) {
+        lt_log(LT_LOG_ERROR, "links: %s", why.msg);
+        return e;
+    }
     lt_log(LT_LOG_INFO, "%s ready: %u verify threads, %zu queues, commit batches up to %u",
                   b->cfg->name, b->nverifiers, b->nqueues, b->cfg->commit_max_batch);
     /* The line integration tests and scripts wait for (exact format). */
@@ -495,6 +528,7 @@ void lt_broker_destroy(lt_broker **bp)
     if (!b)
         return;
     /* threads first: nothing may touch the loop's handles or the store after */
+    lt_links_stop(&b->links);
     lt_verify_stop(b);
     lt_commit_stop(b);
     if (b->admin)

@@ -16,6 +16,7 @@
 #include "acl.h"
 #include "err.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -67,6 +68,32 @@ typedef struct lt_bcfg_queue {
     int line;
 } lt_bcfg_queue;
 
+/* The network (docs/network.md). A peer is another broker that may publish here with
+ * Publish.hops (it authenticates with its identity certificate like any agency); a link is a
+ * thread of this broker that moves a queue's records to or from a peer. */
+#define LT_BCFG_DEFAULT_LINK_CREDIT 256
+#define LT_BCFG_DEFAULT_LINK_RETRY_MAX_MS 5000
+
+typedef struct lt_bcfg_peer {
+    char *name;      /* its broker.name: what its links put in hops */
+    char *agency;    /* the agency id of its identity certificate (what its AUTH proves) */
+    char **relay;    /* topic patterns it may relay here; may be empty (relays nothing) */
+    size_t nrelay;
+    int line;
+} lt_bcfg_peer;
+
+typedef struct lt_bcfg_link {
+    char *name;              /* unique; default "<peer>.<queue>" */
+    char *peer;              /* a peers[] name */
+    char *endpoint;          /* the peer broker's ZeroMQ endpoint */
+    char *queue;             /* forward: a local queue; receive: a queue at the peer; owned by
+                                this broker's identity in both cases */
+    bool receive;            /* false: forward (here -> peer); true: receive (peer -> here) */
+    uint32_t credit;         /* deliveries in flight on the link, 1..10000 (default 256) */
+    uint32_t retry_max_ms;   /* reconnect / retry back-off cap, 100..600000 (default 5000) */
+    int line;
+} lt_bcfg_link;
+
 typedef struct lt_broker_cfg {
     char *file;               /* the file it was read from */
     /* broker: */
@@ -91,6 +118,13 @@ typedef struct lt_broker_cfg {
     size_t nacl;
     lt_bcfg_queue *queues;
     size_t nqueues;
+    /* the network: broker.identity, peers, links */
+    char *identity_key;       /* resolved path; NULL when no identity is configured */
+    char *identity_cert;      /* resolved path; NULL when no identity is configured */
+    lt_bcfg_peer *peers;
+    size_t npeers;
+    lt_bcfg_link *links;
+    size_t nlinks;
 } lt_broker_cfg;
 
 /* Read and validate the broker config at path. On LT_OK *out is owned by the caller
@@ -117,6 +151,13 @@ lt_err lt_broker_config_acl(const lt_broker_cfg *cfg, lt_acl **out, lt_why *why)
  * caller keeps its ACL. *out owned by the caller. LT_EIO, LT_ECONFIG, LT_ENOMEM. */
 lt_err lt_broker_config_reload_acl(const char *path, const lt_broker_cfg *current,
                                    lt_acl **out, lt_why *why);
+
+/* The peer named name (or, by_agency, whose agency is name) in cfg, or NULL. */
+const lt_bcfg_peer *lt_broker_config_peer(const lt_broker_cfg *cfg, const char *name,
+                                          bool by_agency);
+
+/* Whether s may name a broker in Publish.hops: 1..64 bytes of A-Z a-z 0-9 _ - . */
+bool lt_broker_config_hop_name_ok(const char *s);
 
 /* The queue named name in cfg, or NULL. */
 const lt_bcfg_queue *lt_broker_config_queue(const lt_broker_cfg *cfg, const char *name);

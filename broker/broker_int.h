@@ -54,6 +54,11 @@
 #define LT_RING_BYTES (256u << 20) /* and their envelope bytes, at most */
 #define LT_SLOT_KEEP (64u << 10)   /* a slot keeps a buffer this big for the next one */
 #define LT_MAX_TARGETS 1024        /* queues one message may be routed to */
+/* The network (docs/network.md): a publish whose hops hold LT_HOP_LIMIT names or more is
+ * refused HOP_LIMIT, so a record crosses at most LT_HOP_LIMIT - 1 links (8 brokers on its
+ * path, the origin included). lt_slot.relay_peer of this broker's own links. */
+#define LT_HOP_LIMIT 8
+#define LT_LINK_SELF (-2)
 /* In-flight budgets (envelope bytes between the socket and the ACK). A connection that has
  * not proved its agency may hold at most LT_INFLIGHT_UNAUTH_CONN, and all such connections
  * together LT_INFLIGHT_UNAUTH_TOTAL, so they can never fill the ring (LT_RING_BYTES) that
@@ -98,6 +103,9 @@ typedef struct lt_slot {
     /* committer */
     uint64_t seq;
     bool dup;
+    /* loop: the peer broker (index in cfg->peers) whose session published it, -1 none,
+     * LT_LINK_SELF this broker's own identity; the verifiers apply its relay patterns */
+    int relay_peer;
 } lt_slot;
 
 /* Work for the committer besides publishes. Written by the loop, applied by the
@@ -296,6 +304,11 @@ struct lt_broker {
     lt_queue **by_qid; /* qid -> queue, size qid_cap */
     size_t qid_cap;
     lt_queue *dirty; /* queues to pump */
+
+    /* the network (link.c): this broker's identity agency ("" without broker.identity) and
+     * the links running (loop thread starts, stops and reads their status) */
+    char self_agency[LT_AGENCY_ID_MAX];
+    struct lt_links *links;
 };
 
 

@@ -420,8 +420,54 @@ static void uncharge(lt_broker *b, const lt_slot *s)
         p->inflight -= s->charged;
 }
 
+/* ---- the network: Publish.hops and peer sessions (docs/network.md) ---- */
+
+/* The index in cfg->peers of the peer broker session p authenticated as, -1 if none;
+ * LT_LINK_SELF when it is this broker's own identity (its receive links publish here). */
+static int peer_of(const lt_broker *b, const lt_peer *p)
+{
+    if (p->state != LT_PEER_AUTHED)
+        return -1;
+    if (b->self_agency[0] != '\0' && strcmp(p->agency, b->self_agency) == 0)
+        return LT_LINK_SELF;
+    const lt_bcfg_peer *pe = lt_broker_config_peer(b->cfg, p->agency, true);
+    return pe ? (int)(pe - b->cfg->peers) : -1;
+}
+
+/* The hops of a publish from session p: only a peer broker may give them, never naming
+ * this broker, fewer than LT_HOP_LIMIT. LT_OK or the refusal with its reason. */
+static lt_err check_hops(const lt_broker *b, const lt_peer *p, char *const *hops, size_t n,
+                         char *why, size_t cap)
+{
+    if (n == 0)
+        return LT_OK;
+    if (peer_of(b, p) == -1) {
+        snprintf(why, cap, "hops are given by peer brokers only; this connection %s",
+                 p->state == LT_PEER_AUTHED ? "authenticated as an agency that is not a peer"
+                                            : "has not authenticated");
+        return LT_ENOT_PEER;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!lt_broker_config_hop_name_ok(hops[i])) {
+            snprintf(why, cap, "hop %zu is not a broker name (1..64 of A-Z a-z 0-9 _ - .)", i);
+            return LT_EPROTO;
+        }
+        if (strcmp(hops[i], b->cfg->name) == 0) {
+            snprintf(why, cap, "the record already passed this broker (%s, hop %zu of %zu)",
+                     b->cfg->name, i + 1, n);
+            return LT_ELOOP;
+        }
+    }
+    if (n >= LT_HOP_LIMIT) {
+        snprintf(why, cap, "the record passed %zu brokers; at most %d may be on its path", n,
+                 LT_HOP_LIMIT);
+        return LT_EHOP_LIMIT;
+    }
+    return LT_OK;
+}
+
 static void on_publish(lt_broker *b, const zmq_msg_t *id, const zmq_msg_t *body, uint64_t tag,
-                       const uint8_t *env, size_t len)
+                       const uint8_t *env, size_t len, char *const *hops, size_t nhops)
 {
     if (b->phase != LT_PHASE_RUNNING) {
         int e = lt_fe_send_nack(b, zmq_msg_data((zmq_msg_t *)id), zmq_msg_size((zmq_msg_t *)id),
@@ -441,6 +487,11 @@ static void on_publish(lt_broker *b, const zmq_msg_t *id, const zmq_msg_t *body,
     }
     bool unauth;
     char why[LT_WHY_MAX];
+    lt_err he = check_hops(b, p, hops, nhops, why, sizeof why);
+    if (he != LT_OK) {
+        reject(b, id, tag, he, "%s", why);
+        return;
+    }
     if (!charge(b, p, len, &unauth, why, sizeof why)) {
         reject(b, id, tag, LT_EBUSY, "%s", why);
         return;
@@ -461,6 +512,7 @@ static void on_publish(lt_broker *b, const zmq_msg_t *id, const zmq_msg_t *body,
     }
     s->kind = LT_SLOT_PUBLISH;
     s->tag = tag;
+    s->relay_peer = peer_of(b, p);
     memcpy(s->buf, env, len);
     s->len = len;
     lt_ring_fill_done(b, s);
@@ -648,7 +700,7 @@ static void handle(lt_broker *b, const zmq_msg_t *id, zmq_msg_t *body)
         return;
     }
     if (lt_fe_parse_publish(data, n, &tag, &env, &env_len)) {
-        on_publish(b, id, body, tag, env, env_len);
+        on_publish(b, id, body, tag, env, env_len, NULL, 0);
         return;
     }
     Lienthong__V1__Frame *f = lienthong__v1__frame__unpack(NULL, n, data);
@@ -660,7 +712,7 @@ static void handle(lt_broker *b, const zmq_msg_t *id, zmq_msg_t *body)
     switch (f->kind_case) {
     case LIENTHONG__V1__FRAME__KIND_PUBLISH:
         on_publish(b, id, body, f->publish->tag, f->publish->envelope.data,
-                   f->publish->envelope.len);
+                   f->publish->envelope.len, f->publish->hops, f->publish->n_hops);
         break;
     case LIENTHONG__V1__FRAME__KIND_HELLO:
         on_hello(b, id, body, f->hello);

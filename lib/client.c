@@ -426,6 +426,8 @@ static void on_deliver(lt_client *c, const Lienthong__V1__Deliver *d)
         .replay = d->replay != 0,
         .envelope = d->envelope.data,
         .envelope_len = d->envelope.len,
+        .hops = (const char *const *)d->hops,
+        .nhops = d->n_hops,
     };
     if (dv.replay)
         s->credit_back++; /* needs no ack: its credit comes back at once */
@@ -800,13 +802,26 @@ lt_err lt_client_open_agency(const lt_agency_config *cfg, lt_signer *signer,
 lt_err lt_client_publish(lt_client *c, const uint8_t *env, size_t len, lt_client_publish_cb cb,
                          void *user, uint64_t *tag_out)
 {
-    if (c == NULL || (env == NULL && len > 0))
+    return lt_client_publish_hops(c, env, len, NULL, 0, cb, user, tag_out);
+}
+
+lt_err lt_client_publish_hops(lt_client *c, const uint8_t *env, size_t len,
+                              const char *const *hops, size_t nhops, lt_client_publish_cb cb,
+                              void *user, uint64_t *tag_out)
+{
+    if (c == NULL || (env == NULL && len > 0) || (hops == NULL && nhops > 0))
         return LT_EINVAL;
-    if (len > c->o.max_frame_bytes - PUBLISH_OVERHEAD)
+    size_t hop_bytes = 0;
+    for (size_t i = 0; i < nhops; i++)
+        hop_bytes += strlen(hops[i]) + 3;
+    if (len > c->o.max_frame_bytes - PUBLISH_OVERHEAD ||
+        hop_bytes > c->o.max_frame_bytes - PUBLISH_OVERHEAD - len)
         return LT_ETOOBIG;
     Lienthong__V1__Publish p = LIENTHONG__V1__PUBLISH__INIT;
     p.envelope.data = (uint8_t *)env;
     p.envelope.len = len;
+    p.hops = (char **)hops;
+    p.n_hops = nhops;
     Lienthong__V1__Frame f = LIENTHONG__V1__FRAME__INIT;
     f.kind_case = LIENTHONG__V1__FRAME__KIND_PUBLISH;
     f.publish = &p;

@@ -78,6 +78,8 @@ typedef struct lt_client_delivery {
     bool replay;             /* replayed history: needs no ack */
     const uint8_t *envelope;
     size_t envelope_len;
+    const char *const *hops; /* brokers the record passed before the one that delivered it */
+    size_t nhops;            /* (links between brokers, docs/network.md); 0 for most */
 } lt_client_delivery;
 
 typedef void (*lt_client_deliver_cb)(void *user, const lt_client_delivery *d);
@@ -131,6 +133,14 @@ lt_err lt_client_auth(lt_client *c, const char *agency_id, struct lt_signer *sig
  * max_frame_bytes. If tag_out is not NULL it receives the tag (1, 2, 3, ... per client). */
 lt_err lt_client_publish(lt_client *c, const uint8_t *env, size_t len, lt_client_publish_cb cb,
                          void *user, uint64_t *tag_out);
+
+/* lt_client_publish with Publish.hops (docs/network.md): the brokers the envelope passed,
+ * oldest first, each name borrowed and copied before returning. For links between brokers:
+ * the broker refuses hops (NOT_A_PEER) unless this connection authenticated as one of its
+ * peer brokers. */
+lt_err lt_client_publish_hops(lt_client *c, const uint8_t *env, size_t len,
+                              const char *const *hops, size_t nhops, lt_client_publish_cb cb,
+                              void *user, uint64_t *tag_out);
 
 /* Number of publishes in flight (sent, not yet completed). */
 size_t lt_client_inflight(const lt_client *c);

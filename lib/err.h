@@ -60,6 +60,10 @@ typedef enum lt_err {
     LT_EID_CONFLICT = 49, /* (source, message id) already stored for a different record */
     LT_EBUSY = 50,        /* over this connection's share of the in-flight budget: retry */
     LT_EAUTH_PENDING = 51, /* an AUTH of this connection is still being checked */
+    /* the network (links between brokers) */
+    LT_ELOOP = 70,        /* the record already passed the receiving broker */
+    LT_EHOP_LIMIT = 71,   /* the record passed too many brokers */
+    LT_ENOT_PEER = 72,    /* hops given by a session that is not a peer broker */
     /* adapters */
     LT_EENCODING = 60,    /* bytes are not text in the declared / any detected encoding */
     LT_EFORMAT = 61,      /* input file malformed (CSV, fixed-width, XML, JSON) */
