@@ -259,17 +259,9 @@ static bool point_at(const char *path, const char *ep)
     return ok;
 }
 
-bool it_env_init(it_env *e)
+/* Two distinct free ports for e (listen and admin) and its endpoint. */
+static bool pick_ports(it_env *e)
 {
-    memset(e, 0, sizeof *e);
-    const char *tmpdir = getenv("TMPDIR");
-    snprintf(e->dir, sizeof e->dir, "%s/lt-it-XXXXXX",
-             tmpdir != NULL && tmpdir[0] != '\0' ? tmpdir : "/tmp");
-    if (mkdtemp(e->dir) == NULL) {
-        fprintf(stderr, "harness: mkdtemp %s: %s\n", e->dir, strerror(errno));
-        return false;
-    }
-    it_path(e, "lienthongd.log", e->log_path);
     e->port = free_port();
     e->admin_port = free_port();
     for (int i = 0; i < 10 && e->admin_port == e->port; i++)
@@ -279,6 +271,36 @@ bool it_env_init(it_env *e)
         return false;
     }
     snprintf(e->endpoint, sizeof e->endpoint, "tcp://127.0.0.1:%u", e->port);
+    return true;
+}
+
+bool it_env_init_node(it_env *e, const it_env *base, const char *name)
+{
+    memset(e, 0, sizeof *e);
+    snprintf(e->dir, sizeof e->dir, "%s", base->dir);
+    snprintf(e->cfg_name, sizeof e->cfg_name, "broker-%s.yaml", name);
+    char rel[128];
+    snprintf(rel, sizeof rel, "lienthongd-%s.log", name);
+    it_path(e, rel, e->log_path);
+    e->node = true;
+    e->wrap = base->wrap;
+    return pick_ports(e);
+}
+
+bool it_env_init(it_env *e)
+{
+    memset(e, 0, sizeof *e);
+    snprintf(e->cfg_name, sizeof e->cfg_name, "broker.yaml");
+    const char *tmpdir = getenv("TMPDIR");
+    snprintf(e->dir, sizeof e->dir, "%s/lt-it-XXXXXX",
+             tmpdir != NULL && tmpdir[0] != '\0' ? tmpdir : "/tmp");
+    if (mkdtemp(e->dir) == NULL) {
+        fprintf(stderr, "harness: mkdtemp %s: %s\n", e->dir, strerror(errno));
+        return false;
+    }
+    it_path(e, "lienthongd.log", e->log_path);
+    if (!pick_ports(e))
+        return false;
     int rc = it_cli(e, "dev-init.out", 120000, "dev-init", e->dir, "--test-certs", (char *)NULL);
     if (rc != 0) {
         char *err = it_read_file(e, "dev-init.out.err", NULL);
@@ -324,7 +346,7 @@ void it_env_fini(it_env *e)
 {
     if (e->pid > 0)
         it_broker_kill9(e);
-    if (e->dir[0] == '\0')
+    if (e->dir[0] == '\0' || e->node)
         return;
     if (getenv("LT_IT_KEEP") != NULL) {
         fprintf(stderr, "harness: kept %s\n", e->dir);
@@ -363,7 +385,7 @@ bool it_write_broker_yaml(it_env *e, const char *tmpl)
         }
     }
     out[n] = '\0';
-    bool ok = it_write_file(e, "broker.yaml", out);
+    bool ok = it_write_file(e, e->cfg_name[0] ? e->cfg_name : "broker.yaml", out);
     free(out);
     return ok;
 }
@@ -459,7 +481,7 @@ bool it_broker_start(it_env *e, int timeout_ms)
     if (e->pid > 0)
         it_broker_stop(e, 10000);
     char cfg[IT_PATH_MAX];
-    it_path(e, "broker.yaml", cfg);
+    it_path(e, e->cfg_name[0] ? e->cfg_name : "broker.yaml", cfg);
     char *args[] = {(char *)LT_LIENTHONGD, (char *)"-c", cfg, NULL};
     char *wargs[IT_ARGS_MAX];
     char **argv = wrapped(e, args, wargs);
@@ -515,5 +537,10 @@ void it_broker_kill9(it_env *e)
 
 bool it_broker_hup(it_env *e)
 {
-    return e->pid > 0 && kill(e->pid, SIGHUP) == 0;
+    return it_broker_signal(e, SIGHUP);
+}
+
+bool it_broker_signal(it_env *e, int sig)
+{
+    return e->pid > 0 && kill(e->pid, sig) == 0;
 }
