@@ -201,6 +201,41 @@ lt_err lt_store_append(lt_store *s, const lt_store_msgkey *key, const uint32_t *
                        size_t nq, const void *env, size_t len, int64_t now_ms, uint64_t *seq,
                        bool *dup, lt_why *why);
 
+/* As lt_store_append_cert, and with due_ms > the stored time the message is SCHEDULED: it
+ * is stored and counted in its queues at once (durable when the batch is), but each queue
+ * entry has delivery_count 0 and not_before_ms = due_ms (lt_store_entry_is_scheduled) and
+ * waits in the schedule until lt_store_sched_promote makes it deliverable. due_ms <= the
+ * stored time (0 included) is an ordinary append. Same errors as lt_store_append. */
+lt_err lt_store_append_at(lt_store *s, const lt_store_msgkey *key, const uint32_t *qids,
+                          size_t nq, const void *env, size_t len, const lt_store_cert *cert,
+                          int64_t now_ms, int64_t due_ms, uint64_t *seq, bool *dup, lt_why *why);
+
+/* Called for each queue entry lt_store_sched_promote made deliverable. */
+typedef void (*lt_store_sched_visit)(void *arg, uint32_t qid, uint64_t seq);
+
+/* In the open batch, make the scheduled entries due at or before now_ms deliverable, the
+ * earliest due first, at most max of them: each leaves the schedule and becomes an
+ * ordinary pending entry (not_before 0, delivery_count 0); visit (may be NULL) is called for
+ * each. *next_due (may be NULL) = the earliest due time left in the schedule (INT64_MAX if
+ * none). LT_ESTORE(_FULL) fail the batch; LT_EAGAIN (no batch). */
+lt_err lt_store_sched_promote(lt_store *s, int64_t now_ms, size_t max,
+                              lt_store_sched_visit visit, void *arg, int64_t *next_due,
+                              lt_why *why);
+
+/* Cancel message (source, id) where it is still scheduled, in the open batch: it leaves
+ * those queues (as an ack would) and the schedule. *seq = its seq; *ncancelled (may be
+ * NULL) = in how many queues. LT_ENOTFOUND: source stored no such id (within the dedup
+ * window); LT_ENOT_SCHEDULED: it is due, delivered or acked everywhere already.
+ * LT_ESTORE(_FULL) fail the batch; LT_EAGAIN (no batch). */
+lt_err lt_store_sched_cancel(lt_store *s, const char *source, const uint8_t *id, int64_t now_ms,
+                             uint64_t *seq, size_t *ncancelled, lt_why *why);
+
+/* Earliest due time in the committed schedule, INT64_MAX if none. Any thread. */
+lt_err lt_store_sched_next(lt_store *s, int64_t *due, lt_why *why);
+
+/* How many queue entries are scheduled (committed state). Any thread. */
+lt_err lt_store_sched_count(lt_store *s, uint64_t *n, lt_why *why);
+
 /* Consumer acked seq on queue qid: it leaves the queue (kept for replay if the queue has
  * a retention; the message itself is deleted when no queue needs it). LT_ENOTFOUND: not
  * pending on that queue (already acked, dead-lettered or never there): harmless.
@@ -263,6 +298,13 @@ typedef struct lt_store_entry {
     const uint8_t *env;       /* the envelope exactly as received */
     size_t env_len;
 } lt_store_entry;
+
+/* A pending entry that waits for its due time (published with one): not deliverable until
+ * lt_store_sched_promote makes it so. Delivery steps over it; the schedule brings it back. */
+static inline bool lt_store_entry_is_scheduled(const lt_store_entry *e)
+{
+    return e->state == LT_STORE_PENDING && e->delivery_count == 0 && e->not_before_ms != 0;
+}
 
 /* Return 0 to go on, non-zero to stop (that value is not an error). */
 typedef int (*lt_store_visit)(void *arg, const lt_store_entry *e);

@@ -122,6 +122,28 @@ lt_err store_dedup_find(lt_store *s, const lt_store_msgkey *key, int64_t now_ms,
     return LT_OK;
 }
 
+lt_err store_dedup_lookup(lt_store *s, const char *source, const uint8_t *id, uint64_t *seq,
+                          lt_why *why)
+{
+    lt_store_msgkey k = {.source = source, .id = id};
+    uint8_t kb[KEY_MAX];
+    size_t kn = key_of(&k, kb);
+    if (kn == 0)
+        return lt_fail(why, LT_EINVAL, "a record's source agency id has 1..%d bytes",
+                       LT_STORE_SOURCE_MAX);
+    MDB_val dk = {kn, kb}, dv;
+    int rc = mdb_get(s->txn, s->dedup, &dk, &dv);
+    if (rc == MDB_NOTFOUND)
+        return lt_fail(why, LT_ENOTFOUND, "%s has no message with this id in the store's window",
+                       source);
+    if (rc)
+        return store_mdb_fail(s, why, rc, "read dedup");
+    if (dv.mv_size != VAL_LEN)
+        return lt_fail(why, LT_ESTORE, "corrupt dedup entry");
+    *seq = get64(dv.mv_data);
+    return LT_OK;
+}
+
 lt_err store_dedup_put(lt_store *s, const lt_store_msgkey *key, uint64_t seq, int64_t stored_ms,
                        lt_why *why)
 {

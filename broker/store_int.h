@@ -2,9 +2,12 @@
  * store_int.h - what the files of the store share: its on-disk constants, the big-endian
  * helpers, the in-memory state (struct lt_store) and the internal calls between them.
  *
- *   store.c        messages (msgs, certs), queues (qnames, queues, qent, qlog, dlq), the
- *                  write batch, reads, retention
+ *   store.c        the environment, its layout version, meta, and the write batch
+ *   store_msg.c    messages (msgs) and signers' certificates (certs); appends
+ *   store_queue.c  queues (qnames, queues) and their indexes: pending (qent), history (qlog),
+ *                  dead letters (dlq); acks, naks, retention, the readers of entries
  *   store_dedup.c  message ids: dedup and its time index dedupx (who sent what, when)
+ *   store_sched.c  the schedule (sched): queue entries that become deliverable at a time
  *
  * The on-disk layout of each database is drawn at the top of the file that owns it. Writer
  * thread only, except where store.h says a read may come from any thread.
@@ -20,7 +23,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define LAYOUT_VERSION 3u /* 3: dedup by (source, id) in dedup2/dedupx2 (store_dedup.c);
+#define LAYOUT_VERSION 3u /* (+ sched, created when missing: an older layout-3 store simply
+                          * has nothing scheduled) 3: dedup by (source, id) in dedup2/dedupx2 (store_dedup.c);
                           * 2: certref in msgs, certs db; 1 (no certref) still reads */
 #define MSG_CERT 1u      /* flags: certificate stripped, certref follows */
 #define CERTREF_LEN 36u  /* key_id 32, at u32 */
@@ -93,6 +97,7 @@ struct lt_store {
     MDB_env *env;
     MDB_dbi meta, msgs, qnames, queues, qent, qlog, dlq, certs;
     MDB_dbi dedup, dedupx; /* store_dedup.c */
+    MDB_dbi sched;         /* store_sched.c */
     int lock_fd;
     int64_t dedup_ms;
     uint64_t map_size;
@@ -126,6 +131,62 @@ lt_err store_mdb_fail(const lt_store *s, lt_why *why, int rc, const char *what);
 /* A write LMDB refused in the open batch: the batch can no longer commit. */
 lt_err store_batch_fail(lt_store *s, int rc, const char *what, lt_why *why);
 
+/* store.c */
+/* Begin a short read transaction (any thread). */
+lt_err store_rbegin(lt_store *s, MDB_txn **txn, lt_why *why);
+/* meta[key] as a u64 (a u32 is widened); LT_ENOTFOUND; LT_ESTORE. */
+lt_err store_meta_get_u64(lt_store *s, MDB_txn *txn, const char *key, uint64_t *out);
+int store_meta_put(lt_store *s, MDB_txn *txn, const char *key, const uint8_t *val, size_t len);
+/* LT_OK when a batch is open and LMDB has refused none of its writes. */
+lt_err store_batch_usable(lt_store *s, lt_why *why);
+/* q's counters change in the open batch: save them for an abort, write them at commit. */
+void store_touch(lt_store *s, queue *q);
+
+/* store_msg.c */
+/* A reader's buffer for envelopes whose certificate is put back (lives for one read call). */
+typedef struct store_rbuf {
+    uint8_t *p;
+    size_t cap;
+} store_rbuf;
+/* Fill the message part of e (id, env, stored) from msgs[seq]; the envelope points into
+ * the map, or into rb when its certificate had to be put back. */
+lt_err store_msg_read(lt_store *s, MDB_txn *txn, uint64_t seq, lt_store_entry *e, store_rbuf *rb,
+                      lt_why *why);
+/* Is seq still referenced by any queue it was routed to? If not, delete it. LMDB rc. */
+int store_msg_gc(lt_store *s, MDB_txn *txn, uint64_t seq);
+/* The queues message seq was routed to (at most LT_STORE_MAX_TARGETS), in the open batch.
+ * LT_ENOT_SCHEDULED when the message is gone; LT_ESTORE. */
+lt_err store_msg_queues(lt_store *s, uint64_t seq, uint32_t *qids, size_t *nq, lt_why *why);
+
+/* store_queue.c */
+queue *store_queue_get(const lt_store *s, uint32_t qid);
+lt_err store_queue_add(lt_store *s, uint32_t qid, const char *name, size_t name_len);
+/* Load every queue row into memory (open). */
+lt_err store_queue_load(lt_store *s, MDB_txn *txn, lt_why *why);
+void store_queue_free_all(lt_store *s);
+/* Write q's counters and limits (commit). */
+lt_err store_queue_row_put(lt_store *s, MDB_txn *txn, const queue *q, lt_why *why);
+/* LT_ENOQUEUE unless qid has a row in txn. */
+lt_err store_queue_known(lt_store *s, MDB_txn *txn, uint32_t qid, lt_why *why);
+/* May a message of len bytes go to qids[0..nq)? Writes nothing. LT_ENOQUEUE,
+ * LT_EQUEUE_FULL, LT_EINVAL (a queue listed twice). */
+lt_err store_queue_admit(lt_store *s, const uint32_t *qids, size_t nq, size_t len, lt_why *why);
+/* Put seq in each queue's pending entries (and history, with retention), counted; with
+ * due_ms > stored_ms as a scheduled entry, indexed in the schedule. Fails the batch. */
+lt_err store_queue_enqueue(lt_store *s, const uint32_t *qids, size_t nq, uint64_t seq,
+                           int64_t stored_ms, uint32_t len, int64_t due_ms, lt_why *why);
+/* Remove seq from qid's pending entries if it is still scheduled there (*due = its due
+ * time). LT_ENOTFOUND: not pending there, or already due. */
+lt_err store_queue_unschedule(lt_store *s, uint32_t qid, uint64_t seq, int64_t now_ms,
+                              int64_t *due, lt_why *why);
+/* Retention: drop history past each queue's retention, round-robin, at most *budget. */
+int store_queue_sweep(lt_store *s, MDB_txn *t, int64_t now_ms, size_t *budget, bool *more);
+
+/* store_sched.c */
+lt_err store_sched_open(lt_store *s, MDB_txn *txn, lt_why *why);
+/* Index (qid, seq) as due at due_ms, in the open batch (fails the batch on error). */
+lt_err store_sched_put(lt_store *s, int64_t due_ms, uint32_t qid, uint64_t seq, lt_why *why);
+
 /* store_dedup.c */
 /* Open the dedup databases in txn (creating them; an older layout's are dropped). */
 lt_err store_dedup_open(lt_store *s, MDB_txn *txn, lt_why *why);
@@ -139,6 +200,10 @@ lt_err store_dedup_find(lt_store *s, const lt_store_msgkey *key, int64_t now_ms,
 /* Remember key as seq stored at stored_ms, in the open batch (fails the batch on error). */
 lt_err store_dedup_put(lt_store *s, const lt_store_msgkey *key, uint64_t seq, int64_t stored_ms,
                        lt_why *why);
+/* The seq stored under (source, id), whatever the record (no window check: cancel by id).
+ * LT_ENOTFOUND (why says so), LT_EINVAL, LT_ESTORE. */
+lt_err store_dedup_lookup(lt_store *s, const char *source, const uint8_t *id, uint64_t *seq,
+                          lt_why *why);
 /* Forget keys older than the window, oldest first, at most *budget; *more when some remain.
  * Returns an LMDB rc (0 on success). */
 int store_dedup_sweep(lt_store *s, MDB_txn *t, int64_t now_ms, size_t *budget, bool *more);

@@ -60,6 +60,8 @@ typedef enum lt_err {
     LT_EID_CONFLICT = 49, /* (source, message id) already stored for a different record */
     LT_EBUSY = 50,        /* over this connection's share of the in-flight budget: retry */
     LT_EAUTH_PENDING = 51, /* an AUTH of this connection is still being checked */
+    LT_ESCHEDULE = 56,     /* a due time the broker does not accept (too far ahead) */
+    LT_ENOT_SCHEDULED = 57, /* cancel: the message is not (or no longer) scheduled */
     /* the network (links between brokers) */
     LT_ELOOP = 70,        /* the record already passed the receiving broker */
     LT_EHOP_LIMIT = 71,   /* the record passed too many brokers */
