@@ -106,6 +106,7 @@ typedef struct lt_slot {
     /* loop: the peer broker (index in cfg->peers) whose session published it, -1 none,
      * LT_LINK_SELF this broker's own identity; the verifiers apply its relay patterns */
     int relay_peer;
+    size_t hops_len; /* loop: its Publish.hops (lt_store_hops_encode) at buf + len */
 } lt_slot;
 
 /* Work for the committer besides publishes. Written by the loop, applied by the

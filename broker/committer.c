@@ -126,8 +126,9 @@ static lt_err apply_batch(lt_broker *b, uint64_t first, uint64_t *n, bool with_p
                                .payload_sha256 = s->payload_sha256,
                                .signer_key_id = s->key_id};
         lt_why w = {{0}};
-        lt_err ae = lt_store_append_cert(b->store, &key, s->qids, s->nq, s->buf, s->len,
-                                         s->has_cert ? &c : NULL, now, &s->seq, &s->dup, &w);
+        lt_err ae = lt_store_append_hops(b->store, &key, s->qids, s->nq, s->buf, s->len,
+                                         s->has_cert ? &c : NULL, s->buf + s->len, s->hops_len,
+                                         now, 0, &s->seq, &s->dup, &w);
         if (ae == LT_EAGAIN && i > first) {
             *n = i - first; /* batch full: this one and the rest go in the next round */
             break;

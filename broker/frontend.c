@@ -496,13 +496,17 @@ static void on_publish(lt_broker *b, const zmq_msg_t *id, const zmq_msg_t *body,
         reject(b, id, tag, LT_EBUSY, "%s", why);
         return;
     }
+    uint8_t hb[LT_STORE_HOPS_BYTES];
+    size_t hlen = 0;
+    if (nhops > 0 && lt_store_hops_encode((const char *const *)hops, nhops, hb, &hlen) != LT_OK)
+        hlen = 0; /* cannot happen: check_hops allowed at most LT_HOP_LIMIT - 1 valid names */
     lt_slot *s;
     if (!slot_for(b, id, &s))
         return;
     s->conn = p->conn;
     s->charged = len;
     s->charged_unauth = unauth;
-    if (lt_slot_reserve(s, len) != LT_OK) {
+    if (lt_slot_reserve(s, len + hlen) != LT_OK) {
         s->kind = LT_SLOT_REJECT;
         s->tag = tag;
         s->err = LT_ESTORE;
@@ -514,6 +518,8 @@ static void on_publish(lt_broker *b, const zmq_msg_t *id, const zmq_msg_t *body,
     s->tag = tag;
     s->relay_peer = peer_of(b, p);
     memcpy(s->buf, env, len);
+    memcpy(s->buf + len, hb, hlen); /* the store keeps them with the message */
+    s->hops_len = hlen;
     s->len = len;
     lt_ring_fill_done(b, s);
 }

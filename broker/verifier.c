@@ -101,6 +101,7 @@ lt_slot *lt_ring_slot_next(lt_broker *b)
     s->has_cert = false;
     s->verified = false;
     s->relay_peer = -1;
+    s->hops_len = 0;
     s->agency_slot = LT_METRICS_AGENCY_UNKNOWN;
     s->agency[0] = '\0';
     s->t_in_ns = b->t_batch_ns;

@@ -248,6 +248,7 @@ typedef struct keep {
     size_t *len;
     uint64_t *num;
     size_t n, cap;
+    size_t via_ward_city; /* deliveries whose hops were exactly [ward, city] */
     lt_client *c;
 } keep;
 
@@ -272,6 +273,8 @@ static void keep_cb(void *user, const lt_client_delivery *d)
         lt_env_destroy(&env);
     }
     k->n++;
+    if (d->nhops == 2 && strcmp(d->hops[0], "ward") == 0 && strcmp(d->hops[1], "city") == 0)
+        k->via_ward_city++;
     lt_client_ack(k->c, d->queue, d->seq);
 }
 
@@ -371,6 +374,7 @@ static void three_hops_deliver_every_record_once_in_order_byte_for_byte(void **s
     keep k = {0};
     keep_collect(n, &k, p.n, 60000, 1000);
     assert_int_equal(k.n, p.n);
+    assert_int_equal(k.via_ward_city, p.n); /* each broker kept the hops and added its own */
     lt_trust *trust = it_trust(&n->base);
     assert_non_null(trust);
     for (size_t i = 0; i < k.n; i++) {
