@@ -562,7 +562,7 @@ static lt_err read_links(const lt_ynode *root, lt_broker_cfg *c, lt_why *why)
         if (!lt_broker_config_peer(c, peer, false))
             return lt_ycfg_fail(lt_ycfg_get(m, "peer"), why, "no peer named '%s' in peers",
                                 peer);
-        if (!endpoint_ok(endpoint) || strstr(endpoint, ":*"))
+        if (!endpoint_ok(endpoint) || strchr(endpoint, '*'))
             return lt_ycfg_fail(lt_ycfg_get(m, "endpoint"), why,
                                 "expected tcp://HOST:PORT or ipc://PATH, got '%s'", endpoint);
         if ((fwd[0] != '\0') == (rcv[0] != '\0'))
