@@ -12,6 +12,7 @@
  */
 #include "broker_int.h"
 #include "link.h"
+#include "zap.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -26,6 +27,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <zmq.h>
 
 #define DRAIN_TIMEOUT_MS 10000
 #define DRAIN_CHECK_MS 20
@@ -165,6 +167,7 @@ static lt_err admin_open(lt_broker *b, lt_why *why)
         .overview = prov_overview,
         .queues = lt_dlv_admin_queues,
         .dlq = lt_dlv_admin_dlq,
+        .links = lt_net_admin_links,
     };
     lt_err e = lt_admin_new(&ac, b->metrics, &p, &b->admin, &w);
     memset(tok, 0, sizeof tok);
@@ -322,17 +325,51 @@ static lt_err register_agencies(lt_broker *b)
 
 /* ---- the network (link.h): this broker's identity, its links ---- */
 
+/* The CURVE key pair from path: its first line is the secret key (Z85, 40 characters);
+ * the public key is derived from it. */
+static lt_err curve_keys(const char *path, char pub[41], char sec[41], lt_why *why)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return lt_fail(why, LT_ECONFIG, "cannot read %s: %s", path, strerror(errno));
+    char line[128] = "";
+    if (!fgets(line, sizeof line, f))
+        line[0] = '\0';
+    fclose(f);
+    line[strcspn(line, "\r\n")] = '\0';
+    uint8_t raw[32];
+    if (strlen(line) != 40 || !zmq_z85_decode(raw, line) || zmq_curve_public(pub, line) != 0) {
+        memset(line, 0, sizeof line);
+        return lt_fail(why, LT_ECONFIG, "%s: the first line must be a CURVE secret key (40 "
+                                        "characters of Z85; lienthong curve-keygen)", path);
+    }
+    memcpy(sec, line, 41);
+    memset(line, 0, sizeof line);
+    return LT_OK;
+}
+
 /* Know our identity; a forward link consumes a local queue as that identity, so it must
  * own the queue. */
 static lt_err net_open(lt_broker *b, lt_why *why)
 {
     const lt_broker_cfg *c = b->cfg;
     const char *file = c->file ? c->file : "broker.yaml";
+    lt_why w = {{0}};
+    lt_err e;
+    if (c->identity_key &&
+        lt_links_identity(c->identity_key, c->identity_cert, b->self_agency, &w) != LT_OK)
+        return lt_fail(why, LT_ECONFIG, "%s: %s", file, w.msg);
+    if (c->curve_listen) {
+        if ((e = curve_keys(c->curve_secret_file, b->curve_public, b->curve_secret, &w)) != LT_OK)
+            return lt_fail(why, LT_ECONFIG, "%s: broker.curve.secret_key_file: %s", file, w.msg);
+        if ((e = lt_zap_start(b->zctx, c, b->curve_public, b->self_agency, &b->zap, why)) !=
+                LT_OK ||
+            (e = lt_fe_bind_curve(b, why)) != LT_OK)
+            return e;
+        lt_log(LT_LOG_INFO, "CURVE on %s, public key %s", c->curve_listen, b->curve_public);
+    }
     if (!c->identity_key)
         return LT_OK;
-    lt_why w = {{0}};
-    if (lt_links_identity(c->identity_key, c->identity_cert, b->self_agency, &w) != LT_OK)
-        return lt_fail(why, LT_ECONFIG, "%s: %s", file, w.msg);
     for (size_t i = 0; i < c->nlinks; i++) {
         const lt_bcfg_queue *q = lt_broker_config_queue(c, c->links[i].queue);
         if (!c->links[i].receive && q && strcmp(q->owner, b->self_agency) != 0)
@@ -421,6 +458,7 @@ lt_err lt_broker_new(const lt_broker_cfg *cfg, const lt_broker_opts *opts, lt_br
     if ((e = lt_dlv_open(b, why)) != LT_OK)
         goto fail;
     lt_metrics_set_collect(b->metrics, collect, b);
+    lt_metrics_set_extra(b->metrics, lt_net_write_metrics, b);
     b->fe_hooks = (lt_fe_hooks){.on_frame = lt_dlv_on_frame,
                                 .on_session_end = lt_dlv_on_session_end,
                                 .on_stored = lt_dlv_on_stored};
@@ -498,7 +536,8 @@ lt_err lt_broker_run(lt_broker *b)
     uv_timer_start(&b->hb_timer, on_hb, b->heartbeat_ms, b->heartbeat_ms);
     b->phase = LT_PHASE_RUNNING;
     lt_dlv_flush(b); /* start delivering what the store holds */
-    if ((e = lt_links_start(b->cfg, b->endpoint, &b->links, &why)) != LT_OK) {
+    if ((e = lt_links_start(b->cfg, b->endpoint, b->curve_public, b->curve_secret, &b->links,
+                            &why)) != LT_OK) {
         lt_log(LT_LOG_ERROR, "links: %s", why.msg);
         return e;
     }
@@ -534,6 +573,7 @@ void lt_broker_destroy(lt_broker **bp)
     if (b->admin)
         lt_admin_destroy(&b->admin);
     lt_dlv_close(b);
+    lt_zap_stop(&b->zap); /* its socket, before the frontend terminates the context */
     lt_fe_close(b);
     close_handle((uv_handle_t *)&b->async);
     close_handle((uv_handle_t *)&b->stop_async);
@@ -550,6 +590,7 @@ void lt_broker_destroy(lt_broker **bp)
     lt_trust_destroy(&b->trust);
     lt_acl_cell_fini(&b->acl);
     lt_metrics_destroy(&b->metrics);
+    memset(b->curve_secret, 0, sizeof b->curve_secret);
     free(b->config_path);
     free(b);
     *bp = NULL;

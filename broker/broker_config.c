@@ -17,13 +17,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zmq.h>
 
-static const char *const top_keys[] = {"broker", "trust",  "admins", "acl",
-                                       "queues", "peers", "links",  NULL};
+static const char *const top_keys[] = {"broker", "trust", "admins", "acl",          "queues",
+                                       "peers",  "links", "curve_clients", NULL};
 static const char *const broker_keys[] = {"name",           "listen",         "data_dir",
                                           "map_size_mb",    "verify_threads", "max_frame_bytes",
                                           "dedup_window_s", "commit_max_batch", "admin",
-                                          "identity",       NULL};
+                                          "identity",       "curve",          "allow_plaintext",
+                                          NULL};
 static const char *const admin_keys[] = {"listen", "token_file", NULL};
 static const char *const trust_keys[] = {"ca", "crl", "clock_skew_s", NULL};
 static const char *const acl_keys[] = {"agency", "name", "publish", NULL};
@@ -33,7 +35,9 @@ static const char *const queue_keys[] = {"name",        "owner",           "bind
                                          "retention_s", NULL};
 
 static const char *const identity_keys[] = {"key", "cert", NULL};
-static const char *const peer_keys[] = {"name", "agency", "relay", NULL};
+static const char *const peer_keys[] = {"name", "agency", "relay", "curve_key", NULL};
+static const char *const curve_keys[] = {"listen", "secret_key_file", NULL};
+static const char *const curve_client_keys[] = {"agency", "key", NULL};
 static const char *const link_keys[] = {"name",    "peer",   "endpoint",     "forward",
                                         "receive", "credit", "retry_max_ms", NULL};
 
@@ -468,6 +472,92 @@ const lt_bcfg_peer *lt_broker_config_peer(const lt_broker_cfg *cfg, const char *
     return NULL;
 }
 
+bool lt_broker_config_z85_key_ok(const char *s)
+{
+    uint8_t raw[32];
+    return strlen(s) == 40 && zmq_z85_decode(raw, s) != NULL;
+}
+
+bool lt_broker_config_endpoint_is_local(const char *e)
+{
+    if (strncmp(e, "ipc://", 6) == 0 || strncmp(e, "inproc://", 9) == 0)
+        return true;
+    if (strncmp(e, "tcp://", 6) != 0)
+        return false;
+    e += 6;
+    return strncmp(e, "127.", 4) == 0 || strncmp(e, "localhost:", 10) == 0 ||
+           strncmp(e, "[::1]:", 6) == 0;
+}
+
+/* A Z85 CURVE public key under key of map into out (41 bytes); absent: "" unless required. */
+static lt_err z85_at(const lt_ynode *map, const char *key, bool required, char out[41],
+                     lt_why *why)
+{
+    const char *k;
+    lt_err err = lt_ycfg_str(map, key, required ? NULL : "", &k, why);
+    if (err)
+        return err;
+    if (k[0] && !lt_broker_config_z85_key_ok(k))
+        return lt_ycfg_fail(lt_ycfg_get(map, key), why,
+                            "expected a CURVE public key: 40 characters of Z85 text "
+                            "(lienthong curve-keygen)");
+    snprintf(out, 41, "%s", k);
+    return LT_OK;
+}
+
+static lt_err read_curve(const lt_ynode *root, lt_broker_cfg *c, lt_why *why)
+{
+    const lt_ynode *b = lt_ycfg_get(root, "broker"), *cv = NULL;
+    lt_err err;
+    if (b && ((err = lt_ycfg_map(b, "curve", false, &cv, why)) ||
+              (err = lt_ycfg_bool(b, "allow_plaintext", false, &c->allow_plaintext, why))))
+        return err;
+    if (cv) {
+        if ((err = lt_ycfg_check_keys(cv, curve_keys, why)) ||
+            (err = str_opt(cv, "listen", NULL, &c->curve_listen, why)) ||
+            (err = lt_ycfg_filepath(cv, "secret_key_file", NULL, &c->curve_secret_file, why)))
+            return err;
+        if (!endpoint_ok(c->curve_listen))
+            return lt_ycfg_fail(lt_ycfg_get(cv, "listen"), why,
+                                "expected tcp://HOST:PORT or ipc://PATH, got '%s'",
+                                c->curve_listen);
+    }
+    if (!c->allow_plaintext && !lt_broker_config_endpoint_is_local(c->listen))
+        return lt_ycfg_fail(b ? lt_ycfg_get(b, "listen") : root, why,
+                            "%s is reachable from other machines without encryption: bind "
+                            "broker.listen to 127.0.0.1 and serve the network on broker.curve."
+                            "listen, or set broker.allow_plaintext: true (a trusted network "
+                            "only)", c->listen);
+    const lt_ynode *seq = NULL;
+    err = lt_ycfg_seq(root, "curve_clients", false, &seq, why);
+    size_t n = seq ? lt_ycfg_len(seq) : 0;
+    if (err || n == 0)
+        return err;
+    if (!(c->curve_clients = calloc(n, sizeof *c->curve_clients)))
+        return lt_fail(why, LT_ENOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        const lt_ynode *m = lt_ycfg_at(seq, i);
+        if (lt_ycfg_kind(m) != LT_Y_MAP)
+            return lt_ycfg_fail(m, why, "expected a map with agency and key");
+        if ((err = lt_ycfg_check_keys(m, curve_client_keys, why)))
+            return err;
+        lt_bcfg_curve_client *cc = &c->curve_clients[c->ncurve_clients++];
+        cc->line = lt_ycfg_line(m);
+        const lt_ynode *an = lt_ycfg_get(m, "agency");
+        if (!an)
+            return lt_ycfg_fail(m, why, "required key 'agency' is missing");
+        if ((err = agency_at(an, &cc->agency, why)) || (err = z85_at(m, "key", true, cc->key, why)))
+            return err;
+        for (size_t j = 0; j + 1 < c->ncurve_clients; j++)
+            if (strcmp(c->curve_clients[j].key, cc->key) == 0)
+                return lt_ycfg_fail(lt_ycfg_get(m, "key"), why,
+                                    "this key is already bound to %s (line %d): one key, one "
+                                    "agency", c->curve_clients[j].agency,
+                                    c->curve_clients[j].line);
+    }
+    return LT_OK;
+}
+
 static lt_err read_identity(const lt_ynode *root, lt_broker_cfg *c, lt_why *why)
 {
     const lt_ynode *b = lt_ycfg_get(root, "broker"), *id = NULL;
@@ -522,7 +612,8 @@ static lt_err read_peers(const lt_ynode *root, lt_broker_cfg *c, lt_why *why)
             return lt_ycfg_fail(an, why, "another peer already has this agency id");
         }
         p->agency = agency;
-        if ((err = patterns_at(m, "relay", false, &p->relay, &p->nrelay, why)))
+        if ((err = patterns_at(m, "relay", false, &p->relay, &p->nrelay, why)) ||
+            (err = z85_at(m, "curve_key", false, p->curve_key, why)))
             return err;
     }
     return LT_OK;
@@ -598,9 +689,16 @@ static lt_err read_links(const lt_ynode *root, lt_broker_cfg *c, lt_why *why)
 static lt_err read_net(const lt_ynode *root, lt_broker_cfg *c, lt_why *why)
 {
     lt_err err;
-    if ((err = read_identity(root, c, why)) || (err = read_peers(root, c, why)) ||
-        (err = read_links(root, c, why)))
+    if ((err = read_curve(root, c, why)) || (err = read_identity(root, c, why)) ||
+        (err = read_peers(root, c, why)) || (err = read_links(root, c, why)))
         return err;
+    for (size_t i = 0; i < c->npeers; i++) /* one key, one identity, for ZAP */
+        for (size_t j = 0; c->peers[i].curve_key[0] && j < c->ncurve_clients; j++)
+            if (strcmp(c->peers[i].curve_key, c->curve_clients[j].key) == 0)
+                return lt_fail(why, LT_ECONFIG,
+                               "%s:%d: peers[%zu].curve_key: already bound to %s (line %d): "
+                               "one key, one identity", c->file, c->peers[i].line, i,
+                               c->curve_clients[j].agency, c->curve_clients[j].line);
     if ((c->npeers > 0 || c->nlinks > 0) && !lt_broker_config_hop_name_ok(c->name))
         return lt_ycfg_fail(lt_ycfg_get(lt_ycfg_get(root, "broker"), "name"), why,
                             "with peers or links the broker's name goes into hops: it must be "
@@ -679,6 +777,11 @@ void lt_broker_config_destroy(lt_broker_cfg **cp)
     free(c->queues);
     free(c->identity_key);
     free(c->identity_cert);
+    free(c->curve_listen);
+    free(c->curve_secret_file);
+    for (size_t i = 0; i < c->ncurve_clients; i++)
+        free(c->curve_clients[i].agency);
+    free(c->curve_clients);
     for (size_t i = 0; i < c->npeers; i++) {
         free(c->peers[i].name);
         free(c->peers[i].agency);

@@ -74,9 +74,18 @@ typedef struct lt_bcfg_queue {
 #define LT_BCFG_DEFAULT_LINK_CREDIT 256
 #define LT_BCFG_DEFAULT_LINK_RETRY_MAX_MS 5000
 
+/* A CURVE public key (Z85 text, 40 characters) bound to an agency (curve_clients). */
+typedef struct lt_bcfg_curve_client {
+    char *agency;
+    char key[41];
+    int line;
+} lt_bcfg_curve_client;
+
 typedef struct lt_bcfg_peer {
     char *name;      /* its broker.name: what its links put in hops */
     char *agency;    /* the agency id of its identity certificate (what its AUTH proves) */
+    char curve_key[41]; /* its CURVE public key (Z85), "" if none: the key its links present
+                           here and the server key links to it expect */
     char **relay;    /* topic patterns it may relay here; may be empty (relays nothing) */
     size_t nrelay;
     int line;
@@ -118,6 +127,14 @@ typedef struct lt_broker_cfg {
     size_t nacl;
     lt_bcfg_queue *queues;
     size_t nqueues;
+    /* CURVE (docs/network.md): broker.curve.listen is bound with CURVE, its secret key
+     * from broker.curve.secret_key_file; curve_clients and peers' curve_key map client
+     * keys to agencies (ZAP). A non-loopback broker.listen needs allow_plaintext. */
+    char *curve_listen;       /* NULL: no CURVE endpoint */
+    char *curve_secret_file;  /* resolved path */
+    bool allow_plaintext;
+    lt_bcfg_curve_client *curve_clients;
+    size_t ncurve_clients;
     /* the network: broker.identity, peers, links */
     char *identity_key;       /* resolved path; NULL when no identity is configured */
     char *identity_cert;      /* resolved path; NULL when no identity is configured */
@@ -155,6 +172,12 @@ lt_err lt_broker_config_reload_acl(const char *path, const lt_broker_cfg *curren
 /* The peer named name (or, by_agency, whose agency is name) in cfg, or NULL. */
 const lt_bcfg_peer *lt_broker_config_peer(const lt_broker_cfg *cfg, const char *name,
                                           bool by_agency);
+
+/* Whether s is a CURVE public or secret key in Z85 text (40 characters that decode). */
+bool lt_broker_config_z85_key_ok(const char *s);
+
+/* Whether a ZeroMQ endpoint is on this machine only (127.0.0.0/8, ::1, localhost, ipc://). */
+bool lt_broker_config_endpoint_is_local(const char *endpoint);
 
 /* Whether s may name a broker in Publish.hops: 1..64 bytes of A-Z a-z 0-9 _ - . */
 bool lt_broker_config_hop_name_ok(const char *s);

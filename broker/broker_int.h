@@ -107,6 +107,8 @@ typedef struct lt_slot {
      * LT_LINK_SELF this broker's own identity; the verifiers apply its relay patterns */
     int relay_peer;
     size_t hops_len; /* loop: its Publish.hops (lt_store_hops_encode) at buf + len */
+    char zap_user[LT_AGENCY_ID_MAX]; /* AUTH over CURVE: the agency its key is bound to
+                                      * (ZAP User-Id), which the AUTH must prove; "" else */
 } lt_slot;
 
 /* Work for the committer besides publishes. Written by the loop, applied by the
@@ -310,6 +312,10 @@ struct lt_broker {
      * the links running (loop thread starts, stops and reads their status) */
     char self_agency[LT_AGENCY_ID_MAX];
     struct lt_links *links;
+    /* CURVE (zap.h): our key pair (Z85), the ZAP handler, refused handshakes (loop) */
+    char curve_public[41], curve_secret[41];
+    struct lt_zap *zap;
+    uint64_t n_curve_refused_protocol; /* handshakes that failed before ZAP (plaintext) */
 };
 
 
@@ -319,6 +325,9 @@ Lienthong__V1__NackCode lt_fe_nack_code(lt_err e);
 lt_err lt_fe_open(lt_broker *b, lt_why *why);  /* socket bound, not yet polled */
 lt_err lt_fe_start(lt_broker *b, lt_why *why); /* poll the socket on the loop */
 void lt_fe_close(lt_broker *b);                /* handles closed, socket closed */
+/* Bind cfg->curve_listen with CURVE (our secret key, ZAP domain "lienthong"); the ZAP
+ * handler must be running. LT_EIO with the reason. */
+lt_err lt_fe_bind_curve(lt_broker *b, lt_why *why);
 void lt_fe_resume(lt_broker *b);               /* ring has room again: read */
 void lt_fe_drain_mode(lt_broker *b);           /* shutting down: read, refuse publishes */
 /* Pack f and send it to peer. 0 on success, else errno (EHOSTUNREACH: peer gone,
@@ -367,6 +376,10 @@ void lt_commit_stop(lt_broker *b); /* commits what is pending, then joins */
 lt_err lt_commit_post(lt_broker *b, const lt_op *ops, size_t n);
 /* True when the committer has nothing pending (ops, jobs, slots). */
 bool lt_commit_is_idle(lt_broker *b);
+
+/* ---- net_ops.c (loop thread): the network in /metrics and /api/v1/links ---- */
+void lt_net_write_metrics(void *ctx, lt_metrics_buf *out);
+lt_err lt_net_admin_links(void *ctx, json_object **out);
 
 /* ---- delivery.c (loop thread) ---- */
 lt_err lt_dlv_open(lt_broker *b, lt_why *why); /* queues declared, state built */

@@ -30,6 +30,7 @@
  * Threads: loop thread only.
  */
 #include "broker_int.h"
+#include "zap.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -195,6 +196,9 @@ void lt_fe_sessions_sync(lt_broker *b)
         }
         if (event == ZMQ_EVENT_DISCONNECTED)
             peers_close_fd(b, (int)value);
+        else if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL ||
+                 event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL)
+            b->n_curve_refused_protocol++; /* e.g. a plaintext client on a CURVE endpoint */
         else if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED && b->nclosed > 0)
             drop_closed(b);
     }
@@ -618,6 +622,8 @@ static void on_auth(lt_broker *b, const zmq_msg_t *id, const zmq_msg_t *body,
     s->cert_len = a->certificate.len;
     s->sig_len = a->signature.len;
     snprintf(s->agency, sizeof s->agency, "%s", p->agency);
+    const char *uid = zmq_msg_gets((zmq_msg_t *)body, "User-Id"); /* CURVE: the key's agency */
+    snprintf(s->zap_user, sizeof s->zap_user, "%s", uid ? uid : "");
     s->conn = p->conn;
     s->session = p->session;
     p->state = LT_PEER_AUTHING;
@@ -1070,8 +1076,10 @@ lt_err lt_fe_open(lt_broker *b, lt_why *why)
     /* Connection events, so that a session ends with its connection (see conn_peer). */
     char mon[64];
     snprintf(mon, sizeof mon, "inproc://lt-fe-monitor-%p", (void *)b);
-    if (zmq_socket_monitor(b->zsock, mon, ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_SUCCEEDED) !=
-            0 ||
+    if (zmq_socket_monitor(b->zsock, mon,
+                           ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_SUCCEEDED |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) != 0 ||
         !(b->zmon = zmq_socket(b->zctx, ZMQ_PAIR)) || setopt_int(b->zmon, ZMQ_RCVHWM, 0) != 0 ||
         zmq_connect(b->zmon, mon) != 0)
         return lt_fail(why, LT_EIO, "ZeroMQ socket monitor: %s", zmq_strerror(zmq_errno()));
@@ -1088,6 +1096,24 @@ lt_err lt_fe_open(lt_broker *b, lt_why *why)
     sz = sizeof b->zfd;
     if (zmq_getsockopt(b->zsock, ZMQ_FD, &b->zfd, &sz) != 0)
         return lt_fail(why, LT_EIO, "ZMQ_FD: %s", zmq_strerror(zmq_errno()));
+    return LT_OK;
+}
+
+lt_err lt_fe_bind_curve(lt_broker *b, lt_why *why)
+{
+    /* libzmq takes the security options when an endpoint is bound: broker.listen (bound
+     * before) stays plaintext, this one is CURVE only */
+    if (setopt_int(b->zsock, ZMQ_CURVE_SERVER, 1) != 0 ||
+        zmq_setsockopt(b->zsock, ZMQ_CURVE_SECRETKEY, b->curve_secret, 41) != 0 ||
+        zmq_setsockopt(b->zsock, ZMQ_ZAP_DOMAIN, LT_ZAP_DOMAIN, strlen(LT_ZAP_DOMAIN)) != 0)
+        return lt_fail(why, LT_EIO, "CURVE options: %s", zmq_strerror(zmq_errno()));
+    int rc = zmq_bind(b->zsock, b->cfg->curve_listen);
+    int err = zmq_errno();
+    setopt_int(b->zsock, ZMQ_CURVE_SERVER, 0);
+    if (rc != 0)
+        return lt_fail(why, LT_EIO, "%s: broker.curve.listen: cannot listen on %s: %s",
+                       b->cfg->file ? b->cfg->file : "config", b->cfg->curve_listen,
+                       zmq_strerror(err));
     return LT_OK;
 }
 

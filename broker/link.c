@@ -57,6 +57,7 @@ struct link {
     const lt_broker_cfg *bcfg;
     char self_ep[256];
     const char *src_name, *dst_name; /* broker names at each end */
+    char curve_pub[41], curve_sec[41]; /* this broker's CURVE key pair, "" without */
     pthread_t th;
     bool started;
     atomic_bool stop;
@@ -322,12 +323,25 @@ static void on_client_error(void *user, lt_err code, const char *reason)
     set_error(l, "%s", reason && reason[0] ? reason : lt_err_name(code));
 }
 
-static lt_err open_end(struct link *l, const char *ep, const char *who, lt_client **out)
+/* Connect to ep and authenticate; remote: the peer's end, over CURVE when the peer has a
+ * curve_key (this broker's key pair then authenticates us to its ZAP handler). */
+static lt_err open_end(struct link *l, const char *ep, const char *who, bool remote,
+                       lt_client **out)
 {
     lt_client_opts o = {.window = l->cfg->credit,
                         .ack_timeout_ms = ACK_TIMEOUT_MS,
                         .request_timeout_ms = REQUEST_TIMEOUT_MS,
                         .client_name = "lienthongd-link"};
+    if (remote && l->peer->curve_key[0]) {
+        if (!l->curve_sec[0]) {
+            set_error(l, "peer %s has a curve_key but this broker has no broker.curve key",
+                      l->peer->name);
+            return LT_ECONFIG;
+        }
+        o.curve_server_key = l->peer->curve_key;
+        o.curve_public_key = l->curve_pub;
+        o.curve_secret_key = l->curve_sec;
+    }
     lt_why why = {{0}};
     lt_client *c = NULL;
     lt_err e = lt_client_open(ep, &o, &c, &why);
@@ -349,8 +363,8 @@ static lt_err connect_ends(struct link *l)
     const char *dst_ep = l->cfg->receive ? l->self_ep : l->cfg->endpoint;
     lt_why why = {{0}};
     lt_err e;
-    if ((e = open_end(l, dst_ep, l->dst_name, &l->dst)) != LT_OK ||
-        (e = open_end(l, src_ep, l->src_name, &l->src)) != LT_OK)
+    if ((e = open_end(l, dst_ep, l->dst_name, !l->cfg->receive, &l->dst)) != LT_OK ||
+        (e = open_end(l, src_ep, l->src_name, l->cfg->receive, &l->src)) != LT_OK)
         return e;
     e = lt_client_subscribe(l->src, l->cfg->queue, l->cfg->credit, NULL, on_deliver, l, &why);
     if (e != LT_OK) {
@@ -471,7 +485,8 @@ lt_err lt_links_identity(const char *key_path, const char *cert_path, char *out,
     return LT_OK;
 }
 
-lt_err lt_links_start(const lt_broker_cfg *cfg, const char *self_endpoint, lt_links **out,
+lt_err lt_links_start(const lt_broker_cfg *cfg, const char *self_endpoint,
+                      const char *curve_public, const char *curve_secret, lt_links **out,
                       lt_why *why)
 {
     *out = NULL;
@@ -498,6 +513,8 @@ lt_err lt_links_start(const lt_broker_cfg *cfg, const char *self_endpoint, lt_li
         snprintf(l->st.queue, sizeof l->st.queue, "%s", l->cfg->queue);
         snprintf(l->st.endpoint, sizeof l->st.endpoint, "%s", l->cfg->endpoint);
         l->st.receive = l->cfg->receive;
+        snprintf(l->curve_pub, sizeof l->curve_pub, "%s", curve_public ? curve_public : "");
+        snprintf(l->curve_sec, sizeof l->curve_sec, "%s", curve_secret ? curve_secret : "");
         l->st.state = "connecting";
     }
     for (size_t i = 0; i < ls->n; i++) {
@@ -524,6 +541,7 @@ void lt_links_stop(lt_links **lp)
         if (ls->v[i].started)
             pthread_join(ls->v[i].th, NULL);
         pthread_mutex_destroy(&ls->v[i].mu);
+        memset(ls->v[i].curve_sec, 0, sizeof ls->v[i].curve_sec);
     }
     free(ls->v);
     free(ls);

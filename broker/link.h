@@ -69,11 +69,14 @@ typedef struct lt_link_status {
 } lt_link_status;
 
 /* Start one thread per link of cfg (borrowed: must outlive the links). self_endpoint is
- * this broker's ZeroMQ endpoint as clients on this machine reach it (copied). On LT_OK
+ * this broker's ZeroMQ endpoint as clients on this machine reach it (copied). curve_public
+ * and curve_secret (Z85, copied; NULL or "": none) are this broker's CURVE key pair, used
+ * towards a peer that has a curve_key in cfg (link.c open_end). On LT_OK
  * *out is owned by the caller (lt_links_stop); with no links in cfg *out is NULL.
  * LT_ECONFIG: broker.identity unusable (why says why); LT_ENOMEM; LT_EIO: a thread could
  * not start. */
-lt_err lt_links_start(const lt_broker_cfg *cfg, const char *self_endpoint, lt_links **out,
+lt_err lt_links_start(const lt_broker_cfg *cfg, const char *self_endpoint,
+                      const char *curve_public, const char *curve_secret, lt_links **out,
                       lt_why *why);
 
 /* Ask every link to stop, join the threads (each closes its clients: unacked deliveries go

@@ -102,6 +102,7 @@ lt_slot *lt_ring_slot_next(lt_broker *b)
     s->verified = false;
     s->relay_peer = -1;
     s->hops_len = 0;
+    s->zap_user[0] = '\0';
     s->agency_slot = LT_METRICS_AGENCY_UNKNOWN;
     s->agency[0] = '\0';
     s->t_in_ns = b->t_batch_ns;
@@ -332,6 +333,10 @@ static void verify_auth(vctx *v, lt_slot *s, int64_t now_ms)
     if (e == LT_OK && strcmp(agency, s->agency) != 0)
         e = lt_fail(&s->why, LT_EAGENCY_MISMATCH, "certificate belongs to %s, HELLO said %s",
                     agency, s->agency);
+    if (e == LT_OK && s->zap_user[0] != '\0' && strcmp(agency, s->zap_user) != 0)
+        e = lt_fail(&s->why, LT_EAGENCY_MISMATCH,
+                    "this connection's CURVE key is bound to %s, the certificate to %s",
+                    s->zap_user, agency);
     s->err = e;
 }
 

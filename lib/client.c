@@ -628,6 +628,26 @@ static int set_int(void *s, int opt, int v)
     return zmq_setsockopt(s, opt, &v, sizeof v);
 }
 
+/* CURVE on sock as a client of the broker whose public key is o->curve_server_key, with our
+ * key pair (Z85 text, 40 characters each). LT_EINVAL with the reason. */
+static lt_err curve_client(void *sock, const lt_client_opts *o, lt_why *why)
+{
+    const char *keys[3] = {o->curve_server_key, o->curve_public_key, o->curve_secret_key};
+    const int opt[3] = {ZMQ_CURVE_SERVERKEY, ZMQ_CURVE_PUBLICKEY, ZMQ_CURVE_SECRETKEY};
+    static const char *const what[3] = {"the broker's public key", "our public key",
+                                        "our secret key"};
+    if (!zmq_has("curve"))
+        return lt_fail(why, LT_EINVAL, "this libzmq has no CURVE");
+    for (int i = 0; i < 3; i++) {
+        uint8_t raw[32];
+        if (keys[i] == NULL || strlen(keys[i]) != 40 || zmq_z85_decode(raw, keys[i]) == NULL)
+            return lt_fail(why, LT_EINVAL, "CURVE: %s is not 40 characters of Z85", what[i]);
+        if (zmq_setsockopt(sock, opt[i], keys[i], 41) != 0)
+            return lt_fail(why, LT_EINVAL, "CURVE: %s: %s", what[i], zmq_strerror(zmq_errno()));
+    }
+    return LT_OK;
+}
+
 lt_err lt_client_open(const char *endpoint, const lt_client_opts *opts, lt_client **out,
                       lt_why *why)
 {
@@ -687,6 +707,12 @@ lt_err lt_client_open(const char *endpoint, const lt_client_opts *opts, lt_clien
         lt_fail(why, LT_EIO, "zmq_setsockopt: %s", zmq_strerror(zmq_errno()));
         goto out_close;
     }
+    if (c->o.curve_server_key != NULL && c->o.curve_server_key[0] != '\0' &&
+        curve_client(c->sock, &c->o, why) != LT_OK) {
+        err = LT_EINVAL;
+        goto out_close;
+    }
+    c->o.curve_server_key = c->o.curve_public_key = c->o.curve_secret_key = NULL; /* not kept */
     char addr[64];
     snprintf(addr, sizeof addr, "inproc://lt-client-monitor-%p", (void *)c);
     if (zmq_socket_monitor(c->sock, addr,

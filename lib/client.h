@@ -62,6 +62,12 @@ typedef struct lt_client_opts {
     int request_timeout_ms;    /* auth, admin and ping wait this long at most */
     size_t max_frame_bytes;    /* larger incoming frames are dropped; 0 = default */
     const char *client_name;   /* sent in HELLO; NULL = "lienthong-client/<version>" */
+    /* CURVE (docs/network.md): when curve_server_key is set, the connection is encrypted
+     * and authenticated with our key pair; the broker's ZAP handler must know our public
+     * key. Z85 text, 40 characters each; copied by lt_client_open. */
+    const char *curve_server_key; /* the broker's public key; NULL or "": plaintext */
+    const char *curve_public_key;
+    const char *curve_secret_key;
 } lt_client_opts;
 
 /* Completion of one publish; see the file comment for the codes. reason is "" on success and

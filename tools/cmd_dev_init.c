@@ -37,6 +37,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zmq.h>
 
 const char lt_cmd_dev_init_summary[] =
     "create a development trust root, agency keys, certificates and configs";
@@ -311,6 +312,27 @@ static lt_err issue(lt_devpki_ca *ca, const char *dir, const struct agency *a, l
     return lt_devpki_issue(ca, &spec, key, cert, why);
 }
 
+/* keys/<short>.curve (the CURVE secret key, 0600) and certs/<short>.curve.pub (its public
+ * key), Z85 text, for broker.curve and peers[].curve_key. */
+static lt_err curve_pair(const char *dir, const char *shortname, lt_why *why)
+{
+    char pub[48], sec[48], path[4096]; /* 40 characters, newline, NUL */
+    lt_err e;
+    if (zmq_curve_keypair(pub, sec) != 0)
+        return lt_fail(why, LT_ECRYPTO, "CURVE key pair: %s", zmq_strerror(zmq_errno()));
+    strcat(sec, "\n");
+    strcat(pub, "\n");
+    if ((e = pathf(path, sizeof path, why, "%s/keys/%s.curve", dir, shortname)) != LT_OK ||
+        (e = write_text(path, sec, 0600, why)) != LT_OK ||
+        (e = pathf(path, sizeof path, why, "%s/certs/%s.curve.pub", dir, shortname)) != LT_OK ||
+        (e = write_text(path, pub, 0644, why)) != LT_OK) {
+        memset(sec, 0, sizeof sec);
+        return e;
+    }
+    memset(sec, 0, sizeof sec);
+    return LT_OK;
+}
+
 static lt_err dev_init(const char *dir, lt_sig_alg alg, bool force, bool extra, lt_why *why)
 {
     char p1[4096], p2[4096], p3[4096];
@@ -350,7 +372,8 @@ static lt_err dev_init(const char *dir, lt_sig_alg alg, bool force, bool extra, 
             goto out;
     }
     for (size_t i = 0; i < NBROKERS; i++)
-        if ((e = issue(ca, dir, &brokers[i], alg, now, why)) != LT_OK)
+        if ((e = issue(ca, dir, &brokers[i], alg, now, why)) != LT_OK ||
+            (e = curve_pair(dir, brokers[i].shortname, why)) != LT_OK)
             goto out;
     if ((e = broker_yaml(dir, why)) != LT_OK || (e = admin_token(dir, why)) != LT_OK)
         goto out;

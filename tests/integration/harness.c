@@ -259,6 +259,11 @@ static bool point_at(const char *path, const char *ep)
     return ok;
 }
 
+unsigned it_free_port(void)
+{
+    return free_port();
+}
+
 /* Two distinct free ports for e (listen and admin) and its endpoint. */
 static bool pick_ports(it_env *e)
 {

@@ -109,6 +109,9 @@ pid_t it_spawn_prog(char *const argv[], const char *out_path);
 /* Wait for pid at most timeout_ms (then SIGKILL); exit status as it_cli. */
 int it_wait(pid_t pid, int timeout_ms);
 
+/* A free TCP port on 127.0.0.1 (0 if none), for a second endpoint of a broker. */
+unsigned it_free_port(void);
+
 /* Monotonic milliseconds. */
 int64_t it_now_ms(void);
 

@@ -15,6 +15,7 @@
  * relay patterns) and a tampered envelope on a link is refused at the next hop.
  */
 #include "harness.h"
+#include "harness_admin.h"
 #include "harness_client.h"
 
 #include <setjmp.h>
@@ -28,6 +29,7 @@
 
 #include <cmocka.h>
 #include <json-c/json.h>
+#include <zmq.h>
 
 #define TOPIC "79.760.hotich.khaisinh"
 #define START_MS 30000
@@ -110,6 +112,8 @@ static void node_yaml(it_env *e, const char *name, const char *fmt, ...)
     free(t);
 }
 
+static void net_write_national(net *n);
+
 /* ward -> city -> national; ack_wait_s of the links' queues as given. */
 static void net_write(net *n, unsigned ack_wait_s)
 {
@@ -148,6 +152,11 @@ static void net_write(net *n, unsigned ack_wait_s)
               "    forward: uplink\n"
               "    retry_max_ms: 500\n",
               ack_wait_s, n->national.endpoint);
+    net_write_national(n);
+}
+
+static void net_write_national(net *n)
+{
     node_yaml(&n->national, "national",
               "queues:\n"
               "  - name: dancu.capnhat\n"
@@ -611,9 +620,176 @@ static void hops_are_checked_and_a_tampered_envelope_is_refused_at_the_next_hop(
     it_broker_stop(&n->national, 15000);
 }
 
+/* The public CURVE key dev-init wrote for a broker identity (certs/<short>.curve.pub). */
+static void curve_pub(net *n, const char *shortname, char out[41])
+{
+    char rel[128];
+    snprintf(rel, sizeof rel, "certs/%s.curve.pub", shortname);
+    char *t = it_read_file(&n->base, rel, NULL);
+    assert_non_null(t);
+    assert_true(strlen(t) >= 40);
+    memcpy(out, t, 40);
+    out[40] = '\0';
+    free(t);
+}
+
+/* A client of endpoint over CURVE with the given server key and key pair (plaintext when
+ * server is NULL); authenticated as as unless NULL. Returns the client and the AUTH's
+ * outcome in *auth (LT_OK when not asked). */
+static lt_client *curve_client(const char *endpoint, const char *server, const char *pub,
+                               const char *sec, lt_signer *as, lt_err *auth)
+{
+    lt_client_opts o = {.request_timeout_ms = 3000,
+                        .ack_timeout_ms = 3000,
+                        .curve_server_key = server,
+                        .curve_public_key = pub,
+                        .curve_secret_key = sec};
+    lt_client *c = NULL;
+    lt_why why = {{0}};
+    assert_int_equal(lt_client_open(endpoint, &o, &c, &why), LT_OK);
+    *auth = as ? lt_client_auth(c, NULL, as, &why) : LT_OK;
+    return c;
+}
+
+/* The value of the series line starting with prefix in the node's /metrics, -1 if absent. */
+static double metric(net *n, it_env *e, const char *prefix)
+{
+    char tok[256];
+    assert_true(it_admin_token(&n->base, tok, sizeof tok));
+    it_http_resp r = {0};
+    assert_true(it_http_get(e->admin_port, "/metrics", tok, 10000, &r));
+    assert_int_equal(r.status, 200);
+    double v = -1;
+    for (char *line = strtok(r.body, "\n"); line; line = strtok(NULL, "\n"))
+        if (strncmp(line, prefix, strlen(prefix)) == 0)
+            v = atof(line + strlen(prefix));
+    it_http_resp_fini(&r);
+    return v;
+}
+
+/* Give node e's config a CURVE endpoint on listen with keys/<key>.curve (dev-init's): its
+ * links present that key, its ZAP handler maps the keys it lists. */
+static void add_curve(net *n, it_env *e, const char *listen, const char *key)
+{
+    char *text = it_read_file(&n->base, e->cfg_name, NULL);
+    assert_non_null(text);
+    char curve[512];
+    snprintf(curve, sizeof curve,
+             "  curve:\n    listen: %s\n    secret_key_file: keys/%s.curve\n  identity:\n", listen,
+             key);
+    char *t = subst(text, (const char *[]){"  identity:\n"}, (const char *[]){curve}, 1);
+    assert_true(it_write_file(&n->base, e->cfg_name, t));
+    free(text);
+    free(t);
+}
+
+static void curve_links_carry_records_and_a_client_without_the_right_key_cannot_connect(
+    void **state)
+{
+    net *n = *state;
+    char ward_pub[41], city_pub[41], q1_pub[41], q1_sec[41], bad_pub[41], bad_sec[41];
+    curve_pub(n, "broker-ward", ward_pub);
+    curve_pub(n, "broker-city", city_pub);
+    assert_int_equal(zmq_curve_keypair(q1_pub, q1_sec), 0);
+    assert_int_equal(zmq_curve_keypair(bad_pub, bad_sec), 0);
+    char city_curve[64], ward_curve[64];
+    snprintf(city_curve, sizeof city_curve, "tcp://127.0.0.1:%u", it_free_port());
+    snprintf(ward_curve, sizeof ward_curve, "tcp://127.0.0.1:%u", it_free_port());
+    node_yaml(&n->ward, "ward",
+              "queues:\n"
+              "  - name: uplink\n"
+              "    owner: " ID_WARD "\n"
+              "    bind: [\"79.760.>\"]\n"
+              "    max_deliver: 1000\n"
+              "peers:\n"
+              "  - name: city\n"
+              "    agency: " ID_CITY "\n"
+              "    curve_key: \"%s\"\n"
+              "links:\n"
+              "  - peer: city\n"
+              "    endpoint: %s\n"
+              "    forward: uplink\n"
+              "    retry_max_ms: 500\n",
+              city_pub, city_curve);
+    add_curve(n, &n->ward, ward_curve, "broker-ward");
+    node_yaml(&n->city, "city",
+              "queues:\n"
+              "  - name: uplink\n"
+              "    owner: " ID_CITY "\n"
+              "    bind: [\"79.>\"]\n"
+              "    max_deliver: 1000\n"
+              "peers:\n"
+              "  - name: ward\n"
+              "    agency: " ID_WARD "\n"
+              "    relay: [\"79.760.>\"]\n"
+              "    curve_key: \"%s\"\n"
+              "  - name: national\n"
+              "    agency: " ID_NATIONAL "\n"
+              "curve_clients:\n"
+              "  - agency: VN:GOV:000.00.00.H29.760:hotich\n"
+              "    key: \"%s\"\n"
+              "links:\n"
+              "  - peer: national\n"
+              "    endpoint: %s\n"
+              "    forward: uplink\n"
+              "    retry_max_ms: 500\n",
+              ward_pub, q1_pub, n->national.endpoint);
+    add_curve(n, &n->city, city_curve, "broker-city");
+    net_write_national(n);
+    net_start(n);
+
+    /* records cross the CURVE link ward -> city */
+    pubs p;
+    pubs_seal(n, &p, 50, 20000);
+    lt_client *pc = it_client(&n->ward, NULL, 64, 30000);
+    assert_non_null(pc);
+    pubs_send(pc, &p, 0, p.n);
+    assert_int_equal(lt_client_flush(pc, 30000), LT_OK);
+    lt_client_close(&pc);
+    keep k = {0};
+    keep_collect(n, &k, p.n, 60000, 500);
+    assert_int_equal(k.n, p.n);
+    keep_fini(&k);
+    pubs_fini(&p);
+
+    /* an agency whose key the city lists: AUTH as that agency works, as another is refused */
+    lt_signer *q1 = it_signer(&n->base, "quan1"), *tp = it_signer(&n->base, "tuphap");
+    lt_err auth;
+    lt_client *ok = curve_client(city_curve, city_pub, q1_pub, q1_sec, q1, &auth);
+    assert_int_equal(auth, LT_OK);
+    lt_client_close(&ok);
+    lt_client *other = curve_client(city_curve, city_pub, q1_pub, q1_sec, tp, &auth);
+    assert_int_equal(auth, LT_EAGENCY_MISMATCH);
+    lt_client_close(&other);
+    /* a key the city does not list, and a plaintext client: no connection at all */
+    lt_why why = {{0}};
+    lt_client *bad = curve_client(city_curve, city_pub, bad_pub, bad_sec, NULL, &auth);
+    assert_int_equal(lt_client_ping(bad, 2000, &why), LT_ETIMEDOUT);
+    lt_client_close(&bad);
+    lt_client *plain = curve_client(city_curve, NULL, NULL, NULL, NULL, &auth);
+    assert_int_equal(lt_client_ping(plain, 2000, &why), LT_ETIMEDOUT);
+    lt_client_close(&plain);
+    /* both refusals counted */
+    assert_true(metric(n, &n->city, "lienthong_curve_handshakes_total{outcome=\"unknown_key\"}") >=
+                1);
+    assert_true(metric(n, &n->city, "lienthong_curve_handshakes_total{outcome=\"protocol\"}") >=
+                1);
+    assert_true(metric(n, &n->city, "lienthong_curve_handshakes_total{outcome=\"accepted\"}") >=
+                3);
+    assert_true(metric(n, &n->ward,
+                       "lienthong_link_forwarded_total{link=\"city.uplink\",peer=\"city\","
+                       "direction=\"forward\"}") == 50);
+    lt_signer_destroy(&q1);
+    lt_signer_destroy(&tp);
+    net_stop(n);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(
+            curve_links_carry_records_and_a_client_without_the_right_key_cannot_connect, setup,
+            teardown),
         cmocka_unit_test_setup_teardown(
             hops_are_checked_and_a_tampered_envelope_is_refused_at_the_next_hop, setup, teardown),
         cmocka_unit_test_setup_teardown(three_hops_deliver_every_record_once_in_order_byte_for_byte,
