@@ -399,6 +399,19 @@ static void three_hops_deliver_every_record_once_in_order_byte_for_byte(void **s
         lt_env_destroy(&env);
     }
     lt_trust_destroy(&trust);
+    /* what an operator sees: `lienthong links` at the ward, the link up, every record
+     * forwarded */
+    char cfg[IT_PATH_MAX];
+    it_path(&n->ward, n->ward.cfg_name, cfg);
+    assert_int_equal(it_cli(&n->ward, "links.out", 30000, "links", "-c", cfg, "--json",
+                            (char *)NULL),
+                     0);
+    char *out = it_read_file(&n->ward, "links.out", NULL);
+    assert_non_null(out);
+    assert_non_null(strstr(out, "\"name\":\"city.uplink\""));
+    assert_non_null(strstr(out, "\"state\":\"up\""));
+    assert_non_null(strstr(out, "\"forwarded\":300"));
+    free(out);
     keep_fini(&k);
     pubs_fini(&p);
     net_stop(n);
