@@ -11,6 +11,7 @@
  * Threads: everything here runs on the loop thread, except lt_broker_stop (any thread).
  */
 #include "broker_int.h"
+#include "schedule.h"
 #include "link.h"
 #include "zap.h"
 
@@ -71,6 +72,22 @@ static void collect(void *ctx, lt_metrics *m)
     snprintf(p, sizeof p, "%s/data.mdb", b->cfg->data_dir);
     if (stat(p, &st) == 0) /* the map is sparse: allocated blocks are what is used */
         lt_metrics_set_gauge(m, LT_GAUGE_LMDB_MAP_USED, (int64_t)st.st_blocks * 512);
+    uint64_t n = 0;
+    lt_why w = {{0}};
+    if (lt_store_sched_count(b->store, &n, &w) == LT_OK)
+        lt_metrics_set_gauge(m, LT_GAUGE_SCHEDULED, (int64_t)n);
+    lt_metrics_set_gauge(m, LT_GAUGE_RETENTION_YIELDED,
+                         (int64_t)lt_store_retention_yielded(b->store));
+}
+
+/* The frontend's on_stored hook: a scheduled publish tells the schedule its due time;
+ * delivery steps over it until then. */
+static void on_stored(lt_broker *b, const uint32_t *qids, size_t n, int64_t due_ms)
+{
+    if (due_ms > 0)
+        lt_sched_note(b, due_ms);
+    else
+        lt_dlv_on_stored(b, qids, n);
 }
 
 /* ---- admin provider ---- */
@@ -178,14 +195,17 @@ static lt_err admin_open(lt_broker *b, lt_why *why)
 
 /* ---- signals, wakeups, drain ---- */
 
-/* The commit thread moved on: answer the publishes it finished, hand its admin jobs back
- * to delivery, and deliver what was stored. */
+/* The commit thread moved on: answer the publishes it finished, hand its jobs back to
+ * delivery (admin DLQ requests) and the schedule, and deliver what was stored. */
 static void on_committed(lt_broker *b)
 {
     lt_fe_on_done(b);
     for (lt_job *j = lt_ring_take_jobs(b), *next; j; j = next) {
         next = j->next;
-        lt_dlv_on_job_done(b, j);
+        if (lt_sched_owns_job(j))
+            lt_sched_on_job_done(b, j);
+        else
+            lt_dlv_on_job_done(b, j);
     }
     lt_dlv_flush(b);
 }
@@ -200,6 +220,7 @@ static void finish(lt_broker *b)
     on_committed(b);
     b->phase = LT_PHASE_DONE;
     uv_timer_stop(&b->hb_timer);
+    lt_sched_stop(b);
     if (b->admin)
         lt_admin_stop(b->admin);
     uv_stop(&b->loop);
@@ -461,7 +482,8 @@ lt_err lt_broker_new(const lt_broker_cfg *cfg, const lt_broker_opts *opts, lt_br
     lt_metrics_set_extra(b->metrics, lt_net_write_metrics, b);
     b->fe_hooks = (lt_fe_hooks){.on_frame = lt_dlv_on_frame,
                                 .on_session_end = lt_dlv_on_session_end,
-                                .on_stored = lt_dlv_on_stored};
+                                .on_stored = on_stored,
+                                .on_cancel = lt_sched_on_cancel};
     if ((e = lt_fe_open(b, why)) != LT_OK)
         goto fail;
     if ((e = net_open(b, why)) != LT_OK)
@@ -535,6 +557,11 @@ lt_err lt_broker_run(lt_broker *b)
     uv_signal_start(&b->sig_hup, on_signal, SIGHUP);
     uv_timer_start(&b->hb_timer, on_hb, b->heartbeat_ms, b->heartbeat_ms);
     b->phase = LT_PHASE_RUNNING;
+    lt_why sw = {{0}};
+    if (lt_sched_start(b, &sw) != LT_OK) {
+        lt_log(LT_LOG_ERROR, "scheduled delivery cannot start: %s", sw.msg);
+        return LT_ESTORE;
+    }
     lt_dlv_flush(b); /* start delivering what the store holds */
     if ((e = lt_links_start(b->cfg, b->endpoint, b->curve_public, b->curve_secret, &b->links,
                             &why)) != LT_OK) {
@@ -578,6 +605,8 @@ void lt_broker_destroy(lt_broker **bp)
     close_handle((uv_handle_t *)&b->async);
     close_handle((uv_handle_t *)&b->stop_async);
     close_handle((uv_handle_t *)&b->hb_timer);
+    if (b->sched_timer_init)
+        close_handle((uv_handle_t *)&b->sched_timer);
     close_handle((uv_handle_t *)&b->sig_int);
     close_handle((uv_handle_t *)&b->sig_term);
     close_handle((uv_handle_t *)&b->sig_hup);

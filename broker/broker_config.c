@@ -24,8 +24,8 @@ static const char *const top_keys[] = {"broker", "trust", "admins", "acl",      
 static const char *const broker_keys[] = {"name",           "listen",         "data_dir",
                                           "map_size_mb",    "verify_threads", "max_frame_bytes",
                                           "dedup_window_s", "commit_max_batch", "admin",
-                                          "identity",       "curve",          "allow_plaintext",
-                                          NULL};
+                                          "max_schedule_days", "identity",     "curve",
+                                          "allow_plaintext",   NULL};
 static const char *const admin_keys[] = {"listen", "token_file", NULL};
 static const char *const trust_keys[] = {"ca", "crl", "clock_skew_s", NULL};
 static const char *const acl_keys[] = {"agency", "name", "publish", NULL};
@@ -237,7 +237,9 @@ static lt_err read_broker(const lt_ynode *root, lt_broker_cfg *c, lt_why *why)
         (err = int_opt(b, "dedup_window_s", LT_BCFG_DEFAULT_DEDUP_WINDOW_S, 1, 31 * 86400,
                        &c->dedup_window_s, why)) ||
         (err = u32_opt(b, "commit_max_batch", LT_BCFG_DEFAULT_COMMIT_MAX_BATCH, 1, 1000000,
-                       &c->commit_max_batch, why)))
+                       &c->commit_max_batch, why)) ||
+        (err = u32_opt(b, "max_schedule_days", LT_BCFG_DEFAULT_MAX_SCHEDULE_DAYS, 1, 3660,
+                       &c->max_schedule_days, why)))
         return err;
     if (!endpoint_ok(c->listen))
         return lt_ycfg_fail(lt_ycfg_get(b, "listen"), why,

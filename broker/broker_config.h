@@ -27,6 +27,7 @@
 #define LT_BCFG_DEFAULT_MAP_SIZE_MB 65536
 #define LT_BCFG_DEFAULT_MAX_FRAME_BYTES 4194304
 #define LT_BCFG_DEFAULT_DEDUP_WINDOW_S 86400
+#define LT_BCFG_DEFAULT_MAX_SCHEDULE_DAYS 400
 #define LT_BCFG_DEFAULT_COMMIT_MAX_BATCH 4096
 #define LT_BCFG_DEFAULT_ADMIN_LISTEN "127.0.0.1:7401"
 #define LT_BCFG_DEFAULT_ADMIN_TOKEN_FILE "admin.token"
@@ -113,6 +114,7 @@ typedef struct lt_broker_cfg {
     uint32_t verify_threads;  /* 0 = one per core; at most 256 */
     uint32_t max_frame_bytes; /* 1024..268435456 */
     uint64_t dedup_window_s;  /* 1..31 days */
+    uint32_t max_schedule_days; /* a publish may be scheduled this far ahead: 1..3660 */
     uint32_t commit_max_batch;/* 1..1000000 */
     char *admin_listen;       /* host:port */
     char *admin_token_file;   /* resolved path */

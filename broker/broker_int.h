@@ -103,6 +103,7 @@ typedef struct lt_slot {
     /* committer */
     uint64_t seq;
     bool dup;
+    int64_t due_ms; /* PUBLISH: deliver not before (0: now) */
     /* loop: the peer broker (index in cfg->peers) whose session published it, -1 none,
      * LT_LINK_SELF this broker's own identity; the verifiers apply its relay patterns */
     int relay_peer;
@@ -119,6 +120,8 @@ enum lt_op_kind {
     LT_OP_DEAD,        /* move (qid, seq) to the DLQ with count and reason */
     LT_OP_DLQ_REQUEUE, /* admin: move (qid, seqs) back; returned to the loop */
     LT_OP_DLQ_DROP,    /* admin: delete (qid, seqs) from the DLQ; returned to the loop */
+    LT_OP_SCHED_DUE,   /* sched: make what is due by `now` deliverable; returned to the loop */
+    LT_OP_CANCEL,      /* sched: cancel (agency, msg_id) where scheduled; returned to the loop */
 };
 
 typedef struct lt_op {
@@ -131,19 +134,26 @@ typedef struct lt_op {
     struct lt_job *job; /* admin ops */
 } lt_op;
 
-/* An admin DLQ request the committer carries out; returned to the loop with results. */
+/* A request the committer carries out and returns to the loop with results: an admin DLQ
+ * request (delivery.c), or the schedule's promotions and cancels (schedule.c). */
 typedef struct lt_job {
     struct lt_job *next;
-    uint8_t kind; /* LT_OP_DLQ_REQUEUE / LT_OP_DLQ_DROP */
+    uint8_t kind; /* LT_OP_DLQ_REQUEUE / LT_OP_DLQ_DROP / LT_OP_SCHED_DUE / LT_OP_CANCEL */
     uint32_t qid;
     uint64_t tag;
     uint8_t peer_len;
     uint8_t peer[LT_PEER_ID_MAX];
     uint64_t conn;  /* lt_peer.conn of the connection that asked */
-    uint64_t *seqs; /* in: which; out: done[i] tells */
+    uint64_t *seqs; /* DLQ in: which; out: done[i] tells. SCHED_DUE out: what became due */
     bool *ok;
-    size_t n;
-    lt_err err; /* the batch's commit */
+    uint32_t *qids; /* SCHED_DUE out: the queue of each seqs[i] */
+    size_t n, cap;
+    int64_t now;      /* SCHED_DUE in: promote what is due by then */
+    int64_t next_due; /* SCHED_DUE out: the earliest due time left (INT64_MAX: none) */
+    char agency[LT_AGENCY_ID_MAX];     /* CANCEL in: the session's agency */
+    uint8_t msg_id[LT_STORE_ID_LEN];   /* CANCEL in */
+    uint64_t seq;                      /* CANCEL out */
+    lt_err err; /* the operation's, else the batch's commit */
     lt_why why;
 } lt_job;
 
@@ -241,8 +251,10 @@ typedef struct lt_fe_hooks {
     void (*on_frame)(lt_broker *b, lt_peer *p, const Lienthong__V1__Frame *f);
     /* session p ends (HELLO again, connection closed): end what it holds */
     void (*on_session_end)(lt_broker *b, lt_peer *p);
-    /* a publish was stored for the queues qids[0..n) */
-    void (*on_stored)(lt_broker *b, const uint32_t *qids, size_t n);
+    /* a publish was stored for the queues qids[0..n) (due_ms > 0: scheduled for then) */
+    void (*on_stored)(lt_broker *b, const uint32_t *qids, size_t n, int64_t due_ms);
+    /* CANCEL of the authenticated session p; f is borrowed for the call */
+    void (*on_cancel)(lt_broker *b, lt_peer *p, const Lienthong__V1__Frame *f);
 } lt_fe_hooks;
 
 enum lt_broker_phase { LT_PHASE_INIT = 0, LT_PHASE_RUNNING, LT_PHASE_DRAINING, LT_PHASE_DONE };
@@ -308,6 +320,12 @@ struct lt_broker {
     size_t qid_cap;
     lt_queue *dirty; /* queues to pump */
 
+    /* scheduled delivery (schedule.c, loop thread) */
+    uv_timer_t sched_timer;
+    bool sched_timer_init;
+    int64_t sched_at;   /* wall ms the timer is armed for; INT64_MAX: idle */
+    bool sched_busy;    /* a SCHED_DUE job is with the committer */
+    uint64_t sched_promoted, sched_cancelled;
     /* the network (link.c): this broker's identity agency ("" without broker.identity) and
      * the links running (loop thread starts, stops and reads their status) */
     char self_agency[LT_AGENCY_ID_MAX];
@@ -394,6 +412,8 @@ void lt_dlv_flush(lt_broker *b);
 void lt_dlv_on_frame(lt_broker *b, lt_peer *p, const Lienthong__V1__Frame *f);
 void lt_dlv_on_session_end(lt_broker *b, lt_peer *p);
 void lt_dlv_on_stored(lt_broker *b, const uint32_t *qids, size_t n);
+/* Scheduled entry seq of queue qid became deliverable (schedule.c). */
+void lt_dlv_on_due(lt_broker *b, uint32_t qid, uint64_t seq);
 void lt_dlv_on_job_done(lt_broker *b, lt_job *job); /* takes job */
 void lt_dlv_drop_sub(lt_broker *b, lt_sub *s);
 /* Admin HTTP and metrics providers. */

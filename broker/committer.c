@@ -50,6 +50,17 @@ static bool slot_ready(const lt_ring *r)
     return r->commit < r->head && r->slots[r->commit & r->mask].verified;
 }
 
+/* lt_store_sched_promote's visitor: note each promoted entry in the SCHED_DUE job. */
+static void sched_due_visit(void *arg, uint32_t qid, uint64_t seq)
+{
+    lt_job *j = arg;
+    if (j->n < j->cap) {
+        j->qids[j->n] = qid;
+        j->seqs[j->n] = seq;
+        j->n++;
+    }
+}
+
 static void apply_op(lt_broker *b, lt_op *op, int64_t now)
 {
     lt_why why = {{0}};
@@ -79,6 +90,19 @@ static void apply_op(lt_broker *b, lt_op *op, int64_t now)
                 j->why = why;
             }
         }
+        return;
+    }
+    case LT_OP_SCHED_DUE: {
+        lt_job *j = op->job;
+        j->n = 0; /* the batch may be applied twice (see run_batch) */
+        j->err = lt_store_sched_promote(b->store, j->now, j->cap, sched_due_visit, j,
+                                        &j->next_due, &j->why);
+        return;
+    }
+    case LT_OP_CANCEL: {
+        lt_job *j = op->job;
+        j->err = lt_store_sched_cancel(b->store, j->agency, j->msg_id, now, &j->seq, NULL,
+                                       &j->why);
         return;
     }
     default:
@@ -128,7 +152,7 @@ static lt_err apply_batch(lt_broker *b, uint64_t first, uint64_t *n, bool with_p
         lt_why w = {{0}};
         lt_err ae = lt_store_append_hops(b->store, &key, s->qids, s->nq, s->buf, s->len,
                                          s->has_cert ? &c : NULL, s->buf + s->len, s->hops_len,
-                                         now, 0, &s->seq, &s->dup, &w);
+                                         now, s->due_ms, &s->seq, &s->dup, &w);
         if (ae == LT_EAGAIN && i > first) {
             *n = i - first; /* batch full: this one and the rest go in the next round */
             break;
@@ -168,8 +192,10 @@ static void fail_jobs(lt_job *jobs, lt_err e, const lt_why *why)
     for (lt_job *j = jobs; j; j = j->next) {
         j->err = e;
         j->why = *why;
-        for (size_t i = 0; i < j->n; i++)
+        for (size_t i = 0; j->ok && i < j->n; i++)
             j->ok[i] = false;
+        if (j->kind == LT_OP_SCHED_DUE)
+            j->n = 0; /* nothing of it is durable */
     }
 }
 
@@ -194,7 +220,8 @@ static void run_batch(lt_broker *b, uint64_t first, uint64_t *n, lt_oplist *ops,
                       (unsigned long long)*n, ops->n, why.msg);
         fail_publishes(r, first, *n, e, &why);
         uint64_t none = 0;
-        e = apply_batch(b, first, &none, false, ops, false, &appended, ticket, &why);
+        /* with the sweep: a full store makes retention yield (lt_store_sweep) */
+        e = apply_batch(b, first, &none, false, ops, true, &appended, ticket, &why);
         if (e == LT_OK)
             appended = 0;
     }

@@ -297,21 +297,24 @@ static lt_err make_ready(lt_dq *dq, lt_dq_ent *e)
 
 /* DELAYED entries due by now become READY. On allocation failure they stay DELAYED (and
  * are retried at the next call). */
-void lt_dq_promote(lt_dq *dq, int64_t now)
+size_t lt_dq_promote(lt_dq *dq, int64_t now)
 {
+    size_t n = 0;
     while (dq->n_delayed > 0 && dq->delayed[0]->when <= now) {
         lt_dq_ent *e = dq->delayed[0];
         if (dq->n_ready == dq->cap_ready) {
             size_t ncap = dq->cap_ready ? dq->cap_ready * 2 : 64;
             lt_dq_ent **nh = realloc(dq->ready, ncap * sizeof *nh);
             if (!nh)
-                return;
+                return n;
             dq->ready = nh;
             dq->cap_ready = ncap;
         }
         heap_remove(dq->delayed, &dq->n_delayed, e, delayed_less);
         (void)make_ready(dq, e); /* room reserved above: cannot fail */
+        n++;
     }
+    return n;
 }
 
 void lt_dq_init(lt_dq *dq, const lt_dq_cfg *cfg, uint64_t cursor)
@@ -417,6 +420,14 @@ lt_err lt_dq_defer_new(lt_dq *dq, uint64_t seq, uint32_t prev_count, int64_t not
         ent_free(dq, e);
         return LT_ENOMEM;
     }
+    dq->cursor = seq;
+    return LT_OK;
+}
+
+lt_err lt_dq_pass(lt_dq *dq, uint64_t seq)
+{
+    if (seq <= dq->cursor)
+        return LT_EINVAL;
     dq->cursor = seq;
     return LT_OK;
 }
@@ -624,6 +635,25 @@ void lt_dlv_on_stored(lt_broker *b, const uint32_t *qids, size_t n)
         lt_dlv_wake(b, qids[i]);
 }
 
+/* A promotion is durable. Past the cursor the store read finds the entry as it finds new
+ * ones; at or before it (stepped over while scheduled) it joins the redeliveries. One
+ * window stays: if a read met the entry already promoted, sent it and the consumer acked
+ * it before this call, it is delivered once more (at least once; the ack is still on its
+ * way to the store, so the redelivery read finds it pending). */
+void lt_dlv_on_due(lt_broker *b, uint32_t qid, uint64_t seq)
+{
+    lt_queue *q = queue_by_qid(b, qid);
+    if (!q)
+        return;
+    if (seq <= q->dq.cursor && lt_dq_state_of(&q->dq, seq, NULL) == 0 &&
+        lt_dq_add_ready(&q->dq, seq, 0) == LT_ENOMEM)
+        lt_log(LT_LOG_ERROR, "queue %s: no memory to deliver scheduled seq %" PRIu64
+                             " now; it is delivered after a restart",
+               q->cfg->name, seq);
+    q->more = true;
+    mark_dirty(b, q);
+}
+
 /* ---- timers ---- */
 
 static void on_timer(uv_timer_t *t);
@@ -743,6 +773,11 @@ static int visit_new(void *arg, const lt_store_entry *e)
     visit_ctx *v = arg;
     lt_queue *q = v->q;
     v->visited++;
+    if (lt_store_entry_is_scheduled(e)) {
+        /* the schedule hands it back when due (lt_dlv_on_due): no memory meanwhile */
+        (void)lt_dq_pass(&q->dq, e->seq);
+        return 0;
+    }
     if (e->not_before_ms > v->now) {
         if (lt_dq_defer_new(&q->dq, e->seq, e->delivery_count, e->not_before_ms) != LT_OK) {
             v->stopped = true;

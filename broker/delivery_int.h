@@ -109,6 +109,11 @@ lt_err lt_dq_sent(lt_dq *dq, uint64_t seq, int64_t now);
 lt_err lt_dq_sent_new(lt_dq *dq, uint64_t seq, uint32_t prev_count, int64_t now);
 lt_err lt_dq_defer_new(lt_dq *dq, uint64_t seq, uint32_t prev_count, int64_t not_before);
 
+/* A store entry past the cursor that is not the machine's to send (a scheduled one: the
+ * schedule hands it back with lt_dq_add_ready when due): only advances the cursor to seq.
+ * LT_EINVAL if seq <= cursor. */
+lt_err lt_dq_pass(lt_dq *dq, uint64_t seq);
+
 /* A seq at or before the cursor re-entered the queue (requeued from the DLQ): READY with
  * count prev_count. LT_EEXIST if known; LT_ENOMEM. A seq past the cursor needs nothing
  * (the store read will find it): LT_OK. */
@@ -146,7 +151,7 @@ size_t lt_dq_expire(lt_dq *dq, int64_t now, lt_dq_expired_fn fn, void *arg);
 int64_t lt_dq_next_deadline(const lt_dq *dq);
 /* Make every delayed redelivery due by now ready (lt_dq_pick does it too). After it,
  * lt_dq_next_deadline is never a due delayed entry's time, whether or not anyone has credit. */
-void lt_dq_promote(lt_dq *dq, int64_t now);
+size_t lt_dq_promote(lt_dq *dq, int64_t now); /* returns how many became ready */
 
 /* Delay before the delivery after the count-th one (backoff list, last value repeated). */
 uint32_t lt_dq_backoff(const lt_dq *dq, uint32_t count);

@@ -471,7 +471,8 @@ static lt_err check_hops(const lt_broker *b, const lt_peer *p, char *const *hops
 }
 
 static void on_publish(lt_broker *b, const zmq_msg_t *id, const zmq_msg_t *body, uint64_t tag,
-                       const uint8_t *env, size_t len, char *const *hops, size_t nhops)
+                       const uint8_t *env, size_t len, int64_t due_ms, char *const *hops,
+                       size_t nhops)
 {
     if (b->phase != LT_PHASE_RUNNING) {
         int e = lt_fe_send_nack(b, zmq_msg_data((zmq_msg_t *)id), zmq_msg_size((zmq_msg_t *)id),
@@ -520,6 +521,7 @@ static void on_publish(lt_broker *b, const zmq_msg_t *id, const zmq_msg_t *body,
     }
     s->kind = LT_SLOT_PUBLISH;
     s->tag = tag;
+    s->due_ms = due_ms > 0 ? due_ms : 0;
     s->relay_peer = peer_of(b, p);
     memcpy(s->buf, env, len);
     memcpy(s->buf + len, hb, hlen); /* the store keeps them with the message */
@@ -712,7 +714,7 @@ static void handle(lt_broker *b, const zmq_msg_t *id, zmq_msg_t *body)
         return;
     }
     if (lt_fe_parse_publish(data, n, &tag, &env, &env_len)) {
-        on_publish(b, id, body, tag, env, env_len, NULL, 0);
+        on_publish(b, id, body, tag, env, env_len, 0, NULL, 0);
         return;
     }
     Lienthong__V1__Frame *f = lienthong__v1__frame__unpack(NULL, n, data);
@@ -724,7 +726,12 @@ static void handle(lt_broker *b, const zmq_msg_t *id, zmq_msg_t *body)
     switch (f->kind_case) {
     case LIENTHONG__V1__FRAME__KIND_PUBLISH:
         on_publish(b, id, body, f->publish->tag, f->publish->envelope.data,
-                   f->publish->envelope.len, f->publish->hops, f->publish->n_hops);
+                   f->publish->envelope.len, f->publish->deliver_at_unix_ms, f->publish->hops,
+                   f->publish->n_hops);
+        break;
+    case LIENTHONG__V1__FRAME__KIND_CANCEL:
+        if ((p = authed(b, id, body, "CANCEL")))
+            b->fe_hooks.on_cancel(b, p, f);
         break;
     case LIENTHONG__V1__FRAME__KIND_HELLO:
         on_hello(b, id, body, f->hello);
@@ -976,7 +983,7 @@ static void answer(lt_broker *b, lt_slot *s)
         lt_metrics_observe(lt_metrics_hist(b->metrics, LT_HIST_PUBLISH_ACK),
                            (double)(uv_hrtime() - s->t_in_ns) / 1e9);
         if (!s->dup)
-            b->fe_hooks.on_stored(b, s->qids, s->nq);
+            b->fe_hooks.on_stored(b, s->qids, s->nq, s->due_ms);
     } else {
         e = lt_fe_send_nack(b, s->peer, s->peer_len, s->tag, s->err, s->why.msg);
         lt_metrics_on_nack(b->metrics, s->agency_slot, s->err);

@@ -125,6 +125,9 @@ static const char *const gauge_names[LT_GAUGE_COUNT][2] = {
     {"lienthong_lmdb_map_size_bytes", "Size of the LMDB map (the store's hard limit)."},
     {"lienthong_disk_free_bytes", "Free bytes on the file system holding the store."},
     {"lienthong_disk_total_bytes", "Size of the file system holding the store."},
+    {"lienthong_scheduled_entries", "Queue entries waiting for their due time (scheduled delivery)."},
+    {"lienthong_retention_yielded_total",
+     "Acked messages dropped before their queue's retention because the store was full."},
 };
 
 /* ---- buffer ---- */
@@ -828,7 +831,8 @@ lt_err lt_metrics_write_prometheus(lt_metrics *m, lt_metrics_buf *out)
     for (int h = 0; h < LT_HIST_COUNT; h++)
         write_hist(&m->hists[h], out);
     for (int g = 0; g < LT_GAUGE_COUNT; g++) {
-        family(out, gauge_names[g][0], "gauge", gauge_names[g][1]);
+        family(out, gauge_names[g][0], g == LT_GAUGE_RETENTION_YIELDED ? "counter" : "gauge",
+               gauge_names[g][1]);
         lt_metrics_buf_puts(out, gauge_names[g][0]);
         lt_metrics_buf_add(out, " ", 1);
         put_i64(out, atomic_load_explicit(&m->gauges[g], memory_order_relaxed));
@@ -949,7 +953,7 @@ lt_err lt_metrics_json_overview(lt_metrics *m, json_object **out)
 
     static const char *const gkeys[LT_GAUGE_COUNT] = {
         "connected_clients", "lmdb_map_used_bytes", "lmdb_map_size_bytes", "disk_free_bytes",
-        "disk_total_bytes"};
+        "disk_total_bytes", "scheduled_entries", "retention_yielded_total"};
     for (int i = 0; i < LT_GAUGE_COUNT; i++)
         json_object_object_add(g, gkeys[i], json_object_new_int64(lt_metrics_gauge(m, (lt_metrics_gauge_id)i)));
     json_object_object_add(o, "gauges", g);

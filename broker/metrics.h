@@ -68,6 +68,8 @@ typedef enum lt_metrics_gauge_id {
     LT_GAUGE_LMDB_MAP_SIZE,         /* lienthong_lmdb_map_size_bytes */
     LT_GAUGE_DISK_FREE,             /* lienthong_disk_free_bytes (store's file system) */
     LT_GAUGE_DISK_TOTAL,            /* lienthong_disk_total_bytes */
+    LT_GAUGE_SCHEDULED,             /* lienthong_scheduled_entries */
+    LT_GAUGE_RETENTION_YIELDED,     /* lienthong_retention_yielded_total (a counter) */
     LT_GAUGE_COUNT
 } lt_metrics_gauge_id;
 

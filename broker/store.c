@@ -447,6 +447,11 @@ lt_err lt_store_commit(lt_store *s, lt_why *why)
     return err ? err : lt_store_sync(s, ticket, why);
 }
 
+uint64_t lt_store_retention_yielded(lt_store *s)
+{
+    return atomic_load(&s->retention_yielded);
+}
+
 uint64_t lt_store_next_seq(const lt_store *s)
 {
     return s->next_seq;

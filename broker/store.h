@@ -243,8 +243,8 @@ lt_err lt_store_sched_promote(lt_store *s, int64_t now_ms, size_t max,
 
 /* Cancel message (source, id) where it is still scheduled, in the open batch: it leaves
  * those queues (as an ack would) and the schedule. *seq = its seq; *ncancelled (may be
- * NULL) = in how many queues. LT_ENOTFOUND: source stored no such id (within the dedup
- * window); LT_ENOT_SCHEDULED: it is due, delivered or acked everywhere already.
+ * NULL) = in how many queues. LT_ENOT_SCHEDULED (why says which): source stored no such
+ * id (within the dedup window), or it is due, delivered or acked everywhere already.
  * LT_ESTORE(_FULL) fail the batch; LT_EAGAIN (no batch). */
 lt_err lt_store_sched_cancel(lt_store *s, const char *source, const uint8_t *id, int64_t now_ms,
                              uint64_t *seq, size_t *ncancelled, lt_why *why);
@@ -285,12 +285,18 @@ lt_err lt_store_dlq_drop(lt_store *s, uint32_t qid, uint64_t seq, int64_t now_ms
                          lt_why *why);
 
 /* Expire, at most budget entries' worth of work: message ids older than the dedup window,
- * and acked messages past their queue's retention (deleting envelopes no queue needs).
+ * and acked messages past their queue's retention (deleting envelopes no queue needs) -
+ * or, while the store is full, before it (lt_store_retention_yielded).
  * *more (if not NULL) = true when expired work remains (call again soon). The sweep is one
  * step of the batch: on failure none of it is kept and the batch's other operations are
  * intact (unless LMDB fails to fold the sweep into the batch: then the batch fails).
  * LT_ESTORE(_FULL), LT_EAGAIN. */
 lt_err lt_store_sweep(lt_store *s, int64_t now_ms, size_t budget, bool *more, lt_why *why);
+
+/* Acked messages dropped before their queue's retention ran out because the store was
+ * full (retention yields to live data: while a commit fails for want of space, acks and
+ * the sweep drop acked history at once, oldest first within each queue). Any thread. */
+uint64_t lt_store_retention_yielded(lt_store *s);
 
 /* Seq the next append will get (1 on an empty store). Writer thread. */
 uint64_t lt_store_next_seq(const lt_store *s);

@@ -126,6 +126,8 @@ struct lt_store {
                                     * read-only from then on, see lt_store_sync */
     _Atomic bool full;             /* the last commit failed for want of space (map or disk);
                                     * cleared by the next commit that succeeds */
+    _Atomic uint64_t retention_yielded; /* acked messages dropped before their retention
+                                         * because the store was full */
 };
 
 /* ---- shared internals ------------------------------------------------------------------ */

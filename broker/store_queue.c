@@ -380,12 +380,25 @@ static bool expired(const queue *q, int64_t stored_ms, int64_t now_ms)
     return q->lim.retention_ms <= 0 || stored_ms + q->lim.retention_ms <= now_ms;
 }
 
+/* Past retention, or retention yields: while the store is full, acked history is the
+ * first thing to go (counted in retention_yielded), so consuming frees space at once
+ * instead of a day later. */
+static bool droppable(lt_store *s, const queue *q, int64_t stored_ms, int64_t now_ms)
+{
+    if (expired(q, stored_ms, now_ms))
+        return true;
+    if (!atomic_load(&s->full))
+        return false;
+    atomic_fetch_add(&s->retention_yielded, 1);
+    return true;
+}
+
 /* The queue no longer needs seq as pending/dead: drop its history entry too when it is
  * past retention, and the message when no queue needs it any more. */
 static int release(lt_store *s, MDB_txn *txn, const queue *q, uint64_t seq, int64_t stored_ms,
                    int64_t now_ms)
 {
-    if (!expired(q, stored_ms, now_ms))
+    if (!droppable(s, q, stored_ms, now_ms))
         return 0;
     uint8_t kb[QKEY_LEN];
     qkey(kb, q->qid, seq);
@@ -668,7 +681,7 @@ static int sweep_queue(lt_store *s, MDB_txn *t, queue *q, int64_t now_ms, size_t
         }
         uint64_t seq = get64((const uint8_t *)k.mv_data + 4);
         int64_t stored = (int64_t)get64(v.mv_data);
-        if (!expired(q, stored, now_ms)) {
+        if (!expired(q, stored, now_ms) && !atomic_load(&s->full)) {
             rc = MDB_NOTFOUND; /* the rest is younger */
             break;
         }
@@ -700,6 +713,8 @@ static int sweep_queue(lt_store *s, MDB_txn *t, queue *q, int64_t now_ms, size_t
         }
         if ((rc = mdb_cursor_del(c, 0)))
             goto out;
+        if (!expired(q, stored, now_ms))
+            atomic_fetch_add(&s->retention_yielded, 1);
         if ((rc = store_msg_gc(s, t, seq)))
             goto out;
         /* After a delete the cursor sits on the next item (or is past the end). Re-seek

@@ -168,7 +168,10 @@ lt_err lt_store_sched_cancel(lt_store *s, const char *source, const uint8_t *id,
     if (err)
         return err;
     uint64_t sq;
-    if ((err = store_dedup_lookup(s, source, id, &sq, why)) != LT_OK)
+    if ((err = store_dedup_lookup(s, source, id, &sq, why)) == LT_ENOTFOUND)
+        return lt_fail(why, LT_ENOT_SCHEDULED,
+                       "%s has no record with this message id in the store's window", source);
+    if (err != LT_OK)
         return err;
     uint32_t qids[LT_STORE_MAX_TARGETS];
     size_t nq = 0;

@@ -12,6 +12,7 @@
  * rwlock (swapped on SIGHUP); lt_trust is thread-safe.
  */
 #include "broker_int.h"
+#include "schedule.h"
 
 #include <assert.h>
 #include <stdio.h>
@@ -273,6 +274,8 @@ static void verify_publish(vctx *v, lt_slot *s, const lt_acl *acl, int64_t now_m
         e = check_relay(&b->cfg->peers[s->relay_peer], topic, &s->why);
     if (e == LT_OK)
         e = lt_env_check_record(env, &s->why);
+    if (e == LT_OK && s->due_ms > 0 && !lt_sched_due_ok(b, s->due_ms, now_ms, &s->why))
+        e = LT_ESCHEDULE;
     if (e != LT_OK)
         goto out;
     size_t n = 0;

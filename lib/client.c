@@ -825,10 +825,67 @@ lt_err lt_client_open_agency(const lt_agency_config *cfg, lt_signer *signer,
     return LT_OK;
 }
 
+/* Send f, whose request carries its tag at *tag_field, as the next tagged request: ACK or
+ * NACK with that tag completes it through cb. See lt_client_publish for the waiting. */
+static lt_err send_tagged(lt_client *c, const Lienthong__V1__Frame *f, uint64_t *tag_field,
+                          lt_client_publish_cb cb, void *user, uint64_t *tag_out)
+{
+    int64_t deadline = mono_ms() + c->o.ack_timeout_ms;
+    for (;;) {
+        advance(c, false, 0);
+        if (c->next_tag - c->oldest < c->cap) {
+            *tag_field = c->next_tag; /* re-read: a callback may have published meanwhile */
+            int e = send_frame(c, f);
+            if (e == 0) {
+                uint64_t tag = *tag_field;
+                struct slot *s = &c->ring[tag % c->cap];
+                *s = (struct slot){.tag = tag,
+                                   .deadline_ms = mono_ms() + c->o.ack_timeout_ms,
+                                   .cb = cb,
+                                   .user = user,
+                                   .live = true};
+                c->next_tag++;
+                c->inflight++;
+                if (tag_out != NULL)
+                    *tag_out = tag;
+                return LT_OK;
+            }
+            if (e != EAGAIN)
+                return e == ENOMEM ? LT_ENOMEM : LT_EIO;
+        }
+        if (c->depth > 0)
+            return LT_EAGAIN;
+        if (mono_ms() >= deadline)
+            return LT_ETIMEDOUT;
+        int w = remaining_ms(deadline);
+        lt_err pe = pump(c, w < 1000 ? w : 1000, NULL);
+        if (pe != LT_OK)
+            return pe;
+    }
+}
+
+lt_err lt_client_publish_at(lt_client *c, const uint8_t *env, size_t len,
+                            int64_t deliver_at_unix_ms, lt_client_publish_cb cb, void *user,
+                            uint64_t *tag_out)
+{
+    if (c == NULL || (env == NULL && len > 0))
+        return LT_EINVAL;
+    if (len > c->o.max_frame_bytes - PUBLISH_OVERHEAD)
+        return LT_ETOOBIG;
+    Lienthong__V1__Publish p = LIENTHONG__V1__PUBLISH__INIT;
+    p.envelope.data = (uint8_t *)env;
+    p.envelope.len = len;
+    p.deliver_at_unix_ms = deliver_at_unix_ms > 0 ? deliver_at_unix_ms : 0;
+    Lienthong__V1__Frame f = LIENTHONG__V1__FRAME__INIT;
+    f.kind_case = LIENTHONG__V1__FRAME__KIND_PUBLISH;
+    f.publish = &p;
+    return send_tagged(c, &f, &p.tag, cb, user, tag_out);
+}
+
 lt_err lt_client_publish(lt_client *c, const uint8_t *env, size_t len, lt_client_publish_cb cb,
                          void *user, uint64_t *tag_out)
 {
-    return lt_client_publish_hops(c, env, len, NULL, 0, cb, user, tag_out);
+    return lt_client_publish_at(c, env, len, 0, cb, user, tag_out);
 }
 
 lt_err lt_client_publish_hops(lt_client *c, const uint8_t *env, size_t len,
@@ -851,37 +908,21 @@ lt_err lt_client_publish_hops(lt_client *c, const uint8_t *env, size_t len,
     Lienthong__V1__Frame f = LIENTHONG__V1__FRAME__INIT;
     f.kind_case = LIENTHONG__V1__FRAME__KIND_PUBLISH;
     f.publish = &p;
-    int64_t deadline = mono_ms() + c->o.ack_timeout_ms;
-    for (;;) {
-        advance(c, false, 0);
-        if (c->next_tag - c->oldest < c->cap) {
-            p.tag = c->next_tag; /* re-read: a callback may have published meanwhile */
-            int e = send_frame(c, &f);
-            if (e == 0) {
-                struct slot *s = &c->ring[p.tag % c->cap];
-                *s = (struct slot){.tag = p.tag,
-                                   .deadline_ms = mono_ms() + c->o.ack_timeout_ms,
-                                   .cb = cb,
-                                   .user = user,
-                                   .live = true};
-                c->next_tag++;
-                c->inflight++;
-                if (tag_out != NULL)
-                    *tag_out = p.tag;
-                return LT_OK;
-            }
-            if (e != EAGAIN)
-                return e == ENOMEM ? LT_ENOMEM : LT_EIO;
-        }
-        if (c->depth > 0)
-            return LT_EAGAIN;
-        if (mono_ms() >= deadline)
-            return LT_ETIMEDOUT;
-        int w = remaining_ms(deadline);
-        lt_err pe = pump(c, w < 1000 ? w : 1000, NULL);
-        if (pe != LT_OK)
-            return pe;
-    }
+    return send_tagged(c, &f, &p.tag, cb, user, tag_out);
+}
+
+lt_err lt_client_cancel(lt_client *c, const uint8_t message_id[16], lt_client_publish_cb cb,
+                        void *user, uint64_t *tag_out)
+{
+    if (c == NULL || message_id == NULL)
+        return LT_EINVAL;
+    Lienthong__V1__Cancel k = LIENTHONG__V1__CANCEL__INIT;
+    k.message_id.data = (uint8_t *)message_id;
+    k.message_id.len = 16;
+    Lienthong__V1__Frame f = LIENTHONG__V1__FRAME__INIT;
+    f.kind_case = LIENTHONG__V1__FRAME__KIND_CANCEL;
+    f.cancel = &k;
+    return send_tagged(c, &f, &k.tag, cb, user, tag_out);
 }
 
 size_t lt_client_inflight(const lt_client *c)

@@ -140,6 +140,20 @@ lt_err lt_client_auth(lt_client *c, const char *agency_id, struct lt_signer *sig
 lt_err lt_client_publish(lt_client *c, const uint8_t *env, size_t len, lt_client_publish_cb cb,
                          void *user, uint64_t *tag_out);
 
+/* As lt_client_publish, with scheduled delivery: the broker stores (and acks) the record
+ * at once and delivers it no sooner than deliver_at_unix_ms (0 or a past time: at once).
+ * A time further ahead than the broker's max_schedule_days completes with BAD_SCHEDULE. */
+lt_err lt_client_publish_at(lt_client *c, const uint8_t *env, size_t len,
+                            int64_t deliver_at_unix_ms, lt_client_publish_cb cb, void *user,
+                            uint64_t *tag_out);
+
+/* Cancel the scheduled record message_id (16 bytes) that this client's agency published,
+ * while it is not yet due. Waits and returns as lt_client_publish; cb completes it with
+ * LT_OK (seq = the record's) or LT_ENOT_SCHEDULED (no such id of this agency, or due,
+ * delivered or acked already) or another refusal. */
+lt_err lt_client_cancel(lt_client *c, const uint8_t message_id[16], lt_client_publish_cb cb,
+                        void *user, uint64_t *tag_out);
+
 /* lt_client_publish with Publish.hops (docs/network.md): the brokers the envelope passed,
  * oldest first, each name borrowed and copied before returning. For links between brokers:
  * the broker refuses hops (NOT_A_PEER) unless this connection authenticated as one of its

@@ -1283,6 +1283,213 @@ static void a_tiny_map_fills_up_with_store_full_and_keeps_the_batch(void **state
     }
 }
 
+/* ---- the schedule (store_sched.c) ---- */
+
+static lt_err put_at(fx *f, unsigned n, const uint32_t *qids, size_t nq, int64_t now, int64_t due,
+                     uint64_t *seq)
+{
+    uint8_t id[16];
+    char env[64];
+    bool dup;
+    lt_why why;
+    mkid(id, n);
+    int len = snprintf(env, sizeof env, "env-%u", n);
+    return lt_store_append_at(f->s, KEY(id), qids, nq, env, (size_t)len, NULL, now, due, seq,
+                              &dup, &why);
+}
+
+typedef struct due_seen {
+    size_t n;
+    uint32_t qid[16];
+    uint64_t seq[16];
+} due_seen;
+
+static void due_visit(void *arg, uint32_t qid, uint64_t seq)
+{
+    due_seen *d = arg;
+    if (d->n < 16) {
+        d->qid[d->n] = qid;
+        d->seq[d->n] = seq;
+    }
+    d->n++;
+}
+
+static void a_scheduled_message_is_stored_and_counted_but_waits_for_its_due_time(void **state)
+{
+    fx *f = *state;
+    lt_why why;
+    uint64_t s1, s2, s3, n = 0;
+    uint32_t both[2] = {f->q1, f->q2};
+    assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
+    assert_int_equal(put_at(f, 1, both, 2, 1000, 5000, &s1), LT_OK);
+    assert_int_equal(put_at(f, 2, &f->q1, 1, 1000, 3000, &s2), LT_OK);
+    assert_int_equal(put_at(f, 3, &f->q1, 1, 1000, 0, &s3), LT_OK); /* not scheduled */
+    commit_ok(f);
+    assert_int_equal(lt_store_sched_count(f->s, &n, &why), LT_OK);
+    assert_int_equal(n, 3); /* s1 in two queues, s2 in one */
+    int64_t next = 0;
+    assert_int_equal(lt_store_sched_next(f->s, &next, &why), LT_OK);
+    assert_int_equal(next, 3000);
+    assert_int_equal(stats(f, f->q1).depth, 3);
+    seen p = pending(f, f->q1);
+    assert_int_equal(p.n, 3);
+    lt_store_entry e = {.state = LT_STORE_PENDING, .delivery_count = p.dc[0], .not_before_ms = p.nb[0]};
+    assert_true(lt_store_entry_is_scheduled(&e));
+    assert_int_equal(p.nb[0], 5000);
+    e.not_before_ms = p.nb[2];
+    assert_false(lt_store_entry_is_scheduled(&e));
+
+    /* nothing due at 2999; at 3000 only s2, earliest first */
+    due_seen d = {0};
+    assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
+    assert_int_equal(lt_store_sched_promote(f->s, 2999, 100, due_visit, &d, &next, &why), LT_OK);
+    assert_int_equal(d.n, 0);
+    assert_int_equal(next, 3000);
+    assert_int_equal(lt_store_sched_promote(f->s, 3000, 100, due_visit, &d, &next, &why), LT_OK);
+    assert_int_equal(d.n, 1);
+    assert_int_equal(d.seq[0], s2);
+    assert_int_equal(next, 5000);
+    commit_ok(f);
+    p = pending(f, f->q1);
+    assert_int_equal(p.nb[1], 0); /* s2 is an ordinary pending entry now */
+    assert_int_equal(p.dc[1], 0);
+
+    /* a budget of 1 promotes one queue entry and leaves the other due one for next time */
+    memset(&d, 0, sizeof d);
+    assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
+    assert_int_equal(lt_store_sched_promote(f->s, 9000, 1, due_visit, &d, &next, &why), LT_OK);
+    assert_int_equal(d.n, 1);
+    assert_int_equal(next, 5000);
+    assert_int_equal(lt_store_sched_promote(f->s, 9000, 1, due_visit, &d, &next, &why), LT_OK);
+    assert_int_equal(d.n, 2);
+    assert_int_equal(next, INT64_MAX);
+    commit_ok(f);
+    assert_int_equal(d.seq[0], s1);
+    assert_int_equal(d.seq[1], s1);
+    assert_true(d.qid[0] != d.qid[1]);
+    assert_int_equal(lt_store_sched_count(f->s, &n, &why), LT_OK);
+    assert_int_equal(n, 0);
+}
+
+static void a_schedule_survives_a_reopen(void **state)
+{
+    fx *f = *state;
+    lt_why why;
+    uint64_t s1;
+    assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
+    assert_int_equal(put_at(f, 7, &f->q1, 1, 1000, 4000, &s1), LT_OK);
+    commit_ok(f);
+    lt_store_close(&f->s);
+    open_store(f, 64ULL << 20);
+    int64_t next = 0;
+    assert_int_equal(lt_store_sched_next(f->s, &next, &why), LT_OK);
+    assert_int_equal(next, 4000);
+    due_seen d = {0};
+    assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
+    assert_int_equal(lt_store_sched_promote(f->s, 4000, 10, due_visit, &d, &next, &why), LT_OK);
+    commit_ok(f);
+    assert_int_equal(d.n, 1);
+    assert_int_equal(d.seq[0], s1);
+}
+
+static void a_cancel_removes_a_scheduled_message_and_refuses_a_due_one(void **state)
+{
+    fx *f = *state;
+    lt_why why;
+    uint64_t s1, s2, seq = 0;
+    size_t nc = 0;
+    uint32_t both[2] = {f->q1, f->q2};
+    assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
+    assert_int_equal(put_at(f, 1, both, 2, 1000, 5000, &s1), LT_OK);
+    assert_int_equal(put_at(f, 2, &f->q1, 1, 1000, 3000, &s2), LT_OK);
+    commit_ok(f);
+    uint8_t id[16];
+    mkid(id, 1);
+    assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
+    assert_int_equal(lt_store_sched_cancel(f->s, "VN:GOV:000.00.00.H29:test", id, 2000, &seq, &nc, &why),
+                     LT_OK);
+    assert_int_equal(seq, s1);
+    assert_int_equal(nc, 2);
+    /* another agency cannot name it */
+    assert_int_equal(lt_store_sched_cancel(f->s, "VN:GOV:000.00.00.H29:other", id, 2000, &seq, &nc, &why),
+                     LT_ENOT_SCHEDULED);
+    commit_ok(f);
+    assert_int_equal(stats(f, f->q2).depth, 0);
+    assert_int_equal(stats(f, f->q1).depth, 1);
+    uint64_t n = 9;
+    assert_int_equal(lt_store_sched_count(f->s, &n, &why), LT_OK);
+    assert_int_equal(n, 1);
+    /* cancelled twice: not scheduled any more */
+    assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
+    assert_int_equal(lt_store_sched_cancel(f->s, "VN:GOV:000.00.00.H29:test", id, 2000, &seq, &nc, &why),
+                     LT_ENOT_SCHEDULED);
+    /* once promoted, s2 can no longer be cancelled */
+    assert_int_equal(lt_store_sched_promote(f->s, 3000, 10, NULL, NULL, NULL, &why), LT_OK);
+    mkid(id, 2);
+    assert_int_equal(lt_store_sched_cancel(f->s, "VN:GOV:000.00.00.H29:test", id, 3000, &seq, &nc, &why),
+                     LT_ENOT_SCHEDULED);
+    assert_non_null(strstr(why.msg, "not scheduled"));
+    commit_ok(f);
+    assert_int_equal(pending(f, f->q1).n, 1);
+}
+
+static void a_full_store_makes_retention_yield_to_live_data(void **state)
+{
+    fx *f = *state;
+    lt_why why;
+    lt_store_close(&f->s);
+    rm_dir(f->dir);
+    assert_int_equal(new_dir(f), 0);
+    open_store(f, 1u << 20); /* 1 MiB */
+    uint32_t q;
+    lt_store_queue_limits day = {0, 0, 86400000};
+    assert_int_equal(lt_store_queue_declare(f->s, "kept", &day, &q, &why), LT_OK);
+    char env[1500];
+    memset(env, 'x', sizeof env);
+    bool dup;
+    unsigned stored = 0;
+    lt_err err = LT_OK;
+    /* fill the map with messages that are acked at once but kept a day for replay */
+    for (unsigned i = 0; i < 5000 && err == LT_OK; i++) {
+        uint8_t id[16];
+        uint64_t seq;
+        mkid(id, i);
+        assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
+        err = lt_store_append(f->s, KEY(id), &q, 1, env, sizeof env, 1000, &seq, &dup, &why);
+        if (err == LT_OK)
+            err = lt_store_ack(f->s, q, seq, 1000, &why);
+        if (err == LT_OK)
+            err = lt_store_commit(f->s, &why);
+        else
+            lt_store_abort(f->s);
+        if (err == LT_OK)
+            stored++;
+    }
+    assert_int_equal(err, LT_ESTORE_FULL);
+    assert_true(stored > 10);
+    assert_int_equal(lt_store_retention_yielded(f->s), 0);
+    /* the full store's sweep drops acked history within its retention, and a new message fits */
+    assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
+    bool more = true;
+    for (int i = 0; i < 100 && more; i++)
+        assert_int_equal(lt_store_sweep(f->s, 2000, 100, &more, &why), LT_OK);
+    commit_ok(f);
+    assert_true(lt_store_retention_yielded(f->s) > 0);
+    uint8_t id[16];
+    uint64_t seq;
+    mkid(id, 99999);
+    assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
+    assert_int_equal(lt_store_append(f->s, KEY(id), &q, 1, env, sizeof env, 3000, &seq, &dup, &why),
+                     LT_OK);
+    commit_ok(f);
+    /* no longer full: the next acks keep their retention again */
+    uint64_t y = lt_store_retention_yielded(f->s);
+    assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
+    assert_int_equal(lt_store_ack(f->s, q, seq, 3000, &why), LT_OK);
+    commit_ok(f);
+    assert_int_equal(lt_store_retention_yielded(f->s), y);
+}
+
 /* kill -9 in the middle of continuous commits: every commit reported OK is there after
  * reopening, and LMDB opens cleanly. */
 static void every_committed_message_survives_kill_9(void **state)
@@ -1379,6 +1586,10 @@ int main(void)
         T(a_second_process_cannot_open_the_same_store),
         T(a_tiny_map_fills_up_with_store_full_and_keeps_the_batch),
         T(every_committed_message_survives_kill_9),
+        T(a_scheduled_message_is_stored_and_counted_but_waits_for_its_due_time),
+        T(a_schedule_survives_a_reopen),
+        T(a_cancel_removes_a_scheduled_message_and_refuses_a_due_one),
+        T(a_full_store_makes_retention_yield_to_live_data),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
