@@ -813,7 +813,12 @@ lt_err lt_client_open_agency(const lt_agency_config *cfg, lt_signer *signer,
     if (cfg == NULL || signer == NULL || out == NULL)
         return lt_fail(why, LT_EINVAL, "no agency config or signer");
     lt_client *c = NULL;
-    lt_err e = lt_client_open(cfg->broker_endpoint, opts, &c, why);
+    lt_client_opts o = opts ? *opts : (lt_client_opts){0};
+    lt_curve_pair keys;
+    lt_err e = lt_agency_config_curve(cfg, &keys, &o, why); /* CURVE when the config asks */
+    if (e == LT_OK)
+        e = lt_client_open(cfg->broker_endpoint, &o, &c, why);
+    memset(&keys, 0, sizeof keys);
     if (e != LT_OK)
         return e;
     e = lt_client_auth(c, cfg->id, signer, why);

@@ -782,6 +782,26 @@ static void curve_links_carry_records_and_a_client_without_the_right_key_cannot_
     lt_client *plain = curve_client(city_curve, NULL, NULL, NULL, NULL, &auth);
     assert_int_equal(lt_client_ping(plain, 2000, &why), LT_ETIMEDOUT);
     lt_client_close(&plain);
+    /* the CLI over CURVE: an agency config with its key file and the broker's public key */
+    char line[64], yaml[1024];
+    snprintf(line, sizeof line, "%s\n", q1_sec);
+    assert_true(it_write_file(&n->base, "keys/quan1.curve", line));
+    snprintf(yaml, sizeof yaml,
+             "agency:\n  id: VN:GOV:000.00.00.H29.760:hotich\n  key: ../keys/quan1.key.pem\n"
+             "  cert: ../certs/quan1.cert.pem\n  curve_key: ../keys/quan1.curve\n"
+             "broker:\n  endpoint: %s\n  curve_server_key: \"%s\"\n",
+             city_curve, city_pub);
+    assert_true(it_write_file(&n->base, "agencies/quan1-curve.yaml", yaml));
+    char cfg[IT_PATH_MAX], data[IT_PATH_MAX];
+    it_path(&n->base, "agencies/quan1-curve.yaml", cfg);
+    snprintf(data, sizeof data, "%s/scripts/demo-data/khaisinh-quan1.jsonl", LT_TEST_SRCDIR);
+    assert_int_equal(it_cli(&n->base, "pub-curve.out", 30000, "pub", "-c", cfg, "-t", TOPIC,
+                            "--type", IT_RECORD_TYPE, "-f", data, (char *)NULL),
+                     0);
+    char *pub_err = it_read_file(&n->base, "pub-curve.out.err", NULL);
+    assert_non_null(pub_err);
+    assert_non_null(strstr(pub_err, "0 nacked, 0 failed"));
+    free(pub_err);
     /* both refusals counted */
     assert_true(metric(n, &n->city, "lienthong_curve_handshakes_total{outcome=\"unknown_key\"}") >=
                 1);
@@ -792,6 +812,8 @@ static void curve_links_carry_records_and_a_client_without_the_right_key_cannot_
     assert_true(metric(n, &n->ward,
                        "lienthong_link_forwarded_total{link=\"city.uplink\",peer=\"city\","
                        "direction=\"forward\"}") == 50);
+    assert_true(metric(n, &n->city, "lienthong_link_forwarded_total{link=\"national.uplink\","
+                                     "peer=\"national\",direction=\"forward\"}") >= 50);
     lt_signer_destroy(&q1);
     lt_signer_destroy(&tp);
     net_stop(n);
