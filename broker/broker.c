@@ -525,6 +525,14 @@ lt_err lt_broker_check(const lt_broker_cfg *cfg, lt_why *why)
     uint16_t port;
     if (lt_admin_parse_listen(cfg->admin_listen, host, sizeof host, &port, &w) != LT_OK)
         return lt_fail(why, LT_ECONFIG, "%s: broker.admin.listen: %s", file, w.msg);
+    /* the network: the identity and the CURVE key open */
+    char agency[LT_AGENCY_ID_MAX], pub[41], sec[41];
+    if (cfg->identity_key && lt_links_identity(cfg->identity_key, cfg->identity_cert, agency,
+                                               &w) != LT_OK)
+        return lt_fail(why, LT_ECONFIG, "%s: %s", file, w.msg);
+    if (cfg->curve_listen && curve_keys(cfg->curve_secret_file, pub, sec, &w) != LT_OK)
+        return lt_fail(why, LT_ECONFIG, "%s: broker.curve.secret_key_file: %s", file, w.msg);
+    memset(sec, 0, sizeof sec);
     return LT_OK;
 }
 
