@@ -223,6 +223,28 @@ pid_t it_spawn_prog(char *const argv[], const char *out_path)
     return spawn(argv, out_path, err_path, false);
 }
 
+pid_t it_spawn_group(char *const argv[], const char *log_path)
+{
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t at;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 1, log_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_adddup2(&fa, 1, 2);
+    posix_spawnattr_init(&at);
+    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP);
+    posix_spawnattr_setpgroup(&at, 0);
+    pid_t pid = -1;
+    int r = posix_spawn(&pid, argv[0], &fa, &at, argv, environ);
+    posix_spawnattr_destroy(&at);
+    posix_spawn_file_actions_destroy(&fa);
+    if (r != 0) {
+        fprintf(stderr, "harness: cannot spawn %s: %s\n", argv[0], strerror(r));
+        return -1;
+    }
+    return pid;
+}
+
 /* Replace the value of every "endpoint:" line of path with ep. */
 static bool point_at(const char *path, const char *ep)
 {

@@ -106,6 +106,11 @@ pid_t it_cli_spawn(it_env *e, const char *out_rel, ...) __attribute__((sentinel)
  * Collect it with it_wait. */
 pid_t it_spawn_prog(char *const argv[], const char *out_path);
 
+/* posix_spawn argv (argv[0] an absolute path) in a process group of its own (its pgid is its
+ * pid: kill(-pid, ...) reaches what it starts), stdin from /dev/null, stdout and stderr both
+ * to log_path (truncated). Its pid, or -1 (message on stderr). Collect it with it_wait. */
+pid_t it_spawn_group(char *const argv[], const char *log_path);
+
 /* Wait for pid at most timeout_ms (then SIGKILL); exit status as it_cli. */
 int it_wait(pid_t pid, int timeout_ms);
 
