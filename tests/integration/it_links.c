@@ -18,6 +18,8 @@
 #include "harness_admin.h"
 #include "harness_client.h"
 
+#include "devpki.h"
+
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -113,6 +115,7 @@ static void node_yaml(it_env *e, const char *name, const char *fmt, ...)
 }
 
 static void net_write_national(net *n);
+static double metric(net *n, it_env *e, const char *prefix);
 
 /* ward -> city -> national; ack_wait_s of the links' queues as given. */
 static void net_write(net *n, unsigned ack_wait_s)
@@ -316,6 +319,7 @@ static void keep_fini(keep *k)
     free(k->env);
     free(k->len);
     free(k->num);
+    memset(k, 0, sizeof *k);
 }
 
 /* ---- publishing at the ward ---- */
@@ -633,6 +637,90 @@ static void hops_are_checked_and_a_tampered_envelope_is_refused_at_the_next_hop(
     it_broker_stop(&n->national, 15000);
 }
 
+/* Publish env over c and wait for its answer's code. */
+static lt_err publish_code(lt_client *c, const uint8_t *env, size_t len)
+{
+    it_answer a = {0};
+    assert_true(it_publish_wait(c, env, len, &a, 30000));
+    return a.code;
+}
+
+static void a_revoked_agencys_records_are_refused_at_every_hop_after_sighup(void **state)
+{
+    net *n = *state;
+    net_write(n, 30);
+    net_start(n);
+    pubs before, queued;
+    pubs_seal(n, &before, 10, 30000);
+    pubs_seal(n, &queued, 10, 31000);
+    lt_client *c = it_client(&n->ward, NULL, 64, 30000);
+    assert_non_null(c);
+    pubs_send(c, &before, 0, before.n);
+    assert_int_equal(lt_client_flush(c, 30000), LT_OK);
+    keep k = {0};
+    keep_collect(n, &k, before.n, 60000, 0);
+    assert_int_equal(k.n, before.n);
+    keep_fini(&k);
+    /* the city is down: these wait in the ward's uplink */
+    assert_int_equal(it_broker_stop(&n->city, 15000), 0);
+    pubs_send(c, &queued, 0, queued.n);
+    assert_int_equal(lt_client_flush(c, 30000), LT_OK);
+    for (size_t i = 0; i < queued.n; i++)
+        assert_int_equal(queued.ans[i].code, LT_OK);
+
+    /* the district's certificate is revoked; every broker reloads the CRL */
+    char key[IT_PATH_MAX], cert[IT_PATH_MAX], crl[IT_PATH_MAX], qcert[IT_PATH_MAX];
+    lt_devpki_ca *ca = NULL;
+    lt_why why = {{0}};
+    assert_int_equal(lt_devpki_ca_load(it_path(&n->base, "ca/ca.key.pem", key),
+                                       it_path(&n->base, "ca/ca.cert.pem", cert), &ca, &why),
+                     LT_OK);
+    assert_int_equal(lt_devpki_revoke(ca, it_path(&n->base, "certs/quan1.cert.pem", qcert),
+                                      it_path(&n->base, "ca/crl.pem", crl), lt_env_now_ms(), &why),
+                     LT_OK);
+    lt_devpki_ca_destroy(&ca);
+    assert_true(it_broker_hup(&n->ward));
+    assert_true(it_broker_hup(&n->national));
+    assert_true(it_log_wait(&n->ward, "CRL reloaded", 10000));
+    assert_true(it_log_wait(&n->national, "CRL reloaded", 10000));
+    assert_true(it_broker_start(&n->city, START_MS)); /* reads the new CRL */
+
+    /* at the ward: a new record of the district is refused */
+    lt_signer *q1 = it_signer(&n->base, "quan1");
+    size_t len;
+    uint8_t *env = it_seal(q1, TOPIC, 32000, 0, &len, NULL);
+    assert_int_equal(publish_code(c, env, len), LT_ECERT_REVOKED);
+    lt_client_close(&c);
+    /* at the city: the ten queued at the ward are refused when the link brings them, and the
+     * link NAKs them at the ward (counted as refused) */
+    int64_t deadline = it_now_ms() + 30000;
+    while (metric(n, &n->ward, "lienthong_link_refused_total{link=\"city.uplink\",peer=\"city\","
+                               "direction=\"forward\"}") < 10 &&
+           it_now_ms() < deadline)
+        it_log_wait(&n->ward, "\x01", 200); /* a bounded pause between two looks */
+    assert_true(metric(n, &n->ward, "lienthong_link_refused_total{link=\"city.uplink\","
+                                    "peer=\"city\",direction=\"forward\"}") >= 10);
+    assert_true(it_log_wait(&n->ward, "CERT_REVOKED", 1000));
+    /* at national: the same record relayed by the city's identity */
+    lt_signer *city = it_signer(&n->base, "broker-city");
+    lt_client *peer = it_client(&n->national, city, 0, 0);
+    assert_non_null(peer);
+    const char *hops[] = {"ward", "city"};
+    char r[LT_WHY_MAX];
+    assert_int_equal(publish_hops(peer, env, len, hops, 2, r, sizeof r), LT_ECERT_REVOKED);
+    lt_client_close(&peer);
+    /* and nothing of the district's reached the national database after the revocation */
+    keep_collect(n, &k, 1, 2000, 0);
+    assert_int_equal(k.n, 0);
+    keep_fini(&k);
+    free(env);
+    lt_signer_destroy(&q1);
+    lt_signer_destroy(&city);
+    pubs_fini(&before);
+    pubs_fini(&queued);
+    net_stop(n);
+}
+
 /* The public CURVE key dev-init wrote for a broker identity (certs/<short>.curve.pub). */
 static void curve_pub(net *n, const char *shortname, char out[41])
 {
@@ -822,6 +910,8 @@ static void curve_links_carry_records_and_a_client_without_the_right_key_cannot_
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(
+            a_revoked_agencys_records_are_refused_at_every_hop_after_sighup, setup, teardown),
         cmocka_unit_test_setup_teardown(
             curve_links_carry_records_and_a_client_without_the_right_key_cannot_connect, setup,
             teardown),
