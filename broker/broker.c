@@ -270,6 +270,8 @@ static void on_hb(uv_timer_t *t)
     lt_fe_heartbeat(b);
 }
 
+static void reload_links(lt_broker *b);
+
 static void reload(lt_broker *b)
 {
     lt_why why = {{0}};
@@ -295,6 +297,7 @@ static void reload(lt_broker *b)
     }
     lt_acl_cell_swap(&b->acl, nacl);
     lt_log(LT_LOG_INFO, "ACL reloaded from %s", b->config_path);
+    reload_links(b);
 }
 
 static void on_signal(uv_signal_t *h, int sig)
@@ -369,6 +372,9 @@ static lt_err curve_keys(const char *path, char pub[41], char sec[41], lt_why *w
     return LT_OK;
 }
 
+static lt_err check_links(const lt_broker_cfg *c, const lt_broker_cfg *queues_from,
+                          const char *self_agency, lt_why *why);
+
 /* Know our identity; a forward link consumes a local queue as that identity, so it must
  * own the queue. */
 static lt_err net_open(lt_broker *b, lt_why *why)
@@ -389,18 +395,78 @@ static lt_err net_open(lt_broker *b, lt_why *why)
             return e;
         lt_log(LT_LOG_INFO, "CURVE on %s, public key %s", c->curve_listen, b->curve_public);
     }
-    if (!c->identity_key)
-        return LT_OK;
+    return check_links(c, b->cfg, b->self_agency, why);
+}
+
+/* Each forward link of c consumes a queue of queues_from (the queues the broker runs) as
+ * this broker's identity self_agency, which must own it. */
+static lt_err check_links(const lt_broker_cfg *c, const lt_broker_cfg *queues_from,
+                          const char *self_agency, lt_why *why)
+{
     for (size_t i = 0; i < c->nlinks; i++) {
-        const lt_bcfg_queue *q = lt_broker_config_queue(c, c->links[i].queue);
-        if (!c->links[i].receive && q && strcmp(q->owner, b->self_agency) != 0)
+        const lt_bcfg_link *l = &c->links[i];
+        const lt_bcfg_queue *q = lt_broker_config_queue(queues_from, l->queue);
+        if (l->receive)
+            continue;
+        if (!q)
+            return lt_fail(why, LT_ECONFIG, "%s:%d: links: link %s forwards queue %s, which this "
+                           "broker does not run (a new queue needs a restart)", c->file, l->line,
+                           l->name, l->queue);
+        if (strcmp(q->owner, self_agency) != 0)
             return lt_fail(why, LT_ECONFIG,
                            "%s:%d: links: link %s forwards queue %s, owned by %s: a link "
                            "consumes as this broker's identity %s, which must own it",
-                           file, c->links[i].line, c->links[i].name, q->name, q->owner,
-                           b->self_agency);
+                           c->file, l->line, l->name, q->name, q->owner, self_agency);
     }
     return LT_OK;
+}
+
+static bool same_str(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+/* SIGHUP: start the links added to the config, stop the removed ones, restart the changed
+ * ones. The identity, the broker's name, peers and CURVE keys are read at start only: a
+ * change there is refused (or, for peers, reported) rather than half-applied. */
+static void reload_links(lt_broker *b)
+{
+    const char *path = b->config_path ? b->config_path : b->cfg->file;
+    lt_broker_cfg *next = NULL;
+    lt_why why = {{0}};
+    if (!b->links || lt_broker_config_load(path, &next, &why) != LT_OK) {
+        if (b->links)
+            lt_log(LT_LOG_ERROR, "links not reloaded, the running ones stay: %s", why.msg);
+        return;
+    }
+    lt_err e = LT_OK;
+    if (!same_str(next->identity_key, b->cfg->identity_key) ||
+        !same_str(next->identity_cert, b->cfg->identity_cert) ||
+        strcmp(next->name, b->cfg->name) != 0)
+        e = lt_fail(&why, LT_ECONFIG, "broker.name or broker.identity changed: that needs a "
+                                      "restart");
+    else
+        e = check_links(next, b->cfg, b->self_agency, &why);
+    size_t added = 0, removed = 0;
+    if (e == LT_OK)
+        e = lt_links_reload(b->links, next, &added, &removed, &why);
+    if (e != LT_OK)
+        lt_log(LT_LOG_ERROR, "links not reloaded, the running ones stay: %s", why.msg);
+    else
+        lt_log(LT_LOG_INFO, "links reloaded from %s: %zu started, %zu stopped, %zu running", path,
+               added, removed, lt_links_count(b->links));
+    bool peers_same = next->npeers == b->cfg->npeers;
+    for (size_t i = 0; peers_same && i < next->npeers; i++) {
+        const lt_bcfg_peer *p = &next->peers[i], *q = &b->cfg->peers[i];
+        peers_same = strcmp(p->name, q->name) == 0 && strcmp(p->agency, q->agency) == 0 &&
+                     strcmp(p->curve_key, q->curve_key) == 0 && p->nrelay == q->nrelay;
+        for (size_t j = 0; peers_same && j < p->nrelay; j++)
+            peers_same = strcmp(p->relay[j], q->relay[j]) == 0;
+    }
+    if (!peers_same || next->ncurve_clients != b->cfg->ncurve_clients)
+        lt_log(LT_LOG_WARN, "peers or curve_clients changed in %s: they apply after a restart",
+               path);
+    lt_broker_config_destroy(&next);
 }
 
 lt_err lt_broker_new(const lt_broker_cfg *cfg, const lt_broker_opts *opts, lt_broker **out,

@@ -51,10 +51,19 @@ struct pend {
     int64_t t_in;   /* monotonic ms when first delivered */
 };
 
+/* What a link runs with, copied from the config, so that a SIGHUP can replace the config
+ * while unchanged links keep running. */
+struct link_conf {
+    lt_bcfg_link link;    /* name, peer, endpoint, queue: strdup'ed */
+    lt_bcfg_peer peer;    /* name, curve_key (agency and relay unused) */
+    char self_name[72];   /* this broker's name */
+    char *key_path, *cert_path; /* broker.identity */
+};
+
 struct link {
-    const lt_bcfg_link *cfg;
-    const lt_bcfg_peer *peer;
-    const lt_broker_cfg *bcfg;
+    struct link_conf conf;
+    const lt_bcfg_link *cfg;  /* &conf.link */
+    const lt_bcfg_peer *peer; /* &conf.peer */
     char self_ep[256];
     const char *src_name, *dst_name; /* broker names at each end */
     char curve_pub[41], curve_sec[41]; /* this broker's CURVE key pair, "" without */
@@ -75,8 +84,10 @@ struct link {
 };
 
 struct lt_links {
-    struct link *v;
+    struct link **v; /* each its own allocation: a reload adds and removes them */
     size_t n;
+    char self_ep[256];
+    char curve_pub[41], curve_sec[41];
 };
 
 static int64_t mono_ms(void)
@@ -432,7 +443,7 @@ static void *link_main(void *arg)
     snprintf(tname, sizeof tname, "lt-link%.8s", l->cfg->name);
     pthread_setname_np(pthread_self(), tname);
     lt_why why = {{0}};
-    lt_err e = lt_signer_open(l->bcfg->identity_key, l->bcfg->identity_cert, &l->signer, &why);
+    lt_err e = lt_signer_open(l->conf.key_path, l->conf.cert_path, &l->signer, &why);
     if (e != LT_OK) {
         set_error(l, "broker.identity: %s: %s", lt_err_name(e), why.msg);
         set_state(l, "stopped");
@@ -485,49 +496,178 @@ lt_err lt_links_identity(const char *key_path, const char *cert_path, char *out,
     return LT_OK;
 }
 
+static void conf_free(struct link_conf *c)
+{
+    free(c->link.name);
+    free(c->link.peer);
+    free(c->link.endpoint);
+    free(c->link.queue);
+    free(c->peer.name);
+    free(c->key_path);
+    free(c->cert_path);
+    memset(c, 0, sizeof *c);
+}
+
+/* Copy link i of cfg into c. LT_ENOMEM. */
+static lt_err conf_copy(const lt_broker_cfg *cfg, size_t i, struct link_conf *c)
+{
+    const lt_bcfg_link *l = &cfg->links[i];
+    const lt_bcfg_peer *p = lt_broker_config_peer(cfg, l->peer, false);
+    memset(c, 0, sizeof *c);
+    c->link = *l;
+    c->link.name = strdup(l->name);
+    c->link.peer = strdup(l->peer);
+    c->link.endpoint = strdup(l->endpoint);
+    c->link.queue = strdup(l->queue);
+    c->peer.name = strdup(p->name);
+    memcpy(c->peer.curve_key, p->curve_key, sizeof c->peer.curve_key);
+    snprintf(c->self_name, sizeof c->self_name, "%s", cfg->name);
+    c->key_path = strdup(cfg->identity_key);
+    c->cert_path = strdup(cfg->identity_cert);
+    if (!c->link.name || !c->link.peer || !c->link.endpoint || !c->link.queue ||
+        !c->peer.name || !c->key_path || !c->cert_path) {
+        conf_free(c);
+        return LT_ENOMEM;
+    }
+    return LT_OK;
+}
+
+/* Whether a running link with conf a would run exactly as link b of a new config. */
+static bool conf_same(const struct link_conf *a, const struct link_conf *b)
+{
+    return strcmp(a->link.name, b->link.name) == 0 && strcmp(a->link.peer, b->link.peer) == 0 &&
+           strcmp(a->link.endpoint, b->link.endpoint) == 0 &&
+           strcmp(a->link.queue, b->link.queue) == 0 && a->link.receive == b->link.receive &&
+           a->link.credit == b->link.credit && a->link.retry_max_ms == b->link.retry_max_ms &&
+           strcmp(a->peer.curve_key, b->peer.curve_key) == 0 &&
+           strcmp(a->self_name, b->self_name) == 0 && strcmp(a->key_path, b->key_path) == 0 &&
+           strcmp(a->cert_path, b->cert_path) == 0;
+}
+
+/* A new link running conf c (taken: freed on failure too). NULL with why on failure. */
+static struct link *link_new(const lt_links *ls, struct link_conf *c, lt_why *why)
+{
+    struct link *l = calloc(1, sizeof *l);
+    if (!l) {
+        conf_free(c);
+        lt_fail(why, LT_ENOMEM, "no memory for a link");
+        return NULL;
+    }
+    l->conf = *c;
+    l->cfg = &l->conf.link;
+    l->peer = &l->conf.peer;
+    snprintf(l->self_ep, sizeof l->self_ep, "%s", ls->self_ep);
+    l->src_name = l->cfg->receive ? l->peer->name : l->conf.self_name;
+    l->dst_name = l->cfg->receive ? l->conf.self_name : l->peer->name;
+    atomic_init(&l->stop, false);
+    pthread_mutex_init(&l->mu, NULL);
+    snprintf(l->st.name, sizeof l->st.name, "%s", l->cfg->name);
+    snprintf(l->st.peer, sizeof l->st.peer, "%s", l->peer->name);
+    snprintf(l->st.queue, sizeof l->st.queue, "%s", l->cfg->queue);
+    snprintf(l->st.endpoint, sizeof l->st.endpoint, "%s", l->cfg->endpoint);
+    l->st.receive = l->cfg->receive;
+    snprintf(l->curve_pub, sizeof l->curve_pub, "%s", ls->curve_pub);
+    snprintf(l->curve_sec, sizeof l->curve_sec, "%s", ls->curve_sec);
+    l->st.state = "connecting";
+    int rc = pthread_create(&l->th, NULL, link_main, l);
+    if (rc != 0) {
+        lt_fail(why, LT_EIO, "cannot start the thread of link %s: %s", l->cfg->name,
+                strerror(rc));
+        pthread_mutex_destroy(&l->mu);
+        conf_free(&l->conf);
+        free(l);
+        return NULL;
+    }
+    l->started = true;
+    return l;
+}
+
+/* Stop link l (join its thread: it closes its clients) and free it. */
+static void link_destroy(struct link *l)
+{
+    atomic_store(&l->stop, true);
+    if (l->started)
+        pthread_join(l->th, NULL);
+    pthread_mutex_destroy(&l->mu);
+    memset(l->curve_sec, 0, sizeof l->curve_sec);
+    conf_free(&l->conf);
+    free(l);
+}
+
 lt_err lt_links_start(const lt_broker_cfg *cfg, const char *self_endpoint,
                       const char *curve_public, const char *curve_secret, lt_links **out,
                       lt_why *why)
 {
-    *out = NULL;
-    if (cfg->nlinks == 0)
-        return LT_OK;
     lt_links *ls = calloc(1, sizeof *ls);
-    if (!ls || !(ls->v = calloc(cfg->nlinks, sizeof *ls->v))) {
-        free(ls);
-        return lt_fail(why, LT_ENOMEM, "no memory for %zu links", cfg->nlinks);
-    }
-    ls->n = cfg->nlinks;
-    for (size_t i = 0; i < ls->n; i++) {
-        struct link *l = &ls->v[i];
-        l->cfg = &cfg->links[i];
-        l->bcfg = cfg;
-        l->peer = lt_broker_config_peer(cfg, l->cfg->peer, false);
-        lt_links_local_endpoint(self_endpoint, l->self_ep, sizeof l->self_ep);
-        l->src_name = l->cfg->receive ? l->peer->name : cfg->name;
-        l->dst_name = l->cfg->receive ? cfg->name : l->peer->name;
-        atomic_init(&l->stop, false);
-        pthread_mutex_init(&l->mu, NULL);
-        snprintf(l->st.name, sizeof l->st.name, "%s", l->cfg->name);
-        snprintf(l->st.peer, sizeof l->st.peer, "%s", l->peer->name);
-        snprintf(l->st.queue, sizeof l->st.queue, "%s", l->cfg->queue);
-        snprintf(l->st.endpoint, sizeof l->st.endpoint, "%s", l->cfg->endpoint);
-        l->st.receive = l->cfg->receive;
-        snprintf(l->curve_pub, sizeof l->curve_pub, "%s", curve_public ? curve_public : "");
-        snprintf(l->curve_sec, sizeof l->curve_sec, "%s", curve_secret ? curve_secret : "");
-        l->st.state = "connecting";
-    }
-    for (size_t i = 0; i < ls->n; i++) {
-        int rc = pthread_create(&ls->v[i].th, NULL, link_main, &ls->v[i]);
-        if (rc != 0) {
-            lt_links_stop(&ls);
-            return lt_fail(why, LT_EIO, "cannot start the thread of link %s: %s",
-                           cfg->links[i].name, strerror(rc));
-        }
-        ls->v[i].started = true;
+    if (!ls)
+        return lt_fail(why, LT_ENOMEM, "no memory for the links");
+    lt_links_local_endpoint(self_endpoint, ls->self_ep, sizeof ls->self_ep);
+    snprintf(ls->curve_pub, sizeof ls->curve_pub, "%s", curve_public ? curve_public : "");
+    snprintf(ls->curve_sec, sizeof ls->curve_sec, "%s", curve_secret ? curve_secret : "");
+    size_t added, removed;
+    lt_err e = lt_links_reload(ls, cfg, &added, &removed, why);
+    if (e != LT_OK) {
+        lt_links_stop(&ls);
+        return e;
     }
     *out = ls;
     return LT_OK;
+}
+
+lt_err lt_links_reload(lt_links *ls, const lt_broker_cfg *cfg, size_t *added, size_t *removed,
+                       lt_why *why)
+{
+    *added = *removed = 0;
+    struct link_conf *want = calloc(cfg->nlinks ? cfg->nlinks : 1, sizeof *want);
+    struct link **next = calloc(cfg->nlinks ? cfg->nlinks : 1, sizeof *next);
+    lt_err e = want && next ? LT_OK : lt_fail(why, LT_ENOMEM, "no memory for the links");
+    size_t ncopied = 0;
+    for (; e == LT_OK && ncopied < cfg->nlinks; ncopied++)
+        if (conf_copy(cfg, ncopied, &want[ncopied]) != LT_OK)
+            e = lt_fail(why, LT_ENOMEM, "no memory for link %s", cfg->links[ncopied].name);
+    if (e != LT_OK) {
+        for (size_t i = 0; want && i < ncopied; i++)
+            conf_free(&want[i]);
+        free(want);
+        free(next);
+        return e;
+    }
+    /* keep the running links the new config describes unchanged; stop the others */
+    for (size_t i = 0; i < ls->n; i++) {
+        size_t j = 0;
+        while (j < cfg->nlinks && (next[j] || !conf_same(&ls->v[i]->conf, &want[j])))
+            j++;
+        if (j < cfg->nlinks) {
+            next[j] = ls->v[i];
+        } else {
+            lt_log(LT_LOG_INFO, "link %s stopped (no longer in the config, or changed)",
+                   ls->v[i]->cfg->name);
+            link_destroy(ls->v[i]);
+            (*removed)++;
+        }
+    }
+    /* start the new ones */
+    for (size_t j = 0; j < cfg->nlinks; j++) {
+        if (next[j]) {
+            conf_free(&want[j]);
+            continue;
+        }
+        if (!(next[j] = link_new(ls, &want[j], why))) {
+            e = LT_EIO;
+            continue;
+        }
+        (*added)++;
+    }
+    /* compact: a link that could not start is left out (why says which) */
+    size_t n = 0;
+    for (size_t j = 0; j < cfg->nlinks; j++)
+        if (next[j])
+            next[n++] = next[j];
+    free(ls->v);
+    ls->v = next;
+    ls->n = n;
+    free(want);
+    return e;
 }
 
 void lt_links_stop(lt_links **lp)
@@ -536,14 +676,11 @@ void lt_links_stop(lt_links **lp)
     if (!ls)
         return;
     for (size_t i = 0; i < ls->n; i++)
-        atomic_store(&ls->v[i].stop, true);
-    for (size_t i = 0; i < ls->n; i++) {
-        if (ls->v[i].started)
-            pthread_join(ls->v[i].th, NULL);
-        pthread_mutex_destroy(&ls->v[i].mu);
-        memset(ls->v[i].curve_sec, 0, sizeof ls->v[i].curve_sec);
-    }
+        atomic_store(&ls->v[i]->stop, true); /* all at once: they close in parallel */
+    for (size_t i = 0; i < ls->n; i++)
+        link_destroy(ls->v[i]);
     free(ls->v);
+    memset(ls->curve_sec, 0, sizeof ls->curve_sec);
     free(ls);
     *lp = NULL;
 }
@@ -555,7 +692,7 @@ size_t lt_links_count(const lt_links *l)
 
 void lt_links_status(lt_links *ls, size_t i, lt_link_status *out)
 {
-    struct link *l = &ls->v[i];
+    struct link *l = ls->v[i];
     pthread_mutex_lock(&l->mu);
     *out = l->st;
     pthread_mutex_unlock(&l->mu);

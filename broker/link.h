@@ -68,16 +68,24 @@ typedef struct lt_link_status {
     char last_error[320];
 } lt_link_status;
 
-/* Start one thread per link of cfg (borrowed: must outlive the links). self_endpoint is
+/* Start one thread per link of cfg (copied: cfg may be freed after). self_endpoint is
  * this broker's ZeroMQ endpoint as clients on this machine reach it (copied). curve_public
  * and curve_secret (Z85, copied; NULL or "": none) are this broker's CURVE key pair, used
  * towards a peer that has a curve_key in cfg (link.c open_end). On LT_OK
- * *out is owned by the caller (lt_links_stop); with no links in cfg *out is NULL.
+ * *out is owned by the caller (lt_links_stop), also when cfg has no links.
  * LT_ECONFIG: broker.identity unusable (why says why); LT_ENOMEM; LT_EIO: a thread could
  * not start. */
 lt_err lt_links_start(const lt_broker_cfg *cfg, const char *self_endpoint,
                       const char *curve_public, const char *curve_secret, lt_links **out,
                       lt_why *why);
+
+/* SIGHUP: make the running links those of cfg (copied; cfg may be freed after). A link
+ * whose config is unchanged keeps running; one removed or changed is stopped (its thread
+ * joined: at most about a second) and a new or changed one started. *added / *removed count
+ * them. LT_ENOMEM / LT_EIO (a thread could not start; why names the link, the others run).
+ * Loop thread. */
+lt_err lt_links_reload(lt_links *ls, const lt_broker_cfg *cfg, size_t *added, size_t *removed,
+                       lt_why *why);
 
 /* Ask every link to stop, join the threads (each closes its clients: unacked deliveries go
  * back to their source queue after its ack_wait) and free. Accepts NULL; clears *lp. */

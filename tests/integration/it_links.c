@@ -721,6 +721,63 @@ static void a_revoked_agencys_records_are_refused_at_every_hop_after_sighup(void
     net_stop(n);
 }
 
+/* The ward's config as net_write writes it, with its links section or without. */
+static void ward_with_link(net *n, bool link)
+{
+    net_write(n, 30);
+    if (link)
+        return;
+    char *text = it_read_file(&n->base, n->ward.cfg_name, NULL);
+    assert_non_null(text);
+    char *cut = strstr(text, "links:\n");
+    assert_non_null(cut);
+    *cut = '\0';
+    assert_true(it_write_file(&n->base, n->ward.cfg_name, text));
+    free(text);
+}
+
+static void sighup_adds_and_removes_a_link_without_a_restart(void **state)
+{
+    net *n = *state;
+    ward_with_link(n, false);
+    net_start(n);
+    pid_t ward_pid = n->ward.pid;
+    pubs p;
+    pubs_seal(n, &p, 20, 40000);
+    lt_client *c = it_client(&n->ward, NULL, 64, 30000);
+    assert_non_null(c);
+    pubs_send(c, &p, 0, 10);
+    assert_int_equal(lt_client_flush(c, 30000), LT_OK);
+    /* no link yet: they wait at the ward */
+    keep k = {0};
+    keep_collect(n, &k, 1, 1000, 0);
+    assert_int_equal(k.n, 0);
+    keep_fini(&k);
+    /* the link is added to the file: SIGHUP starts it */
+    ward_with_link(n, true);
+    assert_true(it_broker_hup(&n->ward));
+    assert_true(it_log_wait(&n->ward, "links reloaded", 10000));
+    assert_true(it_log_wait(&n->ward, "1 started, 0 stopped, 1 running", 1000));
+    keep_collect(n, &k, 10, 30000, 0);
+    assert_int_equal(k.n, 10);
+    keep_fini(&k);
+    /* removed again: SIGHUP stops it, new records wait at the ward */
+    ward_with_link(n, false);
+    assert_true(it_broker_hup(&n->ward));
+    assert_true(it_log_wait(&n->ward, "0 started, 1 stopped, 0 running", 10000));
+    pubs_send(c, &p, 10, 20);
+    assert_int_equal(lt_client_flush(c, 30000), LT_OK);
+    keep_collect(n, &k, 1, 1500, 0);
+    assert_int_equal(k.n, 0);
+    keep_fini(&k);
+    assert_int_equal(qfield(n, &n->ward, "broker-ward", "uplink", "depth"), 10);
+    assert_int_equal(n->ward.pid, ward_pid); /* never restarted */
+    assert_true(it_broker_alive(&n->ward));
+    lt_client_close(&c);
+    pubs_fini(&p);
+    net_stop(n);
+}
+
 /* The public CURVE key dev-init wrote for a broker identity (certs/<short>.curve.pub). */
 static void curve_pub(net *n, const char *shortname, char out[41])
 {
@@ -910,6 +967,8 @@ static void curve_links_carry_records_and_a_client_without_the_right_key_cannot_
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(sighup_adds_and_removes_a_link_without_a_restart, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(
             a_revoked_agencys_records_are_refused_at_every_hop_after_sighup, setup, teardown),
         cmocka_unit_test_setup_teardown(
