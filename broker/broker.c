@@ -12,6 +12,7 @@
  */
 #include "broker_int.h"
 #include "schedule.h"
+#include "sdnotify.h"
 #include "link.h"
 #include "zap.h"
 
@@ -647,6 +648,9 @@ lt_err lt_broker_run(lt_broker *b)
     /* The line integration tests and scripts wait for (exact format). */
     fprintf(stderr, "lienthongd: ready listen=%s admin=%s\n", b->endpoint, b->admin_addr);
     fflush(stderr);
+    lt_why nw = {{0}}; /* systemd Type=notify readiness (sdnotify.h); a no-op elsewhere */
+    if (lt_sd_notify("READY=1", &nw) != LT_OK)
+        lt_log(LT_LOG_WARN, "%s", nw.msg);
     uv_run(&b->loop, UV_RUN_DEFAULT);
     return b->run_result;
 }

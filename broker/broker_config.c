@@ -14,18 +14,21 @@
 #include "ycfg.h"
 
 #include <errno.h>
+#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zmq.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 static const char *const top_keys[] = {"broker", "trust", "admins", "acl",          "queues",
                                        "peers",  "links", "curve_clients", NULL};
 static const char *const broker_keys[] = {"name",           "listen",         "data_dir",
                                           "map_size_mb",    "verify_threads", "max_frame_bytes",
                                           "dedup_window_s", "commit_max_batch", "admin",
-                                          "max_schedule_days", "identity",     "curve",
-                                          "allow_plaintext",   NULL};
+                                          "max_schedule_days", "send_hwm",        "identity",
+                                          "curve",             "allow_plaintext", NULL};
 static const char *const admin_keys[] = {"listen", "token_file", NULL};
 static const char *const trust_keys[] = {"ca", "crl", "clock_skew_s", NULL};
 static const char *const acl_keys[] = {"agency", "name", "publish", NULL};
@@ -239,7 +242,8 @@ static lt_err read_broker(const lt_ynode *root, lt_broker_cfg *c, lt_why *why)
         (err = u32_opt(b, "commit_max_batch", LT_BCFG_DEFAULT_COMMIT_MAX_BATCH, 1, 1000000,
                        &c->commit_max_batch, why)) ||
         (err = u32_opt(b, "max_schedule_days", LT_BCFG_DEFAULT_MAX_SCHEDULE_DAYS, 1, 3660,
-                       &c->max_schedule_days, why)))
+                       &c->max_schedule_days, why)) ||
+        (err = u32_opt(b, "send_hwm", LT_BCFG_DEFAULT_SEND_HWM, 4096, 10000000, &c->send_hwm, why)))
         return err;
     if (!endpoint_ok(c->listen))
         return lt_ycfg_fail(lt_ycfg_get(b, "listen"), why,
@@ -834,6 +838,61 @@ static lt_err build_acl(const lt_broker_cfg *acl_from, const lt_broker_cfg *owne
         return err;
     }
     *out = a;
+    return LT_OK;
+}
+
+/* May the caller create an entry in the directory that holds path? */
+static lt_err parent_writable(const char *file, const char *key, const char *path, lt_why *why)
+{
+    char *copy = strdup(path);
+    if (!copy)
+        return lt_fail(why, LT_ENOMEM, "no memory");
+    const char *dir = dirname(copy);
+    lt_err e = LT_OK;
+    if (access(dir, W_OK | X_OK) != 0)
+        e = lt_fail(why, LT_ECONFIG, "%s: %s: %s does not exist and cannot be created in %s: %s",
+                    file, key, path, dir, strerror(errno));
+    free(copy);
+    return e;
+}
+
+lt_err lt_broker_config_check_paths(const lt_broker_cfg *cfg, size_t min_token, lt_why *why)
+{
+    const char *file = cfg->file ? cfg->file : "broker.yaml";
+    struct stat st;
+    const char *dd = cfg->data_dir;
+    if (stat(dd, &st) == 0) {
+        if (!S_ISDIR(st.st_mode))
+            return lt_fail(why, LT_ECONFIG, "%s: broker.data_dir: %s is not a directory", file,
+                           dd);
+        if (access(dd, W_OK | X_OK) != 0)
+            return lt_fail(why, LT_ECONFIG, "%s: broker.data_dir: %s is not writable: %s", file,
+                           dd, strerror(errno));
+    } else {
+        lt_err e = errno == ENOENT ? parent_writable(file, "broker.data_dir", dd, why)
+                                   : lt_fail(why, LT_ECONFIG, "%s: broker.data_dir: %s: %s",
+                                             file, dd, strerror(errno));
+        if (e != LT_OK)
+            return e;
+    }
+
+    const char *tf = cfg->admin_token_file;
+    FILE *f = fopen(tf, "r");
+    if (!f)
+        return errno == ENOENT ? parent_writable(file, "broker.admin.token_file", tf, why)
+                               : lt_fail(why, LT_ECONFIG, "%s: broker.admin.token_file: %s: %s",
+                                         file, tf, strerror(errno));
+    char line[512];
+    if (!fgets(line, sizeof line, f))
+        line[0] = '\0';
+    fclose(f);
+    line[strcspn(line, "\r\n")] = '\0';
+    size_t n = strlen(line);
+    memset(line, 0, sizeof line);
+    if (n < min_token)
+        return lt_fail(why, LT_ECONFIG,
+                       "%s: broker.admin.token_file: %s: token shorter than %zu characters", file,
+                       tf, min_token);
     return LT_OK;
 }
 

@@ -28,6 +28,7 @@
 #define LT_BCFG_DEFAULT_MAX_FRAME_BYTES 4194304
 #define LT_BCFG_DEFAULT_DEDUP_WINDOW_S 86400
 #define LT_BCFG_DEFAULT_MAX_SCHEDULE_DAYS 400
+#define LT_BCFG_DEFAULT_SEND_HWM 100000
 #define LT_BCFG_DEFAULT_COMMIT_MAX_BATCH 4096
 #define LT_BCFG_DEFAULT_ADMIN_LISTEN "127.0.0.1:7401"
 #define LT_BCFG_DEFAULT_ADMIN_TOKEN_FILE "admin.token"
@@ -115,6 +116,7 @@ typedef struct lt_broker_cfg {
     uint32_t max_frame_bytes; /* 1024..268435456 */
     uint64_t dedup_window_s;  /* 1..31 days */
     uint32_t max_schedule_days; /* a publish may be scheduled this far ahead: 1..3660 */
+    uint32_t send_hwm;          /* frames queued per connection before sends to it wait */
     uint32_t commit_max_batch;/* 1..1000000 */
     char *admin_listen;       /* host:port */
     char *admin_token_file;   /* resolved path */
@@ -170,6 +172,15 @@ lt_err lt_broker_config_acl(const lt_broker_cfg *cfg, lt_acl **out, lt_why *why)
  * caller keeps its ACL. *out owned by the caller. LT_EIO, LT_ECONFIG, LT_ENOMEM. */
 lt_err lt_broker_config_reload_acl(const char *path, const lt_broker_cfg *current,
                                    lt_acl **out, lt_why *why);
+
+/* For --check: the two places the broker writes, tested as the calling user without
+ * creating anything: broker.data_dir (an existing directory it may write and search, or a
+ * missing one whose parent it may write) and broker.admin.token_file (a readable file whose
+ * first line holds at least min_token characters, or a missing one whose directory it may
+ * write). Run by systemd's ExecStartPre, the sandbox is the service's own, so a place the
+ * unit makes read-only (ProtectSystem=strict) is refused before the start, not after.
+ * LT_ECONFIG with "file: key: path: reason". */
+lt_err lt_broker_config_check_paths(const lt_broker_cfg *cfg, size_t min_token, lt_why *why);
 
 /* The peer named name (or, by_agency, whose agency is name) in cfg, or NULL. */
 const lt_bcfg_peer *lt_broker_config_peer(const lt_broker_cfg *cfg, const char *name,

@@ -122,6 +122,7 @@ enum lt_op_kind {
     LT_OP_DLQ_DROP,    /* admin: delete (qid, seqs) from the DLQ; returned to the loop */
     LT_OP_SCHED_DUE,   /* sched: make what is due by `now` deliverable; returned to the loop */
     LT_OP_CANCEL,      /* sched: cancel (agency, msg_id) where scheduled; returned to the loop */
+    LT_OP_DELIVER,     /* delivery: store counts[i] for (qid, seqs[i]) before they are sent */
 };
 
 typedef struct lt_op {
@@ -135,7 +136,9 @@ typedef struct lt_op {
 } lt_op;
 
 /* A request the committer carries out and returns to the loop with results: an admin DLQ
- * request (delivery.c), or the schedule's promotions and cancels (schedule.c). */
+ * request or deliveries waiting for their counts (delivery.c), or the schedule's promotions
+ * and cancels (schedule.c). peer/peer_len/conn: the connection that asked (DLQ, CANCEL) or
+ * is to receive (DELIVER). */
 typedef struct lt_job {
     struct lt_job *next;
     uint8_t kind; /* LT_OP_DLQ_REQUEUE / LT_OP_DLQ_DROP / LT_OP_SCHED_DUE / LT_OP_CANCEL */
@@ -147,6 +150,7 @@ typedef struct lt_job {
     uint64_t *seqs; /* DLQ in: which; out: done[i] tells. SCHED_DUE out: what became due */
     bool *ok;
     uint32_t *qids; /* SCHED_DUE out: the queue of each seqs[i] */
+    uint32_t *counts; /* DELIVER in: the delivery number of each seqs[i] */
     size_t n, cap;
     int64_t now;      /* SCHED_DUE in: promote what is due by then */
     int64_t next_due; /* SCHED_DUE out: the earliest due time left (INT64_MAX: none) */
@@ -239,6 +243,8 @@ struct lt_queue {
     size_t nsubs;
     uv_timer_t timer;
     int64_t timer_at; /* wall ms the timer is armed for; INT64_MAX if idle */
+    int64_t retry_at; /* a send hit EAGAIN: pump again then (INT64_MAX: none) */
+    uint32_t retry_ms; /* its back-off */
     uint64_t redeliveries, dlq_moves;
 };
 

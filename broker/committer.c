@@ -92,6 +92,19 @@ static void apply_op(lt_broker *b, lt_op *op, int64_t now)
         }
         return;
     }
+    case LT_OP_DELIVER: {
+        lt_job *j = op->job;
+        j->err = LT_OK;
+        for (size_t i = 0; i < j->n; i++) {
+            lt_err de = lt_store_nak(b->store, j->qid, j->seqs[i], j->counts[i], 0, &why);
+            j->ok[i] = de == LT_OK;
+            if (de != LT_OK && de != LT_ENOTFOUND && j->err == LT_OK) {
+                j->err = de;
+                j->why = why;
+            }
+        }
+        return;
+    }
     case LT_OP_SCHED_DUE: {
         lt_job *j = op->job;
         j->n = 0; /* the batch may be applied twice (see run_batch) */
@@ -199,6 +212,15 @@ static void fail_jobs(lt_job *jobs, lt_err e, const lt_why *why)
     }
 }
 
+/* Append list (in its order) at the end of *head: jobs go back to the loop in the order
+ * they were posted (a consumer's deliveries leave in seq order). Lists are short. */
+static void jobs_append(lt_job **head, lt_job *list)
+{
+    while (*head)
+        head = &(*head)->next;
+    *head = list;
+}
+
 /* One group commit of slots [first, first + *n) and ops; *ticket for the sync thread. */
 static void run_batch(lt_broker *b, uint64_t first, uint64_t *n, lt_oplist *ops, bool sweep,
                       lt_job **jobs, uint64_t *ticket)
@@ -207,10 +229,14 @@ static void run_batch(lt_broker *b, uint64_t first, uint64_t *n, lt_oplist *ops,
     lt_why why = {{0}};
     size_t appended = 0;
     int64_t t0 = mono_ns();
-    for (size_t i = 0; i < ops->n; i++) /* admin requests go back to the loop, done or not */
+    lt_job **tail = jobs; /* jobs go back to the loop, done or not, in order */
+    while (*tail)
+        tail = &(*tail)->next;
+    for (size_t i = 0; i < ops->n; i++)
         if (ops->v[i].job) {
-            ops->v[i].job->next = *jobs;
-            *jobs = ops->v[i].job;
+            ops->v[i].job->next = NULL;
+            *tail = ops->v[i].job;
+            tail = &ops->v[i].job->next;
         }
     lt_err e = apply_batch(b, first, n, true, ops, sweep, &appended, ticket, &why);
     if (e == LT_ESTORE_FULL && *n > 0) {
@@ -277,12 +303,7 @@ static void *commit_main(void *arg)
         r->to_sync = r->commit;
         if (ticket > r->sync_ticket)
             r->sync_ticket = ticket;
-        while (jobs) {
-            lt_job *j = jobs;
-            jobs = j->next;
-            j->next = r->jobs_sync;
-            r->jobs_sync = j;
-        }
+        jobs_append(&r->jobs_sync, jobs);
         r->committer_busy = false;
         pthread_cond_signal(&r->cv_sync);
     }
@@ -323,12 +344,7 @@ static void *sync_main(void *arg)
 
         pthread_mutex_lock(&r->mu);
         r->done = upto;
-        while (jobs) {
-            lt_job *j = jobs;
-            jobs = j->next;
-            j->next = r->jobs_done;
-            r->jobs_done = j;
-        }
+        jobs_append(&r->jobs_done, jobs);
         pthread_mutex_unlock(&r->mu);
         uv_async_send(&b->async);
         pthread_mutex_lock(&r->mu);

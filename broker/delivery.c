@@ -394,6 +394,33 @@ lt_err lt_dq_sent(lt_dq *dq, uint64_t seq, int64_t now)
     return LT_OK;
 }
 
+lt_err lt_dq_pick_new(lt_dq *dq, uint64_t seq, uint32_t prev_count)
+{
+    if (seq <= dq->cursor)
+        return LT_EINVAL;
+    lt_dq_ent *e = ent_new(dq, seq);
+    if (!e)
+        return LT_ENOMEM;
+    e->count = prev_count;
+    e->state = LT_DQ_PICKED;
+    dq->n_inflight++;
+    dq->cursor = seq;
+    return LT_OK;
+}
+
+lt_err lt_dq_unpick(lt_dq *dq, uint64_t seq)
+{
+    lt_dq_ent *e = hget(dq, seq);
+    if (!e || e->state != LT_DQ_PICKED)
+        return LT_ENOTFOUND;
+    detach(dq, e);
+    if (make_ready(dq, e) != LT_OK) {
+        ent_free(dq, e); /* no memory: it stays pending in the store, delivered after a restart */
+        return LT_ENOMEM;
+    }
+    return LT_OK;
+}
+
 lt_err lt_dq_sent_new(lt_dq *dq, uint64_t seq, uint32_t prev_count, int64_t now)
 {
     if (seq <= dq->cursor)
@@ -524,6 +551,18 @@ int64_t lt_dq_next_deadline(const lt_dq *dq)
     if (dq->n_delayed > 0 && dq->delayed[0]->when < t)
         t = dq->delayed[0]->when;
     return t;
+}
+
+int64_t lt_dq_wake_at(lt_dq *dq, int64_t now, bool has_credit)
+{
+    /* Due delayed entries become ready here: they wait for credit, not for time, and a
+     * deadline left in the past would fire the timer at once, forever. But one that became
+     * ready after the pump's last pick (its `now` is older than ours) has nothing else to
+     * send it while the consumer stays silent: wake at once for it. */
+    size_t promoted = lt_dq_promote(dq, now);
+    if (promoted > 0 && has_credit && room(dq) > 0)
+        return now;
+    return lt_dq_next_deadline(dq);
 }
 
 int lt_dq_state_of(const lt_dq *dq, uint64_t seq, uint32_t *count)
@@ -657,16 +696,20 @@ void lt_dlv_on_due(lt_broker *b, uint32_t qid, uint64_t seq)
 /* ---- timers ---- */
 
 static void on_timer(uv_timer_t *t);
+static uint64_t total_credit(const lt_queue *q);
+static char *dead_reason(uint32_t max_deliver, const char *last, const char *detail);
+static lt_sub *sub_of(lt_peer *p, lt_queue *q);
 
-/* Arm q's timer for its next deadline. Due delayed redeliveries are promoted first: they
- * wait for credit, not for time, and a deadline left in the past would re-fire the timer
- * at once, forever, starving the socket (a consumer gone with redeliveries pending did
- * exactly that). The 1 ms floor keeps even an unpromotable entry from spinning the loop. */
+/* Arm q's timer for its next deadline (lt_dq_wake_at), or for the retry of a send that
+ * ZeroMQ refused (EAGAIN: the consumer's pipe is full; nothing else would wake the queue
+ * while that consumer reads without acking). The 1 ms floor keeps even an entry that
+ * cannot be sent from spinning the loop. */
 static void rearm(lt_broker *b, lt_queue *q)
 {
     int64_t now = lt_env_now_ms();
-    lt_dq_promote(&q->dq, now);
-    int64_t t = lt_dq_next_deadline(&q->dq);
+    int64_t t = lt_dq_wake_at(&q->dq, now, total_credit(q) > 0);
+    if (q->retry_at < t)
+        t = q->retry_at;
     if (t == INT64_MAX) {
         if (q->timer_at != INT64_MAX)
             uv_timer_stop(&q->timer);
@@ -681,6 +724,19 @@ static void rearm(lt_broker *b, lt_queue *q)
     q->timer_at = t;
     uv_timer_start(&q->timer, on_timer, (uint64_t)delay, 0);
     (void)b;
+}
+
+/* A send to a consumer of q failed with EAGAIN at now: retry soon, backing off to 200 ms
+ * while it stays full. */
+static void send_stalled(lt_queue *q, int64_t now)
+{
+    if (q->retry_ms == 0)
+        lt_log(LT_LOG_INFO,
+               "queue %s: a consumer's ZeroMQ queue is full (send_hwm); delivery retries "
+               "until it reads",
+               q->cfg->name);
+    q->retry_ms = q->retry_ms ? (q->retry_ms * 2 > 200 ? 200 : q->retry_ms * 2) : 5;
+    q->retry_at = now + q->retry_ms;
 }
 
 /* ---- sending ---- */
@@ -736,35 +792,144 @@ static void after_send_error(lt_broker *b, lt_peer *p, int err)
 {
     if (err == EHOSTUNREACH)
         lt_fe_peer_drop(b, p, "connection gone");
-    else
-        lt_log(LT_LOG_WARN, "delivery to %s stalled: %s", p->agency,
-                      err == EAGAIN ? "its queue in ZeroMQ is full" : strerror(err));
+    else if (err != EAGAIN) /* EAGAIN: send_stalled retries, and says so once */
+        lt_log(LT_LOG_WARN, "delivery to %s stalled: %s", p->agency, strerror(err));
+}
+
+/* ---- deliveries wait for their count to be durable ----
+ *
+ * A delivery leaves only once its delivery count is in the store: the pump picks what to
+ * send (PICKED in the state machine, the consumer's credit taken), and posts one DELIVER
+ * job per consumer to the committer, which writes each entry's count + 1 in its batch. When
+ * the job comes back after the fsync, the frames go out (lt_dlv_on_job_done). So a record
+ * whose delivery kills the broker has its count raised each time, and after max_deliver
+ * such crashes it is dead-lettered instead of delivered (visit_new). The price: one small
+ * write per delivery in the group commit, and a delivery leaves one commit later. */
+
+typedef struct plan {
+    lt_broker *b;
+    lt_queue *q;
+    lt_job **jobs; /* one per consumer of this pump */
+    lt_sub **subs;
+    size_t n, cap;
+    opbuf ops;     /* dead letters found on the way */
+} plan;
+
+static lt_job *job_of(plan *pl, lt_sub *s)
+{
+    for (size_t i = 0; i < pl->n; i++)
+        if (pl->subs[i] == s)
+            return pl->jobs[i];
+    if (pl->n == pl->cap) {
+        size_t ncap = pl->cap ? pl->cap * 2 : 4;
+        lt_job **nj = realloc(pl->jobs, ncap * sizeof *nj);
+        if (nj)
+            pl->jobs = nj;
+        lt_sub **ns = realloc(pl->subs, ncap * sizeof *ns);
+        if (ns)
+            pl->subs = ns;
+        if (!nj || !ns)
+            return NULL;
+        pl->cap = ncap;
+    }
+    lt_job *j = calloc(1, sizeof *j);
+    if (!j)
+        return NULL;
+    j->kind = LT_OP_DELIVER;
+    j->qid = pl->q->qid;
+    j->peer_len = s->peer->id_len;
+    memcpy(j->peer, s->peer->id, s->peer->id_len);
+    j->conn = s->peer->conn;
+    pl->jobs[pl->n] = j;
+    pl->subs[pl->n] = s;
+    pl->n++;
+    return j;
+}
+
+/* Plan delivery number count of seq (PICKED) to s. False: no memory (the caller unpicks). */
+static bool plan_add(plan *pl, lt_sub *s, uint64_t seq, uint32_t count)
+{
+    lt_job *j = job_of(pl, s);
+    if (!j)
+        return false;
+    if (j->n == j->cap) {
+        size_t ncap = j->cap ? j->cap * 2 : 64;
+        uint64_t *ns = realloc(j->seqs, ncap * sizeof *ns);
+        if (ns)
+            j->seqs = ns;
+        uint32_t *nc = realloc(j->counts, ncap * sizeof *nc);
+        if (nc)
+            j->counts = nc;
+        bool *no = realloc(j->ok, ncap * sizeof *no);
+        if (no)
+            j->ok = no;
+        if (!ns || !nc || !no)
+            return false;
+        j->cap = ncap;
+    }
+    j->seqs[j->n] = seq;
+    j->counts[j->n] = count;
+    j->ok[j->n] = false;
+    j->n++;
+    s->credit--;
+    return true;
+}
+
+static void job_free(lt_job *j)
+{
+    free(j->seqs);
+    free(j->ok);
+    free(j->qids);
+    free(j->counts);
+    free(j);
+}
+
+/* Hand the planned jobs to the committer (or, without memory, put their entries back). */
+static void plan_post(plan *pl)
+{
+    ops_flush(&pl->ops);
+    for (size_t i = 0; i < pl->n; i++) {
+        lt_job *j = pl->jobs[i];
+        if (j->n == 0) {
+            job_free(j);
+            continue;
+        }
+        lt_op o = {.kind = LT_OP_DELIVER, .qid = j->qid, .job = j};
+        if (lt_commit_post(pl->b, &o, 1) != LT_OK) {
+            for (size_t k = 0; k < j->n; k++)
+                lt_dq_unpick(&pl->q->dq, j->seqs[k]);
+            pl->subs[i]->credit += (uint32_t)j->n;
+            job_free(j);
+        }
+    }
+    free(pl->jobs);
+    free(pl->subs);
+    pl->jobs = NULL;
+    pl->subs = NULL;
+    pl->n = pl->cap = 0;
 }
 
 typedef struct visit_ctx {
     lt_broker *b;
     lt_queue *q;
-    lt_sub *sub; /* fixed target (redelivery, replay) or NULL: round robin */
+    lt_sub *sub; /* fixed target (replay, sending) */
+    plan *pl;
     int64_t now;
     size_t visited, sent;
     bool stopped;
     int err;
     lt_peer *err_peer;
-    uint32_t count; /* redelivery: deliveries so far */
+    uint32_t count; /* sending: the delivery's number */
     bool found;
 } visit_ctx;
 
-static int visit_redeliver(void *arg, const lt_store_entry *e)
+static int visit_send(void *arg, const lt_store_entry *e)
 {
     visit_ctx *v = arg;
     if (e->state != LT_STORE_PENDING)
         return 1;
     v->found = true;
-    int err = send_deliver(v->b, v->sub, e->seq, v->count + 1, e->env, e->env_len, false, e);
-    if (err) {
-        v->err = err;
-        v->err_peer = v->sub->peer;
-    }
+    v->err = send_deliver(v->b, v->sub, e->seq, v->count, e->env, e->env_len, false, e);
     return 1;
 }
 
@@ -776,6 +941,23 @@ static int visit_new(void *arg, const lt_store_entry *e)
     if (lt_store_entry_is_scheduled(e)) {
         /* the schedule hands it back when due (lt_dlv_on_due): no memory meanwhile */
         (void)lt_dq_pass(&q->dq, e->seq);
+        return 0;
+    }
+    uint32_t max = q->dq.cfg.max_deliver;
+    if (max && e->delivery_count >= max) {
+        /* delivered max_deliver times without an ack or a nak: the broker went down during
+         * those deliveries (a crash, or a record that causes one). Never again. */
+        lt_op op = {.kind = LT_OP_DEAD, .qid = q->qid, .seq = e->seq, .count = e->delivery_count};
+        op.reason = dead_reason(max, "no ack: the broker restarted during its deliveries",
+                                NULL);
+        ops_add(&v->pl->ops, &op);
+        (void)lt_dq_pass(&q->dq, e->seq);
+        q->dlq_moves++;
+        lt_metrics_on_dlq_move(v->b->metrics, q->mslot);
+        lt_log(LT_LOG_WARN,
+               "queue %s: seq %" PRIu64 " dead-lettered: delivered %u times without an ack "
+               "while the broker restarted",
+               q->cfg->name, e->seq, e->delivery_count);
         return 0;
     }
     if (e->not_before_ms > v->now) {
@@ -790,22 +972,16 @@ static int visit_new(void *arg, const lt_store_entry *e)
         v->stopped = true;
         return 1;
     }
-    int err = send_deliver(v->b, s, e->seq, e->delivery_count + 1, e->env, e->env_len, false, e);
-    if (err) {
-        v->err = err;
-        v->err_peer = s->peer;
+    if (lt_dq_pick_new(&q->dq, e->seq, e->delivery_count) != LT_OK) {
+        v->stopped = true; /* no memory: it stays pending past the cursor, read again later */
+        return 1;
+    }
+    if (!plan_add(v->pl, s, e->seq, e->delivery_count + 1)) {
+        lt_dq_unpick(&q->dq, e->seq);
         v->stopped = true;
         return 1;
     }
-    if (lt_dq_sent_new(&q->dq, e->seq, e->delivery_count, v->now) != LT_OK) {
-        /* no memory to track it: it stays pending in the store past the cursor... but it
-         * was sent; it will be delivered again, which at-least-once allows */
-        v->stopped = true;
-        return 1;
-    }
-    s->credit--;
     v->sent++;
-    lt_metrics_on_deliver(v->b->metrics, q->mslot, e->delivery_count > 0);
     return 0;
 }
 
@@ -852,12 +1028,13 @@ static void pump_replay(lt_broker *b, lt_sub *s)
     }
 }
 
-/* Send what q can send now. */
+/* Plan what q can send now (see "deliveries wait for their count to be durable"). */
 static void pump(lt_broker *b, lt_queue *q)
 {
     if (b->phase != LT_PHASE_RUNNING)
         return;
     int64_t now = lt_env_now_ms();
+    plan pl = {.b = b, .q = q, .ops = {.b = b}};
     for (unsigned guard = 0; guard < PUMP_GUARD; guard++) {
         lt_sub *s = next_sub(q);
         if (!s)
@@ -869,25 +1046,10 @@ static void pump(lt_broker *b, lt_queue *q)
         if (k == LT_DQ_NONE)
             break;
         if (k == LT_DQ_REDELIVER) {
-            visit_ctx v = {.b = b, .q = q, .sub = s, .now = now, .count = count};
-            lt_why why = {{0}};
-            lt_err e = lt_store_get(b->store, q->qid, seq, visit_redeliver, &v, &why);
-            if (e != LT_OK || !v.found) {
-                lt_dq_forget(&q->dq, seq); /* acked or dropped meanwhile */
-                continue;
+            if (!plan_add(&pl, s, seq, count + 1)) {
+                lt_dq_unpick(&q->dq, seq);
+                break;
             }
-            if (v.err) {
-                lt_dq_forget(&q->dq, seq);
-                lt_dq_add_ready(&q->dq, seq, count);
-                after_send_error(b, v.err_peer, v.err);
-                if (v.err != EHOSTUNREACH)
-                    break;
-                continue;
-            }
-            lt_dq_sent(&q->dq, seq, now);
-            s->credit--;
-            q->redeliveries++;
-            lt_metrics_on_deliver(b->metrics, q->mslot, true);
             continue;
         }
         /* LT_DQ_NEW */
@@ -899,26 +1061,89 @@ static void pump(lt_broker *b, lt_queue *q)
             max = (size_t)credit;
         if (max > READ_CHUNK)
             max = READ_CHUNK;
-        visit_ctx v = {.b = b, .q = q, .now = now};
+        visit_ctx v = {.b = b, .q = q, .now = now, .pl = &pl};
         lt_why why = {{0}};
         lt_err e = lt_store_pending(b->store, q->qid, q->dq.cursor, max, visit_new, &v, NULL, &why);
         if (e != LT_OK) {
             lt_log(LT_LOG_ERROR, "reading queue %s failed: %s", q->cfg->name, why.msg);
             break;
         }
-        if (v.err)
-            after_send_error(b, v.err_peer, v.err);
         if (!v.stopped && v.visited < max)
             q->more = false; /* caught up with the store */
-        if (v.visited == 0 || (v.err && v.err != EHOSTUNREACH))
+        if (v.visited == 0 || v.stopped)
             break;
     }
+    plan_post(&pl);
     for (lt_sub *s = q->subs, *nx; s; s = nx) {
         nx = s->qnext;
         if (s->replay && s->credit > 0)
             pump_replay(b, s); /* may drop s; nx belongs to another peer (one sub per
                                 * peer and queue), so it stays valid */
     }
+    rearm(b, q);
+}
+
+/* A DELIVER job is back: its counts are durable (or the commit failed). Send each entry
+ * still picked to the consumer that was chosen for it, if its session still holds the
+ * subscription; otherwise the entry goes back to the queue. */
+static void deliver_done(lt_broker *b, lt_job *j)
+{
+    lt_queue *q = queue_by_qid(b, j->qid);
+    if (!q)
+        return;
+    int64_t now = lt_env_now_ms();
+    lt_fe_sessions_sync(b);
+    lt_peer *p = lt_fe_peer_find(b, j->peer, j->peer_len);
+    lt_sub *s = (p && p->conn == j->conn && !p->closed) ? sub_of(p, q) : NULL;
+    int err = 0;
+    size_t back = 0;
+    for (size_t i = 0; i < j->n; i++) {
+        uint64_t seq = j->seqs[i];
+        if (lt_dq_state_of(&q->dq, seq, NULL) != LT_DQ_PICKED)
+            continue; /* acked or dropped meanwhile */
+        if (j->err != LT_OK || !j->ok[i] || !s || err) {
+            if (j->ok[i] || j->err != LT_OK) {
+                lt_dq_unpick(&q->dq, seq);
+                back++;
+            } else {
+                lt_dq_forget(&q->dq, seq); /* no longer pending in the store */
+            }
+            continue;
+        }
+        visit_ctx v = {.b = b, .q = q, .sub = s, .count = j->counts[i]};
+        lt_why why = {{0}};
+        lt_err e = lt_store_get(b->store, q->qid, seq, visit_send, &v, &why);
+        if (e != LT_OK || !v.found) {
+            lt_dq_forget(&q->dq, seq);
+            continue;
+        }
+        if (v.err) {
+            err = v.err;
+            lt_dq_unpick(&q->dq, seq);
+            back++;
+            continue;
+        }
+        lt_dq_sent(&q->dq, seq, now);
+        if (j->counts[i] > 1)
+            q->redeliveries++;
+        lt_metrics_on_deliver(b->metrics, q->mslot, j->counts[i] > 1);
+    }
+    if (s && back > 0 && err != EHOSTUNREACH)
+        s->credit += (uint32_t)back; /* it never received them */
+    if (j->err != LT_OK) {
+        /* the store could not record the counts: nothing was sent; try again in a second */
+        lt_log(LT_LOG_ERROR, "queue %s: delivery counts not stored (%s): %s", q->cfg->name,
+               lt_err_name(j->err), j->why.msg);
+        q->retry_at = now + 1000;
+    } else if (err == EAGAIN) {
+        send_stalled(q, now);
+    } else if (err) {
+        after_send_error(b, s->peer, err); /* may drop s */
+    } else if (back > 0) {
+        mark_dirty(b, q);
+    }
+    if (!err && j->err == LT_OK)
+        q->retry_ms = 0;
     rearm(b, q);
 }
 
@@ -980,6 +1205,7 @@ static void on_timer(uv_timer_t *t)
     lt_queue *q = t->data;
     lt_broker *b = q->timer.loop->data;
     q->timer_at = INT64_MAX;
+    q->retry_at = INT64_MAX;
     expire_ctx x = {.b = b, .q = q, .ops = {.b = b}};
     lt_dq_expire(&q->dq, lt_env_now_ms(), on_expired, &x);
     ops_flush(&x.ops);
@@ -1420,6 +1646,11 @@ void lt_dlv_on_frame(lt_broker *b, lt_peer *p, const Lienthong__V1__Frame *f)
 
 void lt_dlv_on_job_done(lt_broker *b, lt_job *j)
 {
+    if (j->kind == LT_OP_DELIVER) {
+        deliver_done(b, j);
+        job_free(j);
+        return;
+    }
     lt_queue *q = queue_by_qid(b, j->qid);
     json_object *out = json_object_new_object();
     json_object *missing = json_object_new_array();
@@ -1560,6 +1791,7 @@ lt_err lt_dlv_open(lt_broker *b, lt_why *why)
         lt_dq_init(&q->dq, &dc, 0);
         q->more = true;
         q->timer_at = INT64_MAX;
+        q->retry_at = INT64_MAX;
         q->mslot = lt_metrics_queue(b->metrics, qc->name);
         if (q->mslot < 0)
             q->mslot = LT_METRICS_QUEUE_OTHER;

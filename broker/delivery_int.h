@@ -9,6 +9,7 @@
  * three states:
  *
  *     (store, seq > cursor) --sent_new--> INFLIGHT --ack--> (forgotten; caller acks store)
+ *     (store, seq > cursor) --pick_new--> PICKED --sent--> INFLIGHT
  *                                            |  ^
  *                         nak / ack_wait     |  |  sent (after pick)
  *                         expiry, count <    v  |
@@ -102,6 +103,16 @@ lt_dq_pick_kind lt_dq_pick(lt_dq *dq, int64_t now, uint64_t *seq, uint32_t *coun
  * LT_ENOTFOUND if seq is not PICKED. */
 lt_err lt_dq_sent(lt_dq *dq, uint64_t seq, int64_t now);
 
+/* A store entry past the cursor (seq > cursor) with prev_count deliveries recorded is
+ * picked for a delivery: PICKED (counted in flight, no deadline yet) with count prev_count;
+ * the cursor moves to seq. The caller then calls lt_dq_sent (sent: count + 1) or
+ * lt_dq_unpick. LT_EINVAL if seq <= cursor; LT_ENOMEM. */
+lt_err lt_dq_pick_new(lt_dq *dq, uint64_t seq, uint32_t prev_count);
+
+/* A PICKED seq was not sent after all: READY again, count unchanged. LT_ENOTFOUND if seq is
+ * not PICKED; LT_ENOMEM (then the machine forgot it: the store still has it pending). */
+lt_err lt_dq_unpick(lt_dq *dq, uint64_t seq);
+
 /* A store entry past the cursor (seq > cursor) with prev_count deliveries recorded:
  *  - not_before <= now: it was sent at now: INFLIGHT with count prev_count + 1;
  *  - not_before > now: DELAYED until not_before (nothing sent).
@@ -152,6 +163,12 @@ int64_t lt_dq_next_deadline(const lt_dq *dq);
 /* Make every delayed redelivery due by now ready (lt_dq_pick does it too). After it,
  * lt_dq_next_deadline is never a due delayed entry's time, whether or not anyone has credit. */
 size_t lt_dq_promote(lt_dq *dq, int64_t now); /* returns how many became ready */
+
+/* When the queue's one timer must fire next, at now: due delayed entries are made ready
+ * first; if any became ready and a consumer has credit (has_credit) and max_ack_pending
+ * leaves room, now (send them: the caller's last pick may have run with an older now);
+ * else lt_dq_next_deadline. */
+int64_t lt_dq_wake_at(lt_dq *dq, int64_t now, bool has_credit);
 
 /* Delay before the delivery after the count-th one (backoff list, last value repeated). */
 uint32_t lt_dq_backoff(const lt_dq *dq, uint32_t count);

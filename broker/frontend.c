@@ -40,7 +40,6 @@
 #include <zmq.h>
 
 #define READ_BUDGET 2048
-#define SNDHWM 100000
 #define RCVHWM 20000
 
 /* ---- rate-limited logging of rejections (a flood must not flood the log) ---- */
@@ -1072,7 +1071,7 @@ lt_err lt_fe_open(lt_broker *b, lt_why *why)
      * connection holds is refused by libzmq instead of taking the id over. */
     if (setopt_int(b->zsock, ZMQ_ROUTER_MANDATORY, 1) != 0 ||
         setopt_int(b->zsock, ZMQ_ROUTER_HANDOVER, 0) != 0 ||
-        setopt_int(b->zsock, ZMQ_SNDHWM, SNDHWM) != 0 ||
+        setopt_int(b->zsock, ZMQ_SNDHWM, (int)b->cfg->send_hwm) != 0 ||
         setopt_int(b->zsock, ZMQ_RCVHWM, RCVHWM) != 0 ||
         setopt_int(b->zsock, ZMQ_LINGER, 1000) != 0 ||
         setopt_int(b->zsock, ZMQ_HEARTBEAT_IVL, hb) != 0 ||

@@ -6,6 +6,7 @@
  * Exit status: 0 after a clean shutdown (or a good --check), 2 for a bad config or a file
  * it names, 1 for anything else (store, socket, a drain that timed out).
  */
+#include "admin.h"
 #include "broker.h"
 #include "broker_config.h"
 #include "log.h"
@@ -73,6 +74,8 @@ int main(int argc, char **argv)
     }
     if (check) {
         e = lt_broker_check(cfg, &why);
+        if (e == LT_OK)
+            e = lt_broker_config_check_paths(cfg, LT_ADMIN_TOKEN_MIN, &why);
         if (e != LT_OK)
             fprintf(stderr, "lienthongd: %s\n", why.msg);
         else

@@ -35,6 +35,10 @@ static const lt_record_type types[] = {
     {&lienthong__v1__records__residence_change__descriptor,
      "residence change (thay đổi cư trú)"},
     {&lienthong__v1__records__task_assignment__descriptor, "task assignment (giao nhiệm vụ)"},
+    {&lienthong__v1__records__task_reminder__descriptor,
+     "task reminder or overdue warning (nhắc việc, cảnh báo quá hạn)"},
+    {&lienthong__v1__records__task_status_update__descriptor,
+     "task status update (cập nhật tình trạng nhiệm vụ)"},
 };
 
 #define N_TYPES (sizeof types / sizeof types[0])

@@ -10,6 +10,10 @@
  *   DIR/certs/broker-<place>.cert.pem  national; broker.identity in docs/network.md)
  *   DIR/broker.yaml                  the broker config: ACLs and queues for the demo flow
  *   DIR/admin.token                  the admin API bearer token (0600)
+ * With --state-dir STATE (the packaged service: STATE = /var/lib/lienthong, systemd's
+ * StateDirectory) broker.yaml puts the LMDB environment in STATE/data and the admin token in
+ * STATE/admin.token, which the broker creates there as its own user; DIR/admin.token is not
+ * written.
  *
  * With --test-certs also the certificates tests need, for district 1 (quan1): one expired,
  * one revoked (listed in DIR/ca/crl.pem), one issued by another CA (DIR/otherca/), each with
@@ -77,12 +81,15 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: lienthong dev-init DIR [--alg ecdsa-p256|ed25519|rsa2048] [--force]\n"
-            "                          [--test-certs]\n\n"
+            "                          [--test-certs] [--state-dir STATE]\n\n"
             "%s.\n\n"
             "  --alg ALG      key algorithm of the CA and the agencies (default ecdsa-p256)\n"
             "  --force        replace an existing setup in DIR (its keys are lost)\n"
             "  --test-certs   also issue an expired, a revoked and an unknown-CA certificate\n"
-            "                 for district 1 (agencies/quan1-{expired,revoked,otherca}.yaml)\n\n"
+            "                 for district 1 (agencies/quan1-{expired,revoked,otherca}.yaml)\n"
+            "  --state-dir STATE  broker.yaml keeps the store in STATE/data and the admin token\n"
+            "                 in STATE/admin.token (created by the broker): for the packaged\n"
+            "                 service, `dev-init /etc/lienthong --state-dir /var/lib/lienthong`\n\n"
             "Writes DIR/ca, DIR/keys (0600), DIR/certs, DIR/agencies/*.yaml, DIR/broker.yaml\n"
             "and DIR/admin.token. For development only: never deploy this CA.\n",
             lt_cmd_dev_init_summary);
@@ -141,10 +148,16 @@ static lt_err agency_yaml(const char *dir, const char *shortname, const char *id
     return write_text(path, text, 0644, why);
 }
 
-static lt_err broker_yaml(const char *dir, lt_why *why)
+static lt_err broker_yaml(const char *dir, const char *state, lt_why *why)
 {
-    char path[4096];
+    char path[4096], data[4096], token[4096];
     lt_err e = pathf(path, sizeof path, why, "%s/broker.yaml", dir);
+    if (e == LT_OK)
+        e = state ? pathf(data, sizeof data, why, "%s/data", state)
+                  : pathf(data, sizeof data, why, "data");
+    if (e == LT_OK)
+        e = state ? pathf(token, sizeof token, why, "%s/admin.token", state)
+                  : pathf(token, sizeof token, why, "admin.token");
     if (e != LT_OK)
         return e;
     char text[8192];
@@ -160,7 +173,7 @@ static lt_err broker_yaml(const char *dir, lt_why *why)
          "broker:\n"
          "  name: hcmc-lienthong\n"
          "  listen: tcp://127.0.0.1:7400\n"
-         "  data_dir: data\n"
+         "  data_dir: %s\n"
          "  map_size_mb: 65536\n"
          "  verify_threads: 0\n"
          "  max_frame_bytes: 4194304\n"
@@ -168,7 +181,7 @@ static lt_err broker_yaml(const char *dir, lt_why *why)
          "  commit_max_batch: 4096\n"
          "  admin:\n"
          "    listen: 127.0.0.1:7401\n"
-         "    token_file: admin.token\n"
+         "    token_file: %s\n"
          "trust:\n"
          "  ca: ca/ca.cert.pem\n"
          "  crl: ca/crl.pem\n"
@@ -176,7 +189,7 @@ static lt_err broker_yaml(const char *dir, lt_why *why)
          "admins:\n"
          "  - %s\n"
          "acl:\n",
-         agencies[0].id);
+         data, token, agencies[0].id);
     for (size_t i = 0; i < NAGENCIES; i++)
         EMIT("  - agency: %s\n    name: \"%s\"\n    publish: %s\n", agencies[i].id,
              agencies[i].name, agencies[i].publish);
@@ -333,7 +346,8 @@ static lt_err curve_pair(const char *dir, const char *shortname, lt_why *why)
     return LT_OK;
 }
 
-static lt_err dev_init(const char *dir, lt_sig_alg alg, bool force, bool extra, lt_why *why)
+static lt_err dev_init(const char *dir, const char *state, lt_sig_alg alg, bool force,
+                       bool extra, lt_why *why)
 {
     char p1[4096], p2[4096], p3[4096];
     lt_err e;
@@ -375,7 +389,8 @@ static lt_err dev_init(const char *dir, lt_sig_alg alg, bool force, bool extra, 
         if ((e = issue(ca, dir, &brokers[i], alg, now, why)) != LT_OK ||
             (e = curve_pair(dir, brokers[i].shortname, why)) != LT_OK)
             goto out;
-    if ((e = broker_yaml(dir, why)) != LT_OK || (e = admin_token(dir, why)) != LT_OK)
+    if ((e = broker_yaml(dir, state, why)) != LT_OK ||
+        (!state && (e = admin_token(dir, why)) != LT_OK))
         goto out;
     if (extra)
         e = test_certs(dir, ca, alg, now, why);
@@ -390,15 +405,17 @@ int lt_cmd_dev_init(int argc, char **argv)
         {"alg", required_argument, NULL, 'a'},
         {"force", no_argument, NULL, 'f'},
         {"test-certs", no_argument, NULL, 't'},
+        {"state-dir", required_argument, NULL, 's'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     lt_sig_alg alg = LT_SIG_ECDSA_P256;
     bool force = false, extra = false;
+    const char *state = NULL;
     lt_why why;
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "a:fth", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "a:fts:h", opts, NULL)) != -1) {
         switch (c) {
         case 'a':
             if (lt_sig_alg_parse(optarg, &alg, &why) != LT_OK) {
@@ -411,6 +428,14 @@ int lt_cmd_dev_init(int argc, char **argv)
             break;
         case 't':
             extra = true;
+            break;
+        case 's':
+            if (optarg[0] != '/') {
+                fprintf(stderr, "lienthong dev-init: --state-dir: %s is not an absolute path\n",
+                        optarg);
+                return 2;
+            }
+            state = optarg;
             break;
         case 'h':
             usage(stdout);
@@ -425,13 +450,14 @@ int lt_cmd_dev_init(int argc, char **argv)
         return 2;
     }
     const char *dir = argv[optind];
-    lt_err e = dev_init(dir, alg, force, extra, &why);
+    lt_err e = dev_init(dir, state, alg, force, extra, &why);
     if (e != LT_OK) {
         fprintf(stderr, "lienthong dev-init: %s: %s\n", lt_err_name(e), why.msg);
         return 1;
     }
-    printf("dev-init: %s: development CA (%s), %zu agencies%s, broker.yaml, admin.token\n", dir,
-           lt_sig_alg_name(alg), NAGENCIES, extra ? " + test certificates" : "");
+    printf("dev-init: %s: development CA (%s), %zu agencies%s, broker.yaml%s\n", dir,
+           lt_sig_alg_name(alg), NAGENCIES, extra ? " + test certificates" : "",
+           state ? "" : ", admin.token");
     for (size_t i = 0; i < NAGENCIES; i++)
         printf("  agencies/%s.yaml  %s  %s\n", agencies[i].shortname, agencies[i].id,
                agencies[i].name);

@@ -52,6 +52,7 @@ struct pub {
     lt_client *c;
     bool quiet;
     unsigned retries;
+    int64_t deliver_at_ms; /* 0: at once */
     uint64_t sent, acked, dups, nacked, failed;
     struct msg *retry_head, *retry_tail;
 };
@@ -80,6 +81,9 @@ static void usage(FILE *out)
             "      --ack-timeout S      seconds to wait for each answer (default %d)\n"
             "      --retries N          republish after a timeout or lost connection (3)\n"
             "      --no-auth            do not authenticate the connection first\n"
+            "      --delay MS           scheduled delivery: stored and acked now, delivered\n"
+            "                           MS milliseconds from now\n"
+            "      --deliver-at TIME    scheduled delivery at TIME (2026-12-31T08:00:00Z)\n"
             "  -q, --quiet              no line per answer, only the summary\n\n"
             "stdout: one JSON line per answer, as answers arrive:\n"
             "  {\"tag\":7,\"seq\":1234,\"duplicate\":false,\"message_id\":\"...\"}  accepted\n"
@@ -151,7 +155,7 @@ static void on_answer(void *user, uint64_t tag, lt_err code, uint64_t seq, bool 
 static void send_msg(struct pub *p, struct msg *m)
 {
     m->tries++;
-    lt_err e = lt_client_publish(p->c, m->env, m->len, on_answer, m, NULL);
+    lt_err e = lt_client_publish_at(p->c, m->env, m->len, p->deliver_at_ms, on_answer, m, NULL);
     if (e == LT_OK) {
         p->sent += m->tries == 1;
         return;
@@ -362,7 +366,7 @@ static lt_err publish_file(struct pub *p, const char *path, double rate, int64_t
 int lt_cmd_pub(int argc, char **argv)
 {
     enum { O_TYPE = 256, O_COUNT, O_RATE, O_FILE_ENV, O_WINDOW, O_ACK_TIMEOUT,
-           O_RETRIES, O_NO_AUTH };
+           O_RETRIES, O_NO_AUTH, O_DELAY, O_DELIVER_AT };
     static const struct option longopts[] = {
         {"config", required_argument, NULL, 'c'},
         {"topic", required_argument, NULL, 't'},
@@ -378,6 +382,8 @@ int lt_cmd_pub(int argc, char **argv)
         {"ack-timeout", required_argument, NULL, O_ACK_TIMEOUT},
         {"retries", required_argument, NULL, O_RETRIES},
         {"no-auth", no_argument, NULL, O_NO_AUTH},
+        {"delay", required_argument, NULL, O_DELAY},
+        {"deliver-at", required_argument, NULL, O_DELIVER_AT},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -386,6 +392,7 @@ int lt_cmd_pub(int argc, char **argv)
     const char *env_file = NULL, *endpoint = NULL;
     uint64_t batch = 1, count = 0, window = 0, ack_timeout_s = 0, retries = 3;
     double rate = 0;
+    int64_t deliver_at = 0;
     bool auth = true, quiet = false;
     int opt;
     optind = 1;
@@ -402,6 +409,18 @@ int lt_cmd_pub(int argc, char **argv)
         case 'e': endpoint = optarg; break;
         case 'q': quiet = true; break;
         case O_NO_AUTH: auth = false; break;
+        case O_DELAY: {
+            uint64_t d = 0;
+            ok = lt_tool_parse_u64(optarg, 1, 3660ULL * 86400 * 1000, &d);
+            deliver_at = lt_env_now_ms() + (int64_t)d;
+            break;
+        }
+        case O_DELIVER_AT: {
+            int64_t t = 0;
+            ok = lt_tool_parse_iso8601(optarg, &t);
+            deliver_at = t;
+            break;
+        }
         case 'b': ok = lt_tool_parse_u64(optarg, 1, PUB_BATCH_MAX, &batch); break;
         case O_COUNT: ok = lt_tool_parse_u64(optarg, 1, UINT64_MAX / 2, &count); break;
         case O_WINDOW: ok = lt_tool_parse_u64(optarg, 1, 1u << 20, &window); break;
@@ -478,6 +497,7 @@ int lt_cmd_pub(int argc, char **argv)
     }
     pp->c = tc.client;
     pp->quiet = quiet;
+    pp->deliver_at_ms = deliver_at;
     pp->retries = (unsigned)retries;
     int64_t t0 = lt_tool_mono_ms();
     if (env_file != NULL) {

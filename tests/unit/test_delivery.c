@@ -232,6 +232,37 @@ static void due_delayed_entries_leave_no_past_deadline_once_promoted(void **stat
     lt_dq_fini(&dq);
 }
 
+/* The lost wake-up of a stale `now`: the pump picked at 259 (nothing due), the timer is
+ * re-armed at 261 when the entry due at 260 is already due. It becomes ready there, and
+ * nothing else (no ack, no credit: a silent consumer) would pump the queue again: the
+ * timer must fire at once. Without credit it waits for credit, and does not spin. */
+static void an_entry_that_falls_due_after_the_last_pick_wakes_the_queue_at_once(void **state)
+{
+    (void)state;
+    lt_dq_cfg c = cfg_default();
+    lt_dq dq;
+    lt_dq_init(&dq, &c, 0);
+    send_new(&dq, 1, 1, 0);
+    uint32_t count = 0;
+    int64_t due = 0;
+    uint64_t seq;
+    size_t room;
+    assert_int_equal(lt_dq_nak(&dq, 1, 250, 10, &count, &due), LT_DQ_RETRY);
+    assert_int_equal(lt_dq_pick(&dq, 259, &seq, &count, &room), LT_DQ_NEW);
+    assert_int_equal(lt_dq_wake_at(&dq, 261, true), 261);
+    assert_int_equal(lt_dq_pick(&dq, 261, &seq, &count, &room), LT_DQ_REDELIVER);
+    assert_int_equal(seq, 1);
+    lt_dq_fini(&dq);
+
+    lt_dq_init(&dq, &c, 0);
+    send_new(&dq, 1, 1, 0);
+    assert_int_equal(lt_dq_nak(&dq, 1, 250, 10, &count, &due), LT_DQ_RETRY);
+    assert_int_equal(lt_dq_wake_at(&dq, 261, false), INT64_MAX);
+    assert_int_equal(lt_dq_wake_at(&dq, 262, false), INT64_MAX);
+    assert_int_equal(lt_dq_waiting(&dq), 1);
+    lt_dq_fini(&dq);
+}
+
 static void ack_of_a_waiting_message_removes_it(void **state)
 {
     (void)state;
@@ -351,6 +382,7 @@ int main(void)
         cmocka_unit_test(store_entries_with_a_delay_wait_until_it),
         cmocka_unit_test(requeued_seq_behind_the_cursor_is_ready_before_new_ones),
         cmocka_unit_test(many_entries_survive_growth_and_scrambled_acks),
+        cmocka_unit_test(an_entry_that_falls_due_after_the_last_pick_wakes_the_queue_at_once),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
