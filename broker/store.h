@@ -221,6 +221,10 @@ lt_err lt_store_append_at(lt_store *s, const lt_store_msgkey *key, const uint32_
  * when n > LT_STORE_HOPS_MAX or a name is empty or longer than 64 bytes. Pure. */
 lt_err lt_store_hops_encode(const char *const *hops, size_t n, uint8_t *out, size_t *len);
 
+/* Point names[] at the hops in the block p[0..len) (as lt_store_hops_encode wrote it; the
+ * names point into p); their count, or -1 if the block is malformed. Pure. */
+int lt_store_hops_decode(const uint8_t *p, size_t len, const char *names[LT_STORE_HOPS_MAX]);
+
 /* As lt_store_append_at, and the message keeps hops (hops_len bytes from
  * lt_store_hops_encode; hops_len 0: none). LT_EINVAL: hops malformed. Same errors
  * otherwise. */

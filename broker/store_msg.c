@@ -158,8 +158,7 @@ lt_err lt_store_hops_encode(const char *const *hops, size_t n, uint8_t *out, siz
     return LT_OK;
 }
 
-/* Point names[] at the hops in the block p[0..len); their count, or -1 if malformed. */
-static int hops_decode(const uint8_t *p, size_t len, const char *names[LT_STORE_HOPS_MAX])
+int lt_store_hops_decode(const uint8_t *p, size_t len, const char *names[LT_STORE_HOPS_MAX])
 {
     if (len < 1 || p[0] > LT_STORE_HOPS_MAX)
         return -1;
@@ -191,7 +190,8 @@ lt_err lt_store_append_hops(lt_store *s, const lt_store_msgkey *key, const uint3
     if (err)
         return err;
     const char *names[LT_STORE_HOPS_MAX];
-    if (hops_len > 0 && (hops_len > LT_STORE_HOPS_BYTES || hops_decode(hops, hops_len, names) < 0))
+    if (hops_len > 0 &&
+        (hops_len > LT_STORE_HOPS_BYTES || lt_store_hops_decode(hops, hops_len, names) < 0))
         return lt_fail(why, LT_EINVAL, "malformed hops (%zu bytes)", hops_len);
     size_t hops_room = hops_len > 0 ? 4 + hops_len : 0;
     if (nq == 0 || nq > LT_STORE_MAX_TARGETS)
@@ -335,7 +335,8 @@ lt_err store_msg_read(lt_store *s, MDB_txn *txn, uint64_t seq, lt_store_entry *e
     e->nhops = 0;
     if (get32(p + 28) & MSG_HOPS) {
         size_t room = v.mv_size - off, hl = room >= 4 ? get32(p + off) : 0;
-        int nh = room >= 4 && hl <= room - 4 ? hops_decode(p + off + 4, hl, e->hops) : -1;
+        int nh = room >= 4 && hl <= room - 4 ? lt_store_hops_decode(p + off + 4, hl, e->hops)
+                                              : -1;
         if (nh < 0)
             return lt_fail(why, LT_ESTORE, "message %llu: its hops are corrupt",
                            (unsigned long long)seq);
