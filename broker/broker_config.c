@@ -673,7 +673,7 @@ static lt_err read_links(const lt_ynode *root, lt_broker_cfg *c, lt_why *why)
                                 queue, LT_STORE_QUEUE_NAME_MAX);
         if (!l->receive && !lt_broker_config_queue(c, queue))
             return lt_ycfg_fail(qn, why, "no queue named '%s' in queues", queue);
-        char dflt[160];
+        char dflt[LT_STORE_QUEUE_NAME_MAX + 72]; /* peer (64) "." queue: checked below */
         snprintf(dflt, sizeof dflt, "%s.%s", peer, queue);
         if ((err = lt_ycfg_str(m, "name", dflt, &name, why)))
             return err;
