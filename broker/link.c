@@ -302,6 +302,10 @@ static void send_waiting(struct link *l)
     for (struct pend *p = l->head; p; p = p->next) {
         if (p->state != P_WAITING)
             continue;
+        /* never block in lt_client_publish on a full window: a stop must not wait for the
+         * destination (which may be this very broker, busy joining this thread) */
+        if (atomic_load(&l->stop) || lt_client_inflight(l->dst) >= l->cfg->credit)
+            break;
         lt_err e = lt_client_publish_hops(l->dst, p->env, p->len, (const char *const *)p->hops,
                                           p->nhops, on_published, p, NULL);
         if (e == LT_OK) {
