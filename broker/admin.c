@@ -618,6 +618,60 @@ static void route_dlq(lt_admin_session *s, const char *rest, size_t rest_len, co
     json_object_put(o);
 }
 
+/* GET /api/v1/dossiers/<code> (rest: the code, percent-encoded) and /api/v1/dossiers?late=1 */
+static void route_dossiers(lt_admin_session *s, const char *rest, size_t rest_len, const char *q,
+                           size_t qlen, bool keep, bool head)
+{
+    const lt_admin_provider *p = &s->a->prov;
+    json_object *o = NULL;
+    lt_why why = {""};
+    lt_err e;
+    if (rest_len == 0) {
+        char v[16];
+        if (!query_get(q, qlen, "late", v, sizeof v) || strcmp(v, "1") != 0) {
+            respond_error(s, 404, keep, head, NULL, "list dossiers with ?late=1");
+            return;
+        }
+        if (p->dossiers_due == NULL) {
+            respond_error(s, 501, keep, head, NULL, "dossiers not available");
+            return;
+        }
+        int64_t within_h = 24;
+        if (query_get(q, qlen, "within_h", v, sizeof v)) {
+            char *end = NULL;
+            long h = strtol(v, &end, 10);
+            if (!*v || *end || h < 0 || h > 24 * 366) {
+                respond_error(s, 400, keep, head, NULL, "within_h: hours 0..8784");
+                return;
+            }
+            within_h = h;
+        }
+        e = p->dossiers_due(p->ctx, within_h * 3600000, query_limit(q, qlen, 1000, 10000), &o,
+                            &why);
+    } else {
+        char code[NAME_MAX_Q];
+        if (!pct_decode(rest, rest_len, code, sizeof code) || strchr(code, '/')) {
+            respond_error(s, 404, keep, head, NULL, "no such dossier");
+            return;
+        }
+        if (p->dossier == NULL) {
+            respond_error(s, 501, keep, head, NULL, "dossiers not available");
+            return;
+        }
+        e = p->dossier(p->ctx, code, query_limit(q, qlen, 1000, 10000), &o, &why);
+    }
+    if (e == LT_ENOTFOUND || e == LT_EINVAL) {
+        respond_error(s, 404, keep, head, NULL, why.msg[0] ? why.msg : "no such dossier");
+        return;
+    }
+    if (e != LT_OK) {
+        respond_error(s, 500, keep, head, NULL, why.msg[0] ? why.msg : lt_err_str(e));
+        return;
+    }
+    respond_json(s, 200, keep, head, NULL, o);
+    json_object_put(o);
+}
+
 static const lt_admin_asset *find_asset(const char *path, size_t len)
 {
     if (len == 1 && path[0] == '/') {
@@ -702,6 +756,7 @@ static void handle(lt_admin_session *s, bool keep)
     }
 
     static const char dlq_prefix[] = "/api/v1/dlq/";
+    static const char dossier_prefix[] = "/api/v1/dossiers/";
     if (path_is(path, plen, "/metrics"))
         route_metrics(s, keep, head);
     else if (path_is(path, plen, "/api/v1/overview"))
@@ -731,6 +786,12 @@ static void handle(lt_admin_session *s, bool keep)
                memcmp(path, dlq_prefix, sizeof dlq_prefix - 1) == 0) {
         route_dlq(s, path + sizeof dlq_prefix - 1, plen - (sizeof dlq_prefix - 1), q, qlen,
                   keep, head);
+    } else if (path_is(path, plen, "/api/v1/dossiers")) {
+        route_dossiers(s, "", 0, q, qlen, keep, head);
+    } else if (plen > sizeof dossier_prefix - 1 &&
+               memcmp(path, dossier_prefix, sizeof dossier_prefix - 1) == 0) {
+        route_dossiers(s, path + sizeof dossier_prefix - 1, plen - (sizeof dossier_prefix - 1),
+                       q, qlen, keep, head);
     } else {
         respond_error(s, 404, keep, head, NULL, "no such resource");
     }

@@ -17,6 +17,11 @@
  *   GET /api/v1/dlq/<queue>      dead letters' metadata; payload only with ?payload=1;
  *                                ?limit=N (default 100, max 1000)
  *   GET /api/v1/rejections       the newest rejections with reasons; ?limit=N
+ *   GET /api/v1/dossiers/<code>  a dossier of a procedure: state, steps against their
+ *                                allowances, events with their envelopes (base64);
+ *                                ?limit=N events (default 1000, max 10000)
+ *   GET /api/v1/dossiers?late=1  open dossiers late or due within ?within_h=N (default 24)
+ *                                hours, by agency; ?limit=N (default 1000, max 10000)
  * Every route but the four unauthenticated ones needs "Authorization: Bearer <token>"
  * (compared in constant time); a missing or wrong token gets 401 with WWW-Authenticate.
  * HEAD is answered like GET without a body; other methods get 405. Limits: header bytes,
@@ -122,6 +127,14 @@ typedef struct lt_admin_provider {
      * errors: 500 with why. */
     lt_err (*dlq)(void *ctx, const char *queue, bool payload, size_t limit,
                   json_object **out, lt_why *why);
+    /* GET /api/v1/dossiers/<code>[?limit=N]: one dossier's state, steps and its first limit
+     * events (broker/dossier.h). LT_ENOTFOUND: 404 with why. */
+    lt_err (*dossier)(void *ctx, const char *code, size_t limit, json_object **out,
+                      lt_why *why);
+    /* GET /api/v1/dossiers?late=1[&within_h=N][&limit=N]: open dossiers late or due within
+     * within_ms, by agency. LT_ENOTFOUND (no procedures): 404 with why. */
+    lt_err (*dossiers_due)(void *ctx, int64_t within_ms, size_t limit, json_object **out,
+                           lt_why *why);
     /* /api/v1/links: an array, one object per link to another broker (broker/net_ops.c);
      * NULL: an empty array. */
     lt_err (*links)(void *ctx, json_object **out);

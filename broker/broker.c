@@ -185,6 +185,8 @@ static lt_err admin_open(lt_broker *b, lt_why *why)
         .overview = prov_overview,
         .queues = lt_dlv_admin_queues,
         .dlq = lt_dlv_admin_dlq,
+        .dossier = lt_dossier_admin_get,
+        .dossiers_due = lt_dossier_admin_due,
         .links = lt_net_admin_links,
     };
     lt_err e = lt_admin_new(&ac, b->metrics, &p, &b->admin, &w);
@@ -543,7 +545,7 @@ lt_err lt_broker_new(const lt_broker_cfg *cfg, const lt_broker_opts *opts, lt_br
         e = lt_fail(why, e, "no memory for the publish ring");
         goto fail;
     }
-    if ((e = lt_dlv_open(b, why)) != LT_OK)
+    if ((e = lt_dlv_open(b, why)) != LT_OK || (e = lt_dossier_open(b, why)) != LT_OK)
         goto fail;
     lt_metrics_set_collect(b->metrics, collect, b);
     lt_metrics_set_extra(b->metrics, lt_net_write_metrics, b);
@@ -600,7 +602,7 @@ lt_err lt_broker_check(const lt_broker_cfg *cfg, lt_why *why)
     if (cfg->curve_listen && curve_keys(cfg->curve_secret_file, pub, sec, &w) != LT_OK)
         return lt_fail(why, LT_ECONFIG, "%s: broker.curve.secret_key_file: %s", file, w.msg);
     memset(sec, 0, sizeof sec);
-    return LT_OK;
+    return lt_dossier_check_config(cfg, why);
 }
 
 lt_err lt_broker_run(lt_broker *b)
@@ -694,6 +696,7 @@ void lt_broker_destroy(lt_broker **bp)
     lt_dlv_free(b);
     lt_ring_fini(&b->ring);
     lt_store_close(&b->store);
+    lt_dossier_close(b);
     lt_trust_destroy(&b->trust);
     lt_acl_cell_fini(&b->acl);
     lt_metrics_destroy(&b->metrics);

@@ -22,8 +22,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static const char *const top_keys[] = {"broker", "trust", "admins", "acl",          "queues",
-                                       "peers",  "links", "curve_clients", NULL};
+static const char *const top_keys[] = {"broker",     "trust",    "admins", "acl",   "queues",
+                                       "procedures", "calendar", "peers",  "links", "curve_clients",
+                                       NULL};
 static const char *const broker_keys[] = {"name",           "listen",         "data_dir",
                                           "map_size_mb",    "verify_threads", "max_frame_bytes",
                                           "dedup_window_s", "commit_max_batch", "admin",
@@ -459,6 +460,40 @@ static lt_err read_queues(const lt_ynode *root, lt_broker_cfg *c, lt_why *why)
     return LT_OK;
 }
 
+/* procedures: a path (a file, or a directory of *.yaml) or a list of them; calendar: a path.
+ * Relative paths resolve against the config's directory; the files are read by the broker
+ * (procedure.h), which names them in its refusals. */
+static lt_err read_procedures(const lt_ynode *root, lt_broker_cfg *c, lt_why *why)
+{
+    const lt_ynode *pr = lt_ycfg_get(root, "procedures");
+    if (pr) {
+        bool one = lt_ycfg_kind(pr) == LT_Y_SCALAR;
+        size_t n = one ? 1 : lt_ycfg_len(pr);
+        if (lt_ycfg_kind(pr) == LT_Y_MAP || n == 0)
+            return lt_ycfg_fail(pr, why, "expected a path (a file or a directory of procedure "
+                                         "files) or a list of them");
+        if (!(c->procedures = calloc(n, sizeof *c->procedures)))
+            return lt_fail(why, LT_ENOMEM, "out of memory");
+        for (size_t i = 0; i < n; i++) {
+            const lt_ynode *it = one ? pr : lt_ycfg_at(pr, i);
+            const char *p = lt_ycfg_scalar(it);
+            if (!p || !*p)
+                return lt_ycfg_fail(it, why, "expected a path");
+            size_t len = strlen(lt_ycfg_dir(root)) + strlen(p) + 2;
+            if (!(c->procedures[i] = malloc(len)))
+                return lt_fail(why, LT_ENOMEM, "out of memory");
+            c->nprocedures = i + 1;
+            if (p[0] == '/')
+                snprintf(c->procedures[i], len, "%s", p);
+            else
+                snprintf(c->procedures[i], len, "%s/%s", lt_ycfg_dir(root), p);
+        }
+    }
+    if (lt_ycfg_get(root, "calendar"))
+        return lt_ycfg_filepath(root, "calendar", NULL, &c->calendar, why);
+    return LT_OK;
+}
+
 /* ---- the network: broker.identity, peers, links (docs/network.md) ------------------------ */
 
 bool lt_broker_config_hop_name_ok(const char *s)
@@ -724,7 +759,8 @@ static lt_err from_tree(const lt_ynode *root, lt_broker_cfg **out, lt_why *why)
         (err = dup_into(&c->file, lt_ycfg_file(root), why)) ||
         (err = read_broker(root, c, why)) || (err = read_trust(root, c, why)) ||
         (err = read_admins(root, c, why)) || (err = read_acl(root, c, why)) ||
-        (err = read_queues(root, c, why)) || (err = read_net(root, c, why))) {
+        (err = read_queues(root, c, why)) || (err = read_procedures(root, c, why)) ||
+        (err = read_net(root, c, why))) {
         lt_broker_config_destroy(&c);
         return err;
     }
@@ -769,6 +805,8 @@ void lt_broker_config_destroy(lt_broker_cfg **cp)
     free(c->ca);
     free(c->crl);
     strv_free(c->admins, c->nadmins);
+    strv_free(c->procedures, c->nprocedures);
+    free(c->calendar);
     for (size_t i = 0; i < c->nacl; i++) {
         free(c->acl[i].agency);
         free(c->acl[i].name);
@@ -931,4 +969,17 @@ lt_err lt_broker_config_reload_acl(const char *path, const lt_broker_cfg *curren
         err = build_acl(next, current, out, why);
     lt_broker_config_destroy(&next);
     return err;
+}
+
+bool lt_broker_config_due_ok(const lt_broker_cfg *cfg, int64_t due_ms, int64_t now_ms,
+                             lt_why *why)
+{
+    int64_t max = (int64_t)cfg->max_schedule_days * 86400 * 1000;
+    if (due_ms <= now_ms || due_ms - now_ms <= max)
+        return true;
+    lt_fail(why, LT_ESCHEDULE,
+            "deliver_at_unix_ms %lld is %lld days ahead; this broker schedules at most %u days "
+            "ahead (broker.max_schedule_days)",
+            (long long)due_ms, (long long)((due_ms - now_ms) / 86400000), cfg->max_schedule_days);
+    return false;
 }

@@ -131,6 +131,12 @@ typedef struct lt_broker_cfg {
     size_t nacl;
     lt_bcfg_queue *queues;
     size_t nqueues;
+    /* procedures (docs/procedures.md): resolved paths, each a procedure file or a directory
+     * of them; none: dossier events are not checked. calendar: resolved path or NULL (then
+     * Saturday and Sunday are the only days off). */
+    char **procedures;
+    size_t nprocedures;
+    char *calendar;
     /* CURVE (docs/network.md): broker.curve.listen is bound with CURVE, its secret key
      * from broker.curve.secret_key_file; curve_clients and peers' curve_key map client
      * keys to agencies (ZAP). A non-loopback broker.listen needs allow_plaintext. */
@@ -182,6 +188,10 @@ lt_err lt_broker_config_reload_acl(const char *path, const lt_broker_cfg *curren
  * LT_ECONFIG with "file: key: path: reason". */
 lt_err lt_broker_config_check_paths(const lt_broker_cfg *cfg, size_t min_token, lt_why *why);
 
+/* May a publish be scheduled for due_ms at now_ms (not further ahead than
+ * max_schedule_days)? On false, why says so (code LT_ESCHEDULE). */
+bool lt_broker_config_due_ok(const lt_broker_cfg *cfg, int64_t due_ms, int64_t now_ms,
+                             lt_why *why);
 /* The peer named name (or, by_agency, whose agency is name) in cfg, or NULL. */
 const lt_bcfg_peer *lt_broker_config_peer(const lt_broker_cfg *cfg, const char *name,
                                           bool by_agency);

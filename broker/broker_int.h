@@ -33,6 +33,7 @@
 #include "broker.h"
 #include "broker_config.h"
 #include "delivery_int.h"
+#include "dossier.h"
 #include "envelope.h"
 #include "err.h"
 #include "log.h"
@@ -100,6 +101,7 @@ typedef struct lt_slot {
     bool has_cert;           /* verifiers: the certificate field, for the store */
     uint8_t key_id[32];      /* PUBLISH: the signer's (verified) */
     size_t cert_field_off, cert_field_len, cert_der_off, cert_der_len;
+    lt_dossier_slot *dossier; /* verifiers -> committer: a dossier event (dossier.h) */
     /* committer */
     uint64_t seq;
     bool dup;
@@ -310,6 +312,7 @@ struct lt_broker {
     lt_admin *admin;
     char admin_addr[300];
     lt_env_limits env_limits;
+    struct lt_dossiers *dossiers; /* procedures (dossier.c); NULL when none are configured */
 
     /* pipeline */
     lt_ring ring;

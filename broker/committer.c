@@ -162,6 +162,11 @@ static lt_err apply_batch(lt_broker *b, uint64_t first, uint64_t *n, bool with_p
                                .source = s->agency,
                                .payload_sha256 = s->payload_sha256,
                                .signer_key_id = s->key_id};
+        lt_err ge = lt_dossier_gate(b, s, &key, now, &s->why); /* procedures (dossier.h) */
+        if (ge != LT_OK) {
+            s->err = ge;
+            continue;
+        }
         lt_why w = {{0}};
         lt_err ae = lt_store_append_hops(b->store, &key, s->qids, s->nq, s->buf, s->len,
                                          s->has_cert ? &c : NULL, s->buf + s->len, s->hops_len,
@@ -174,6 +179,7 @@ static lt_err apply_batch(lt_broker *b, uint64_t first, uint64_t *n, bool with_p
         s->why = w;
         if (ae == LT_OK && !s->dup)
             (*appended)++;
+        lt_dossier_record(b, s, now); /* procedures (dossier.h): once appended, not a dup */
     }
     for (size_t i = 0; i < ops->n; i++)
         apply_op(b, &ops->v[i], now);

@@ -111,18 +111,6 @@ void lt_sched_note(lt_broker *b, int64_t due_ms)
         b->sched_at = due_ms; /* the job's answer re-arms with the earlier of the two */
 }
 
-bool lt_sched_due_ok(const lt_broker *b, int64_t due_ms, int64_t now_ms, lt_why *why)
-{
-    int64_t max = (int64_t)b->cfg->max_schedule_days * 86400 * 1000;
-    if (due_ms <= now_ms || due_ms - now_ms <= max)
-        return true;
-    lt_fail(why, LT_ESCHEDULE,
-            "deliver_at_unix_ms %lld is %lld days ahead; this broker schedules at most %u days "
-            "ahead (broker.max_schedule_days)",
-            (long long)due_ms, (long long)((due_ms - now_ms) / 86400000), b->cfg->max_schedule_days);
-    return false;
-}
-
 bool lt_sched_owns_job(const lt_job *j)
 {
     return j->kind == LT_OP_SCHED_DUE || j->kind == LT_OP_CANCEL;

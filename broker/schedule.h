@@ -43,8 +43,5 @@ bool lt_sched_owns_job(const lt_job *j);
 /* The committer finished job (takes it): hand what became due to delivery, answer a
  * cancel, re-arm. */
 void lt_sched_on_job_done(lt_broker *b, lt_job *j);
-/* Is the publish's due time acceptable at now (not further ahead than max_schedule_days)?
- * On false, why says so. */
-bool lt_sched_due_ok(const lt_broker *b, int64_t due_ms, int64_t now_ms, lt_why *why);
 
 #endif

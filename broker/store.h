@@ -35,6 +35,7 @@
 #define LT_BROKER_STORE_H
 
 #include "err.h"
+#include "procedure.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -369,5 +370,66 @@ lt_err lt_store_replay(lt_store *s, uint32_t qid, uint64_t from_seq, size_t max,
  * *seq = the last committed seq + 1 (a replay from it visits nothing yet). LT_ENOQUEUE;
  * LT_ESTORE. */
 lt_err lt_store_seq_at(lt_store *s, uint32_t qid, int64_t at_ms, uint64_t *seq, lt_why *why);
+
+/* ---- dossiers of procedures (store_dossier.c) ------------------------------------------ */
+
+/* Open (creating) the dossier databases in a write transaction of its own: call it once,
+ * before any batch, when the broker enforces procedures. Until then the calls below answer
+ * LT_ENOTFOUND ("no procedures"). LT_EAGAIN: a batch is open; LT_ESTORE, LT_ESTORE_FULL. */
+lt_err lt_store_dossier_open(lt_store *s, lt_why *why);
+
+/* The state of dossier code as the open batch sees it (earlier events of the same batch
+ * included). LT_ENOTFOUND: no such dossier yet; LT_EINVAL: code empty or longer than
+ * LT_PROC_DOSSIER_MAX; LT_ESTORE (fails the batch). Writer thread, inside a batch. */
+lt_err lt_store_dossier_get(lt_store *s, const char *code, lt_dossier_state *st, lt_why *why);
+
+/* The event that moved a dossier, as the trace keeps it. env is borrowed for the call. */
+typedef struct lt_store_dossier_ev {
+    uint64_t seq;          /* the message's seq (lt_store_append) */
+    int64_t event_ms;      /* when it happened (the event's own time) */
+    int64_t stored_ms;     /* when the broker stored it */
+    const uint8_t *env;    /* the envelope exactly as received (certificate included) */
+    size_t env_len;
+} lt_store_dossier_ev;
+
+/* Write dossier code's new state st (prev: the state it replaces, NULL for a new dossier),
+ * add ev to its trace and move it in the deadline index (an open dossier with a deadline is
+ * indexed by it; a closed one is not). In the open batch: durable with it, gone if it
+ * aborts. LT_EINVAL (code); LT_ESTORE / LT_ESTORE_FULL fail the batch. Writer thread. */
+lt_err lt_store_dossier_put(lt_store *s, const char *code, const lt_dossier_state *prev,
+                            const lt_dossier_state *st, const lt_store_dossier_ev *ev,
+                            lt_why *why);
+
+/* Would lt_store_append take key as a duplicate of a record it already holds (a resend, to
+ * be acked again, not judged again)? LT_OK with *dup; LT_ESTORE. Writer thread, in a batch. */
+lt_err lt_store_dossier_is_duplicate(lt_store *s, const lt_store_msgkey *key, int64_t now_ms,
+                                     bool *dup, lt_why *why);
+
+/* One event of a dossier's trace as a reader sees it; env points into the map (valid
+ * during the visit only). step and agency are the step and agency it was accepted as. */
+typedef struct lt_store_dossier_event {
+    uint64_t seq;
+    int64_t event_ms, stored_ms;
+    int64_t step_started_ms, step_deadline_ms; /* of the step it belongs to, as of it */
+    uint8_t status;
+    char step[LT_PROC_STEP_ID_MAX + 1];
+    char agency[LT_AGENCY_ID_MAX];
+    const uint8_t *env;
+    size_t env_len;
+} lt_store_dossier_event;
+typedef int (*lt_store_dossier_visit)(void *arg, const lt_store_dossier_event *e);
+typedef int (*lt_store_dossier_due_visit)(void *arg, const char *code,
+                                          const lt_dossier_state *st);
+
+/* Dossier code's state into *st, then visit its events in seq order (visit may be NULL;
+ * non-zero from it stops). Any thread (one read transaction: keep visitors quick).
+ * LT_ENOTFOUND (no such dossier, or no procedures); LT_EINVAL; LT_ESTORE. */
+lt_err lt_store_dossier_read(lt_store *s, const char *code, lt_dossier_state *st,
+                             lt_store_dossier_visit visit, void *arg, lt_why *why);
+
+/* Visit the open dossiers whose current step is due before before_ms, earliest deadline
+ * first, at most max (0 = all). Any thread. LT_ENOTFOUND (no procedures); LT_ESTORE. */
+lt_err lt_store_dossier_due(lt_store *s, int64_t before_ms, size_t max,
+                            lt_store_dossier_due_visit visit, void *arg, lt_why *why);
 
 #endif

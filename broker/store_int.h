@@ -8,6 +8,7 @@
  *                  dead letters (dlq); acks, naks, retention, the readers of entries
  *   store_dedup.c  message ids: dedup and its time index dedupx (who sent what, when)
  *   store_sched.c  the schedule (sched): queue entries that become deliverable at a time
+ *   store_dossier.c dossiers of procedures: their state, their events, their deadlines
  *
  * The on-disk layout of each database is drawn at the top of the file that owns it. Writer
  * thread only, except where store.h says a read may come from any thread.
@@ -102,6 +103,7 @@ struct lt_store {
     MDB_dbi meta, msgs, qnames, queues, qent, qlog, dlq, certs;
     MDB_dbi dedup, dedupx; /* store_dedup.c */
     MDB_dbi sched;         /* store_sched.c */
+    MDB_dbi dossiers, dossierx; bool dossier_open; /* store_dossier.c (lt_store_dossier_open) */
     int lock_fd;
     int64_t dedup_ms;
     uint64_t map_size;

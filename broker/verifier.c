@@ -12,7 +12,6 @@
  * rwlock (swapped on SIGHUP); lt_trust is thread-safe.
  */
 #include "broker_int.h"
-#include "schedule.h"
 
 #include <assert.h>
 #include <stdio.h>
@@ -46,6 +45,7 @@ void lt_ring_fini(lt_ring *r)
     for (size_t i = 0; i < r->cap; i++) {
         free(r->slots[i].buf);
         free(r->slots[i].qids);
+        free(r->slots[i].dossier);
     }
     free(r->slots);
     for (size_t i = 0; i < r->ops.n; i++)
@@ -274,7 +274,7 @@ static void verify_publish(vctx *v, lt_slot *s, const lt_acl *acl, int64_t now_m
         e = check_relay(&b->cfg->peers[s->relay_peer], topic, &s->why);
     if (e == LT_OK)
         e = lt_env_check_record(env, &s->why);
-    if (e == LT_OK && s->due_ms > 0 && !lt_sched_due_ok(b, s->due_ms, now_ms, &s->why))
+    if (e == LT_OK && s->due_ms > 0 && !lt_broker_config_due_ok(b->cfg, s->due_ms, now_ms, &s->why))
         e = LT_ESCHEDULE;
     if (e != LT_OK)
         goto out;
@@ -311,6 +311,7 @@ static void verify_publish(vctx *v, lt_slot *s, const lt_acl *acl, int64_t now_m
     s->has_cert = find_cert_field(s->buf, s->len, &s->cert_field_off, &s->cert_field_len,
                                   &s->cert_der_off, &s->cert_der_len) &&
                   s->cert_der_len == cl && memcmp(s->buf + s->cert_der_off, cert, cl) == 0;
+    e = lt_dossier_inspect(b, s, env, now_ms, &s->why); /* procedures (dossier.h) */
 out:
     s->err = e;
     lt_metrics_on_publish(b->metrics, s->agency_slot, s->len);

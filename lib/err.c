@@ -60,6 +60,7 @@ static const struct row rows[] = {
     {LT_EAUTH_PENDING, "AUTH_IN_PROGRESS", "an authentication of this connection is being checked"},
     {LT_ESCHEDULE, "BAD_SCHEDULE", "the due time is further ahead than the broker accepts"},
     {LT_ENOT_SCHEDULED, "NOT_SCHEDULED", "the message is not scheduled (any more)"},
+    {LT_EPROCEDURE, "PROCEDURE_VIOLATION", "the dossier event does not follow its procedure"},
     {LT_ELOOP, "LOOP", "the record already passed this broker"},
     {LT_EHOP_LIMIT, "HOP_LIMIT", "the record passed too many brokers"},
     {LT_ENOT_PEER, "NOT_A_PEER", "hops given by a session that is not a peer broker"},

@@ -62,6 +62,8 @@ typedef enum lt_err {
     LT_EAUTH_PENDING = 51, /* an AUTH of this connection is still being checked */
     LT_ESCHEDULE = 56,     /* a due time the broker does not accept (too far ahead) */
     LT_ENOT_SCHEDULED = 57, /* cancel: the message is not (or no longer) scheduled */
+    LT_EPROCEDURE = 58,     /* a dossier event out of its procedure's order (wrong agency,
+                             * a status that cannot follow, an unknown dossier's first step) */
     /* the network (links between brokers) */
     LT_ELOOP = 70,        /* the record already passed the receiving broker */
     LT_EHOP_LIMIT = 71,   /* the record passed too many brokers */

@@ -54,13 +54,34 @@ struct agency {
 static const struct agency agencies[] = {
     {"vanphong", "VN:GOV:000.00.00.H29:vanphong",
      "Văn phòng Ủy ban nhân dân Thành phố Hồ Chí Minh", "[\"79.vp.>\"]"},
-    {"tuphap", "VN:GOV:H29.20:tuphap", "Sở Tư pháp Thành phố Hồ Chí Minh", "[\"79.stp.>\"]"},
+    {"tuphap", "VN:GOV:H29.20:tuphap", "Sở Tư pháp Thành phố Hồ Chí Minh",
+     "[\"79.stp.>\", \"79.vp.nhiemvu.stp.trangthai\"]"},
     {"quan1", "VN:GOV:000.00.00.H29.760:hotich", "Ủy ban nhân dân Quận 1", "[\"79.760.>\"]"},
     {"quan3", "VN:GOV:000.00.00.H29.770:hotich", "Ủy ban nhân dân Quận 3", "[\"79.770.>\"]"},
     {"dancu", "VN:GOV:000.00.00.G01:csdldancu",
      "Cơ sở dữ liệu quốc gia về dân cư (Bộ Công an)", "[]"},
     {"dvcqg", "VN:GOV:000.00.00.G22:dvcqg",
      "Cổng Dịch vụ công quốc gia (Văn phòng Chính phủ)", "[]"},
+    /* The agencies that perform the steps of the sample procedures (ops/procedures): a
+     * ward's one-stop desk, civil-status officer and land officer (Phường Tân Định, 26737),
+     * the ward police (residence), social insurance, the business registration office and
+     * the land registration office. Codes below H29/G01 are development samples. A name
+     * is a certificate's O: at most 64 characters. */
+    {"motcua", "VN:GOV:000.00.00.H29.26737:motcua",
+     "Bộ phận Một cửa, UBND Phường Tân Định", "[\"79.26737.hoso.>\"]"},
+    {"hotich26737", "VN:GOV:000.00.00.H29.26737:hotich",
+     "Tư pháp - hộ tịch, UBND Phường Tân Định", "[\"79.26737.>\"]"},
+    {"diachinh", "VN:GOV:000.00.00.H29.26737:diachinh",
+     "Địa chính, UBND Phường Tân Định", "[\"79.26737.hoso.>\"]"},
+    {"congan", "VN:GOV:000.00.00.G01.79.26737:cutru", "Công an Phường Tân Định (cư trú)",
+     "[\"79.*.cutru.>\", \"79.*.hoso.>\"]"},
+    {"bhxh", "VN:GOV:000.00.00.H29.BHXH:bhyt", "Bảo hiểm xã hội Thành phố Hồ Chí Minh",
+     "[\"79.*.hoso.>\"]"},
+    {"dkkd", "VN:GOV:H29.12:dkkd", "Phòng Đăng ký kinh doanh, Sở Tài chính TP.HCM",
+     "[\"79.*.dkkd.>\", \"79.*.hoso.>\"]"},
+    {"vpdkdd", "VN:GOV:H29.15:vpdkdd",
+     "Văn phòng Đăng ký đất đai (Sở Nông nghiệp và Môi trường TP.HCM)",
+     "[\"79.*.hoso.>\"]"},
 };
 #define NAGENCIES (sizeof agencies / sizeof agencies[0])
 
@@ -233,8 +254,24 @@ static lt_err broker_yaml(const char *dir, const char *state, lt_why *why)
          "    max_ack_pending: 1000\n"
          "    max_depth: 1000000\n"
          "    max_bytes: 1073741824\n"
-         "    retention_s: 86400\n",
-         agencies[4].id, agencies[5].id, agencies[0].id, agencies[0].id);
+         "    retention_s: 86400\n"
+         "  - name: nhiemvu.dichvu             # tasks and their status -> lienthong tasks\n"
+         "    owner: %s\n"
+         "    bind: [\"79.vp.nhiemvu.*\", \"79.vp.nhiemvu.*.trangthai\"]\n"
+         "    ack_wait_s: 30\n"
+         "    max_deliver: 5\n"
+         "  - name: nhiemvu.stp                # tasks and reminders for the Department of Justice\n"
+         "    owner: %s\n"
+         "    bind: [\"79.vp.nhiemvu.stp\", \"79.vp.nhiemvu.stp.nhacviec\"]\n"
+         "    ack_wait_s: 30\n"
+         "    max_deliver: 5\n"
+         "  - name: nhiemvu.quahan             # overdue warnings -> the city office\n"
+         "    owner: %s\n"
+         "    bind: [\"79.vp.nhiemvu.*.quahan\"]\n"
+         "    ack_wait_s: 30\n"
+         "    max_deliver: 5\n",
+         agencies[4].id, agencies[5].id, agencies[0].id, agencies[0].id, agencies[0].id,
+         agencies[1].id, agencies[0].id);
 #undef EMIT
     return write_text(path, text, 0644, why);
 }

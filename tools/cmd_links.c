@@ -38,7 +38,7 @@ static double jd(json_object *o, const char *k)
 
 int lt_cmd_links(int argc, char **argv)
 {
-    lt_admin_args aa = {0};
+    const char *admin = NULL, *token_file = NULL, *config = NULL;
     bool as_json = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -47,22 +47,28 @@ int lt_cmd_links(int argc, char **argv)
             return 0;
         } else if (strcmp(a, "--json") == 0) {
             as_json = true;
-        } else if (lt_admin_args_take(argc, argv, &i, &aa)) {
-            continue;
+        } else if (strcmp(a, "--admin") == 0 && i + 1 < argc) {
+            admin = argv[++i];
+        } else if (strcmp(a, "--token-file") == 0 && i + 1 < argc) {
+            token_file = argv[++i];
+        } else if ((strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) && i + 1 < argc) {
+            config = argv[++i];
         } else {
             fprintf(stderr, "lienthong links: unexpected argument '%s'\n", a);
             usage(stderr);
             return 2;
         }
     }
-    lt_admin_target t;
-    int rc = lt_admin_target_resolve("links", aa.admin, aa.token_file, aa.config, &t);
-    if (rc != 0)
-        return rc;
+    lt_tool_admin t;
     lt_why why = {{0}};
+    lt_err e = lt_tool_admin_open(admin, token_file, config, &t, &why);
+    if (e != LT_OK) {
+        fprintf(stderr, "lienthong links: %s\n", why.msg);
+        return e == LT_EINVAL ? 2 : 1;
+    }
     int status = 0;
     json_object *arr = NULL;
-    lt_err e = lt_admin_http_get(&t, "/api/v1/links", &status, &arr, &why);
+    e = lt_tool_admin_get(&t, "/api/v1/links", &status, &arr, &why);
     if (e != LT_OK) {
         fprintf(stderr, "lienthong links: %s\n", why.msg);
         return 1;

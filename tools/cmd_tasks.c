@@ -211,9 +211,16 @@ static lt_err on_assignment(struct svc *s, const char *topic, const char *source
         if (at <= now)
             continue; /* that reminder's time has passed */
         Lienthong__V1__Records__TaskReminder r = LIENTHONG__V1__RECORDS__TASK_REMINDER__INIT;
-        char msg[512];
-        snprintf(msg, sizeof msg, "Nhắc việc: \"%s\" đến hạn sau %lld phút.",
-                 t->title ? t->title : t->task_id, (long long)(before / 60000));
+        char msg[512], left[32];
+        int64_t off = s->offsets[i]; /* as configured: what the reader understands */
+        if (off % 86400000 == 0)
+            snprintf(left, sizeof left, "%lld ngày", (long long)(off / 86400000));
+        else if (off % 3600000 == 0)
+            snprintf(left, sizeof left, "%lld giờ", (long long)(off / 3600000));
+        else
+            snprintf(left, sizeof left, "%lld phút", (long long)(off / 60000));
+        snprintf(msg, sizeof msg, "Nhắc việc: %s - còn %s đến hạn.",
+                 t->title ? t->title : t->task_id, left);
         r.task_id = t->task_id;
         r.kind = LIENTHONG__V1__RECORDS__TASK_REMINDER_KIND__TASK_REMINDER_KIND_BEFORE_DEADLINE;
         r.to = t->assignee;
@@ -232,7 +239,7 @@ static lt_err on_assignment(struct svc *s, const char *topic, const char *source
     }
     Lienthong__V1__Records__TaskReminder r = LIENTHONG__V1__RECORDS__TASK_REMINDER__INIT;
     char msg[512];
-    snprintf(msg, sizeof msg, "Cảnh báo quá hạn: \"%s\" chưa hoàn thành đúng hạn.",
+    snprintf(msg, sizeof msg, "Cảnh báo quá hạn: %s - chưa hoàn thành đúng hạn.",
              t->title ? t->title : t->task_id);
     r.task_id = t->task_id;
     r.kind = LIENTHONG__V1__RECORDS__TASK_REMINDER_KIND__TASK_REMINDER_KIND_OVERDUE;

@@ -102,7 +102,7 @@ struct prev {
     double t_ms, pub, del;
 };
 
-static void render(const lt_admin_target *t, json_object *ov, json_object *ag, json_object *qs,
+static void render(const lt_tool_admin *t, json_object *ov, json_object *ag, json_object *qs,
                    json_object *rj, struct prev *pv, bool ansi)
 {
     const char *B = ansi ? "\x1b[1m" : "", *N = ansi ? "\x1b[0m" : "";
@@ -191,7 +191,7 @@ static void usage(FILE *out)
 
 int lt_cmd_top(int argc, char **argv)
 {
-    lt_admin_args aa = {0};
+    const char *admin = NULL, *token_file = NULL, *config = NULL;
     bool once = false;
     double interval = 1.0;
     for (int i = 1; i < argc; i++) {
@@ -202,8 +202,12 @@ int lt_cmd_top(int argc, char **argv)
             return 0;
         } else if (strcmp(a, "--once") == 0) {
             once = true;
-        } else if (lt_admin_args_take(argc, argv, &i, &aa)) {
-            continue;
+        } else if (strcmp(a, "--admin") == 0 && has) {
+            admin = argv[++i];
+        } else if (strcmp(a, "--token-file") == 0 && has) {
+            token_file = argv[++i];
+        } else if ((strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) && has) {
+            config = argv[++i];
         } else if (strcmp(a, "--interval") == 0 && has) {
             interval = atof(argv[++i]);
             if (!(interval >= 0.1 && interval <= 3600)) {
@@ -217,11 +221,14 @@ int lt_cmd_top(int argc, char **argv)
         }
     }
 
-    lt_admin_target t;
+    lt_tool_admin t;
     lt_why why = {""};
-    int rc0 = lt_admin_target_resolve("top", aa.admin, aa.token_file, aa.config, &t);
-    if (rc0 != 0)
-        return rc0;
+    lt_err oe = lt_tool_admin_open(admin, token_file, config, &t, &why);
+    if (oe != LT_OK) {
+        fprintf(stderr, "lienthong top: %s\n", why.msg);
+        return oe == LT_EINVAL ? 2 : 1;
+    }
+
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
     bool ansi = !once && isatty(STDOUT_FILENO);
@@ -234,7 +241,7 @@ int lt_cmd_top(int argc, char **argv)
         int status = 0;
         lt_err e = LT_OK;
         for (int i = 0; i < 4 && e == LT_OK; i++) {
-            e = lt_admin_http_get(&t, paths[i], &status, &doc[i], &why);
+            e = lt_tool_admin_get(&t, paths[i], &status, &doc[i], &why);
             if (e == LT_OK && status != 200) {
                 e = lt_fail(&why, status == 401 ? LT_ENOAUTH : LT_EPROTO,
                             status == 401 ? "the admin token was refused (401)"

@@ -1,17 +1,14 @@
 /*
- * tool_admin.c - the admin API client of `lienthong top` and `lienthong links` (contract in
- * tool_admin.h): a tiny HTTP client over a blocking socket, one GET per resource with
+ * tool_admin.c - a tiny client of the broker's admin HTTP API (broker/admin.h) for the
+ * commands that read it (top, trace): one GET per resource over a blocking socket with
  * "Connection: close", the response parsed by http-parser (as the server parses requests),
- * every read bounded in time and size.
+ * every read bounded in time and size; and where the address and the token come from.
  */
 #include "tool_admin.h"
-#include "ycfg.h"
 
 #include <errno.h>
 #include <http_parser.h>
 #include <netdb.h>
-#include <stdbool.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,7 +57,7 @@ static int on_complete(http_parser *p)
     return 0;
 }
 
-static int dial(const lt_admin_target *t, lt_why *why)
+static int dial(const lt_tool_admin *t, lt_why *why)
 {
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
     int e = getaddrinfo(t->host, t->port, &hints, &res);
@@ -87,9 +84,7 @@ static int dial(const lt_admin_target *t, lt_why *why)
     return fd;
 }
 
-/* GET path; on LT_OK *status is the HTTP status and *json the parsed body (NULL if it is
- * not JSON). LT_EIO / LT_EPROTO with why. */
-lt_err lt_admin_http_get(const lt_admin_target *t, const char *path, int *status, json_object **json,
+lt_err lt_tool_admin_get(const lt_tool_admin *t, const char *path, int *status, json_object **json,
                        lt_why *why)
 {
     int fd = dial(t, why);
@@ -160,8 +155,7 @@ static bool read_token_file(const char *path, char *tok, size_t cap, lt_why *why
     return true;
 }
 
-/* "http://host:port[/]" or "host:port" into t. */
-static bool parse_admin_url(const char *s, lt_admin_target *t)
+bool lt_tool_admin_parse_url(const char *s, lt_tool_admin *t)
 {
     if (strncmp(s, "http://", 7) == 0)
         s += 7;
@@ -195,7 +189,7 @@ static bool parse_admin_url(const char *s, lt_admin_target *t)
     return true;
 }
 
-static lt_err from_broker_config(const char *path, lt_admin_target *t, bool want_addr,
+static lt_err from_broker_config(const char *path, lt_tool_admin *t, bool want_addr,
                                  bool want_token, lt_why *why)
 {
     lt_ynode *root = NULL;
@@ -205,7 +199,7 @@ static lt_err from_broker_config(const char *path, lt_admin_target *t, bool want
     const lt_ynode *admin = lt_ycfg_get(lt_ycfg_get(root, "broker"), "admin");
     const char *listen = lt_ycfg_scalar(lt_ycfg_get(admin, "listen"));
     const char *tf = lt_ycfg_scalar(lt_ycfg_get(admin, "token_file"));
-    if (want_addr && listen && !parse_admin_url(listen, t))
+    if (want_addr && listen && !lt_tool_admin_parse_url(listen, t))
         e = lt_fail(why, LT_ECONFIG, "%s: broker.admin.listen: bad address '%s'", path, listen);
     if (e == LT_OK && want_token) {
         char p[4096];
@@ -222,50 +216,27 @@ static lt_err from_broker_config(const char *path, lt_admin_target *t, bool want
     return e;
 }
 
-/* ---- where and who ---- */
-
-bool lt_admin_args_take(int argc, char **argv, int *i, lt_admin_args *a)
+lt_err lt_tool_admin_open(const char *admin, const char *token_file, const char *config,
+                          lt_tool_admin *t, lt_why *why)
 {
-    const char *o = argv[*i];
-    const char **dst = strcmp(o, "--admin") == 0        ? &a->admin
-                       : strcmp(o, "--token-file") == 0 ? &a->token_file
-                       : strcmp(o, "-c") == 0 || strcmp(o, "--config") == 0 ? &a->config
-                                                                            : NULL;
-    if (!dst || *i + 1 >= argc)
-        return false;
-    *dst = argv[++*i];
-    return true;
-}
-
-int lt_admin_target_resolve(const char *cmd, const char *admin, const char *token_file,
-                            const char *config, lt_admin_target *t)
-{
-    *t = (lt_admin_target){.host = "127.0.0.1", .port = "7401"};
-    lt_why why = {""};
-    if (config && from_broker_config(config, t, admin == NULL,
-                                     token_file == NULL && getenv("LIENTHONG_ADMIN_TOKEN") == NULL,
-                                     &why) != LT_OK) {
-        fprintf(stderr, "lienthong %s: %s\n", cmd, why.msg);
-        return 1;
-    }
-    if (admin && !parse_admin_url(admin, t)) {
-        fprintf(stderr, "lienthong %s: --admin: expected http://host:port, got '%s'\n", cmd, admin);
-        return 2;
-    }
+    memset(t, 0, sizeof *t);
+    snprintf(t->host, sizeof t->host, "127.0.0.1");
+    snprintf(t->port, sizeof t->port, "7401");
+    const char *env = getenv("LIENTHONG_ADMIN_TOKEN");
+    lt_err e;
+    if (config && (e = from_broker_config(config, t, admin == NULL,
+                                          token_file == NULL && env == NULL, why)) != LT_OK)
+        return e;
+    if (admin && !lt_tool_admin_parse_url(admin, t))
+        return lt_fail(why, LT_EINVAL, "--admin: expected http://host:port, got '%s'", admin);
     if (token_file) {
-        if (!read_token_file(token_file, t->token, sizeof t->token, &why)) {
-            fprintf(stderr, "lienthong %s: %s\n", cmd, why.msg);
-            return 1;
-        }
-    } else if (!config || getenv("LIENTHONG_ADMIN_TOKEN")) {
-        const char *env = getenv("LIENTHONG_ADMIN_TOKEN");
-        if (env == NULL || *env == '\0') {
-            fprintf(stderr, "lienthong %s: no admin token: give --token-file F, -c broker.yaml, "
-                            "or set LIENTHONG_ADMIN_TOKEN\n", cmd);
-            return 2;
-        }
+        if (!read_token_file(token_file, t->token, sizeof t->token, why))
+            return LT_ECONFIG;
+    } else if (!config || env) {
+        if (env == NULL || *env == '\0')
+            return lt_fail(why, LT_EINVAL, "no admin token: give --token-file F, -c broker.yaml, "
+                                           "or set LIENTHONG_ADMIN_TOKEN");
         snprintf(t->token, sizeof t->token, "%s", env);
     }
-
-    return 0;
+    return LT_OK;
 }

@@ -26,7 +26,9 @@
     const m = /(?:^#|&)token=([^&]+)/.exec(location.hash);
     if (m) {
       sessionStorage.setItem(KEY, decodeURIComponent(m[1]));
-      history.replaceState(null, "", location.pathname + location.search);
+      /* keep the page (#dossiers&token=...), drop the token */
+      const rest = location.hash.replace(m[0], "").replace(/^#?&?/, "");
+      history.replaceState(null, "", location.pathname + location.search + (rest ? "#" + rest : ""));
     }
   }
 
@@ -39,6 +41,8 @@
   function showLogin(message) {
     if (state.timer) { clearTimeout(state.timer); state.timer = null; }
     $("dash").hidden = true;
+    $("dossiers-page").hidden = true;
+    $("nav").hidden = true;
     $("logout").hidden = true;
     $("version").textContent = "";
     $("login").hidden = false;
@@ -259,8 +263,122 @@
     }
   }
 
+  /* ---- late and near-deadline dossiers (GET /api/v1/dossiers?late=1) ---- */
+
+  function onDossierPage() { return location.hash === "#dossiers"; }
+
+  function dayTime(ms) {
+    if (!ms) return "–";
+    return new Date(ms).toLocaleString("vi-VN", { hour12: false, timeZone: "Asia/Ho_Chi_Minh",
+      year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit" });
+  }
+
+  function span(ms) {
+    const m = Math.round(Math.abs(ms) / 60000);
+    if (m < 60) return m + " ph";
+    const h = Math.floor(m / 60);
+    if (h < 48) return h + " h " + (m % 60) + " ph";
+    return Math.floor(h / 24) + " ngày " + (h % 24) + " h";
+  }
+
+  function renderDossiers(doc) {
+    const groups = (doc.agencies || []).slice().sort((a, b) => b.late - a.late || b.near - a.near);
+    $("dossiers-note").textContent = doc.count === 0
+      ? "Không có hồ sơ trễ hạn hay sắp đến hạn · no dossier is late or near its deadline"
+      : doc.count + " hồ sơ · dossiers, " + groups.length + " cơ quan · agencies";
+    const cards = document.createDocumentFragment();
+    const rows = [];
+    for (const g of groups) {
+      const c = document.createElement("div");
+      c.className = "card agency" + (g.late ? " late" : "");
+      const k = document.createElement("div");
+      k.className = "k";
+      k.textContent = g.name || g.agency;
+      const en = document.createElement("span");
+      en.className = "en";
+      en.textContent = g.agency;
+      k.appendChild(en);
+      const v = document.createElement("div");
+      v.className = "v";
+      v.textContent = num(g.late);
+      const sub = document.createElement("span");
+      sub.textContent = "trễ · late, " + num(g.near) + " sắp · near";
+      v.appendChild(sub);
+      c.append(k, v);
+      cards.appendChild(c);
+      for (const d of g.dossiers) rows.push(Object.assign({ agencyName: g.name || g.agency }, d));
+    }
+    $("dossier-agencies").replaceChildren(cards);
+    rows.sort((a, b) => a.step_deadline_ms - b.step_deadline_ms);
+    fillTable("dossiers", rows, (tr, d) => {
+      cell(tr, d.agencyName);
+      const c = cell(tr, d.dossier);
+      c.title = "lienthong trace " + d.dossier;
+      const p = cell(tr, d.procedure);
+      const pn = document.createElement("span");
+      pn.className = "id";
+      pn.textContent = d.procedure_name;
+      p.appendChild(pn);
+      const s = cell(tr, d.step);
+      const sn = document.createElement("span");
+      sn.className = "id";
+      sn.textContent = d.step_name;
+      s.appendChild(sn);
+      cell(tr, d.status + " " + d.status_name);
+      cell(tr, dayTime(d.step_deadline_ms));
+      cell(tr, (d.late ? "trễ · late " : "còn · left ") + span(d.overdue_ms), "n " + (d.late ? "late" : "near"));
+    });
+  }
+
+  async function pollDossiers() {
+    const r = await fetch("/api/v1/dossiers?late=1&within_h=" + encodeURIComponent($("within").value),
+      { headers: { Authorization: "Bearer " + token() }, cache: "no-store" });
+    if (r.status === 401) {
+      const e = new Error("token refused");
+      e.unauthorized = true;
+      throw e;
+    }
+    if (r.status === 404) { /* no procedures on this broker */
+      $("dossiers-note").textContent = "Máy chủ này chưa cấu hình thủ tục · no procedures are configured (broker.yaml procedures:)";
+      $("dossier-agencies").replaceChildren();
+      fillTable("dossiers", [], () => {});
+      return;
+    }
+    if (!r.ok) throw new Error("dossiers: HTTP " + r.status);
+    renderDossiers(await r.json());
+    state.dossierUpdates = (state.dossierUpdates || 0) + 1;
+  }
+
+  function showPage() {
+    const d = onDossierPage();
+    $("nav").hidden = false;
+    $("nav-overview").classList.toggle("on", !d);
+    $("nav-dossiers").classList.toggle("on", d);
+    $("dossiers-page").hidden = !d;
+    return d;
+  }
+
   async function poll() {
     state.timer = null;
+    if (token() && showPage()) {
+      try {
+        $("login").hidden = true;
+        $("dash").hidden = true;
+        $("logout").hidden = false;
+        await pollDossiers();
+        setStatus("cập nhật · updated " + clock(Date.now()), false);
+      } catch (e) {
+        if (e.unauthorized) {
+          sessionStorage.removeItem(KEY);
+          $("dossiers-page").hidden = true;
+          showLogin("Mã không đúng · the token was refused");
+          return;
+        }
+        setStatus("lỗi · error: " + e.message, true);
+      }
+      state.timer = setTimeout(poll, POLL_MS);
+      return;
+    }
     try {
       const [ov, ag, qs, rj] = await Promise.all([
         api("/api/v1/overview"), api("/api/v1/agencies"), api("/api/v1/queues"),
@@ -293,6 +411,11 @@
       showLogin("");
     });
     window.addEventListener("resize", drawChart);
+    window.addEventListener("hashchange", () => {
+      if (state.timer) { clearTimeout(state.timer); state.timer = null; }
+      if (token()) poll();
+    });
+    $("within").addEventListener("change", () => { if (token()) pollDossiers().catch(() => {}); });
     if (token()) poll();
     else showLogin("");
   }

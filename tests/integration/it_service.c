@@ -268,7 +268,7 @@ static void dev_init_state_dir_keeps_what_the_broker_writes_under_it(void **stat
     char *out, *err;
     if (check("etc-lienthong/broker.yaml", &out, &err) != 0)
         fail_msg("--check of dev-init --state-dir's config: %s%s", out, err);
-    assert_non_null(strstr(out, "OK (4 queues"));
+    assert_non_null(strstr(out, "OK (7 queues"));
     free(out);
     free(err);
     /* a relative state dir is refused: the service's config must not depend on a cwd */

@@ -294,7 +294,7 @@ class Smoke(unittest.TestCase):
 
         r = run([lienthongd, "--check", "-c", path])
         self.assertEqual(r.returncode, 0, r.stderr)
-        self.assertIn("OK (4 queues", r.stdout)
+        self.assertIn("OK (7 queues", r.stdout)
         self.assertFalse(os.path.exists(os.path.join(state, "data")))
 
         # the example the package ships is a valid config once its paths exist

@@ -178,19 +178,30 @@ class Client:
 
     # ---- section 6: publishing --------------------------------------------------------------
 
-    def publish_async(self, envelope):
-        """Send one PUBLISH; returns its tag (never 0). The answer arrives in answers[tag]."""
+    def publish_async(self, envelope, deliver_at_unix_ms=0):
+        """Send one PUBLISH; returns its tag (never 0). The answer arrives in answers[tag].
+        deliver_at_unix_ms > 0: scheduled delivery (section 8.7)."""
         tag = self.next_tag
         self.next_tag += 1
-        self.send(pb.Frame(publish=pb.Publish(tag=tag, envelope=envelope)))
+        self.send(pb.Frame(publish=pb.Publish(tag=tag, envelope=envelope,
+                                              deliver_at_unix_ms=deliver_at_unix_ms)))
         return tag
 
-    def publish(self, envelopes, timeout_s=30):
+    def publish(self, envelopes, timeout_s=30, deliver_at_unix_ms=0):
         """Publish every envelope (pipelined) and wait for each answer; Answers in order of
         the envelopes (matched by tag: the broker's order is not a guarantee)."""
-        tags = [self.publish_async(e) for e in envelopes]
+        tags = [self.publish_async(e, deliver_at_unix_ms) for e in envelopes]
         self.wait(lambda: all(t in self.answers for t in tags), timeout_s, "ACK/NACK")
         return [self.answers.pop(t) for t in tags]
+
+    def cancel(self, message_id, timeout_s=30):
+        """CANCEL a scheduled record of this session's agency (section 8.7): its Answer, ok
+        with the record's seq, or code NOT_SCHEDULED."""
+        tag = self.next_tag
+        self.next_tag += 1
+        self.send(pb.Frame(cancel=pb.Cancel(tag=tag, message_id=message_id)))
+        self.wait(lambda: tag in self.answers, timeout_s, "ACK/NACK of a cancel")
+        return self.answers.pop(tag)
 
     # ---- section 8: consuming ---------------------------------------------------------------
 

@@ -88,6 +88,9 @@ queues:
   - name: py.misc
     owner: VN:GOV:000.00.00.G01:csdldancu
     bind: ["79.*.hotich.misc", "79.770.>"]
+  - name: py.sched
+    owner: VN:GOV:000.00.00.G01:csdldancu
+    bind: ["79.*.hotich.sched"]
 """
 
 
@@ -411,6 +414,33 @@ class PythonConsumes(unittest.TestCase):
             self.assertEqual((d2.seq, d2.delivery_count), (d.seq, 2))
             self.assertEqual(d2.envelope, e)
             c.ack("py.nak", [d2.seq])
+
+
+class PythonSchedules(unittest.TestCase):
+    def test_a_scheduled_record_comes_when_due_and_a_cancelled_one_never(self):
+        import time
+        q1 = W.agencies["quan1"]
+        due = int(time.time() * 1000) + 2000
+        later = lt.seal(q1.signer, "79.760.hotich.sched", BIRTH, birth(60))
+        never = lt.seal(q1.signer, "79.760.hotich.sched", BIRTH, birth(61))
+        with W.client() as c:
+            c.authenticate(q1.signer)
+            a = c.publish([later, never], deliver_at_unix_ms=due)
+            self.assertTrue(all(x.ok for x in a), a)
+            gone = c.cancel(lte.decode(never)[1].message_id)
+            self.assertTrue(gone.ok, gone)
+            again = c.cancel(lte.decode(never)[1].message_id)
+            self.assertEqual(again.code, "NOT_SCHEDULED")
+        with W.client() as c:
+            c.authenticate(W.agencies["dancu"].signer)
+            c.subscribe("py.sched", 10)
+            self.assertIsNone(c.receive(1.0))  # not before its time
+            d = c.receive(10)
+            self.assertIsNotNone(d)
+            self.assertGreaterEqual(int(time.time() * 1000), due)
+            self.assertEqual(d.envelope, later)
+            c.ack("py.sched", [d.seq])
+            self.assertIsNone(c.receive(1.5))  # the cancelled one never comes
 
 
 class Refusals(unittest.TestCase):
