@@ -421,8 +421,15 @@ lt_err lt_reader_edxml(struct lt_run *run, const uint8_t *data, size_t len, lt_w
     }
     xmlInitParser();
     xmlResetLastError();
+    /* XML_PARSE_NOERROR does not cover charset conversion and I/O errors, which libxml2
+     * prints on stderr through its global handler; a structured handler of our own (per
+     * thread in libxml2) takes them for the parse: the report names them, via the last error. */
+    xmlStructuredErrorFunc prev = xmlStructuredError;
+    void *prev_ctx = xmlStructuredErrorContext;
+    xmlSetStructuredErrorFunc(NULL, quiet);
     xmlDocPtr doc = xmlReadMemory(xml, (int)xl, run->file, decoded ? "UTF-8" : NULL,
                                   XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+    xmlSetStructuredErrorFunc(prev_ctx, prev);
     free(decoded);
     if (doc == NULL) {
         const xmlError *e = xmlGetLastError();

@@ -47,8 +47,8 @@
  *       admin:
  *         listen: 127.0.0.1:7401     # host:port, [::1]:7401 for IPv6 (lt_admin_parse_listen)
  *         token_file: admin.token    # first line is the bearer token, >= 16 characters
- *         allow_remote: false        # (to add) needed to listen on a non-loopback address
- *         min_free_disk_mb: 1024     # (to add) /readyz fails below this
+ *         allow_remote: false        # needed to listen on a non-loopback address
+ *         min_free_disk_mb: 1024     # /readyz fails below this
  * `lienthong top -c broker.yaml` reads the same listen and token_file keys.
  *
  * Threads: everything here runs on the loop thread given to lt_admin_start, including the

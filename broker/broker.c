@@ -179,6 +179,8 @@ static lt_err admin_open(lt_broker *b, lt_why *why)
         return lt_fail(why, LT_ECONFIG, "%s: %s", file, w.msg);
     ac.token = tok;
     ac.data_dir = b->cfg->data_dir;
+    ac.allow_remote = b->cfg->admin_allow_remote;
+    ac.min_free_bytes = b->cfg->admin_min_free_mb << 20;
     lt_admin_provider p = {
         .ctx = b,
         .status = prov_status,

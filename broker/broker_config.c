@@ -30,7 +30,8 @@ static const char *const broker_keys[] = {"name",           "listen",         "d
                                           "dedup_window_s", "commit_max_batch", "admin",
                                           "max_schedule_days", "send_hwm",        "identity",
                                           "curve",             "allow_plaintext", NULL};
-static const char *const admin_keys[] = {"listen", "token_file", NULL};
+static const char *const admin_keys[] = {"listen", "token_file", "allow_remote",
+                                         "min_free_disk_mb", NULL};
 static const char *const trust_keys[] = {"ca", "crl", "clock_skew_s", NULL};
 static const char *const acl_keys[] = {"agency", "name", "publish", NULL};
 static const char *const queue_keys[] = {"name",        "owner",           "bind",
@@ -260,7 +261,10 @@ static lt_err read_broker(const lt_ynode *root, lt_broker_cfg *c, lt_why *why)
     }
     if ((err = str_opt(a, "listen", LT_BCFG_DEFAULT_ADMIN_LISTEN, &c->admin_listen, why)) ||
         (err = lt_ycfg_filepath(a, "token_file", LT_BCFG_DEFAULT_ADMIN_TOKEN_FILE,
-                                &c->admin_token_file, why)))
+                                &c->admin_token_file, why)) ||
+        (err = lt_ycfg_bool(a, "allow_remote", false, &c->admin_allow_remote, why)) ||
+        (err = int_opt(a, "min_free_disk_mb", LT_BCFG_DEFAULT_ADMIN_MIN_FREE_MB, 0, 16777216,
+                       &c->admin_min_free_mb, why)))
         return err;
     if (!hostport_ok(c->admin_listen))
         return lt_ycfg_fail(lt_ycfg_get(a, "listen"), why,

@@ -29,6 +29,7 @@
 #define LT_BCFG_DEFAULT_DEDUP_WINDOW_S 86400
 #define LT_BCFG_DEFAULT_MAX_SCHEDULE_DAYS 400
 #define LT_BCFG_DEFAULT_SEND_HWM 100000
+#define LT_BCFG_DEFAULT_ADMIN_MIN_FREE_MB 1024
 #define LT_BCFG_DEFAULT_COMMIT_MAX_BATCH 4096
 #define LT_BCFG_DEFAULT_ADMIN_LISTEN "127.0.0.1:7401"
 #define LT_BCFG_DEFAULT_ADMIN_TOKEN_FILE "admin.token"
@@ -120,6 +121,8 @@ typedef struct lt_broker_cfg {
     uint32_t commit_max_batch;/* 1..1000000 */
     char *admin_listen;       /* host:port */
     char *admin_token_file;   /* resolved path */
+    bool admin_allow_remote;  /* the admin server may listen beyond loopback */
+    uint64_t admin_min_free_mb; /* /readyz fails with less free disk under data_dir */
     /* trust: */
     char *ca;                 /* resolved path */
     char *crl;                /* resolved path */

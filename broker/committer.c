@@ -146,6 +146,8 @@ static lt_err apply_batch(lt_broker *b, uint64_t first, uint64_t *n, bool with_p
     lt_ring *r = &b->ring;
     int64_t now = lt_env_now_ms();
     *appended = 0;
+    if (sweep) /* due again in a second even if this batch cannot begin (a failed flush) */
+        b->last_sweep_ms = now;
     lt_err e = lt_store_begin(b->store, why);
     if (e != LT_OK)
         return e;
@@ -261,8 +263,9 @@ static void run_batch(lt_broker *b, uint64_t first, uint64_t *n, lt_oplist *ops,
     if (e != LT_OK) {
         if (e != LT_ESTORE_FULL)
             e = LT_ESTORE;
-        lt_log(LT_LOG_ERROR, "store: commit of %llu publishes and %zu ops failed: %s",
-                      (unsigned long long)*n, ops->n, why.msg);
+        if (*n > 0 || ops->n > 0) /* a sweep alone: nothing of anyone's failed */
+            lt_log(LT_LOG_ERROR, "store: commit of %llu publishes and %zu ops failed: %s",
+                   (unsigned long long)*n, ops->n, why.msg);
         fail_publishes(r, first, *n, e, &why);
         fail_jobs(*jobs, e, &why);
     }
@@ -292,8 +295,8 @@ static void *commit_main(void *arg)
         uint64_t first = r->commit, n = 0;
         while (n < max_batch && first + n < r->head && r->slots[(first + n) & r->mask].verified)
             n++;
-        if (n == 0 && r->ops.n == 0 && !sweep && r->stop_commit)
-            break;
+        if (n == 0 && r->ops.n == 0 && r->stop_commit)
+            break; /* a sweep that is due does not hold up the stop */
         lt_oplist t = r->ops;
         r->ops = mine;
         mine = t;

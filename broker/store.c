@@ -42,12 +42,27 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 /* ---- errors ----------------------------------------------------------------------------- */
 
+/* Is the data directory's file system (nearly) out of space? LMDB reports a write that
+ * the disk could not take in full as EIO ("short write, filesystem full?"), which is then
+ * a full disk, not an I/O error. */
+#define DISK_FULL_MARGIN (16u << 20)
+static bool disk_nearly_full(const lt_store *s, uint64_t *free_bytes)
+{
+    struct statvfs v;
+    if (s->lock_fd < 0 || fstatvfs(s->lock_fd, &v) != 0)
+        return false;
+    *free_bytes = (uint64_t)v.f_bavail * v.f_frsize;
+    return *free_bytes < DISK_FULL_MARGIN;
+}
+
 lt_err store_mdb_fail(const lt_store *s, lt_why *why, int rc, const char *what)
 {
+    uint64_t free_bytes = 0;
     if (rc == MDB_MAP_FULL)
         return lt_fail(why, LT_ESTORE_FULL,
                        "store is full: LMDB map of %llu MiB used up (%s); raise "
@@ -55,6 +70,10 @@ lt_err store_mdb_fail(const lt_store *s, lt_why *why, int rc, const char *what)
                        (unsigned long long)(s->map_size >> 20), what);
     if (rc == ENOSPC || rc == EDQUOT)
         return lt_fail(why, LT_ESTORE_FULL, "store is full: no space left on disk (%s)", what);
+    if (rc == EIO && disk_nearly_full(s, &free_bytes))
+        return lt_fail(why, LT_ESTORE_FULL,
+                       "store is full: a write did not fit on the disk (%s; %llu KiB free)", what,
+                       (unsigned long long)(free_bytes >> 10));
     if (rc == MDB_TXN_FULL)
         return lt_fail(why, LT_EAGAIN, "write batch is full (%s): commit and retry", what);
     return lt_fail(why, LT_ESTORE, "LMDB %s: %s", what, mdb_strerror(rc));
@@ -316,6 +335,7 @@ lt_err lt_store_begin(lt_store *s, lt_why *why)
     s->fail_what = NULL;
     s->batch_pages = 0;
     s->batch_appends = 0;
+    s->batch_freed = 0;
     return LT_OK;
 }
 
@@ -403,7 +423,17 @@ static lt_err commit_txn(lt_store *s, lt_why *why)
     s->txn = NULL;
     if (rc) {
         undo_memory(s);
-        return store_mdb_fail(s, why, rc, "commit");
+        err = store_mdb_fail(s, why, rc, "commit");
+        if (err == LT_ESTORE && rc == EIO) {
+            /* The commit's own fdatasync failed (not a full disk: store_mdb_fail tells
+             * that one apart). Under MDB_NOMETASYNC it also covered the previous batch's
+             * meta page, and the kernel may have dropped the failed pages' dirty state:
+             * final, like a failed flush (see sync_failed_refusal). */
+            int expected = 0;
+            atomic_compare_exchange_strong(&s->sync_failed, &expected, rc);
+            err = sync_failed_refusal(rc, why);
+        }
+        return err;
     }
     for (size_t i = 0; i < s->ndirty; i++)
         s->qs[s->dirty[i]]->dirty = false;
@@ -413,10 +443,14 @@ static lt_err commit_txn(lt_store *s, lt_why *why)
 
 lt_err lt_store_commit_nosync(lt_store *s, uint64_t *ticket, lt_why *why)
 {
+    bool wrote = s->batch_appends > 0 || s->batch_freed > 0;
     lt_err err = commit_txn(s, why);
+    /* Full until a commit shows room again: one that stored a message or deleted one (its
+     * pages are free for the next). A commit of count updates alone proves nothing: the
+     * committer retries the ops of a full batch on their own at once. */
     if (err == LT_ESTORE_FULL)
         atomic_store(&s->full, true);
-    else if (err == LT_OK)
+    else if (err == LT_OK && wrote)
         atomic_store(&s->full, false);
     if (err == LT_OK)
         *ticket = s->next_seq;

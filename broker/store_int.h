@@ -120,6 +120,7 @@ struct lt_store {
     const char *fail_what;
     size_t batch_pages;        /* estimate of the open batch's dirty pages */
     size_t batch_appends;
+    size_t batch_freed;        /* messages the open batch deleted (store_msg_gc) */
     uint8_t cert_known[CERT_CACHE][KEY_ID_LEN]; /* key ids stored in certs (committed or in
                                                  * the open batch; cleared on abort) */
     unsigned ncert_known, cert_next;

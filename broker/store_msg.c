@@ -70,7 +70,10 @@ int store_msg_gc(lt_store *s, MDB_txn *txn, uint64_t seq)
                 return rc;
         }
     }
-    return mdb_del(txn, s->msgs, &k, NULL);
+    rc = mdb_del(txn, s->msgs, &k, NULL);
+    if (rc == 0)
+        s->batch_freed++;
+    return rc;
 }
 
 static size_t varint_len(uint64_t n)

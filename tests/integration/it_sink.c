@@ -68,7 +68,7 @@ static const char BROKER_YAML[] =
     "  - name: it.sink.revoked\n"
     "    owner: VN:GOV:000.00.00.G01:csdldancu\n"
     "    bind: [\"79.770.>\"]\n"
-    "    ack_wait_s: 2\n"
+    "    ack_wait_s: 15\n" /* the sink's naks decide, not an expiry on a busy machine */
     "    max_deliver: 2\n"
     "    backoff_s: [0]\n"
     "  - name: it.sink.refuse.lite\n"

@@ -2,7 +2,7 @@
  * pool, committer, LMDB store, delivery) on 127.0.0.1 in a thread of this test, driven by
  * lib/client.h and by a raw DEALER for frames the client library would never send.
  * Every wait is bounded by a deadline; nothing sleeps for a fixed time to "let it happen". */
-/* LT_WRAP: lt_store_sync */
+/* LT_WRAP: lt_store_sync mdb_env_sync lt_store_begin */
 #include "broker.h"
 #include "client.h"
 #include "broker_config.h"
@@ -12,9 +12,12 @@
 #include "store.h"
 
 #include <lienthong/v1/envelope.pb-c.h>
+#include <lmdb.h>
 #include <lienthong/v1/records/civil_status.pb-c.h>
 #include <netinet/in.h>
+#include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -38,6 +41,7 @@ typedef struct world {
     lt_err run_result;
     char endpoint[128];
     lt_signer *a, *b_signer, *expired, *revoked, *otherca;
+    bool joined; /* a test stopped the broker and joined its thread */
 } world;
 
 static world W;
@@ -203,6 +207,7 @@ static int setup(void **state)
              LT_DEVPKI_AGENCY_B, LT_DEVPKI_AGENCY_B, LT_DEVPKI_AGENCY_B, LT_DEVPKI_AGENCY_B);
     if (lt_devpki_write_file(path("broker.yaml"), yaml, strlen(yaml), 0644, &why) != LT_OK)
         return -1;
+    W.joined = false;
     if (lt_broker_config_load(path("broker.yaml"), &W.cfg, &why) != LT_OK) {
         fprintf(stderr, "config: %s\n", why.msg);
         return -1;
@@ -229,8 +234,10 @@ static int teardown(void **state)
 {
     (void)state;
     sync_release(); /* a test that failed while holding the flush must not hang the stop */
-    lt_broker_stop(W.b);
-    pthread_join(W.thread, NULL);
+    if (!W.joined) {
+        lt_broker_stop(W.b);
+        pthread_join(W.thread, NULL);
+    }
     lt_broker_destroy(&W.b);
     lt_broker_config_destroy(&W.cfg);
     lt_signer_destroy(&W.a);
@@ -930,6 +937,77 @@ static void a_message_committed_while_the_queue_is_pumped_is_delivered_once_sync
     lt_client_close(&p);
 }
 
+/* ---- a flush that fails: LMDB's mdb_env_sync answers EIO on request ---- */
+
+int __real_mdb_env_sync(MDB_env *env, int force);
+int __wrap_mdb_env_sync(MDB_env *env, int force);
+lt_err __real_lt_store_begin(lt_store *s, lt_why *why);
+lt_err __wrap_lt_store_begin(lt_store *s, lt_why *why);
+
+static atomic_bool fail_env_sync;
+static atomic_uint store_begins; /* write transactions the committer tried to open */
+
+int __wrap_mdb_env_sync(MDB_env *env, int force)
+{
+    return atomic_load(&fail_env_sync) ? EIO : __real_mdb_env_sync(env, force);
+}
+
+lt_err __wrap_lt_store_begin(lt_store *s, lt_why *why)
+{
+    atomic_fetch_add(&store_begins, 1);
+    return __real_lt_store_begin(s, why);
+}
+
+/* A failed flush is final (broker/store.c): the publish whose flush failed and every later
+ * one are refused STORE_ERROR, even once the disk answers again. And the broken store must
+ * not turn the commit thread into a busy loop that never lets the broker stop: its sweep,
+ * due once a second, used to stay due forever when the batch could not begin. In a group of
+ * its own: it leaves the store refusing writes, and stops the broker itself. */
+static void a_failed_flush_refuses_what_follows_and_the_broker_still_stops(void **state)
+{
+    (void)state;
+    lt_client *p = client(NULL);
+    size_t len;
+    char reason[128];
+    uint8_t *env = seal(W.a, "79.760.hotich.flush", "before", NULL, &len);
+    assert_int_equal(publish1(p, env, len, NULL, NULL, reason), LT_OK);
+    free(env);
+    atomic_store(&fail_env_sync, true);
+    env = seal(W.a, "79.760.hotich.flush", "its flush fails", NULL, &len);
+    assert_int_equal(publish1(p, env, len, NULL, NULL, reason), LT_ESTORE);
+    assert_non_null(strstr(reason, "flush"));
+    free(env);
+    atomic_store(&fail_env_sync, false);
+    env = seal(W.a, "79.760.hotich.flush", "after", NULL, &len);
+    assert_int_equal(publish1(p, env, len, NULL, NULL, reason), LT_ESTORE);
+    free(env);
+    /* An observation window of two sweep periods (not a wait for an event): an idle
+     * committer opens about one batch a second; the busy loop opened hundreds of thousands. */
+    unsigned before = atomic_load(&store_begins);
+    int64_t end = mono_ms() + 2500;
+    while (mono_ms() < end)
+        lt_client_poll(p, 100, NULL);
+    unsigned begins = atomic_load(&store_begins) - before;
+    lt_client_close(&p);
+    /* A busy committer can never be joined (and logs a line per turn): stop the whole
+     * program rather than hang in teardown. */
+    if (begins > 10) {
+        fprintf(stderr, "the commit thread spins on the broken store: %u batches in 2.5 s\n",
+                begins);
+        abort();
+    }
+    lt_broker_stop(W.b);
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 20; /* the broker's own drain deadline is 10 s */
+    if (pthread_timedjoin_np(W.thread, NULL, &until) != 0) {
+        fprintf(stderr, "the broker did not stop within 20 s after a failed flush\n");
+        abort();
+    }
+    W.joined = true;
+    assert_int_equal(W.run_result, LT_OK); /* it drained: nothing was left to commit */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -947,5 +1025,10 @@ int main(void)
         cmocka_unit_test(auth_with_another_agencys_certificate_is_refused),
         cmocka_unit_test(sighup_reloads_the_crl_and_the_acl),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    /* a broker of its own: the failed flush leaves the store refusing writes */
+    const struct CMUnitTest failed_flush[] = {
+        cmocka_unit_test(a_failed_flush_refuses_what_follows_and_the_broker_still_stops),
+    };
+    int failed = cmocka_run_group_tests(tests, setup, teardown);
+    return failed + cmocka_run_group_tests(failed_flush, setup, teardown);
 }

@@ -27,6 +27,8 @@ static const char good[] =
     "  admin:\n"
     "    listen: 127.0.0.1:7401\n"
     "    token_file: admin.token\n"
+    "    allow_remote: true\n"
+    "    min_free_disk_mb: 64\n"
     "trust:\n"
     "  ca: ca/ca.cert.pem\n"
     "  crl: /etc/lt/crl.pem\n"
@@ -78,6 +80,8 @@ static void the_documented_example_loads_with_every_value(void **state)
     assert_int_equal(c->commit_max_batch, 4096);
     assert_string_equal(c->admin_listen, "127.0.0.1:7401");
     assert_string_equal(c->admin_token_file, "/etc/lt/admin.token");
+    assert_true(c->admin_allow_remote);
+    assert_int_equal(c->admin_min_free_mb, 64);
     assert_string_equal(c->ca, "/etc/lt/ca/ca.cert.pem");
     assert_string_equal(c->crl, "/etc/lt/crl.pem");
     assert_int_equal(c->clock_skew_s, 300);

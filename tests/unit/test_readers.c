@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define MAX_KEEP 256
 
@@ -327,6 +328,39 @@ static void edxml_namespace_variants_and_malformed_input(void **state)
     free(g);
 }
 
+/* libxml2 writes some errors (a failed charset conversion, an encoder error) straight to
+ * stderr whatever XML_PARSE_NOERROR says; the reader's report is the one place they go. */
+static void edxml_encoding_errors_are_one_reject_and_nothing_on_stderr(void **state)
+{
+    (void)state;
+    const char *doc = "<?xml version=\"1.0\" encoding=\"ISO-2022-JP\"?>\n"
+                      "<edXMLEnvelope>\xc4\x83n </edXMLEnvelope>\n";
+    lt_reader_opts o = {.format = LT_FORMAT_EDXML};
+    struct got *g = fresh();
+    FILE *err = tmpfile();
+    assert_non_null(err);
+    fflush(stderr);
+    int saved = dup(2);
+    assert_true(saved >= 0 && dup2(fileno(err), 2) == 2);
+    lt_err e = run(&o, doc, strlen(doc), g);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    fseek(err, 0, SEEK_END);
+    long written = ftell(err);
+    char said[256] = "";
+    rewind(err);
+    size_t n = fread(said, 1, sizeof said - 1, err);
+    said[n] = '\0';
+    fclose(err);
+    assert_int_equal(e, LT_EFORMAT);
+    assert_int_equal(g->nrej, 1);
+    assert_non_null(strstr(g->rej[0], "not well-formed XML"));
+    if (written != 0)
+        fail_msg("libxml2 wrote %ld bytes to stderr: %s", written, said);
+    free(g);
+}
+
 /* Real senders' shape (adapters/samples/gen_samples.c: edxml_prefixed): the edXML: prefix
  * declared on edXMLEnvelope, used out of its scope on AttachmentEncoded. */
 static void edxml_prefixed_package_reads_every_field_and_attachment(void **state)
@@ -511,6 +545,7 @@ int main(void)
         cmocka_unit_test(edxml_package_header_fields_are_extracted),
         cmocka_unit_test(edxml_status_reply_fields_are_extracted),
         cmocka_unit_test(edxml_namespace_variants_and_malformed_input),
+        cmocka_unit_test(edxml_encoding_errors_are_one_reject_and_nothing_on_stderr),
         cmocka_unit_test(edxml_prefixed_package_reads_every_field_and_attachment),
         cmocka_unit_test(edxml_lookup_missing_an_element_of_another_namespace_names_both),
         cmocka_unit_test(jsonl_reads_objects_and_reports_bad_lines),

@@ -840,7 +840,7 @@ static void a_failing_commit_stores_nothing_and_reuses_the_seqs(void **state)
     assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
     assert_int_equal(put_msg(f, 1, &f->q1, 1, 1000, &s1, &dup, &why), LT_OK);
     mock_commit = true;
-    will_return(__wrap_mdb_txn_commit, EIO);
+    will_return(__wrap_mdb_txn_commit, MDB_BAD_TXN);
     assert_int_equal(lt_store_commit(f->s, &why), LT_ESTORE);
     mock_commit = false;
     assert_int_equal(pending(f, f->q1).n, 0);
@@ -865,6 +865,64 @@ static void a_failing_commit_stores_nothing_and_reuses_the_seqs(void **state)
     assert_int_equal(put_msg(f, 1, &f->q1, 1, 1000, &s2, &dup, &why), LT_OK);
     commit_ok(f);
     assert_int_equal(stats(f, f->q1).depth, 1);
+}
+
+/* An I/O error from the commit itself (its fdatasync; the disk has room) is final like a
+ * failed flush: under MDB_NOMETASYNC that sync also covered the previous batch's meta page.
+ * No later batch begins, the store is not writable, until it is reopened. */
+static void an_io_error_at_commit_is_final_until_the_store_is_reopened(void **state)
+{
+    fx *f = *state;
+    lt_why why;
+    uint64_t s1;
+    bool dup;
+    assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
+    assert_int_equal(put_msg(f, 1, &f->q1, 1, 1000, &s1, &dup, &why), LT_OK);
+    mock_commit = true;
+    will_return(__wrap_mdb_txn_commit, EIO);
+    assert_int_equal(lt_store_commit(f->s, &why), LT_ESTORE);
+    mock_commit = false;
+    assert_non_null(strstr(why.msg, "restarts"));
+    assert_false(lt_store_is_writable(f->s, &why));
+    assert_int_equal(lt_store_begin(f->s, &why), LT_ESTORE);
+    lt_store_close(&f->s);
+    open_store(f, 64ULL << 20);
+    assert_true(lt_store_is_writable(f->s, &why));
+    assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
+    assert_int_equal(put_msg(f, 1, &f->q1, 1, 1000, &s1, &dup, &why), LT_OK);
+    commit_ok(f);
+}
+
+/* Full stays full until a commit shows room: one of count updates alone does not clear it
+ * (the committer commits a full batch's ops on their own right away), one that deletes a
+ * message or stores one does. */
+static void store_full_is_cleared_only_by_a_commit_that_frees_or_stores(void **state)
+{
+    fx *f = *state;
+    lt_why why;
+    uint64_t s1, s2;
+    bool dup;
+    assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
+    assert_int_equal(put_msg(f, 1, &f->q1, 1, 1000, &s1, &dup, &why), LT_OK);
+    commit_ok(f);
+    assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
+    assert_int_equal(put_msg(f, 2, &f->q1, 1, 1000, &s2, &dup, &why), LT_OK);
+    mock_commit = true;
+    will_return(__wrap_mdb_txn_commit, MDB_MAP_FULL);
+    assert_int_equal(lt_store_commit(f->s, &why), LT_ESTORE_FULL);
+    mock_commit = false;
+    assert_false(lt_store_is_writable(f->s, &why));
+    assert_non_null(strstr(why.msg, "full"));
+    /* a nak (count update) commits, but frees nothing */
+    assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
+    assert_int_equal(lt_store_nak(f->s, f->q1, s1, 1, 0, &why), LT_OK);
+    commit_ok(f);
+    assert_false(lt_store_is_writable(f->s, &why));
+    /* an ack deletes the message: room again */
+    assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
+    assert_int_equal(lt_store_ack(f->s, f->q1, s1, 2000, &why), LT_OK);
+    commit_ok(f);
+    assert_true(lt_store_is_writable(f->s, &why));
 }
 
 static void operations_outside_a_batch_are_refused(void **state)
@@ -1579,6 +1637,8 @@ int main(void)
         T(a_failed_flush_is_final_until_the_store_is_reopened),
         T(a_failing_commit_stores_nothing_and_reuses_the_seqs),
         T(operations_outside_a_batch_are_refused),
+        T(an_io_error_at_commit_is_final_until_the_store_is_reopened),
+        T(store_full_is_cleared_only_by_a_commit_that_frees_or_stores),
         T(reopening_keeps_messages_state_counters_and_sequence),
         T(hops_are_kept_with_the_message_and_read_back),
         T(a_layout_1_store_is_upgraded_in_place_and_a_newer_one_is_refused),
