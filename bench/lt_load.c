@@ -40,6 +40,8 @@
 
 typedef struct load_opts {
     const char *endpoint; /* overrides the configs' broker */
+    const char *sub_endpoint; /* the consumers' broker when not endpoint (links between
+                                 brokers: publish at one end, consume at the other) */
     const char *pub_cfgs[LT_BENCH_PUBLISHERS_MAX];
     size_t n_pub_cfgs;
     const char *sub_cfg;
@@ -80,6 +82,8 @@ static int opt_cb(void *user, const char *name, const char *value)
     load_opts *o = user;
     if (strcmp(name, "endpoint") == 0) {
         o->endpoint = value;
+    } else if (strcmp(name, "sub-endpoint") == 0) {
+        o->sub_endpoint = value;
     } else if (strcmp(name, "pub-config") == 0) {
         if (o->n_pub_cfgs == LT_BENCH_PUBLISHERS_MAX)
             return -1;
@@ -134,6 +138,8 @@ static void usage(FILE *out)
     lt_bench_params_usage(out);
     fputs("lienthong options:\n"
           "  --endpoint EP        broker endpoint, overriding the configs' broker.endpoint\n"
+          "  --sub-endpoint EP    the consumers' broker, when not --endpoint (a network of\n"
+          "                       brokers: publish at one end, consume at the other)\n"
           "  --pub-config FILE    agency config of a publisher (repeat: publisher p uses "
           "number p mod count)\n"
           "  --sub-config FILE    agency config of the queues' owner (the consumers)\n"
@@ -421,8 +427,10 @@ static void *consumer_main(void *arg)
         e = lt_agency_config_open_signer(cfg, &signer, &why);
     if (e == LT_OK) {
         lt_client_opts co = {.client_name = "bench_lt_load consumer"};
-        e = lt_client_open(l->o.endpoint ? l->o.endpoint : cfg->broker_endpoint, &co, &w->client,
-                           &why);
+        const char *ep = l->o.sub_endpoint ? l->o.sub_endpoint
+                         : l->o.endpoint   ? l->o.endpoint
+                                           : cfg->broker_endpoint;
+        e = lt_client_open(ep, &co, &w->client, &why);
     }
     if (e == LT_OK) {
         lt_client_set_error_cb(w->client, on_client_error, w);

@@ -42,6 +42,28 @@ def dig(obj, path):
     return obj
 
 
+def federation(scaling):
+    """The cost of a hop and of CURVE, from the federation curve of this run (bench/run
+    --full): each h-link rate against the (h-1)-link one, each CURVE rate against the same
+    chain in plaintext."""
+    rate = {}
+    for c in scaling:
+        if c["group"] == "federation" and c["median"].get("e2e_msgs_per_s"):
+            rate[c["case"]] = c["median"]["e2e_msgs_per_s"]
+    out = []
+    for h in (1, 2, 3):
+        a, b = rate.get("lt-fed-%d" % h), rate.get("lt-fed-%d" % (h - 1))
+        if a and b:
+            out.append({"what": "link %d (through %d links vs %d)" % (h, h, h - 1), "rate": a,
+                        "base": b, "cost": 1 - a / b, "goal": 0.20})
+    for h in (1, 2):
+        a, b = rate.get("lt-fed-curve-%d" % h), rate.get("lt-fed-%d" % h)
+        if a and b:
+            out.append({"what": "CURVE on %d links" % h, "rate": a, "base": b,
+                        "cost": 1 - a / b, "goal": 0.15})
+    return out
+
+
 def median_of(runs, path, scale=1):
     vals = [dig(r, path) for r in runs]
     vals = [v for v in vals if isinstance(v, (int, float))]
@@ -254,6 +276,19 @@ def main():
                             "-" if rss is None or rss < 0 else "{:.0f}".format(rss / 1024),
                             "-" if anon is None or anon < 0 else "{:.0f}".format(anon / 1024)),
                             file=out)
+    fed = federation(scaling)
+    if fed:
+        result["federation"] = fed
+        with open(out_path, "w") as f:
+            json.dump(result, f, indent=1)
+            f.write("\n")
+        print("", file=out)
+        print("Federation (end-to-end msg/s; goals: a hop < 20% of one broker, CURVE < 15%):",
+              file=out)
+        for r in fed:
+            print("  {}: {:.0f} vs {:.0f} msg/s = {:.1%} lower ({})".format(
+                r["what"], r["rate"], r["base"], r["cost"],
+                "met" if r["cost"] < r["goal"] else "MISSED"), file=out)
     print("", file=out)
     print("JSON: {}".format(out_path), file=out)
 

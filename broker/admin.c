@@ -536,6 +536,20 @@ static void route_overview(lt_admin_session *s, bool keep, bool head)
     json_object_put(o);
 }
 
+static void route_links(lt_admin_session *s, bool keep, bool head)
+{
+    json_object *arr = NULL;
+    lt_err e = s->a->prov.links ? s->a->prov.links(s->a->prov.ctx, &arr) : LT_OK;
+    if (e == LT_OK && !arr)
+        arr = json_object_new_array();
+    if (e != LT_OK || !arr) {
+        respond_error(s, 500, keep, head, NULL, "out of memory");
+        return;
+    }
+    respond_json(s, 200, keep, head, NULL, arr);
+    json_object_put(arr);
+}
+
 static void route_queues(lt_admin_session *s, bool keep, bool head)
 {
     json_object *arr = NULL;
@@ -749,6 +763,8 @@ static void handle(lt_admin_session *s, bool keep)
         route_overview(s, keep, head);
     else if (path_is(path, plen, "/api/v1/queues"))
         route_queues(s, keep, head);
+    else if (path_is(path, plen, "/api/v1/links"))
+        route_links(s, keep, head);
     else if (path_is(path, plen, "/api/v1/agencies")) {
         json_object *arr = NULL;
         if (lt_metrics_json_agencies(a->m, &arr) != LT_OK) {

@@ -135,6 +135,9 @@ typedef struct lt_admin_provider {
      * within_ms, by agency. LT_ENOTFOUND (no procedures): 404 with why. */
     lt_err (*dossiers_due)(void *ctx, int64_t within_ms, size_t limit, json_object **out,
                            lt_why *why);
+    /* /api/v1/links: an array, one object per link to another broker (broker/net_ops.c);
+     * NULL: an empty array. */
+    lt_err (*links)(void *ctx, json_object **out);
 } lt_admin_provider;
 
 /* An embedded dashboard file. The table is generated at build time from the files in

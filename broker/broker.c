@@ -13,6 +13,8 @@
 #include "broker_int.h"
 #include "schedule.h"
 #include "sdnotify.h"
+#include "link.h"
+#include "zap.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -27,6 +29,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <zmq.h>
 
 #define DRAIN_TIMEOUT_MS 10000
 #define DRAIN_CHECK_MS 20
@@ -186,6 +189,7 @@ static lt_err admin_open(lt_broker *b, lt_why *why)
         .dlq = lt_dlv_admin_dlq,
         .dossier = lt_dossier_admin_get,
         .dossiers_due = lt_dossier_admin_due,
+        .links = lt_net_admin_links,
     };
     lt_err e = lt_admin_new(&ac, b->metrics, &p, &b->admin, &w);
     memset(tok, 0, sizeof tok);
@@ -253,6 +257,7 @@ static void begin_drain(lt_broker *b, const char *why)
         return;
     lt_log(LT_LOG_INFO, "%s: shutting down (stop accepting, finish in-flight commits)", why);
     b->phase = LT_PHASE_DRAINING;
+    lt_links_stop(&b->links); /* their records in flight return to their source queues */
     b->drain_deadline = (int64_t)uv_now(&b->loop) + DRAIN_TIMEOUT_MS;
     lt_ring_publish(b);
     lt_fe_drain_mode(b);
@@ -269,6 +274,8 @@ static void on_hb(uv_timer_t *t)
     }
     lt_fe_heartbeat(b);
 }
+
+static void reload_links(lt_broker *b);
 
 static void reload(lt_broker *b)
 {
@@ -295,6 +302,7 @@ static void reload(lt_broker *b)
     }
     lt_acl_cell_swap(&b->acl, nacl);
     lt_log(LT_LOG_INFO, "ACL reloaded from %s", b->config_path);
+    reload_links(b);
 }
 
 static void on_signal(uv_signal_t *h, int sig)
@@ -342,6 +350,128 @@ static lt_err register_agencies(lt_broker *b)
     for (size_t i = 0; i < c->nqueues; i++)
         lt_metrics_agency(b->metrics, c->queues[i].owner, NULL);
     return LT_OK;
+}
+
+/* ---- the network (link.h): this broker's identity, its links ---- */
+
+/* The CURVE key pair from path: its first line is the secret key (Z85, 40 characters);
+ * the public key is derived from it. */
+static lt_err curve_keys(const char *path, char pub[41], char sec[41], lt_why *why)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return lt_fail(why, LT_ECONFIG, "cannot read %s: %s", path, strerror(errno));
+    char line[128] = "";
+    if (!fgets(line, sizeof line, f))
+        line[0] = '\0';
+    fclose(f);
+    line[strcspn(line, "\r\n")] = '\0';
+    uint8_t raw[32];
+    if (strlen(line) != 40 || !zmq_z85_decode(raw, line) || zmq_curve_public(pub, line) != 0) {
+        memset(line, 0, sizeof line);
+        return lt_fail(why, LT_ECONFIG, "%s: the first line must be a CURVE secret key (40 "
+                                        "characters of Z85; lienthong curve-keygen)", path);
+    }
+    memcpy(sec, line, 41);
+    memset(line, 0, sizeof line);
+    return LT_OK;
+}
+
+static lt_err check_links(const lt_broker_cfg *c, const lt_broker_cfg *queues_from,
+                          const char *self_agency, lt_why *why);
+
+/* Know our identity; a forward link consumes a local queue as that identity, so it must
+ * own the queue. */
+static lt_err net_open(lt_broker *b, lt_why *why)
+{
+    const lt_broker_cfg *c = b->cfg;
+    const char *file = c->file ? c->file : "broker.yaml";
+    lt_why w = {{0}};
+    lt_err e;
+    if (c->identity_key &&
+        lt_links_identity(c->identity_key, c->identity_cert, b->self_agency, &w) != LT_OK)
+        return lt_fail(why, LT_ECONFIG, "%s: %s", file, w.msg);
+    if (c->curve_listen) {
+        if ((e = curve_keys(c->curve_secret_file, b->curve_public, b->curve_secret, &w)) != LT_OK)
+            return lt_fail(why, LT_ECONFIG, "%s: broker.curve.secret_key_file: %s", file, w.msg);
+        if ((e = lt_zap_start(b->zctx, c, b->curve_public, b->self_agency, &b->zap, why)) !=
+                LT_OK ||
+            (e = lt_fe_bind_curve(b, why)) != LT_OK)
+            return e;
+        lt_log(LT_LOG_INFO, "CURVE on %s, public key %s", c->curve_listen, b->curve_public);
+    }
+    return check_links(c, b->cfg, b->self_agency, why);
+}
+
+/* Each forward link of c consumes a queue of queues_from (the queues the broker runs) as
+ * this broker's identity self_agency, which must own it. */
+static lt_err check_links(const lt_broker_cfg *c, const lt_broker_cfg *queues_from,
+                          const char *self_agency, lt_why *why)
+{
+    for (size_t i = 0; i < c->nlinks; i++) {
+        const lt_bcfg_link *l = &c->links[i];
+        const lt_bcfg_queue *q = lt_broker_config_queue(queues_from, l->queue);
+        if (l->receive)
+            continue;
+        if (!q)
+            return lt_fail(why, LT_ECONFIG, "%s:%d: links: link %s forwards queue %s, which this "
+                           "broker does not run (a new queue needs a restart)", c->file, l->line,
+                           l->name, l->queue);
+        if (strcmp(q->owner, self_agency) != 0)
+            return lt_fail(why, LT_ECONFIG,
+                           "%s:%d: links: link %s forwards queue %s, owned by %s: a link "
+                           "consumes as this broker's identity %s, which must own it",
+                           c->file, l->line, l->name, q->name, q->owner, self_agency);
+    }
+    return LT_OK;
+}
+
+static bool same_str(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+/* SIGHUP: start the links added to the config, stop the removed ones, restart the changed
+ * ones. The identity, the broker's name, peers and CURVE keys are read at start only: a
+ * change there is refused (or, for peers, reported) rather than half-applied. */
+static void reload_links(lt_broker *b)
+{
+    const char *path = b->config_path ? b->config_path : b->cfg->file;
+    lt_broker_cfg *next = NULL;
+    lt_why why = {{0}};
+    if (!b->links || lt_broker_config_load(path, &next, &why) != LT_OK) {
+        if (b->links)
+            lt_log(LT_LOG_ERROR, "links not reloaded, the running ones stay: %s", why.msg);
+        return;
+    }
+    lt_err e = LT_OK;
+    if (!same_str(next->identity_key, b->cfg->identity_key) ||
+        !same_str(next->identity_cert, b->cfg->identity_cert) ||
+        strcmp(next->name, b->cfg->name) != 0)
+        e = lt_fail(&why, LT_ECONFIG, "broker.name or broker.identity changed: that needs a "
+                                      "restart");
+    else
+        e = check_links(next, b->cfg, b->self_agency, &why);
+    size_t added = 0, removed = 0;
+    if (e == LT_OK)
+        e = lt_links_reload(b->links, next, &added, &removed, &why);
+    if (e != LT_OK)
+        lt_log(LT_LOG_ERROR, "links not reloaded, the running ones stay: %s", why.msg);
+    else
+        lt_log(LT_LOG_INFO, "links reloaded from %s: %zu started, %zu stopped, %zu running", path,
+               added, removed, lt_links_count(b->links));
+    bool peers_same = next->npeers == b->cfg->npeers;
+    for (size_t i = 0; peers_same && i < next->npeers; i++) {
+        const lt_bcfg_peer *p = &next->peers[i], *q = &b->cfg->peers[i];
+        peers_same = strcmp(p->name, q->name) == 0 && strcmp(p->agency, q->agency) == 0 &&
+                     strcmp(p->curve_key, q->curve_key) == 0 && p->nrelay == q->nrelay;
+        for (size_t j = 0; peers_same && j < p->nrelay; j++)
+            peers_same = strcmp(p->relay[j], q->relay[j]) == 0;
+    }
+    if (!peers_same || next->ncurve_clients != b->cfg->ncurve_clients)
+        lt_log(LT_LOG_WARN, "peers or curve_clients changed in %s: they apply after a restart",
+               path);
+    lt_broker_config_destroy(&next);
 }
 
 lt_err lt_broker_new(const lt_broker_cfg *cfg, const lt_broker_opts *opts, lt_broker **out,
@@ -420,11 +550,14 @@ lt_err lt_broker_new(const lt_broker_cfg *cfg, const lt_broker_opts *opts, lt_br
     if ((e = lt_dlv_open(b, why)) != LT_OK || (e = lt_dossier_open(b, why)) != LT_OK)
         goto fail;
     lt_metrics_set_collect(b->metrics, collect, b);
+    lt_metrics_set_extra(b->metrics, lt_net_write_metrics, b);
     b->fe_hooks = (lt_fe_hooks){.on_frame = lt_dlv_on_frame,
                                 .on_session_end = lt_dlv_on_session_end,
                                 .on_stored = on_stored,
                                 .on_cancel = lt_sched_on_cancel};
     if ((e = lt_fe_open(b, why)) != LT_OK)
+        goto fail;
+    if ((e = net_open(b, why)) != LT_OK)
         goto fail;
     if ((e = admin_open(b, why)) != LT_OK)
         goto fail;
@@ -463,6 +596,14 @@ lt_err lt_broker_check(const lt_broker_cfg *cfg, lt_why *why)
     uint16_t port;
     if (lt_admin_parse_listen(cfg->admin_listen, host, sizeof host, &port, &w) != LT_OK)
         return lt_fail(why, LT_ECONFIG, "%s: broker.admin.listen: %s", file, w.msg);
+    /* the network: the identity and the CURVE key open */
+    char agency[LT_AGENCY_ID_MAX], pub[41], sec[41];
+    if (cfg->identity_key && lt_links_identity(cfg->identity_key, cfg->identity_cert, agency,
+                                               &w) != LT_OK)
+        return lt_fail(why, LT_ECONFIG, "%s: %s", file, w.msg);
+    if (cfg->curve_listen && curve_keys(cfg->curve_secret_file, pub, sec, &w) != LT_OK)
+        return lt_fail(why, LT_ECONFIG, "%s: broker.curve.secret_key_file: %s", file, w.msg);
+    memset(sec, 0, sizeof sec);
     return lt_dossier_check_config(cfg, why);
 }
 
@@ -501,6 +642,11 @@ lt_err lt_broker_run(lt_broker *b)
         return LT_ESTORE;
     }
     lt_dlv_flush(b); /* start delivering what the store holds */
+    if ((e = lt_links_start(b->cfg, b->endpoint, b->curve_public, b->curve_secret, &b->links,
+                            &why)) != LT_OK) {
+        lt_log(LT_LOG_ERROR, "links: %s", why.msg);
+        return e;
+    }
     lt_log(LT_LOG_INFO, "%s ready: %u verify threads, %zu queues, commit batches up to %u",
                   b->cfg->name, b->nverifiers, b->nqueues, b->cfg->commit_max_batch);
     /* The line integration tests and scripts wait for (exact format). */
@@ -530,11 +676,13 @@ void lt_broker_destroy(lt_broker **bp)
     if (!b)
         return;
     /* threads first: nothing may touch the loop's handles or the store after */
+    lt_links_stop(&b->links);
     lt_verify_stop(b);
     lt_commit_stop(b);
     if (b->admin)
         lt_admin_destroy(&b->admin);
     lt_dlv_close(b);
+    lt_zap_stop(&b->zap); /* its socket, before the frontend terminates the context */
     lt_fe_close(b);
     close_handle((uv_handle_t *)&b->async);
     close_handle((uv_handle_t *)&b->stop_async);
@@ -554,6 +702,7 @@ void lt_broker_destroy(lt_broker **bp)
     lt_trust_destroy(&b->trust);
     lt_acl_cell_fini(&b->acl);
     lt_metrics_destroy(&b->metrics);
+    memset(b->curve_secret, 0, sizeof b->curve_secret);
     free(b->config_path);
     free(b);
     *bp = NULL;

@@ -18,15 +18,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zmq.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-static const char *const top_keys[] = {"broker", "trust",      "admins",   "acl",
-                                       "queues", "procedures", "calendar", NULL};
+static const char *const top_keys[] = {"broker",     "trust",    "admins", "acl",   "queues",
+                                       "procedures", "calendar", "peers",  "links", "curve_clients",
+                                       NULL};
 static const char *const broker_keys[] = {"name",           "listen",         "data_dir",
                                           "map_size_mb",    "verify_threads", "max_frame_bytes",
                                           "dedup_window_s", "commit_max_batch", "admin",
-                                          "max_schedule_days", "send_hwm", NULL};
+                                          "max_schedule_days", "send_hwm",        "identity",
+                                          "curve",             "allow_plaintext", NULL};
 static const char *const admin_keys[] = {"listen", "token_file", "allow_remote",
                                          "min_free_disk_mb", NULL};
 static const char *const trust_keys[] = {"ca", "crl", "clock_skew_s", NULL};
@@ -35,6 +38,13 @@ static const char *const queue_keys[] = {"name",        "owner",           "bind
                                          "ack_wait_s",  "max_deliver",     "backoff_s",
                                          "max_ack_pending", "max_depth",   "max_bytes",
                                          "retention_s", NULL};
+
+static const char *const identity_keys[] = {"key", "cert", NULL};
+static const char *const peer_keys[] = {"name", "agency", "relay", "curve_key", NULL};
+static const char *const curve_keys[] = {"listen", "secret_key_file", NULL};
+static const char *const curve_client_keys[] = {"agency", "key", NULL};
+static const char *const link_keys[] = {"name",    "peer",   "endpoint",     "forward",
+                                        "receive", "credit", "retry_max_ms", NULL};
 
 static const uint32_t default_backoff[] = {1, 5, 30};
 
@@ -488,6 +498,259 @@ static lt_err read_procedures(const lt_ynode *root, lt_broker_cfg *c, lt_why *wh
     return LT_OK;
 }
 
+/* ---- the network: broker.identity, peers, links (docs/network.md) ------------------------ */
+
+bool lt_broker_config_hop_name_ok(const char *s)
+{
+    size_t n = strlen(s);
+    return n <= 64 && queue_name_ok(s);
+}
+
+const lt_bcfg_peer *lt_broker_config_peer(const lt_broker_cfg *cfg, const char *name,
+                                          bool by_agency)
+{
+    for (size_t i = 0; name && i < cfg->npeers; i++) {
+        const char *k = by_agency ? cfg->peers[i].agency : cfg->peers[i].name;
+        if (k && strcmp(k, name) == 0) /* k is NULL while the entry is being read */
+            return &cfg->peers[i];
+    }
+    return NULL;
+}
+
+bool lt_broker_config_z85_key_ok(const char *s)
+{
+    uint8_t raw[32];
+    return strlen(s) == 40 && zmq_z85_decode(raw, s) != NULL;
+}
+
+bool lt_broker_config_endpoint_is_local(const char *e)
+{
+    if (strncmp(e, "ipc://", 6) == 0 || strncmp(e, "inproc://", 9) == 0)
+        return true;
+    if (strncmp(e, "tcp://", 6) != 0)
+        return false;
+    e += 6;
+    return strncmp(e, "127.", 4) == 0 || strncmp(e, "localhost:", 10) == 0 ||
+           strncmp(e, "[::1]:", 6) == 0;
+}
+
+/* A Z85 CURVE public key under key of map into out (41 bytes); absent: "" unless required. */
+static lt_err z85_at(const lt_ynode *map, const char *key, bool required, char out[41],
+                     lt_why *why)
+{
+    const char *k;
+    lt_err err = lt_ycfg_str(map, key, required ? NULL : "", &k, why);
+    if (err)
+        return err;
+    if (k[0] && !lt_broker_config_z85_key_ok(k))
+        return lt_ycfg_fail(lt_ycfg_get(map, key), why,
+                            "expected a CURVE public key: 40 characters of Z85 text "
+                            "(lienthong curve-keygen)");
+    snprintf(out, 41, "%s", k);
+    return LT_OK;
+}
+
+static lt_err read_curve(const lt_ynode *root, lt_broker_cfg *c, lt_why *why)
+{
+    const lt_ynode *b = lt_ycfg_get(root, "broker"), *cv = NULL;
+    lt_err err;
+    if (b && ((err = lt_ycfg_map(b, "curve", false, &cv, why)) ||
+              (err = lt_ycfg_bool(b, "allow_plaintext", false, &c->allow_plaintext, why))))
+        return err;
+    if (cv) {
+        if ((err = lt_ycfg_check_keys(cv, curve_keys, why)) ||
+            (err = str_opt(cv, "listen", NULL, &c->curve_listen, why)) ||
+            (err = lt_ycfg_filepath(cv, "secret_key_file", NULL, &c->curve_secret_file, why)))
+            return err;
+        if (!endpoint_ok(c->curve_listen))
+            return lt_ycfg_fail(lt_ycfg_get(cv, "listen"), why,
+                                "expected tcp://HOST:PORT or ipc://PATH, got '%s'",
+                                c->curve_listen);
+    }
+    if (!c->allow_plaintext && !lt_broker_config_endpoint_is_local(c->listen))
+        return lt_ycfg_fail(b ? lt_ycfg_get(b, "listen") : root, why,
+                            "%s is reachable from other machines without encryption: bind "
+                            "broker.listen to 127.0.0.1 and serve the network on broker.curve."
+                            "listen, or set broker.allow_plaintext: true (a trusted network "
+                            "only)", c->listen);
+    const lt_ynode *seq = NULL;
+    err = lt_ycfg_seq(root, "curve_clients", false, &seq, why);
+    size_t n = seq ? lt_ycfg_len(seq) : 0;
+    if (err || n == 0)
+        return err;
+    if (!(c->curve_clients = calloc(n, sizeof *c->curve_clients)))
+        return lt_fail(why, LT_ENOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        const lt_ynode *m = lt_ycfg_at(seq, i);
+        if (lt_ycfg_kind(m) != LT_Y_MAP)
+            return lt_ycfg_fail(m, why, "expected a map with agency and key");
+        if ((err = lt_ycfg_check_keys(m, curve_client_keys, why)))
+            return err;
+        lt_bcfg_curve_client *cc = &c->curve_clients[c->ncurve_clients++];
+        cc->line = lt_ycfg_line(m);
+        const lt_ynode *an = lt_ycfg_get(m, "agency");
+        if (!an)
+            return lt_ycfg_fail(m, why, "required key 'agency' is missing");
+        if ((err = agency_at(an, &cc->agency, why)) || (err = z85_at(m, "key", true, cc->key, why)))
+            return err;
+        for (size_t j = 0; j + 1 < c->ncurve_clients; j++)
+            if (strcmp(c->curve_clients[j].key, cc->key) == 0)
+                return lt_ycfg_fail(lt_ycfg_get(m, "key"), why,
+                                    "this key is already bound to %s (line %d): one key, one "
+                                    "agency", c->curve_clients[j].agency,
+                                    c->curve_clients[j].line);
+    }
+    return LT_OK;
+}
+
+static lt_err read_identity(const lt_ynode *root, lt_broker_cfg *c, lt_why *why)
+{
+    const lt_ynode *b = lt_ycfg_get(root, "broker"), *id = NULL;
+    lt_err err;
+    if (!b || (err = lt_ycfg_map(b, "identity", false, &id, why)) || !id)
+        return b ? err : LT_OK;
+    if ((err = lt_ycfg_check_keys(id, identity_keys, why)) ||
+        (err = lt_ycfg_filepath(id, "key", NULL, &c->identity_key, why)) ||
+        (err = lt_ycfg_filepath(id, "cert", NULL, &c->identity_cert, why)))
+        return err;
+    return LT_OK;
+}
+
+static lt_err read_peers(const lt_ynode *root, lt_broker_cfg *c, lt_why *why)
+{
+    const lt_ynode *seq = NULL;
+    lt_err err = lt_ycfg_seq(root, "peers", false, &seq, why);
+    size_t n = seq ? lt_ycfg_len(seq) : 0;
+    if (err || n == 0)
+        return err;
+    if (!(c->peers = calloc(n, sizeof *c->peers)))
+        return lt_fail(why, LT_ENOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        const lt_ynode *m = lt_ycfg_at(seq, i);
+        if (lt_ycfg_kind(m) != LT_Y_MAP)
+            return lt_ycfg_fail(m, why, "expected a map with name, agency and relay");
+        if ((err = lt_ycfg_check_keys(m, peer_keys, why)))
+            return err;
+        lt_bcfg_peer *p = &c->peers[c->npeers++];
+        p->line = lt_ycfg_line(m);
+        const char *name;
+        if ((err = lt_ycfg_str(m, "name", NULL, &name, why)))
+            return err;
+        const lt_ynode *nn = lt_ycfg_get(m, "name");
+        if (!lt_broker_config_hop_name_ok(name))
+            return lt_ycfg_fail(nn, why, "peer name '%s' must be 1..64 bytes of A-Z a-z 0-9 _ - .",
+                                name);
+        if (strcmp(name, c->name) == 0)
+            return lt_ycfg_fail(nn, why, "peer %s is this broker's own name", name);
+        if (lt_broker_config_peer(c, name, false))
+            return lt_ycfg_fail(nn, why, "peer %s is listed twice", name);
+        if ((err = dup_into(&p->name, name, why)))
+            return err;
+        const lt_ynode *an = lt_ycfg_get(m, "agency");
+        if (!an)
+            return lt_ycfg_fail(m, why, "required key 'agency' is missing");
+        char *agency;
+        if ((err = agency_at(an, &agency, why)))
+            return err;
+        if (lt_broker_config_peer(c, agency, true)) {
+            free(agency);
+            return lt_ycfg_fail(an, why, "another peer already has this agency id");
+        }
+        p->agency = agency;
+        if ((err = patterns_at(m, "relay", false, &p->relay, &p->nrelay, why)) ||
+            (err = z85_at(m, "curve_key", false, p->curve_key, why)))
+            return err;
+    }
+    return LT_OK;
+}
+
+static lt_err read_links(const lt_ynode *root, lt_broker_cfg *c, lt_why *why)
+{
+    const lt_ynode *seq = NULL;
+    lt_err err = lt_ycfg_seq(root, "links", false, &seq, why);
+    size_t n = seq ? lt_ycfg_len(seq) : 0;
+    if (err || n == 0)
+        return err;
+    if (!c->identity_key)
+        return lt_ycfg_fail(seq, why, "links need broker.identity (key and cert): a link "
+                                      "authenticates with it at both ends");
+    if (!(c->links = calloc(n, sizeof *c->links)))
+        return lt_fail(why, LT_ENOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        const lt_ynode *m = lt_ycfg_at(seq, i);
+        if (lt_ycfg_kind(m) != LT_Y_MAP)
+            return lt_ycfg_fail(m, why, "expected a map with peer, endpoint and forward or "
+                                        "receive");
+        if ((err = lt_ycfg_check_keys(m, link_keys, why)))
+            return err;
+        lt_bcfg_link *l = &c->links[c->nlinks++];
+        l->line = lt_ycfg_line(m);
+        const char *peer, *endpoint, *fwd, *rcv, *name;
+        if ((err = lt_ycfg_str(m, "peer", NULL, &peer, why)) ||
+            (err = lt_ycfg_str(m, "endpoint", NULL, &endpoint, why)) ||
+            (err = lt_ycfg_str(m, "forward", "", &fwd, why)) ||
+            (err = lt_ycfg_str(m, "receive", "", &rcv, why)) ||
+            (err = u32_opt(m, "credit", LT_BCFG_DEFAULT_LINK_CREDIT, 1, 10000, &l->credit,
+                           why)) ||
+            (err = u32_opt(m, "retry_max_ms", LT_BCFG_DEFAULT_LINK_RETRY_MAX_MS, 100, 600000,
+                           &l->retry_max_ms, why)))
+            return err;
+        if (!lt_broker_config_peer(c, peer, false))
+            return lt_ycfg_fail(lt_ycfg_get(m, "peer"), why, "no peer named '%s' in peers",
+                                peer);
+        if (!endpoint_ok(endpoint) || strchr(endpoint, '*'))
+            return lt_ycfg_fail(lt_ycfg_get(m, "endpoint"), why,
+                                "expected tcp://HOST:PORT or ipc://PATH, got '%s'", endpoint);
+        if ((fwd[0] != '\0') == (rcv[0] != '\0'))
+            return lt_ycfg_fail(m, why, "a link needs exactly one of forward (a local queue) "
+                                        "and receive (a queue at the peer)");
+        l->receive = rcv[0] != '\0';
+        const char *queue = l->receive ? rcv : fwd;
+        const lt_ynode *qn = lt_ycfg_get(m, l->receive ? "receive" : "forward");
+        if (!queue_name_ok(queue))
+            return lt_ycfg_fail(qn, why, "queue name '%s' must be 1..%d bytes of A-Z a-z 0-9 _ - .",
+                                queue, LT_STORE_QUEUE_NAME_MAX);
+        if (!l->receive && !lt_broker_config_queue(c, queue))
+            return lt_ycfg_fail(qn, why, "no queue named '%s' in queues", queue);
+        char dflt[LT_STORE_QUEUE_NAME_MAX + 72]; /* peer (64) "." queue: checked below */
+        snprintf(dflt, sizeof dflt, "%s.%s", peer, queue);
+        if ((err = lt_ycfg_str(m, "name", dflt, &name, why)))
+            return err;
+        if (!queue_name_ok(name))
+            return lt_ycfg_fail(m, why, "link name '%s' must be 1..%d bytes of A-Z a-z 0-9 _ - "
+                                        ".", name, LT_STORE_QUEUE_NAME_MAX);
+        for (size_t j = 0; j + 1 < c->nlinks; j++)
+            if (strcmp(c->links[j].name, name) == 0)
+                return lt_ycfg_fail(m, why, "link %s is already defined (line %d)", name,
+                                    c->links[j].line);
+        if ((err = dup_into(&l->name, name, why)) || (err = dup_into(&l->peer, peer, why)) ||
+            (err = dup_into(&l->endpoint, endpoint, why)) ||
+            (err = dup_into(&l->queue, queue, why)))
+            return err;
+    }
+    return LT_OK;
+}
+
+static lt_err read_net(const lt_ynode *root, lt_broker_cfg *c, lt_why *why)
+{
+    lt_err err;
+    if ((err = read_curve(root, c, why)) || (err = read_identity(root, c, why)) ||
+        (err = read_peers(root, c, why)) || (err = read_links(root, c, why)))
+        return err;
+    for (size_t i = 0; i < c->npeers; i++) /* one key, one identity, for ZAP */
+        for (size_t j = 0; c->peers[i].curve_key[0] && j < c->ncurve_clients; j++)
+            if (strcmp(c->peers[i].curve_key, c->curve_clients[j].key) == 0)
+                return lt_fail(why, LT_ECONFIG,
+                               "%s:%d: peers[%zu].curve_key: already bound to %s (line %d): "
+                               "one key, one identity", c->file, c->peers[i].line, i,
+                               c->curve_clients[j].agency, c->curve_clients[j].line);
+    if ((c->npeers > 0 || c->nlinks > 0) && !lt_broker_config_hop_name_ok(c->name))
+        return lt_ycfg_fail(lt_ycfg_get(lt_ycfg_get(root, "broker"), "name"), why,
+                            "with peers or links the broker's name goes into hops: it must be "
+                            "1..64 bytes of A-Z a-z 0-9 _ - ., got '%s'", c->name);
+    return LT_OK;
+}
+
 /* ---- load --------------------------------------------------------------------------------- */
 
 static lt_err from_tree(const lt_ynode *root, lt_broker_cfg **out, lt_why *why)
@@ -500,7 +763,8 @@ static lt_err from_tree(const lt_ynode *root, lt_broker_cfg **out, lt_why *why)
         (err = dup_into(&c->file, lt_ycfg_file(root), why)) ||
         (err = read_broker(root, c, why)) || (err = read_trust(root, c, why)) ||
         (err = read_admins(root, c, why)) || (err = read_acl(root, c, why)) ||
-        (err = read_queues(root, c, why)) || (err = read_procedures(root, c, why))) {
+        (err = read_queues(root, c, why)) || (err = read_procedures(root, c, why)) ||
+        (err = read_net(root, c, why))) {
         lt_broker_config_destroy(&c);
         return err;
     }
@@ -559,6 +823,26 @@ void lt_broker_config_destroy(lt_broker_cfg **cp)
         strv_free(c->queues[i].bind, c->queues[i].nbind);
     }
     free(c->queues);
+    free(c->identity_key);
+    free(c->identity_cert);
+    free(c->curve_listen);
+    free(c->curve_secret_file);
+    for (size_t i = 0; i < c->ncurve_clients; i++)
+        free(c->curve_clients[i].agency);
+    free(c->curve_clients);
+    for (size_t i = 0; i < c->npeers; i++) {
+        free(c->peers[i].name);
+        free(c->peers[i].agency);
+        strv_free(c->peers[i].relay, c->peers[i].nrelay);
+    }
+    free(c->peers);
+    for (size_t i = 0; i < c->nlinks; i++) {
+        free(c->links[i].name);
+        free(c->links[i].peer);
+        free(c->links[i].endpoint);
+        free(c->links[i].queue);
+    }
+    free(c->links);
     free(c);
     *cp = NULL;
 }

@@ -16,6 +16,7 @@
 #include "acl.h"
 #include "err.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -70,6 +71,41 @@ typedef struct lt_bcfg_queue {
     int line;
 } lt_bcfg_queue;
 
+/* The network (docs/network.md). A peer is another broker that may publish here with
+ * Publish.hops (it authenticates with its identity certificate like any agency); a link is a
+ * thread of this broker that moves a queue's records to or from a peer. */
+#define LT_BCFG_DEFAULT_LINK_CREDIT 256
+#define LT_BCFG_DEFAULT_LINK_RETRY_MAX_MS 5000
+
+/* A CURVE public key (Z85 text, 40 characters) bound to an agency (curve_clients). */
+typedef struct lt_bcfg_curve_client {
+    char *agency;
+    char key[41];
+    int line;
+} lt_bcfg_curve_client;
+
+typedef struct lt_bcfg_peer {
+    char *name;      /* its broker.name: what its links put in hops */
+    char *agency;    /* the agency id of its identity certificate (what its AUTH proves) */
+    char curve_key[41]; /* its CURVE public key (Z85), "" if none: the key its links present
+                           here and the server key links to it expect */
+    char **relay;    /* topic patterns it may relay here; may be empty (relays nothing) */
+    size_t nrelay;
+    int line;
+} lt_bcfg_peer;
+
+typedef struct lt_bcfg_link {
+    char *name;              /* unique; default "<peer>.<queue>" */
+    char *peer;              /* a peers[] name */
+    char *endpoint;          /* the peer broker's ZeroMQ endpoint */
+    char *queue;             /* forward: a local queue; receive: a queue at the peer; owned by
+                                this broker's identity in both cases */
+    bool receive;            /* false: forward (here -> peer); true: receive (peer -> here) */
+    uint32_t credit;         /* deliveries in flight on the link, 1..10000 (default 256) */
+    uint32_t retry_max_ms;   /* reconnect / retry back-off cap, 100..600000 (default 5000) */
+    int line;
+} lt_bcfg_link;
+
 typedef struct lt_broker_cfg {
     char *file;               /* the file it was read from */
     /* broker: */
@@ -104,6 +140,21 @@ typedef struct lt_broker_cfg {
     char **procedures;
     size_t nprocedures;
     char *calendar;
+    /* CURVE (docs/network.md): broker.curve.listen is bound with CURVE, its secret key
+     * from broker.curve.secret_key_file; curve_clients and peers' curve_key map client
+     * keys to agencies (ZAP). A non-loopback broker.listen needs allow_plaintext. */
+    char *curve_listen;       /* NULL: no CURVE endpoint */
+    char *curve_secret_file;  /* resolved path */
+    bool allow_plaintext;
+    lt_bcfg_curve_client *curve_clients;
+    size_t ncurve_clients;
+    /* the network: broker.identity, peers, links */
+    char *identity_key;       /* resolved path; NULL when no identity is configured */
+    char *identity_cert;      /* resolved path; NULL when no identity is configured */
+    lt_bcfg_peer *peers;
+    size_t npeers;
+    lt_bcfg_link *links;
+    size_t nlinks;
 } lt_broker_cfg;
 
 /* Read and validate the broker config at path. On LT_OK *out is owned by the caller
@@ -144,6 +195,18 @@ lt_err lt_broker_config_check_paths(const lt_broker_cfg *cfg, size_t min_token, 
  * max_schedule_days)? On false, why says so (code LT_ESCHEDULE). */
 bool lt_broker_config_due_ok(const lt_broker_cfg *cfg, int64_t due_ms, int64_t now_ms,
                              lt_why *why);
+/* The peer named name (or, by_agency, whose agency is name) in cfg, or NULL. */
+const lt_bcfg_peer *lt_broker_config_peer(const lt_broker_cfg *cfg, const char *name,
+                                          bool by_agency);
+
+/* Whether s is a CURVE public or secret key in Z85 text (40 characters that decode). */
+bool lt_broker_config_z85_key_ok(const char *s);
+
+/* Whether a ZeroMQ endpoint is on this machine only (127.0.0.0/8, ::1, localhost, ipc://). */
+bool lt_broker_config_endpoint_is_local(const char *endpoint);
+
+/* Whether s may name a broker in Publish.hops: 1..64 bytes of A-Z a-z 0-9 _ - . */
+bool lt_broker_config_hop_name_ok(const char *s);
 
 /* The queue named name in cfg, or NULL. */
 const lt_bcfg_queue *lt_broker_config_queue(const lt_broker_cfg *cfg, const char *name);

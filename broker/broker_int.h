@@ -55,6 +55,11 @@
 #define LT_RING_BYTES (256u << 20) /* and their envelope bytes, at most */
 #define LT_SLOT_KEEP (64u << 10)   /* a slot keeps a buffer this big for the next one */
 #define LT_MAX_TARGETS 1024        /* queues one message may be routed to */
+/* The network (docs/network.md): a publish whose hops hold LT_HOP_LIMIT names or more is
+ * refused HOP_LIMIT, so a record crosses at most LT_HOP_LIMIT - 1 links (8 brokers on its
+ * path, the origin included). lt_slot.relay_peer of this broker's own links. */
+#define LT_HOP_LIMIT 8
+#define LT_LINK_SELF (-2)
 /* In-flight budgets (envelope bytes between the socket and the ACK). A connection that has
  * not proved its agency may hold at most LT_INFLIGHT_UNAUTH_CONN, and all such connections
  * together LT_INFLIGHT_UNAUTH_TOTAL, so they can never fill the ring (LT_RING_BYTES) that
@@ -101,6 +106,12 @@ typedef struct lt_slot {
     uint64_t seq;
     bool dup;
     int64_t due_ms; /* PUBLISH: deliver not before (0: now) */
+    /* loop: the peer broker (index in cfg->peers) whose session published it, -1 none,
+     * LT_LINK_SELF this broker's own identity; the verifiers apply its relay patterns */
+    int relay_peer;
+    size_t hops_len; /* loop: its Publish.hops (lt_store_hops_encode) at buf + len */
+    char zap_user[LT_AGENCY_ID_MAX]; /* AUTH over CURVE: the agency its key is bound to
+                                      * (ZAP User-Id), which the AUTH must prove; "" else */
 } lt_slot;
 
 /* Work for the committer besides publishes. Written by the loop, applied by the
@@ -324,6 +335,14 @@ struct lt_broker {
     int64_t sched_at;   /* wall ms the timer is armed for; INT64_MAX: idle */
     bool sched_busy;    /* a SCHED_DUE job is with the committer */
     uint64_t sched_promoted, sched_cancelled;
+    /* the network (link.c): this broker's identity agency ("" without broker.identity) and
+     * the links running (loop thread starts, stops and reads their status) */
+    char self_agency[LT_AGENCY_ID_MAX];
+    struct lt_links *links;
+    /* CURVE (zap.h): our key pair (Z85), the ZAP handler, refused handshakes (loop) */
+    char curve_public[41], curve_secret[41];
+    struct lt_zap *zap;
+    uint64_t n_curve_refused_protocol; /* handshakes that failed before ZAP (plaintext) */
 };
 
 
@@ -333,6 +352,9 @@ Lienthong__V1__NackCode lt_fe_nack_code(lt_err e);
 lt_err lt_fe_open(lt_broker *b, lt_why *why);  /* socket bound, not yet polled */
 lt_err lt_fe_start(lt_broker *b, lt_why *why); /* poll the socket on the loop */
 void lt_fe_close(lt_broker *b);                /* handles closed, socket closed */
+/* Bind cfg->curve_listen with CURVE (our secret key, ZAP domain "lienthong"); the ZAP
+ * handler must be running. LT_EIO with the reason. */
+lt_err lt_fe_bind_curve(lt_broker *b, lt_why *why);
 void lt_fe_resume(lt_broker *b);               /* ring has room again: read */
 void lt_fe_drain_mode(lt_broker *b);           /* shutting down: read, refuse publishes */
 /* Pack f and send it to peer. 0 on success, else errno (EHOSTUNREACH: peer gone,
@@ -381,6 +403,10 @@ void lt_commit_stop(lt_broker *b); /* commits what is pending, then joins */
 lt_err lt_commit_post(lt_broker *b, const lt_op *ops, size_t n);
 /* True when the committer has nothing pending (ops, jobs, slots). */
 bool lt_commit_is_idle(lt_broker *b);
+
+/* ---- net_ops.c (loop thread): the network in /metrics and /api/v1/links ---- */
+void lt_net_write_metrics(void *ctx, lt_metrics_buf *out);
+lt_err lt_net_admin_links(void *ctx, json_object **out);
 
 /* ---- delivery.c (loop thread) ---- */
 lt_err lt_dlv_open(lt_broker *b, lt_why *why); /* queues declared, state built */

@@ -170,9 +170,9 @@ static lt_err apply_batch(lt_broker *b, uint64_t first, uint64_t *n, bool with_p
             continue;
         }
         lt_why w = {{0}};
-        lt_err ae = lt_store_append_at(b->store, &key, s->qids, s->nq, s->buf, s->len,
-                                       s->has_cert ? &c : NULL, now, s->due_ms, &s->seq,
-                                       &s->dup, &w);
+        lt_err ae = lt_store_append_hops(b->store, &key, s->qids, s->nq, s->buf, s->len,
+                                         s->has_cert ? &c : NULL, s->buf + s->len, s->hops_len,
+                                         now, s->due_ms, &s->seq, &s->dup, &w);
         if (ae == LT_EAGAIN && i > first) {
             *n = i - first; /* batch full: this one and the rest go in the next round */
             break;

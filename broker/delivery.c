@@ -742,9 +742,11 @@ static void send_stalled(lt_queue *q, int64_t now)
 /* ---- sending ---- */
 
 static int send_deliver(lt_broker *b, lt_sub *s, uint64_t seq, uint32_t count, const uint8_t *env,
-                        size_t len, bool replay)
+                        size_t len, bool replay, const lt_store_entry *e)
 {
     Lienthong__V1__Deliver d = LIENTHONG__V1__DELIVER__INIT;
+    d.hops = (char **)e->hops; /* the hops it arrived with, for a link forwarding it further */
+    d.n_hops = e->nhops;
     d.queue = s->q->cfg->name;
     d.seq = seq;
     d.delivery_count = count;
@@ -927,7 +929,7 @@ static int visit_send(void *arg, const lt_store_entry *e)
     if (e->state != LT_STORE_PENDING)
         return 1;
     v->found = true;
-    v->err = send_deliver(v->b, v->sub, e->seq, v->count, e->env, e->env_len, false);
+    v->err = send_deliver(v->b, v->sub, e->seq, v->count, e->env, e->env_len, false, e);
     return 1;
 }
 
@@ -989,7 +991,7 @@ static int visit_replay(void *arg, const lt_store_entry *e)
     lt_sub *s = v->sub;
     v->visited++;
     uint32_t count = e->delivery_count > 0 ? e->delivery_count : 1;
-    int err = send_deliver(v->b, s, e->seq, count, e->env, e->env_len, true);
+    int err = send_deliver(v->b, s, e->seq, count, e->env, e->env_len, true, e);
     if (err) {
         v->err = err;
         v->err_peer = s->peer;

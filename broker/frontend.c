@@ -30,6 +30,7 @@
  * Threads: loop thread only.
  */
 #include "broker_int.h"
+#include "zap.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -194,6 +195,9 @@ void lt_fe_sessions_sync(lt_broker *b)
         }
         if (event == ZMQ_EVENT_DISCONNECTED)
             peers_close_fd(b, (int)value);
+        else if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL ||
+                 event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL)
+            b->n_curve_refused_protocol++; /* e.g. a plaintext client on a CURVE endpoint */
         else if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED && b->nclosed > 0)
             drop_closed(b);
     }
@@ -419,8 +423,55 @@ static void uncharge(lt_broker *b, const lt_slot *s)
         p->inflight -= s->charged;
 }
 
+/* ---- the network: Publish.hops and peer sessions (docs/network.md) ---- */
+
+/* The index in cfg->peers of the peer broker session p authenticated as, -1 if none;
+ * LT_LINK_SELF when it is this broker's own identity (its receive links publish here). */
+static int peer_of(const lt_broker *b, const lt_peer *p)
+{
+    if (p->state != LT_PEER_AUTHED)
+        return -1;
+    if (b->self_agency[0] != '\0' && strcmp(p->agency, b->self_agency) == 0)
+        return LT_LINK_SELF;
+    const lt_bcfg_peer *pe = lt_broker_config_peer(b->cfg, p->agency, true);
+    return pe ? (int)(pe - b->cfg->peers) : -1;
+}
+
+/* The hops of a publish from session p: only a peer broker may give them, never naming
+ * this broker, fewer than LT_HOP_LIMIT. LT_OK or the refusal with its reason. */
+static lt_err check_hops(const lt_broker *b, const lt_peer *p, char *const *hops, size_t n,
+                         char *why, size_t cap)
+{
+    if (n == 0)
+        return LT_OK;
+    if (peer_of(b, p) == -1) {
+        snprintf(why, cap, "hops are given by peer brokers only; this connection %s",
+                 p->state == LT_PEER_AUTHED ? "authenticated as an agency that is not a peer"
+                                            : "has not authenticated");
+        return LT_ENOT_PEER;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!lt_broker_config_hop_name_ok(hops[i])) {
+            snprintf(why, cap, "hop %zu is not a broker name (1..64 of A-Z a-z 0-9 _ - .)", i);
+            return LT_EPROTO;
+        }
+        if (strcmp(hops[i], b->cfg->name) == 0) {
+            snprintf(why, cap, "the record already passed this broker (%s, hop %zu of %zu)",
+                     b->cfg->name, i + 1, n);
+            return LT_ELOOP;
+        }
+    }
+    if (n >= LT_HOP_LIMIT) {
+        snprintf(why, cap, "the record passed %zu brokers; at most %d may be on its path", n,
+                 LT_HOP_LIMIT);
+        return LT_EHOP_LIMIT;
+    }
+    return LT_OK;
+}
+
 static void on_publish(lt_broker *b, const zmq_msg_t *id, const zmq_msg_t *body, uint64_t tag,
-                       const uint8_t *env, size_t len, int64_t due_ms)
+                       const uint8_t *env, size_t len, int64_t due_ms, char *const *hops,
+                       size_t nhops)
 {
     if (b->phase != LT_PHASE_RUNNING) {
         int e = lt_fe_send_nack(b, zmq_msg_data((zmq_msg_t *)id), zmq_msg_size((zmq_msg_t *)id),
@@ -440,17 +491,26 @@ static void on_publish(lt_broker *b, const zmq_msg_t *id, const zmq_msg_t *body,
     }
     bool unauth;
     char why[LT_WHY_MAX];
+    lt_err he = check_hops(b, p, hops, nhops, why, sizeof why);
+    if (he != LT_OK) {
+        reject(b, id, tag, he, "%s", why);
+        return;
+    }
     if (!charge(b, p, len, &unauth, why, sizeof why)) {
         reject(b, id, tag, LT_EBUSY, "%s", why);
         return;
     }
+    uint8_t hb[LT_STORE_HOPS_BYTES];
+    size_t hlen = 0;
+    if (nhops > 0 && lt_store_hops_encode((const char *const *)hops, nhops, hb, &hlen) != LT_OK)
+        hlen = 0; /* cannot happen: check_hops allowed at most LT_HOP_LIMIT - 1 valid names */
     lt_slot *s;
     if (!slot_for(b, id, &s))
         return;
     s->conn = p->conn;
     s->charged = len;
     s->charged_unauth = unauth;
-    if (lt_slot_reserve(s, len) != LT_OK) {
+    if (lt_slot_reserve(s, len + hlen) != LT_OK) {
         s->kind = LT_SLOT_REJECT;
         s->tag = tag;
         s->err = LT_ESTORE;
@@ -461,7 +521,10 @@ static void on_publish(lt_broker *b, const zmq_msg_t *id, const zmq_msg_t *body,
     s->kind = LT_SLOT_PUBLISH;
     s->tag = tag;
     s->due_ms = due_ms > 0 ? due_ms : 0;
+    s->relay_peer = peer_of(b, p);
     memcpy(s->buf, env, len);
+    memcpy(s->buf + len, hb, hlen); /* the store keeps them with the message */
+    s->hops_len = hlen;
     s->len = len;
     lt_ring_fill_done(b, s);
 }
@@ -560,6 +623,8 @@ static void on_auth(lt_broker *b, const zmq_msg_t *id, const zmq_msg_t *body,
     s->cert_len = a->certificate.len;
     s->sig_len = a->signature.len;
     snprintf(s->agency, sizeof s->agency, "%s", p->agency);
+    const char *uid = zmq_msg_gets((zmq_msg_t *)body, "User-Id"); /* CURVE: the key's agency */
+    snprintf(s->zap_user, sizeof s->zap_user, "%s", uid ? uid : "");
     s->conn = p->conn;
     s->session = p->session;
     p->state = LT_PEER_AUTHING;
@@ -648,7 +713,7 @@ static void handle(lt_broker *b, const zmq_msg_t *id, zmq_msg_t *body)
         return;
     }
     if (lt_fe_parse_publish(data, n, &tag, &env, &env_len)) {
-        on_publish(b, id, body, tag, env, env_len, 0);
+        on_publish(b, id, body, tag, env, env_len, 0, NULL, 0);
         return;
     }
     Lienthong__V1__Frame *f = lienthong__v1__frame__unpack(NULL, n, data);
@@ -660,7 +725,8 @@ static void handle(lt_broker *b, const zmq_msg_t *id, zmq_msg_t *body)
     switch (f->kind_case) {
     case LIENTHONG__V1__FRAME__KIND_PUBLISH:
         on_publish(b, id, body, f->publish->tag, f->publish->envelope.data,
-                   f->publish->envelope.len, f->publish->deliver_at_unix_ms);
+                   f->publish->envelope.len, f->publish->deliver_at_unix_ms, f->publish->hops,
+                   f->publish->n_hops);
         break;
     case LIENTHONG__V1__FRAME__KIND_CANCEL:
         if ((p = authed(b, id, body, "CANCEL")))
@@ -1016,8 +1082,10 @@ lt_err lt_fe_open(lt_broker *b, lt_why *why)
     /* Connection events, so that a session ends with its connection (see conn_peer). */
     char mon[64];
     snprintf(mon, sizeof mon, "inproc://lt-fe-monitor-%p", (void *)b);
-    if (zmq_socket_monitor(b->zsock, mon, ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_SUCCEEDED) !=
-            0 ||
+    if (zmq_socket_monitor(b->zsock, mon,
+                           ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_SUCCEEDED |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) != 0 ||
         !(b->zmon = zmq_socket(b->zctx, ZMQ_PAIR)) || setopt_int(b->zmon, ZMQ_RCVHWM, 0) != 0 ||
         zmq_connect(b->zmon, mon) != 0)
         return lt_fail(why, LT_EIO, "ZeroMQ socket monitor: %s", zmq_strerror(zmq_errno()));
@@ -1034,6 +1102,24 @@ lt_err lt_fe_open(lt_broker *b, lt_why *why)
     sz = sizeof b->zfd;
     if (zmq_getsockopt(b->zsock, ZMQ_FD, &b->zfd, &sz) != 0)
         return lt_fail(why, LT_EIO, "ZMQ_FD: %s", zmq_strerror(zmq_errno()));
+    return LT_OK;
+}
+
+lt_err lt_fe_bind_curve(lt_broker *b, lt_why *why)
+{
+    /* libzmq takes the security options when an endpoint is bound: broker.listen (bound
+     * before) stays plaintext, this one is CURVE only */
+    if (setopt_int(b->zsock, ZMQ_CURVE_SERVER, 1) != 0 ||
+        zmq_setsockopt(b->zsock, ZMQ_CURVE_SECRETKEY, b->curve_secret, 41) != 0 ||
+        zmq_setsockopt(b->zsock, ZMQ_ZAP_DOMAIN, LT_ZAP_DOMAIN, strlen(LT_ZAP_DOMAIN)) != 0)
+        return lt_fail(why, LT_EIO, "CURVE options: %s", zmq_strerror(zmq_errno()));
+    int rc = zmq_bind(b->zsock, b->cfg->curve_listen);
+    int err = zmq_errno();
+    setopt_int(b->zsock, ZMQ_CURVE_SERVER, 0);
+    if (rc != 0)
+        return lt_fail(why, LT_EIO, "%s: broker.curve.listen: cannot listen on %s: %s",
+                       b->cfg->file ? b->cfg->file : "config", b->cfg->curve_listen,
+                       zmq_strerror(err));
     return LT_OK;
 }
 

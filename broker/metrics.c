@@ -106,6 +106,8 @@ struct lt_metrics {
 
     void (*collect)(void *ctx, lt_metrics *m);
     void *collect_ctx;
+    void (*extra)(void *ctx, lt_metrics_buf *out); /* series of other modules (links) */
+    void *extra_ctx;
 
     pthread_mutex_t rej_lock;
     uint64_t rej_head; /* rejections ever noted; guarded by rej_lock */
@@ -619,6 +621,12 @@ void lt_metrics_set_collect(lt_metrics *m, void (*fn)(void *ctx, lt_metrics *m),
     m->collect_ctx = ctx;
 }
 
+void lt_metrics_set_extra(lt_metrics *m, void (*fn)(void *ctx, lt_metrics_buf *out), void *ctx)
+{
+    m->extra = fn;
+    m->extra_ctx = ctx;
+}
+
 static void run_collect(lt_metrics *m)
 {
     if (m->collect)
@@ -836,6 +844,8 @@ lt_err lt_metrics_write_prometheus(lt_metrics *m, lt_metrics_buf *out)
                atomic_load_explicit(&m->overflow_agencies, memory_order_relaxed));
     series_u64(out, "lienthong_metrics_overflow_total", "kind", "queue",
                atomic_load_explicit(&m->overflow_queues, memory_order_relaxed));
+    if (m->extra)
+        m->extra(m->extra_ctx, out);
     return out->oom ? LT_ENOMEM : LT_OK;
 }
 

@@ -163,6 +163,11 @@ uint64_t lt_metrics_hist_count(const lt_hist *h, double le);
  * fn == NULL removes it. Set it before the admin server starts. */
 void lt_metrics_set_collect(lt_metrics *m, void (*fn)(void *ctx, lt_metrics *m), void *ctx);
 
+/* fn(ctx, out) appends whole metric families (HELP, TYPE, series) of its own at the end of
+ * every Prometheus scrape, on the thread that scrapes (the loop thread): the links and CURVE
+ * series of broker/net_ops.c. One writer; NULL removes it. */
+void lt_metrics_set_extra(lt_metrics *m, void (*fn)(void *ctx, lt_metrics_buf *out), void *ctx);
+
 /* Keep one rejection for /api/v1/rejections (the newest LT_METRICS_REJECT_RING are kept).
  * Strings are copied and truncated; any may be NULL. This does not count it: call
  * lt_metrics_on_nack for that. Any thread; takes a short mutex. */

@@ -145,9 +145,9 @@ static lt_err load(lt_store *s, lt_why *why)
         goto out_abort;
     uint64_t ver = 0;
     err = store_meta_get_u64(s, txn, "version", &ver);
-    if (err == LT_ENOTFOUND || (err == LT_OK && (ver == 1 || ver == 2))) {
+    if (err == LT_ENOTFOUND || (err == LT_OK && (ver == 1 || ver == 2 || ver == 3))) {
         /* new store, or layout 1 (whose records are layout-2 records without certref) or
-         * 2 (whose dedup tables store_dedup_open replaced) */
+         * 2 (whose dedup tables store_dedup_open replaced) or 3 (records without hops) */
         uint8_t b[4];
         put32(b, LAYOUT_VERSION);
         if ((rc = store_meta_put(s, txn, "version", b, 4))) {

@@ -211,6 +211,29 @@ lt_err lt_store_append_at(lt_store *s, const lt_store_msgkey *key, const uint32_
                           size_t nq, const void *env, size_t len, const lt_store_cert *cert,
                           int64_t now_ms, int64_t due_ms, uint64_t *seq, bool *dup, lt_why *why);
 
+/* The hops a message arrived with (Publish.hops, docs/network.md), kept with it and given
+ * back with every read (lt_store_entry.hops), in the form the store keeps them: one byte n,
+ * then n broker names, each NUL-terminated. At most LT_STORE_HOPS_MAX names of at most 64
+ * bytes each. */
+#define LT_STORE_HOPS_MAX 16
+#define LT_STORE_HOPS_BYTES (1 + LT_STORE_HOPS_MAX * 65)
+
+/* Encode hops[0..n) into out (LT_STORE_HOPS_BYTES bytes); *len = the bytes used. LT_EINVAL
+ * when n > LT_STORE_HOPS_MAX or a name is empty or longer than 64 bytes. Pure. */
+lt_err lt_store_hops_encode(const char *const *hops, size_t n, uint8_t *out, size_t *len);
+
+/* Point names[] at the hops in the block p[0..len) (as lt_store_hops_encode wrote it; the
+ * names point into p); their count, or -1 if the block is malformed. Pure. */
+int lt_store_hops_decode(const uint8_t *p, size_t len, const char *names[LT_STORE_HOPS_MAX]);
+
+/* As lt_store_append_at, and the message keeps hops (hops_len bytes from
+ * lt_store_hops_encode; hops_len 0: none). LT_EINVAL: hops malformed. Same errors
+ * otherwise. */
+lt_err lt_store_append_hops(lt_store *s, const lt_store_msgkey *key, const uint32_t *qids,
+                            size_t nq, const void *env, size_t len, const lt_store_cert *cert,
+                            const uint8_t *hops, size_t hops_len, int64_t now_ms, int64_t due_ms,
+                            uint64_t *seq, bool *dup, lt_why *why);
+
 /* Called for each queue entry lt_store_sched_promote made deliverable. */
 typedef void (*lt_store_sched_visit)(void *arg, uint32_t qid, uint64_t seq);
 
@@ -304,6 +327,8 @@ typedef struct lt_store_entry {
     const uint8_t *id;        /* LT_STORE_ID_LEN bytes: the message id */
     const uint8_t *env;       /* the envelope exactly as received */
     size_t env_len;
+    const char *hops[LT_STORE_HOPS_MAX]; /* the hops it arrived with (NUL-terminated, valid */
+    size_t nhops;                        /* as long as env), oldest first; usually none */
 } lt_store_entry;
 
 /* A pending entry that waits for its due time (published with one): not deliverable until

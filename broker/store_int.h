@@ -24,10 +24,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define LAYOUT_VERSION 3u /* (+ sched, created when missing: an older layout-3 store simply
+#define LAYOUT_VERSION 4u /* 4: msgs records may carry hops (MSG_HOPS); a layout-3 store
+                          * is a layout-4 store without them (opened, its version rewritten);
+                          * (+ sched, created when missing: an older layout-3 store simply
                           * has nothing scheduled) 3: dedup by (source, id) in dedup2/dedupx2 (store_dedup.c);
                           * 2: certref in msgs, certs db; 1 (no certref) still reads */
 #define MSG_CERT 1u      /* flags: certificate stripped, certref follows */
+#define MSG_HOPS 2u      /* flags: a hops block [len u32][lt_store_hops_encode bytes] follows
+                          * the qids (before the certref) */
 #define CERTREF_LEN 36u  /* key_id 32, at u32 */
 #define KEY_ID_LEN 32u
 #define ENV_CERT_TAG 0x2au /* Envelope.certificate: field 5, wire type 2 */

@@ -11,6 +11,9 @@
  *                      and is put back from `certs` on every read: readers always get the
  *                      envelope exactly as received. Without MSG_CERT the envelope is stored
  *                      verbatim. Written once (MDB_APPEND: seq only grows), never updated.
+ *           flags & MSG_HOPS (layout 4): [len u32][hops] follows the qids, before the
+ *           certref: the hops the record arrived with (lt_store_hops_encode: n, then n
+ *           NUL-terminated names), given back by every read.
  *           A 1 KiB-payload envelope without its ~500-byte certificate is ~1.4 KB: under
  *           LMDB's node limit for 4 KiB pages (2022 data bytes with an 8-byte key), so it
  *           lives in leaf pages (2 per page) instead of taking a 4 KiB overflow page.
@@ -139,13 +142,61 @@ static int cert_store(lt_store *s, const lt_store_cert *c)
     return 0;
 }
 
+/* ---- hops (docs/network.md) ---- */
+
+lt_err lt_store_hops_encode(const char *const *hops, size_t n, uint8_t *out, size_t *len)
+{
+    if (n > LT_STORE_HOPS_MAX)
+        return LT_EINVAL;
+    size_t at = 0;
+    out[at++] = (uint8_t)n;
+    for (size_t i = 0; i < n; i++) {
+        size_t l = strlen(hops[i]);
+        if (l == 0 || l > 64)
+            return LT_EINVAL;
+        memcpy(out + at, hops[i], l + 1);
+        at += l + 1;
+    }
+    *len = at;
+    return LT_OK;
+}
+
+int lt_store_hops_decode(const uint8_t *p, size_t len, const char *names[LT_STORE_HOPS_MAX])
+{
+    if (len < 1 || p[0] > LT_STORE_HOPS_MAX)
+        return -1;
+    size_t at = 1;
+    for (unsigned i = 0; i < p[0]; i++) {
+        const uint8_t *nul = at < len ? memchr(p + at, 0, len - at) : NULL;
+        if (!nul || nul == p + at)
+            return -1;
+        names[i] = (const char *)(p + at);
+        at = (size_t)(nul - p) + 1;
+    }
+    return at == len ? p[0] : -1;
+}
+
 lt_err lt_store_append_at(lt_store *s, const lt_store_msgkey *key, const uint32_t *qids,
                           size_t nq, const void *env, size_t len, const lt_store_cert *cert,
                           int64_t now_ms, int64_t due_ms, uint64_t *seq, bool *dup, lt_why *why)
 {
+    return lt_store_append_hops(s, key, qids, nq, env, len, cert, NULL, 0, now_ms, due_ms, seq,
+                                dup, why);
+}
+
+lt_err lt_store_append_hops(lt_store *s, const lt_store_msgkey *key, const uint32_t *qids,
+                            size_t nq, const void *env, size_t len, const lt_store_cert *cert,
+                            const uint8_t *hops, size_t hops_len, int64_t now_ms, int64_t due_ms,
+                            uint64_t *seq, bool *dup, lt_why *why)
+{
     lt_err err = store_batch_usable(s, why);
     if (err)
         return err;
+    const char *names[LT_STORE_HOPS_MAX];
+    if (hops_len > 0 &&
+        (hops_len > LT_STORE_HOPS_BYTES || lt_store_hops_decode(hops, hops_len, names) < 0))
+        return lt_fail(why, LT_EINVAL, "malformed hops (%zu bytes)", hops_len);
+    size_t hops_room = hops_len > 0 ? 4 + hops_len : 0;
     if (nq == 0 || nq > LT_STORE_MAX_TARGETS)
         return lt_fail(why, LT_EINVAL, "a message goes to 1..%d queues, not %zu",
                        LT_STORE_MAX_TARGETS, nq);
@@ -170,7 +221,7 @@ lt_err lt_store_append_at(lt_store *s, const lt_store_msgkey *key, const uint32_
 
     bool strip = cert_strippable(env, len, cert);
     size_t body = len - (strip ? cert->field_len : 0);
-    size_t vlen = MSG_HDR + 4 * nq + (strip ? CERTREF_LEN : 0) + body;
+    size_t vlen = MSG_HDR + 4 * nq + hops_room + (strip ? CERTREF_LEN : 0) + body;
     /* The batch's size budget: refuse before writing (the caller commits and retries). A
      * message alone in its batch always gets in. */
     size_t pages = vlen / 4096 + 1 + 2 * nq + 2;
@@ -192,10 +243,15 @@ lt_err lt_store_append_at(lt_store *s, const lt_store_msgkey *key, const uint32_
     put64(p, (uint64_t)stored);
     memcpy(p + 8, key->id, LT_STORE_ID_LEN);
     put32(p + 24, (uint32_t)nq);
-    put32(p + 28, strip ? MSG_CERT : 0);
+    put32(p + 28, (strip ? MSG_CERT : 0) | (hops_room ? MSG_HOPS : 0));
     for (size_t i = 0; i < nq; i++)
         put32(p + MSG_HDR + 4 * i, qids[i]);
     p += MSG_HDR + 4 * nq;
+    if (hops_room) {
+        put32(p, (uint32_t)hops_len);
+        memcpy(p + 4, hops, hops_len);
+        p += hops_room;
+    }
     if (strip) {
         const uint8_t *e = env;
         memcpy(p, cert->key_id, KEY_ID_LEN);
@@ -279,6 +335,17 @@ lt_err store_msg_read(lt_store *s, MDB_txn *txn, uint64_t seq, lt_store_entry *e
     e->seq = seq;
     e->stored_ms = (int64_t)get64(p);
     e->id = p + 8;
+    e->nhops = 0;
+    if (get32(p + 28) & MSG_HOPS) {
+        size_t room = v.mv_size - off, hl = room >= 4 ? get32(p + off) : 0;
+        int nh = room >= 4 && hl <= room - 4 ? lt_store_hops_decode(p + off + 4, hl, e->hops)
+                                              : -1;
+        if (nh < 0)
+            return lt_fail(why, LT_ESTORE, "message %llu: its hops are corrupt",
+                           (unsigned long long)seq);
+        e->nhops = (size_t)nh;
+        off += 4 + hl;
+    }
     if (!(get32(p + 28) & MSG_CERT)) {
         e->env = p + off;
         e->env_len = v.mv_size - off;

@@ -101,6 +101,9 @@ lt_slot *lt_ring_slot_next(lt_broker *b)
     s->dup = false;
     s->has_cert = false;
     s->verified = false;
+    s->relay_peer = -1;
+    s->hops_len = 0;
+    s->zap_user[0] = '\0';
     s->agency_slot = LT_METRICS_AGENCY_UNKNOWN;
     s->agency[0] = '\0';
     s->t_in_ns = b->t_batch_ns;
@@ -206,6 +209,35 @@ static bool find_cert_field(const uint8_t *p, size_t n, size_t *field_off, size_
     return found == 1;
 }
 
+/* A peer broker relays only the topics its peers entry lists (besides the source agency's
+ * own ACL, checked first: a link never widens what an agency may publish). */
+static lt_err check_relay(const lt_bcfg_peer *peer, const char *topic, lt_why *why)
+{
+    for (size_t i = 0; i < peer->nrelay; i++)
+        if (lt_pattern_matches(peer->relay[i], topic))
+            return LT_OK;
+    return lt_fail(why, LT_EACL, "peer broker %s may not relay topic %s", peer->name, topic);
+}
+
+/* A record a peer broker relays may have waited in queues on its way (a link down for
+ * hours): it is verified as every consumer verifies what it received (at its created time,
+ * CRL in force now), and accepted while it is younger than dedup_window_s - clock_skew_s,
+ * so a resend of it is still recognised as a duplicate here. Older: CLOCK_SKEW. */
+static lt_err verify_relayed(lt_broker *b, const lt_env *env, int64_t now_ms, lt_why *why)
+{
+    lt_err e = lt_env_verify_received(env, b->trust, now_ms, why);
+    if (e != LT_OK)
+        return e;
+    int64_t max_age = ((int64_t)b->cfg->dedup_window_s - (int64_t)b->cfg->clock_skew_s) * 1000;
+    int64_t age = now_ms - lt_env_created_ms(env);
+    if (age > max_age)
+        return lt_fail(why, LT_ESKEW,
+                       "relayed record created %lld s ago: older than dedup_window_s - "
+                       "clock_skew_s (%lld s), a resend could no longer be told from it",
+                       (long long)(age / 1000), (long long)(max_age / 1000));
+    return LT_OK;
+}
+
 /* Route buffer per thread: lt_router_match writes here, the slot keeps what matched. */
 typedef struct vctx {
     lt_broker *b;
@@ -227,7 +259,9 @@ static void verify_publish(vctx *v, lt_slot *s, const lt_acl *acl, int64_t now_m
     /* record type and schema version from the header: no signature math for what we refuse
      * anyway; the payload is decoded only once the signature holds and the ACL allows */
     e = lt_env_check_record_type(env, &s->why);
-    if (e == LT_OK)
+    if (e == LT_OK && s->relay_peer != -1)
+        e = verify_relayed(b, env, now_ms, &s->why);
+    else if (e == LT_OK)
         e = lt_env_verify(env, b->trust, now_ms, &s->why);
     if (e != LT_OK)
         goto out;
@@ -236,6 +270,8 @@ static void verify_publish(vctx *v, lt_slot *s, const lt_acl *acl, int64_t now_m
     if (s->agency_slot < 0)
         s->agency_slot = LT_METRICS_AGENCY_OTHER;
     e = lt_acl_check_publish(acl, src, topic, &s->why);
+    if (e == LT_OK && s->relay_peer >= 0)
+        e = check_relay(&b->cfg->peers[s->relay_peer], topic, &s->why);
     if (e == LT_OK)
         e = lt_env_check_record(env, &s->why);
     if (e == LT_OK && s->due_ms > 0 && !lt_broker_config_due_ok(b->cfg, s->due_ms, now_ms, &s->why))
@@ -301,6 +337,10 @@ static void verify_auth(vctx *v, lt_slot *s, int64_t now_ms)
     if (e == LT_OK && strcmp(agency, s->agency) != 0)
         e = lt_fail(&s->why, LT_EAGENCY_MISMATCH, "certificate belongs to %s, HELLO said %s",
                     agency, s->agency);
+    if (e == LT_OK && s->zap_user[0] != '\0' && strcmp(agency, s->zap_user) != 0)
+        e = lt_fail(&s->why, LT_EAGENCY_MISMATCH,
+                    "this connection's CURVE key is bound to %s, the certificate to %s",
+                    s->zap_user, agency);
     s->err = e;
 }
 

@@ -426,6 +426,8 @@ static void on_deliver(lt_client *c, const Lienthong__V1__Deliver *d)
         .replay = d->replay != 0,
         .envelope = d->envelope.data,
         .envelope_len = d->envelope.len,
+        .hops = (const char *const *)d->hops,
+        .nhops = d->n_hops,
     };
     if (dv.replay)
         s->credit_back++; /* needs no ack: its credit comes back at once */
@@ -626,6 +628,26 @@ static int set_int(void *s, int opt, int v)
     return zmq_setsockopt(s, opt, &v, sizeof v);
 }
 
+/* CURVE on sock as a client of the broker whose public key is o->curve_server_key, with our
+ * key pair (Z85 text, 40 characters each). LT_EINVAL with the reason. */
+static lt_err curve_client(void *sock, const lt_client_opts *o, lt_why *why)
+{
+    const char *keys[3] = {o->curve_server_key, o->curve_public_key, o->curve_secret_key};
+    const int opt[3] = {ZMQ_CURVE_SERVERKEY, ZMQ_CURVE_PUBLICKEY, ZMQ_CURVE_SECRETKEY};
+    static const char *const what[3] = {"the broker's public key", "our public key",
+                                        "our secret key"};
+    if (!zmq_has("curve"))
+        return lt_fail(why, LT_EINVAL, "this libzmq has no CURVE");
+    for (int i = 0; i < 3; i++) {
+        uint8_t raw[32];
+        if (keys[i] == NULL || strlen(keys[i]) != 40 || zmq_z85_decode(raw, keys[i]) == NULL)
+            return lt_fail(why, LT_EINVAL, "CURVE: %s is not 40 characters of Z85", what[i]);
+        if (zmq_setsockopt(sock, opt[i], keys[i], 41) != 0)
+            return lt_fail(why, LT_EINVAL, "CURVE: %s: %s", what[i], zmq_strerror(zmq_errno()));
+    }
+    return LT_OK;
+}
+
 lt_err lt_client_open(const char *endpoint, const lt_client_opts *opts, lt_client **out,
                       lt_why *why)
 {
@@ -685,6 +707,12 @@ lt_err lt_client_open(const char *endpoint, const lt_client_opts *opts, lt_clien
         lt_fail(why, LT_EIO, "zmq_setsockopt: %s", zmq_strerror(zmq_errno()));
         goto out_close;
     }
+    if (c->o.curve_server_key != NULL && c->o.curve_server_key[0] != '\0' &&
+        curve_client(c->sock, &c->o, why) != LT_OK) {
+        err = LT_EINVAL;
+        goto out_close;
+    }
+    c->o.curve_server_key = c->o.curve_public_key = c->o.curve_secret_key = NULL; /* not kept */
     char addr[64];
     snprintf(addr, sizeof addr, "inproc://lt-client-monitor-%p", (void *)c);
     if (zmq_socket_monitor(c->sock, addr,
@@ -785,7 +813,12 @@ lt_err lt_client_open_agency(const lt_agency_config *cfg, lt_signer *signer,
     if (cfg == NULL || signer == NULL || out == NULL)
         return lt_fail(why, LT_EINVAL, "no agency config or signer");
     lt_client *c = NULL;
-    lt_err e = lt_client_open(cfg->broker_endpoint, opts, &c, why);
+    lt_client_opts o = opts ? *opts : (lt_client_opts){0};
+    lt_curve_pair keys;
+    lt_err e = lt_agency_config_curve(cfg, &keys, &o, why); /* CURVE when the config asks */
+    if (e == LT_OK)
+        e = lt_client_open(cfg->broker_endpoint, &o, &c, why);
+    memset(&keys, 0, sizeof keys);
     if (e != LT_OK)
         return e;
     e = lt_client_auth(c, cfg->id, signer, why);
@@ -858,6 +891,29 @@ lt_err lt_client_publish(lt_client *c, const uint8_t *env, size_t len, lt_client
                          void *user, uint64_t *tag_out)
 {
     return lt_client_publish_at(c, env, len, 0, cb, user, tag_out);
+}
+
+lt_err lt_client_publish_hops(lt_client *c, const uint8_t *env, size_t len,
+                              const char *const *hops, size_t nhops, lt_client_publish_cb cb,
+                              void *user, uint64_t *tag_out)
+{
+    if (c == NULL || (env == NULL && len > 0) || (hops == NULL && nhops > 0))
+        return LT_EINVAL;
+    size_t hop_bytes = 0;
+    for (size_t i = 0; i < nhops; i++)
+        hop_bytes += strlen(hops[i]) + 3;
+    if (len > c->o.max_frame_bytes - PUBLISH_OVERHEAD ||
+        hop_bytes > c->o.max_frame_bytes - PUBLISH_OVERHEAD - len)
+        return LT_ETOOBIG;
+    Lienthong__V1__Publish p = LIENTHONG__V1__PUBLISH__INIT;
+    p.envelope.data = (uint8_t *)env;
+    p.envelope.len = len;
+    p.hops = (char **)hops;
+    p.n_hops = nhops;
+    Lienthong__V1__Frame f = LIENTHONG__V1__FRAME__INIT;
+    f.kind_case = LIENTHONG__V1__FRAME__KIND_PUBLISH;
+    f.publish = &p;
+    return send_tagged(c, &f, &p.tag, cb, user, tag_out);
 }
 
 lt_err lt_client_cancel(lt_client *c, const uint8_t message_id[16], lt_client_publish_cb cb,

@@ -62,6 +62,12 @@ typedef struct lt_client_opts {
     int request_timeout_ms;    /* auth, admin and ping wait this long at most */
     size_t max_frame_bytes;    /* larger incoming frames are dropped; 0 = default */
     const char *client_name;   /* sent in HELLO; NULL = "lienthong-client/<version>" */
+    /* CURVE (docs/network.md): when curve_server_key is set, the connection is encrypted
+     * and authenticated with our key pair; the broker's ZAP handler must know our public
+     * key. Z85 text, 40 characters each; copied by lt_client_open. */
+    const char *curve_server_key; /* the broker's public key; NULL or "": plaintext */
+    const char *curve_public_key;
+    const char *curve_secret_key;
 } lt_client_opts;
 
 /* Completion of one publish; see the file comment for the codes. reason is "" on success and
@@ -78,6 +84,8 @@ typedef struct lt_client_delivery {
     bool replay;             /* replayed history: needs no ack */
     const uint8_t *envelope;
     size_t envelope_len;
+    const char *const *hops; /* brokers the record passed before the one that delivered it */
+    size_t nhops;            /* (links between brokers, docs/network.md); 0 for most */
 } lt_client_delivery;
 
 typedef void (*lt_client_deliver_cb)(void *user, const lt_client_delivery *d);
@@ -145,6 +153,14 @@ lt_err lt_client_publish_at(lt_client *c, const uint8_t *env, size_t len,
  * delivered or acked already) or another refusal. */
 lt_err lt_client_cancel(lt_client *c, const uint8_t message_id[16], lt_client_publish_cb cb,
                         void *user, uint64_t *tag_out);
+
+/* lt_client_publish with Publish.hops (docs/network.md): the brokers the envelope passed,
+ * oldest first, each name borrowed and copied before returning. For links between brokers:
+ * the broker refuses hops (NOT_A_PEER) unless this connection authenticated as one of its
+ * peer brokers. */
+lt_err lt_client_publish_hops(lt_client *c, const uint8_t *env, size_t len,
+                              const char *const *hops, size_t nhops, lt_client_publish_cb cb,
+                              void *user, uint64_t *tag_out);
 
 /* Number of publishes in flight (sent, not yet completed). */
 size_t lt_client_inflight(const lt_client *c);

@@ -4,15 +4,19 @@
  */
 #include "config.h"
 
+#include "client.h"
+#include <stdio.h>
+#include <zmq.h>
+
 #include "ycfg.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 static const char *const top_keys[] = {"agency", "trust", "broker", NULL};
-static const char *const agency_keys[] = {"id", "name", "key", "cert", NULL};
+static const char *const agency_keys[] = {"id", "name", "key", "cert", "curve_key", NULL};
 static const char *const trust_keys[] = {"ca", "crl", "clock_skew_s", NULL};
-static const char *const broker_keys[] = {"endpoint", NULL};
+static const char *const broker_keys[] = {"endpoint", "curve_server_key", NULL};
 
 static lt_err dup_str(const char *s, char **out, lt_why *why)
 {
@@ -49,6 +53,9 @@ static lt_err load(const lt_ynode *root, lt_agency_config *c, lt_why *why)
     if (lt_ycfg_get(agency, "cert") != NULL &&
         (e = lt_ycfg_filepath(agency, "cert", NULL, &c->cert_path, why)) != LT_OK)
         return e;
+    if (lt_ycfg_get(agency, "curve_key") != NULL &&
+        (e = lt_ycfg_filepath(agency, "curve_key", NULL, &c->curve_key_path, why)) != LT_OK)
+        return e;
 
     /* An absent section takes every default; defaults resolve against the file's directory,
      * which the getters learn from the node they are given: the root stands in. */
@@ -61,6 +68,16 @@ static lt_err load(const lt_ynode *root, lt_agency_config *c, lt_why *why)
         (e = lt_ycfg_int(trust, "clock_skew_s", 300, 0, 86400, &c->clock_skew_s, why)) != LT_OK)
         return e;
 
+    if ((e = lt_ycfg_str(broker, "curve_server_key", "", &s, why)) != LT_OK)
+        return e;
+    uint8_t raw[32];
+    if (s[0] && (strlen(s) != 40 || zmq_z85_decode(raw, s) == NULL))
+        return lt_ycfg_fail(lt_ycfg_get(broker, "curve_server_key"), why,
+                            "expected the broker's CURVE public key: 40 characters of Z85");
+    if (s[0] && c->curve_key_path == NULL)
+        return lt_ycfg_fail(lt_ycfg_get(broker, "curve_server_key"), why,
+                            "CURVE needs this agency's key too: agency.curve_key");
+    snprintf(c->curve_server_key, sizeof c->curve_server_key, "%s", s);
     if ((e = lt_ycfg_str(broker, "endpoint", "tcp://127.0.0.1:7400", &s, why)) != LT_OK)
         return e;
     if (strncmp(s, "tcp://", 6) != 0 && strncmp(s, "ipc://", 6) != 0 &&
@@ -105,6 +122,7 @@ void lt_agency_config_destroy(lt_agency_config **cp)
     free(c->ca_path);
     free(c->crl_path);
     free(c->broker_endpoint);
+    free(c->curve_key_path);
     free(c);
     *cp = NULL;
 }
@@ -133,4 +151,33 @@ lt_err lt_agency_config_open_trust(const lt_agency_config *cfg, lt_trust **out, 
     lt_trust_opts o = lt_trust_opts_default();
     o.clock_skew_ms = cfg->clock_skew_s * 1000;
     return lt_trust_open(cfg->ca_path, cfg->crl_path, &o, out, why);
+}
+
+lt_err lt_agency_config_curve(const lt_agency_config *cfg, lt_curve_pair *out,
+                              struct lt_client_opts *o, lt_why *why)
+{
+    if (cfg->curve_server_key[0] == '\0')
+        return LT_OK;
+    FILE *f = cfg->curve_key_path ? fopen(cfg->curve_key_path, "r") : NULL;
+    if (f == NULL)
+        return lt_fail(why, LT_ECONFIG, "%s: agency.curve_key: cannot read %s", cfg->path,
+                       cfg->curve_key_path ? cfg->curve_key_path : "(not set)");
+    char line[128] = "";
+    if (fgets(line, sizeof line, f) == NULL)
+        line[0] = '\0';
+    fclose(f);
+    line[strcspn(line, "\r\n")] = '\0';
+    lt_err e = LT_OK;
+    if (strlen(line) != 40 || zmq_curve_public(out->public_key, line) != 0)
+        e = lt_fail(why, LT_ECONFIG, "%s: agency.curve_key: %s is not a CURVE secret key (40 "
+                                     "characters of Z85)", cfg->path, cfg->curve_key_path);
+    else
+        memcpy(out->secret_key, line, 41);
+    memset(line, 0, sizeof line);
+    if (e == LT_OK) {
+        o->curve_server_key = cfg->curve_server_key;
+        o->curve_public_key = out->public_key;
+        o->curve_secret_key = out->secret_key;
+    }
+    return e;
 }

@@ -64,6 +64,10 @@ typedef enum lt_err {
     LT_ENOT_SCHEDULED = 57, /* cancel: the message is not (or no longer) scheduled */
     LT_EPROCEDURE = 58,     /* a dossier event out of its procedure's order (wrong agency,
                              * a status that cannot follow, an unknown dossier's first step) */
+    /* the network (links between brokers) */
+    LT_ELOOP = 70,        /* the record already passed the receiving broker */
+    LT_EHOP_LIMIT = 71,   /* the record passed too many brokers */
+    LT_ENOT_PEER = 72,    /* hops given by a session that is not a peer broker */
     /* adapters */
     LT_EENCODING = 60,    /* bytes are not text in the declared / any detected encoding */
     LT_EFORMAT = 61,      /* input file malformed (CSV, fixed-width, XML, JSON) */

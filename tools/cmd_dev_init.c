@@ -6,6 +6,8 @@
  *   DIR/keys/<short>.key.pem         each agency's private key (0600)
  *   DIR/certs/<short>.cert.pem       each agency's certificate (CN = agency id, O = name)
  *   DIR/agencies/<short>.yaml        each agency client's config (lib/config.h)
+ *   DIR/keys/broker-<place>.key.pem  broker identities for a network of three (ward, city,
+ *   DIR/certs/broker-<place>.cert.pem  national; broker.identity in docs/network.md)
  *   DIR/broker.yaml                  the broker config: ACLs and queues for the demo flow
  *   DIR/admin.token                  the admin API bearer token (0600)
  * With --state-dir STATE (the packaged service: STATE = /var/lib/lienthong, systemd's
@@ -39,6 +41,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zmq.h>
 
 const char lt_cmd_dev_init_summary[] =
     "create a development trust root, agency keys, certificates and configs";
@@ -81,6 +84,19 @@ static const struct agency agencies[] = {
      "[\"79.*.hoso.>\"]"},
 };
 #define NAGENCIES (sizeof agencies / sizeof agencies[0])
+
+/* Broker identities for a development network (docs/network.md): a ward system, the city
+ * and the national population database, each lienthongd authenticating at its peers with
+ * keys/<short>.key.pem and certs/<short>.cert.pem (broker.identity). */
+static const struct agency brokers[] = {
+    {"broker-ward", "VN:GOV:000.00.00.H29.26734:lienthong",
+     "Hệ thống liên thông Phường Sài Gòn", NULL},
+    {"broker-city", "VN:GOV:000.00.00.H29:lienthong",
+     "Hệ thống liên thông Thành phố Hồ Chí Minh", NULL},
+    {"broker-national", "VN:GOV:000.00.00.G01:lienthong",
+     "Hệ thống liên thông Cơ sở dữ liệu quốc gia về dân cư", NULL},
+};
+#define NBROKERS (sizeof brokers / sizeof brokers[0])
 
 static void usage(FILE *out)
 {
@@ -327,6 +343,46 @@ static lt_err test_certs(const char *dir, lt_devpki_ca *ca, lt_sig_alg alg, int6
     return e;
 }
 
+/* keys/<short>.key.pem and certs/<short>.cert.pem of a, valid for two years. */
+static lt_err issue(lt_devpki_ca *ca, const char *dir, const struct agency *a, lt_sig_alg alg,
+                    int64_t now, lt_why *why)
+{
+    char key[4096], cert[4096];
+    lt_devpki_cert_spec spec = {
+        .agency_id = a->id,
+        .org = a->name,
+        .alg = alg,
+        .not_before_ms = now - 3600 * 1000,
+        .not_after_ms = now + 730 * LT_DEVPKI_DAY_MS,
+    };
+    lt_err e;
+    if ((e = pathf(key, sizeof key, why, "%s/keys/%s.key.pem", dir, a->shortname)) != LT_OK ||
+        (e = pathf(cert, sizeof cert, why, "%s/certs/%s.cert.pem", dir, a->shortname)) != LT_OK)
+        return e;
+    return lt_devpki_issue(ca, &spec, key, cert, why);
+}
+
+/* keys/<short>.curve (the CURVE secret key, 0600) and certs/<short>.curve.pub (its public
+ * key), Z85 text, for broker.curve and peers[].curve_key. */
+static lt_err curve_pair(const char *dir, const char *shortname, lt_why *why)
+{
+    char pub[48], sec[48], path[4096]; /* 40 characters, newline, NUL */
+    lt_err e;
+    if (zmq_curve_keypair(pub, sec) != 0)
+        return lt_fail(why, LT_ECRYPTO, "CURVE key pair: %s", zmq_strerror(zmq_errno()));
+    strcat(sec, "\n");
+    strcat(pub, "\n");
+    if ((e = pathf(path, sizeof path, why, "%s/keys/%s.curve", dir, shortname)) != LT_OK ||
+        (e = write_text(path, sec, 0600, why)) != LT_OK ||
+        (e = pathf(path, sizeof path, why, "%s/certs/%s.curve.pub", dir, shortname)) != LT_OK ||
+        (e = write_text(path, pub, 0644, why)) != LT_OK) {
+        memset(sec, 0, sizeof sec);
+        return e;
+    }
+    memset(sec, 0, sizeof sec);
+    return LT_OK;
+}
+
 static lt_err dev_init(const char *dir, const char *state, lt_sig_alg alg, bool force,
                        bool extra, lt_why *why)
 {
@@ -361,20 +417,15 @@ static lt_err dev_init(const char *dir, const char *state, lt_sig_alg alg, bool 
 
     for (size_t i = 0; i < NAGENCIES; i++) {
         const struct agency *a = &agencies[i];
-        lt_devpki_cert_spec spec = {
-            .agency_id = a->id,
-            .org = a->name,
-            .alg = alg,
-            .not_before_ms = now - 3600 * 1000,
-            .not_after_ms = now + 730 * LT_DEVPKI_DAY_MS,
-        };
-        if ((e = pathf(p1, sizeof p1, why, "%s/keys/%s.key.pem", dir, a->shortname)) != LT_OK ||
-            (e = pathf(p2, sizeof p2, why, "%s/certs/%s.cert.pem", dir, a->shortname)) != LT_OK ||
-            (e = lt_devpki_issue(ca, &spec, p1, p2, why)) != LT_OK ||
+        if ((e = issue(ca, dir, a, alg, now, why)) != LT_OK ||
             (e = agency_yaml(dir, a->shortname, a->id, a->name, a->shortname,
                              "../ca/ca.cert.pem", why)) != LT_OK)
             goto out;
     }
+    for (size_t i = 0; i < NBROKERS; i++)
+        if ((e = issue(ca, dir, &brokers[i], alg, now, why)) != LT_OK ||
+            (e = curve_pair(dir, brokers[i].shortname, why)) != LT_OK)
+            goto out;
     if ((e = broker_yaml(dir, state, why)) != LT_OK ||
         (!state && (e = admin_token(dir, why)) != LT_OK))
         goto out;

@@ -21,8 +21,13 @@ lt_err lt_tool_connect(const char *cfg_path, const char *endpoint, const lt_clie
     e = lt_agency_config_open_signer(tc.cfg, &tc.signer, why);
     if (e != LT_OK)
         goto out_fail;
-    e = lt_client_open(endpoint != NULL ? endpoint : tc.cfg->broker_endpoint, opts, &tc.client,
-                       why);
+    lt_client_opts o = opts ? *opts : (lt_client_opts){0};
+    lt_curve_pair keys;
+    e = lt_agency_config_curve(tc.cfg, &keys, &o, why); /* CURVE when the config asks */
+    if (e == LT_OK)
+        e = lt_client_open(endpoint != NULL ? endpoint : tc.cfg->broker_endpoint, &o,
+                           &tc.client, why);
+    memset(&keys, 0, sizeof keys);
     if (e != LT_OK)
         goto out_fail;
     if (auth) {

@@ -223,6 +223,28 @@ pid_t it_spawn_prog(char *const argv[], const char *out_path)
     return spawn(argv, out_path, err_path, false);
 }
 
+pid_t it_spawn_group(char *const argv[], const char *log_path)
+{
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t at;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 1, log_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_adddup2(&fa, 1, 2);
+    posix_spawnattr_init(&at);
+    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP);
+    posix_spawnattr_setpgroup(&at, 0);
+    pid_t pid = -1;
+    int r = posix_spawn(&pid, argv[0], &fa, &at, argv, environ);
+    posix_spawnattr_destroy(&at);
+    posix_spawn_file_actions_destroy(&fa);
+    if (r != 0) {
+        fprintf(stderr, "harness: cannot spawn %s: %s\n", argv[0], strerror(r));
+        return -1;
+    }
+    return pid;
+}
+
 /* Replace the value of every "endpoint:" line of path with ep. */
 static bool point_at(const char *path, const char *ep)
 {
@@ -259,17 +281,14 @@ static bool point_at(const char *path, const char *ep)
     return ok;
 }
 
-bool it_env_init(it_env *e)
+unsigned it_free_port(void)
 {
-    memset(e, 0, sizeof *e);
-    const char *tmpdir = getenv("TMPDIR");
-    snprintf(e->dir, sizeof e->dir, "%s/lt-it-XXXXXX",
-             tmpdir != NULL && tmpdir[0] != '\0' ? tmpdir : "/tmp");
-    if (mkdtemp(e->dir) == NULL) {
-        fprintf(stderr, "harness: mkdtemp %s: %s\n", e->dir, strerror(errno));
-        return false;
-    }
-    it_path(e, "lienthongd.log", e->log_path);
+    return free_port();
+}
+
+/* Two distinct free ports for e (listen and admin) and its endpoint. */
+static bool pick_ports(it_env *e)
+{
     e->port = free_port();
     e->admin_port = free_port();
     for (int i = 0; i < 10 && e->admin_port == e->port; i++)
@@ -279,6 +298,36 @@ bool it_env_init(it_env *e)
         return false;
     }
     snprintf(e->endpoint, sizeof e->endpoint, "tcp://127.0.0.1:%u", e->port);
+    return true;
+}
+
+bool it_env_init_node(it_env *e, const it_env *base, const char *name)
+{
+    memset(e, 0, sizeof *e);
+    snprintf(e->dir, sizeof e->dir, "%s", base->dir);
+    snprintf(e->cfg_name, sizeof e->cfg_name, "broker-%s.yaml", name);
+    char rel[128];
+    snprintf(rel, sizeof rel, "lienthongd-%s.log", name);
+    it_path(e, rel, e->log_path);
+    e->node = true;
+    e->wrap = base->wrap;
+    return pick_ports(e);
+}
+
+bool it_env_init(it_env *e)
+{
+    memset(e, 0, sizeof *e);
+    snprintf(e->cfg_name, sizeof e->cfg_name, "broker.yaml");
+    const char *tmpdir = getenv("TMPDIR");
+    snprintf(e->dir, sizeof e->dir, "%s/lt-it-XXXXXX",
+             tmpdir != NULL && tmpdir[0] != '\0' ? tmpdir : "/tmp");
+    if (mkdtemp(e->dir) == NULL) {
+        fprintf(stderr, "harness: mkdtemp %s: %s\n", e->dir, strerror(errno));
+        return false;
+    }
+    it_path(e, "lienthongd.log", e->log_path);
+    if (!pick_ports(e))
+        return false;
     int rc = it_cli(e, "dev-init.out", 120000, "dev-init", e->dir, "--test-certs", (char *)NULL);
     if (rc != 0) {
         char *err = it_read_file(e, "dev-init.out.err", NULL);
@@ -324,7 +373,7 @@ void it_env_fini(it_env *e)
 {
     if (e->pid > 0)
         it_broker_kill9(e);
-    if (e->dir[0] == '\0')
+    if (e->dir[0] == '\0' || e->node)
         return;
     if (getenv("LT_IT_KEEP") != NULL) {
         fprintf(stderr, "harness: kept %s\n", e->dir);
@@ -363,7 +412,7 @@ bool it_write_broker_yaml(it_env *e, const char *tmpl)
         }
     }
     out[n] = '\0';
-    bool ok = it_write_file(e, "broker.yaml", out);
+    bool ok = it_write_file(e, e->cfg_name[0] ? e->cfg_name : "broker.yaml", out);
     free(out);
     return ok;
 }
@@ -459,7 +508,7 @@ bool it_broker_start(it_env *e, int timeout_ms)
     if (e->pid > 0)
         it_broker_stop(e, 10000);
     char cfg[IT_PATH_MAX];
-    it_path(e, "broker.yaml", cfg);
+    it_path(e, e->cfg_name[0] ? e->cfg_name : "broker.yaml", cfg);
     char *args[] = {(char *)LT_LIENTHONGD, (char *)"-c", cfg, NULL};
     char *wargs[IT_ARGS_MAX];
     char **argv = wrapped(e, args, wargs);
@@ -515,5 +564,10 @@ void it_broker_kill9(it_env *e)
 
 bool it_broker_hup(it_env *e)
 {
-    return e->pid > 0 && kill(e->pid, SIGHUP) == 0;
+    return it_broker_signal(e, SIGHUP);
+}
+
+bool it_broker_signal(it_env *e, int sig)
+{
+    return e->pid > 0 && kill(e->pid, sig) == 0;
 }

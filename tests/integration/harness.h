@@ -30,11 +30,21 @@ typedef struct it_env {
      * every lienthongd and lienthong started after it is set (it_env_init clears it, so
      * dev-init always runs bare). Borrowed: must outlive the environment's use. */
     const char *const *wrap;
+    /* A node of a network test (it_env_init_node): its broker reads cfg_name in dir, shared
+     * with the environment it was made from, which owns (and removes) the directory. */
+    char cfg_name[64]; /* "broker.yaml" unless a node */
+    bool node;
 } it_env;
 
 /* Create the directory, run `lienthong dev-init` in it, pick free ports and point every
  * agencies/<short>.yaml at the test's endpoint. false (with a message on stderr) on failure. */
 bool it_env_init(it_env *e);
+
+/* One more broker in base's directory (its PKI and agency configs), named name: config
+ * dir/broker-<name>.yaml (it_write_broker_yaml), log dir/lienthongd-<name>.log, ports of
+ * its own. Start it with it_broker_start; it_env_fini stops it and leaves the directory to
+ * base. false (message on stderr) when no port is free. */
+bool it_env_init_node(it_env *e, const it_env *base, const char *name);
 
 /* Stop the broker if running (SIGKILL), and remove the directory unless the environment
  * variable LT_IT_KEEP is set (then its path is printed). */
@@ -49,7 +59,7 @@ bool it_write_file(const it_env *e, const char *rel, const char *text);
 /* Read dir/rel (or an absolute path) whole; malloc'ed, NUL-terminated, NULL on failure. */
 char *it_read_file(const it_env *e, const char *rel, size_t *len);
 
-/* Write dir/broker.yaml from tmpl with "@LISTEN@" replaced by the endpoint, "@ADMIN@" by
+/* Write dir/broker.yaml (a node: its cfg_name) from tmpl with "@LISTEN@" replaced by the endpoint, "@ADMIN@" by
  * 127.0.0.1:<admin port>, "@DIR@" by the directory. */
 bool it_write_broker_yaml(it_env *e, const char *tmpl);
 
@@ -73,6 +83,9 @@ void it_broker_kill9(it_env *e);
 /* Send SIGHUP. */
 bool it_broker_hup(it_env *e);
 
+/* Send sig (SIGSTOP, SIGCONT) to the running broker. */
+bool it_broker_signal(it_env *e, int sig);
+
 /* True while the broker process lives (reaps it if it exited). */
 bool it_broker_alive(it_env *e);
 
@@ -93,8 +106,16 @@ pid_t it_cli_spawn(it_env *e, const char *out_rel, ...) __attribute__((sentinel)
  * Collect it with it_wait. */
 pid_t it_spawn_prog(char *const argv[], const char *out_path);
 
+/* posix_spawn argv (argv[0] an absolute path) in a process group of its own (its pgid is its
+ * pid: kill(-pid, ...) reaches what it starts), stdin from /dev/null, stdout and stderr both
+ * to log_path (truncated). Its pid, or -1 (message on stderr). Collect it with it_wait. */
+pid_t it_spawn_group(char *const argv[], const char *log_path);
+
 /* Wait for pid at most timeout_ms (then SIGKILL); exit status as it_cli. */
 int it_wait(pid_t pid, int timeout_ms);
+
+/* A free TCP port on 127.0.0.1 (0 if none), for a second endpoint of a broker. */
+unsigned it_free_port(void);
 
 /* Monotonic milliseconds. */
 int64_t it_now_ms(void);

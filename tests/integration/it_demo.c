@@ -103,26 +103,12 @@ static int run_demo(const char *demo_rel, const char *log_rel, unsigned port,
     assert_int_equal(setenv("LT_DEMO_PORT", p, 1), 0);
     assert_int_equal(setenv("LT_DEMO_ADMIN_PORT", a, 1), 0);
 
-    posix_spawn_file_actions_t fa;
-    posix_spawnattr_t at;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 1, log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_adddup2(&fa, 1, 2);
-    posix_spawnattr_init(&at);
-    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP);
-    posix_spawnattr_setpgroup(&at, 0);
     char *argv[] = {script, (char *)LT_TEST_BINDIR, demo, NULL};
-    pid_t pid = -1;
-    int r = posix_spawn(&pid, script, &fa, &at, argv, environ);
-    posix_spawnattr_destroy(&at);
-    posix_spawn_file_actions_destroy(&fa);
+    pid_t pid = it_spawn_group(argv, log);
     unsetenv("LT_DEMO_PORT");
     unsetenv("LT_DEMO_ADMIN_PORT");
-    if (r != 0) {
-        fprintf(stderr, "it_demo: cannot spawn %s: %s\n", script, strerror(r));
+    if (pid < 0)
         return -1;
-    }
     *pgid = pid;
     return wait_group(pid, DEMO_TIMEOUT_MS);
 }

@@ -142,6 +142,10 @@ static void an_empty_file_gives_working_defaults(void **state)
     lt_broker_config_destroy(&c);
 }
 
+/* Pieces of network configs (broker.identity, peers) for the cases below. */
+#define NET_ID "broker:\n  identity:\n    key: k.pem\n    cert: c.pem\n"
+#define NET_PEER "peers:\n  - name: w\n    agency: VN:GOV:000.00.00.H29:lienthong\n"
+
 /* Each bad config: its text, and fragments the message must contain. */
 typedef struct bad {
     const char *text;
@@ -210,6 +214,33 @@ static const bad bads[] = {
     {"broker:\n  name: a\n  name: b\n", {"broker.yaml:3", NULL, NULL}},
     {"- 1\n- 2\n", {"broker.yaml", NULL, NULL}},
     {"broker:\n  name: \"unterminated\n", {"broker.yaml", NULL, NULL}},
+    /* the network (docs/network.md) */
+    {"peers:\n  - name: w\n    agency: VN:GOV:000.00.00.H29:lienthong\n"
+     "links:\n  - peer: w\n    endpoint: tcp://10.0.0.1:7400\n    receive: in\n",
+     {"broker.yaml:5", "links", "broker.identity"}},
+    {NET_ID "links:\n  - peer: nobody\n    endpoint: tcp://10.0.0.1:7400\n    receive: in\n",
+     {"broker.yaml:6", "links[0].peer", "no peer named 'nobody'"}},
+    {NET_ID NET_PEER "links:\n  - peer: w\n    endpoint: tcp://10.0.0.1:7400\n"
+     "    receive: in\n    forward: out\n",
+     {"broker.yaml:9", "links[0]", "exactly one of forward"}},
+    {NET_ID NET_PEER "links:\n  - peer: w\n    endpoint: tcp://10.0.0.1:7400\n"
+     "    forward: nosuch\n",
+     {"broker.yaml:11", "links[0].forward", "no queue named 'nosuch'"}},
+    {NET_ID NET_PEER "links:\n  - peer: w\n    endpoint: \"tcp://*:7400\"\n    receive: in\n",
+     {"broker.yaml:10", "links[0].endpoint", "tcp://"}},
+    {NET_ID NET_PEER "links:\n  - peer: w\n    endpoint: tcp://10.0.0.1:7400\n    receive: in\n"
+     "  - peer: w\n    endpoint: tcp://10.0.0.1:7400\n    receive: in\n",
+     {"broker.yaml:12", "link w.in is already defined", "line 9"}},
+    {NET_PEER "  - name: w\n    agency: VN:GOV:000.00.00.H29.1:lienthong\n",
+     {"broker.yaml:4", "peers[1].name", "listed twice"}},
+    {NET_PEER "  - name: v\n    agency: VN:GOV:000.00.00.H29:lienthong\n",
+     {"broker.yaml:5", "peers[1].agency", "another peer"}},
+    {"broker:\n  name: me\n" NET_PEER "  - name: me\n    agency: VN:GOV:000.00.00.H29.1:x\n",
+     {"broker.yaml:6", "peers[1].name", "own name"}},
+    {"broker:\n  name: \"my broker\"\n" NET_PEER,
+     {"broker.yaml:2", "broker.name", "hops"}},
+    {NET_PEER "    relay: [\"79.>.x\"]\n", {"broker.yaml:4", "relay", "bad topic pattern"}},
+    {"broker:\n  identity:\n    key: k.pem\n", {"broker.yaml:", "identity", "cert"}},
 };
 
 static void a_dedup_window_shorter_than_twice_the_clock_skew_is_refused(void **state)
@@ -255,6 +286,47 @@ static void each_kind_of_mistake_is_refused_with_file_line_key_and_reason(void *
             if (!strstr(why.msg, bads[i].want[j]))
                 fail_msg("case %zu: '%s' not in '%s'", i, bads[i].want[j], why.msg);
     }
+}
+
+static void a_network_config_loads_peers_links_and_identity(void **state)
+{
+    (void)state;
+    static const char net[] =
+        "broker:\n  name: city\n  identity:\n    key: keys/city.key.pem\n"
+        "    cert: /etc/lt/city.cert.pem\n"
+        "queues:\n  - name: uplink\n    owner: VN:GOV:000.00.00.H29:lienthong\n"
+        "    bind: [\"79.>\"]\n"
+        "peers:\n  - name: ward\n    agency: vn:gov:000.00.00.H29.26734:LienThong\n"
+        "    relay: [\"79.760.>\"]\n  - name: national\n"
+        "    agency: VN:GOV:000.00.00.G01:lienthong\n"
+        "links:\n  - peer: national\n    endpoint: tcp://10.0.0.2:7400\n    forward: uplink\n"
+        "  - name: from-ward\n    peer: ward\n    endpoint: tcp://10.0.0.3:7400\n"
+        "    receive: city.inbox\n    credit: 64\n    retry_max_ms: 100\n";
+    lt_broker_cfg *c = NULL;
+    lt_why why = {{0}};
+    assert_int_equal(parse(net, &c, &why), LT_OK);
+    assert_string_equal(c->identity_key, "/etc/lt/keys/city.key.pem");
+    assert_string_equal(c->identity_cert, "/etc/lt/city.cert.pem");
+    assert_int_equal(c->npeers, 2);
+    assert_string_equal(c->peers[0].agency, "VN:GOV:000.00.00.H29.26734:lienthong");
+    assert_int_equal(c->peers[0].nrelay, 1);
+    assert_int_equal(c->peers[1].nrelay, 0);
+    assert_ptr_equal(lt_broker_config_peer(c, "VN:GOV:000.00.00.G01:lienthong", true),
+                     &c->peers[1]);
+    assert_null(lt_broker_config_peer(c, "city", false));
+    assert_int_equal(c->nlinks, 2);
+    assert_string_equal(c->links[0].name, "national.uplink");
+    assert_false(c->links[0].receive);
+    assert_int_equal(c->links[0].credit, LT_BCFG_DEFAULT_LINK_CREDIT);
+    assert_int_equal(c->links[0].retry_max_ms, LT_BCFG_DEFAULT_LINK_RETRY_MAX_MS);
+    assert_string_equal(c->links[1].name, "from-ward");
+    assert_true(c->links[1].receive);
+    assert_string_equal(c->links[1].queue, "city.inbox");
+    assert_int_equal(c->links[1].credit, 64);
+    assert_true(lt_broker_config_hop_name_ok("ward-1.a_b"));
+    assert_false(lt_broker_config_hop_name_ok(""));
+    assert_false(lt_broker_config_hop_name_ok("a b"));
+    lt_broker_config_destroy(&c);
 }
 
 static void the_acl_built_from_the_config_follows_it(void **state)
@@ -342,6 +414,7 @@ int main(void)
         cmocka_unit_test(an_empty_file_gives_working_defaults),
         cmocka_unit_test(each_kind_of_mistake_is_refused_with_file_line_key_and_reason),
         cmocka_unit_test(a_dedup_window_shorter_than_twice_the_clock_skew_is_refused),
+        cmocka_unit_test(a_network_config_loads_peers_links_and_identity),
         cmocka_unit_test(the_acl_built_from_the_config_follows_it),
         cmocka_unit_test(reloading_applies_acl_changes_and_refuses_queue_changes),
     };

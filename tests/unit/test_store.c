@@ -942,6 +942,67 @@ static void operations_outside_a_batch_are_refused(void **state)
     assert_int_equal(lt_store_queue_declare(f->s, "", &no_limits, &qid, &why), LT_EINVAL);
 }
 
+typedef struct hopsseen {
+    size_t n;
+    char hops[4][3][16];
+    size_t nhops[4];
+} hopsseen;
+
+static int collect_hops(void *arg, const lt_store_entry *e)
+{
+    hopsseen *h = arg;
+    if (h->n < 4) {
+        h->nhops[h->n] = e->nhops;
+        for (size_t i = 0; i < e->nhops && i < 3; i++)
+            snprintf(h->hops[h->n][i], sizeof h->hops[h->n][i], "%s", e->hops[i]);
+    }
+    h->n++;
+    return 0;
+}
+
+/* Links between brokers (docs/network.md): the hops a record arrived with are kept with it
+ * and given back by every read; a message without hops reads none; malformed hops are
+ * refused before anything is written. */
+static void hops_are_kept_with_the_message_and_read_back(void **state)
+{
+    fx *f = *state;
+    lt_why why;
+    uint64_t s1, s2;
+    bool dup;
+    const char *hops[] = {"ward", "city"};
+    uint8_t hb[LT_STORE_HOPS_BYTES];
+    size_t hl = 0;
+    assert_int_equal(lt_store_hops_encode(hops, 2, hb, &hl), LT_OK);
+    assert_int_equal(hl, 1 + 5 + 5);
+    const char *bad[] = {""};
+    assert_int_equal(lt_store_hops_encode(bad, 1, hb + 100, &hl), LT_EINVAL);
+    hl = 11;
+    uint8_t id[16];
+    mkid(id, 1);
+    assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
+    assert_int_equal(lt_store_append_hops(f->s, KEY(id), &f->q1, 1, "env-1", 5, NULL, hb, hl,
+                                          1000, 0, &s1, &dup, &why),
+                     LT_OK);
+    assert_int_equal(put_msg(f, 2, &f->q1, 1, 1000, &s2, &dup, &why), LT_OK);
+    uint8_t broken[3] = {2, 'a', 0}; /* says two names, holds one */
+    mkid(id, 3);
+    assert_int_equal(lt_store_append_hops(f->s, KEY(id), &f->q1, 1, "env-3", 5, NULL, broken,
+                                          sizeof broken, 1000, 0, &s2, &dup, &why),
+                     LT_EINVAL);
+    commit_ok(f);
+    hopsseen h;
+    memset(&h, 0, sizeof h);
+    assert_int_equal(lt_store_pending(f->s, f->q1, 0, 0, collect_hops, &h, NULL, &why), LT_OK);
+    assert_int_equal(h.n, 2);
+    assert_int_equal(h.nhops[0], 2);
+    assert_string_equal(h.hops[0][0], "ward");
+    assert_string_equal(h.hops[0][1], "city");
+    assert_int_equal(h.nhops[1], 0);
+    seen p = pending(f, f->q1); /* the envelope is untouched by the hops before it */
+    assert_string_equal(p.env[0], "env-1");
+    assert_string_equal(p.env[1], "env-2");
+}
+
 /* Rewrite the closed store in f->dir as the layout `version` wrote it: meta "version" set,
  * and (for layout 1) no certs database. */
 static void set_layout(fx *f, uint32_t version, bool drop_certs)
@@ -1010,10 +1071,10 @@ static void a_layout_1_store_is_upgraded_in_place_and_a_newer_one_is_refused(voi
     assert_int_equal(pending(f, f->q1).n, 2);
     /* a layout this broker does not know */
     lt_store_close(&f->s);
-    set_layout(f, 4, false);
+    set_layout(f, 5, false);
     lt_store_opts o = {.dir = f->dir, .map_size = 64ULL << 20, .dedup_window_ms = 60000};
     assert_int_equal(lt_store_open(&f->s, &o, &why), LT_ESTORE);
-    assert_non_null(strstr(why.msg, "version 4"));
+    assert_non_null(strstr(why.msg, "version 5"));
     assert_null(f->s);
     set_layout(f, 2, false);
     open_store(f, 64ULL << 20);
@@ -1579,6 +1640,7 @@ int main(void)
         T(an_io_error_at_commit_is_final_until_the_store_is_reopened),
         T(store_full_is_cleared_only_by_a_commit_that_frees_or_stores),
         T(reopening_keeps_messages_state_counters_and_sequence),
+        T(hops_are_kept_with_the_message_and_read_back),
         T(a_layout_1_store_is_upgraded_in_place_and_a_newer_one_is_refused),
         T(queues_are_listed_in_name_order),
         T(a_second_process_cannot_open_the_same_store),
