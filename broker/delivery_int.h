@@ -1,5 +1,6 @@
 /*
- * delivery_int.h - the delivery state machine of one queue, without sockets or store:
+ * delivery_int.h - the delivery state machine of one queue (its body: delivery_dq.c), without
+ * sockets or store:
  * what is in flight and until when, what waits to be redelivered and from when, when a
  * message has used up its deliveries. delivery.c drives it from the loop thread (reading
  * envelopes from the store, sending DELIVER frames, posting acks/naks/DLQ moves to the
