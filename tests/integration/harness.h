@@ -96,6 +96,9 @@ pid_t it_spawn_prog(char *const argv[], const char *out_path);
 /* Wait for pid at most timeout_ms (then SIGKILL); exit status as it_cli. */
 int it_wait(pid_t pid, int timeout_ms);
 
+/* A port the kernel considers free on 127.0.0.1 right now (0 on failure). */
+unsigned it_free_port(void);
+
 /* Monotonic milliseconds. */
 int64_t it_now_ms(void);
 
