@@ -3,7 +3,7 @@
 # `lienthong bridge out`, next to a plain libnats JetStream publisher (bench_nats) into the
 # same stream in the same run (issue 11: goal >= 80% of the plain publisher).
 #
-#   bench/bridge.sh [BUILD_DIR] [N] [CREDIT]        defaults: build, 50000, 512
+#   bench/bridge.sh [BUILD_DIR] [N] [CREDIT]        defaults: build, 100000, 2048
 #
 # A 3-node nats-server cluster (JetStream, file store) on free 127.0.0.1 ports, each waited
 # for on /healthz; a fresh lienthongd (dev-init config). Then:
@@ -18,8 +18,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B=${1:-build}
-N=${2:-50000}
-CREDIT=${3:-512}
+N=${2:-100000}
+CREDIT=${3:-2048}
 L="$B/tools/lienthong"
 D=$(mktemp -d)
 PIDS=()

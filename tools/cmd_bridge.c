@@ -44,7 +44,7 @@ static void usage(FILE *out)
             "      --create-stream   out: create the stream (subjects PREFIX.>) if missing\n"
             "      --replicas N      with --create-stream (default 3)\n"
             "      --dup-window S    with --create-stream: duplicate window (default 86400)\n"
-            "      --credit N        records in flight at most (default 512)\n"
+            "      --credit N        records in flight at most (default 2048)\n"
             "      --timeout MS      a JetStream or lienthong answer later than this is a\n"
             "                        failure, sent again (default 5000)\n"
             "  -n, --count N         exit after N records\n"
@@ -82,7 +82,7 @@ int lt_cmd_bridge(int argc, char **argv)
     }
     const char *mode = argv[1];
     lt_bridge_opts o = {.nats_urls = "nats://127.0.0.1:4222", .replicas = 3,
-                        .dup_window_s = 86400, .credit = 512, .timeout_ms = 5000};
+                        .dup_window_s = 86400, .credit = 2048, .timeout_ms = 5000};
     uint64_t v = 0;
     int opt;
     optind = 2;

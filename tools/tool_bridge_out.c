@@ -49,6 +49,7 @@ typedef struct out {
     jsCtx *js;
     slot *slots; /* credit of them */
     uint32_t inflight;
+    uint32_t hint[2]; /* where find_msg starts: [0] a message's slot, [1] a free slot */
     pthread_mutex_t mu;
     completion *done; /* credit of them: one completion per publish at most */
     uint32_t n_done;
@@ -90,11 +91,18 @@ static slot *find_seq(out *b, uint64_t seq)
     return NULL;
 }
 
+/* The slot holding m (NULL: a free one). The search starts after the last hit: PubAcks come
+ * back, and slots free up, mostly in the order of sending, so it is short. */
 static slot *find_msg(out *b, const natsMsg *m)
 {
-    for (uint32_t i = 0; i < b->o->credit; i++)
-        if (b->slots[i].msg == m)
+    uint32_t n = b->o->credit;
+    for (uint32_t k = 0; k < n; k++) {
+        uint32_t i = (b->hint[m == NULL] + k) % n;
+        if (b->slots[i].msg == m) {
+            b->hint[m == NULL] = (i + 1) % n;
             return &b->slots[i];
+        }
+    }
     return NULL;
 }
 
@@ -181,7 +189,8 @@ static void on_deliver(void *user, const lt_client_delivery *d)
     if (d->replay)
         return;
     b->delivered++;
-    slot *s = find_seq(b, d->seq);
+    /* Delivery counts are durable, so a first delivery is never one we hold already. */
+    slot *s = d->delivery_count > 1 ? find_seq(b, d->seq) : NULL;
     if (s != NULL) { /* ack_wait expired while its publish is in flight: settled together */
         s->held++;
         return;
