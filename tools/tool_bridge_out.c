@@ -318,10 +318,11 @@ int lt_bridge_out_run(const lt_bridge_opts *o)
     rc = b.error || e != LT_OK ? 1 : 0;
 out_close:
     fprintf(stderr,
-            "lienthong bridge out: %llu forwarded (%llu duplicate%s in the stream), "
-            "%llu sent again after a failure\n",
-            (unsigned long long)b.forwarded, (unsigned long long)b.duplicates,
-            b.duplicates == 1 ? "" : "s", (unsigned long long)b.retries);
+            "lienthong bridge out: %llu deliveries, %llu forwarded (%llu duplicate%s in the "
+            "stream), %llu sent again after a failure, %u unsettled at exit\n",
+            (unsigned long long)b.delivered, (unsigned long long)b.forwarded,
+            (unsigned long long)b.duplicates, b.duplicates == 1 ? "" : "s",
+            (unsigned long long)b.retries, b.inflight);
     lt_tool_disconnect(&tc);
     if (b.js != NULL) {
         natsMsgList pending = {0};
