@@ -141,27 +141,30 @@ int lt_cmd_bridge(int argc, char **argv)
         return 2;
     }
     lt_tool_catch_stop();
+    int rc = 2;
     if (strcmp(mode, "out") == 0) {
         if (o.cfg_path == NULL || o.queue == NULL || o.subject == NULL) {
             fprintf(stderr, "lienthong bridge out: -c, -q and --subject are required\n");
             return 2;
         }
-        return lt_bridge_out_run(&o);
+        rc = lt_bridge_out_run(&o);
     }
-    if (strcmp(mode, "in") == 0) {
+    else if (strcmp(mode, "in") == 0) {
         if (o.cfg_path == NULL || o.subject == NULL || o.durable == NULL) {
             fprintf(stderr, "lienthong bridge in: -c, --subject and --durable are required\n");
             return 2;
         }
-        return lt_bridge_in_run(&o);
+        rc = lt_bridge_in_run(&o);
     }
-    if (strcmp(mode, "dump") == 0) {
+    else if (strcmp(mode, "dump") == 0) {
         if (o.dump_path == NULL) {
             fprintf(stderr, "lienthong bridge dump: -o FILE is required\n");
             return 2;
         }
-        return lt_bridge_dump_run(&o);
+        rc = lt_bridge_dump_run(&o);
+    } else {
+        fprintf(stderr, "lienthong bridge: unknown mode '%s': out, in or dump\n", mode);
     }
-    fprintf(stderr, "lienthong bridge: unknown mode '%s': out, in or dump\n", mode);
-    return 2;
+    nats_Close(); /* libnats' threads and globals: nothing left for the leak checker */
+    return rc;
 }
