@@ -33,6 +33,7 @@ typedef struct nats_opts {
     int64_t max_ack_pending; /* consumer's MaxAckPending, 0 = server default (1000) */
     jsStorageType storage;
     jsRetentionPolicy retention;
+    int replicas;
     bool msg_id; /* set Nats-Msg-Id (server-side dedup) on every publish */
     bool keep;   /* leave the stream in place after the run */
 } nats_opts;
@@ -88,6 +89,12 @@ static int opt_cb(void *user, const char *name, const char *value)
             fprintf(stderr, "--retention: limits, workqueue or interest\n");
             return -1;
         }
+    } else if (strcmp(name, "replicas") == 0) {
+        o->replicas = atoi(value);
+        if (o->replicas < 1 || o->replicas > 5) {
+            fprintf(stderr, "--replicas: 1..5\n");
+            return -1;
+        }
     } else if (strcmp(name, "msg-id") == 0) {
         o->msg_id = true;
     } else if (strcmp(name, "keep") == 0) {
@@ -111,6 +118,7 @@ static void usage(FILE *out)
           "  --max-ack-pending M  consumer MaxAckPending (server default: 1000)\n"
           "  --storage file|memory          (file)\n"
           "  --retention limits|workqueue|interest   (limits, the NATS default)\n"
+          "  --replicas R         stream replicas, R3 on a 3-node cluster (1)\n"
           "  --msg-id             set Nats-Msg-Id on every publish (server dedup)\n"
           "  --keep               do not delete the stream at the end\n",
           out);
@@ -167,6 +175,7 @@ static int setup(bench *b)
     sc.SubjectsLen = 1;
     sc.Storage = b->o.storage;
     sc.Retention = b->o.retention;
+    sc.Replicas = b->o.replicas;
     jsStreamInfo *si = NULL;
     s = js_AddStream(&si, js, &sc, NULL, &jerr);
     jsStreamInfo_Destroy(si);
@@ -379,7 +388,8 @@ int main(int argc, char **argv)
                      .subject = "bench.data",
                      .fetch = 256,
                      .storage = js_FileStorage,
-                     .retention = js_LimitsPolicy}};
+                     .retention = js_LimitsPolicy,
+                     .replicas = 1}};
     lt_bench_params p;
     int prc = lt_bench_params_parse(argc, argv, &p, flags, opt_cb, &b.o);
     if (prc != 0) {
@@ -425,12 +435,12 @@ int main(int argc, char **argv)
         char extra[256];
         snprintf(extra, sizeof extra,
                  ",\"client\":\"libnats %s\",\"storage\":\"%s\",\"retention\":\"%s\","
-                 "\"fetch\":%d,\"msg_id\":%s,\"durability\":\"%s\"",
+                 "\"fetch\":%d,\"replicas\":%d,\"msg_id\":%s,\"durability\":\"%s\"",
                  nats_GetVersion(), b.o.storage == js_FileStorage ? "file" : "memory",
                  b.o.retention == js_LimitsPolicy      ? "limits"
                  : b.o.retention == js_WorkQueuePolicy ? "workqueue"
                                                        : "interest",
-                 b.o.fetch, b.o.msg_id ? "true" : "false",
+                 b.o.fetch, b.o.replicas, b.o.msg_id ? "true" : "false",
                  b.o.storage == js_FileStorage
                      ? "file store, fsync every 2 min (nats-server 2.9 default, not settable)"
                      : "memory only");

@@ -89,7 +89,7 @@ char *it_read_file(const it_env *e, const char *rel, size_t *len)
 }
 
 /* A port the kernel considers free on 127.0.0.1 right now. */
-static unsigned free_port(void)
+unsigned it_free_port(void)
 {
     int s = socket(AF_INET, SOCK_STREAM, 0);
     if (s < 0)
@@ -281,18 +281,13 @@ static bool point_at(const char *path, const char *ep)
     return ok;
 }
 
-unsigned it_free_port(void)
-{
-    return free_port();
-}
-
 /* Two distinct free ports for e (listen and admin) and its endpoint. */
 static bool pick_ports(it_env *e)
 {
-    e->port = free_port();
-    e->admin_port = free_port();
+    e->port = it_free_port();
+    e->admin_port = it_free_port();
     for (int i = 0; i < 10 && e->admin_port == e->port; i++)
-        e->admin_port = free_port();
+        e->admin_port = it_free_port();
     if (e->port == 0 || e->admin_port == 0 || e->port == e->admin_port) {
         fprintf(stderr, "harness: no free port on 127.0.0.1\n");
         return false;

@@ -114,7 +114,8 @@ pid_t it_spawn_group(char *const argv[], const char *log_path);
 /* Wait for pid at most timeout_ms (then SIGKILL); exit status as it_cli. */
 int it_wait(pid_t pid, int timeout_ms);
 
-/* A free TCP port on 127.0.0.1 (0 if none), for a second endpoint of a broker. */
+/* A port the kernel considers free on 127.0.0.1 right now (0 on failure): a second
+ * endpoint of a broker, a NATS server's port. */
 unsigned it_free_port(void);
 
 /* Monotonic milliseconds. */

@@ -1,0 +1,238 @@
+/*
+ * tool_bridge_in.c - `lienthong bridge in` (a JetStream durable pull consumer into lienthongd)
+ * and `lienthong bridge dump` (a stream's envelopes into an envelope file).
+ *
+ * in: each fetched message's payload is an envelope, published to lienthongd as by any
+ * client: the broker verifies its signature and its source agency's ACL (the bridge proves
+ * no identity of its own; publishing needs none). A message is acked to JetStream only after
+ * lienthong's ACK (a duplicate ACK is a success too: the record is there). A refusal of the
+ * record itself (bad signature, ACL, not a record of the contract ...) terminates it in
+ * JetStream (+TERM) with the reason logged and counted: sending it again cannot succeed. A
+ * lienthong that does not answer, or refuses for now (queue full, busy, shutting down), NAKs
+ * it with a growing delay: JetStream delivers it again.
+ *
+ * dump: reads the stream by sequence (direct get, no consumer state) and writes every
+ * envelope, unchanged, to the length-delimited file `lienthong verify` reads; one JSON line
+ * per message on stdout (stream sequence, subject, Nats-Msg-Id, Lienthong-* headers).
+ *
+ * Single-threaded: fetches are synchronous and lienthong's callbacks run in lt_client_flush.
+ */
+#include "tool_bridge.h"
+
+#include "envfile.h"
+#include "tool_client.h"
+
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct result {
+    bool done;
+    lt_err code;
+    char reason[LT_WHY_MAX];
+} result;
+
+static void on_published(void *user, uint64_t tag, lt_err code, uint64_t seq, bool duplicate,
+                         const char *reason)
+{
+    (void)tag;
+    (void)seq;
+    (void)duplicate; /* a duplicate is stored already: success */
+    result *r = user;
+    r->done = true;
+    r->code = code;
+    snprintf(r->reason, sizeof r->reason, "%s", reason);
+}
+
+/* Whether lienthong may accept the record later: the others refuse the record itself. */
+static bool is_transient(lt_err e)
+{
+    return e == LT_ETIMEDOUT || e == LT_ECLOSED || e == LT_EIO || e == LT_EQUEUE_FULL ||
+           e == LT_ESTORE || e == LT_ESTORE_FULL || e == LT_ESHUTDOWN || e == LT_EBUSY ||
+           e == LT_EAGAIN;
+}
+
+int lt_bridge_in_run(const lt_bridge_opts *o)
+{
+    lt_why why = {{0}};
+    lt_tool_conn tc = {0};
+    natsConnection *nc = NULL;
+    jsCtx *js = NULL;
+    natsSubscription *sub = NULL;
+    result *res = calloc(o->credit, sizeof *res);
+    uint64_t stored = 0, refused = 0, retried = 0;
+    int64_t last = lt_tool_mono_ms();
+    lt_err e = res != NULL ? LT_OK : lt_fail(&why, LT_ENOMEM, "out of memory");
+    if (e == LT_OK)
+        e = lt_bridge_nats_open(o, NULL, NULL, &nc, &js, &why);
+    if (e == LT_OK) {
+        jsSubOptions so;
+        jsSubOptions_Init(&so);
+        so.Stream = o->stream;
+        so.Config.AckPolicy = js_AckExplicit;
+        so.Config.AckWait = (o->timeout_ms + 5000) * (int64_t)1000000; /* ns */
+        so.Config.MaxAckPending = o->credit;
+        jsErrCode jerr = 0;
+        natsStatus s = js_PullSubscribe(&sub, js, o->subject, o->durable, NULL, &so, &jerr);
+        if (s != NATS_OK)
+            e = lt_bridge_nats_fail(&why, s, jerr, "cannot create the pull consumer");
+    }
+    lt_client_opts co = {.client_name = "lienthong-bridge/" LT_VERSION,
+                         .ack_timeout_ms = (int)o->timeout_ms};
+    if (e == LT_OK)
+        e = lt_tool_connect(o->cfg_path, o->endpoint, &co, false, &tc, &why);
+    if (e != LT_OK) {
+        fprintf(stderr, "lienthong bridge in: %s\n", why.msg);
+        goto out_close;
+    }
+    fprintf(stderr, "lienthong bridge in: stream %s (%s), durable %s -> lienthong\n",
+            o->stream, o->subject, o->durable);
+    while (!lt_tool_stopping() && (o->count == 0 || stored + refused < o->count)) {
+        natsMsgList list = {0};
+        jsErrCode jerr = 0;
+        natsStatus s = natsSubscription_Fetch(&list, sub, (int)o->credit, 500, &jerr);
+        if (s == NATS_TIMEOUT || (s == NATS_OK && list.Count == 0)) {
+            natsMsgList_Destroy(&list);
+            if (o->idle_s > 0 && lt_tool_mono_ms() - last >= o->idle_s * 1000)
+                break;
+            continue;
+        }
+        if (s != NATS_OK) { /* no quorum, a leader election: JetStream keeps the messages */
+            lt_bridge_nats_fail(&why, s, jerr, "fetch");
+            fprintf(stderr, "lienthong bridge in: %s; trying again\n", why.msg);
+            natsMsgList_Destroy(&list);
+            lt_client_poll(tc.client, 500, NULL);
+            continue;
+        }
+        last = lt_tool_mono_ms();
+        for (int i = 0; i < list.Count; i++) {
+            natsMsg *m = list.Msgs[i];
+            res[i] = (result){0};
+            e = lt_client_publish(tc.client, (const uint8_t *)natsMsg_GetData(m),
+                                  (size_t)natsMsg_GetDataLength(m), on_published, &res[i],
+                                  NULL);
+            if (e != LT_OK)
+                res[i] = (result){.done = true, .code = e};
+        }
+        lt_client_flush(tc.client, -1);
+        for (int i = 0; i < list.Count; i++) {
+            natsMsg *m = list.Msgs[i];
+            lt_err c = res[i].done ? res[i].code : LT_ETIMEDOUT;
+            if (c == LT_OK) {
+                natsMsg_Ack(m, NULL);
+                stored++;
+            } else if (is_transient(c)) {
+                jsMsgMetaData *md = NULL;
+                uint32_t n = 1;
+                if (natsMsg_GetMetaData(&md, m) == NATS_OK) {
+                    n = (uint32_t)md->NumDelivered;
+                    jsMsgMetaData_Destroy(md);
+                }
+                natsMsg_NakWithDelay(m, lt_bridge_backoff_ms(n), NULL);
+                retried++;
+            } else {
+                fprintf(stderr,
+                        "lienthong bridge in: stream seq %llu refused by lienthong: %s: %s; "
+                        "terminated in JetStream\n",
+                        (unsigned long long)natsMsg_GetSequence(m), lt_err_name(c),
+                        res[i].reason);
+                natsMsg_Term(m, NULL);
+                refused++;
+            }
+        }
+        natsMsgList_Destroy(&list);
+    }
+    e = LT_OK;
+out_close:
+    fprintf(stderr, "lienthong bridge in: %llu stored in lienthong, %llu refused, %llu retried\n",
+            (unsigned long long)stored, (unsigned long long)refused, (unsigned long long)retried);
+    natsSubscription_Destroy(sub);
+    lt_tool_disconnect(&tc);
+    lt_bridge_nats_close(&nc, &js);
+    free(res);
+    return e == LT_OK ? 0 : 1;
+}
+
+/* One JSON line describing stream message m at seq. */
+static void print_msg(natsMsg *m, uint64_t seq)
+{
+    static const char *const keys[][2] = {{"Nats-Msg-Id", "msg_id"},
+                                          {LT_BRIDGE_HDR_TOPIC, "topic"},
+                                          {LT_BRIDGE_HDR_SOURCE, "source"},
+                                          {LT_BRIDGE_HDR_TYPE, "record_type"}};
+    json_object *j = json_object_new_object();
+    json_object_object_add(j, "stream_seq", json_object_new_uint64(seq));
+    json_object_object_add(j, "subject", json_object_new_string(natsMsg_GetSubject(m)));
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        const char *v = NULL;
+        if (natsMsgHeader_Get(m, keys[i][0], &v) == NATS_OK && v != NULL)
+            json_object_object_add(j, keys[i][1], json_object_new_string(v));
+    }
+    puts(json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN |
+                                               JSON_C_TO_STRING_NOSLASHESCAPE));
+    json_object_put(j);
+}
+
+int lt_bridge_dump_run(const lt_bridge_opts *o)
+{
+    lt_why why = {{0}};
+    natsConnection *nc = NULL;
+    jsCtx *js = NULL;
+    jsStreamInfo *si = NULL;
+    lt_envfile_writer *w = NULL;
+    uint64_t written = 0;
+    lt_err e = lt_bridge_nats_open(o, NULL, NULL, &nc, &js, &why);
+    if (e == LT_OK) {
+        jsErrCode jerr = 0;
+        natsStatus s = js_GetStreamInfo(&si, js, o->stream, NULL, &jerr);
+        if (s != NATS_OK)
+            e = lt_bridge_nats_fail(&why, s, jerr, "stream info");
+    }
+    if (e == LT_OK)
+        e = lt_envfile_open_writer(o->dump_path, &w, &why);
+    for (uint64_t seq = si != NULL ? si->State.FirstSeq : 1;
+         e == LT_OK && si != NULL && seq <= si->State.LastSeq && seq != 0; seq++) {
+        natsMsg *m = NULL;
+        jsErrCode jerr = 0;
+        natsStatus s = js_GetMsg(&m, js, o->stream, seq, NULL, &jerr);
+        if (s == NATS_NOT_FOUND)
+            continue; /* deleted from the stream */
+        if (s != NATS_OK) {
+            e = lt_bridge_nats_fail(&why, s, jerr, "get message");
+            break;
+        }
+        size_t plen = o->subject != NULL ? strlen(o->subject) : 0;
+        const char *subj = natsMsg_GetSubject(m);
+        /* --subject: a literal subject or "PREFIX.>" */
+        bool match = o->subject == NULL || strcmp(subj, o->subject) == 0 ||
+                     (plen >= 2 && strcmp(o->subject + plen - 2, ".>") == 0 &&
+                      strncmp(subj, o->subject, plen - 1) == 0);
+        if (match) {
+            e = lt_envfile_write(w, (const uint8_t *)natsMsg_GetData(m),
+                                 (size_t)natsMsg_GetDataLength(m), &why);
+            if (e == LT_OK) {
+                print_msg(m, seq);
+                written++;
+            }
+        }
+        natsMsg_Destroy(m);
+        if (o->count > 0 && written >= o->count)
+            break;
+    }
+    if (w != NULL) {
+        lt_why cw = {{0}};
+        lt_err ce = lt_envfile_close_writer(&w, &cw);
+        if (e == LT_OK && ce != LT_OK) {
+            e = ce;
+            why = cw;
+        }
+    }
+    if (e != LT_OK)
+        fprintf(stderr, "lienthong bridge dump: %s\n", why.msg);
+    fprintf(stderr, "lienthong bridge dump: %llu envelope%s written\n",
+            (unsigned long long)written, written == 1 ? "" : "s");
+    jsStreamInfo_Destroy(si);
+    lt_bridge_nats_close(&nc, &js);
+    return e == LT_OK ? 0 : 1;
+}
