@@ -50,14 +50,15 @@
 /* Is the data directory's file system (nearly) out of space? LMDB reports a write that
  * the disk could not take in full as EIO ("short write, filesystem full?"), which is then
  * a full disk, not an I/O error. */
-#define DISK_FULL_MARGIN (16u << 20)
-static bool disk_nearly_full(const lt_store *s, uint64_t *free_bytes)
+#define DISK_FULL_MARGIN (16u << 20) /* an EIO with less free than this: a full disk */
+#define DISK_FULL_READY (1u << 20)   /* less free than this: not writable (readiness) */
+static bool disk_nearly_full(const lt_store *s, uint64_t margin, uint64_t *free_bytes)
 {
     struct statvfs v;
     if (s->lock_fd < 0 || fstatvfs(s->lock_fd, &v) != 0)
         return false;
     *free_bytes = (uint64_t)v.f_bavail * v.f_frsize;
-    return *free_bytes < DISK_FULL_MARGIN;
+    return *free_bytes < margin;
 }
 
 lt_err store_mdb_fail(const lt_store *s, lt_why *why, int rc, const char *what)
@@ -70,7 +71,7 @@ lt_err store_mdb_fail(const lt_store *s, lt_why *why, int rc, const char *what)
                        (unsigned long long)(s->map_size >> 20), what);
     if (rc == ENOSPC || rc == EDQUOT)
         return lt_fail(why, LT_ESTORE_FULL, "store is full: no space left on disk (%s)", what);
-    if (rc == EIO && disk_nearly_full(s, &free_bytes))
+    if (rc == EIO && disk_nearly_full(s, DISK_FULL_MARGIN, &free_bytes))
         return lt_fail(why, LT_ESTORE_FULL,
                        "store is full: a write did not fit on the disk (%s; %llu KiB free)", what,
                        (unsigned long long)(free_bytes >> 10));
@@ -305,6 +306,14 @@ bool lt_store_is_writable(lt_store *s, lt_why *why)
     int failed = atomic_load(&s->sync_failed);
     if (failed) {
         (void)sync_failed_refusal(failed, why);
+        return false;
+    }
+    uint64_t free_bytes = 0;
+    if (disk_nearly_full(s, DISK_FULL_READY, &free_bytes)) {
+        lt_fail(why, LT_ESTORE_FULL,
+                "store is full: %llu KiB free on the store's disk; publishes are refused "
+                "STORE_FULL until space returns",
+                (unsigned long long)(free_bytes >> 10));
         return false;
     }
     if (atomic_load(&s->full)) {
