@@ -566,3 +566,15 @@ bool it_broker_signal(it_env *e, int sig)
 {
     return e->pid > 0 && kill(e->pid, sig) == 0;
 }
+
+bool it_group_up(it_env *e, const char *tmpl)
+{
+    return it_env_init(e) && it_write_broker_yaml(e, tmpl) && it_broker_start(e, 30000);
+}
+
+void it_group_down(it_env *e)
+{
+    if (e->pid > 0)
+        it_broker_stop(e, 15000);
+    it_env_fini(e);
+}

@@ -111,6 +111,11 @@ pid_t it_spawn_prog(char *const argv[], const char *out_path);
  * to log_path (truncated). Its pid, or -1 (message on stderr). Collect it with it_wait. */
 pid_t it_spawn_group(char *const argv[], const char *log_path);
 
+/* A test group's broker: it_env_init, write tmpl as broker.yaml, start it (30 s). false
+ * (and a message) on failure. it_group_down stops it by pid and removes the directory. */
+bool it_group_up(it_env *e, const char *tmpl);
+void it_group_down(it_env *e);
+
 /* Wait for pid at most timeout_ms (then SIGKILL); exit status as it_cli. */
 int it_wait(pid_t pid, int timeout_ms);
 

@@ -152,18 +152,13 @@ static void a_silent_consumer_gets_every_record_after_its_queue_was_full(void **
 static int group_setup(void **state)
 {
     (void)state;
-    if (!it_env_init(&env) || !it_write_broker_yaml(&env, BROKER_YAML) ||
-        !it_broker_start(&env, 30000))
-        return -1;
-    return 0;
+    return it_group_up(&env, BROKER_YAML) ? 0 : -1;
 }
 
 static int group_teardown(void **state)
 {
     (void)state;
-    if (env.pid > 0)
-        it_broker_stop(&env, 15000);
-    it_env_fini(&env);
+    it_group_down(&env);
     return 0;
 }
 

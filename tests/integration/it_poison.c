@@ -108,18 +108,13 @@ static void a_record_that_takes_the_broker_down_is_dead_lettered_after_max_deliv
 static int group_setup(void **state)
 {
     (void)state;
-    if (!it_env_init(&env) || !it_write_broker_yaml(&env, BROKER_YAML) ||
-        !it_broker_start(&env, 30000))
-        return -1;
-    return 0;
+    return it_group_up(&env, BROKER_YAML) ? 0 : -1;
 }
 
 static int group_teardown(void **state)
 {
     (void)state;
-    if (env.pid > 0)
-        it_broker_stop(&env, 15000);
-    it_env_fini(&env);
+    it_group_down(&env);
     return 0;
 }
 
