@@ -185,7 +185,8 @@ static int collect(void *arg, const lt_store_entry *e)
         s->stored[s->n] = e->stored_ms;
         s->st[s->n] = e->state;
         size_t l = e->env_len < 31 ? e->env_len : 31;
-        memcpy(s->env[s->n], e->env, l);
+        if (l > 0)
+            memcpy(s->env[s->n], e->env, l);
         s->env[s->n][l] = '\0';
         snprintf(s->reason[s->n], sizeof s->reason[s->n], "%s", e->reason);
     }
@@ -1611,6 +1612,53 @@ static void every_committed_message_survives_kill_9(void **state)
     assert_int_equal(n, qs.depth);
 }
 
+/* The planner reads counts without messages; the sender reads a job's messages in one
+ * transaction, in the order asked, skipping the ones the queue no longer holds. */
+static void pending_keys_skip_the_bytes_and_get_many_reads_in_order_skipping_the_gone(void **state)
+{
+    fx *f = *state;
+    lt_why why;
+    uint64_t seq[4];
+    bool dup;
+    assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
+    for (unsigned i = 0; i < 4; i++)
+        assert_int_equal(put_msg(f, 40 + i, &f->q1, 1, 1000, &seq[i], &dup, &why), LT_OK);
+    commit_ok(f);
+    assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
+    assert_int_equal(lt_store_nak(f->s, f->q1, seq[1], 3, 0, &why), LT_OK);
+    assert_int_equal(lt_store_ack(f->s, f->q1, seq[2], 2000, &why), LT_OK);
+    commit_ok(f);
+
+    seen k;
+    memset(&k, 0, sizeof k);
+    assert_int_equal(lt_store_pending_keys(f->s, f->q1, 0, 0, collect, &k, NULL, &why), LT_OK);
+    assert_int_equal(k.n, 3);
+    assert_int_equal(k.seq[0], seq[0]);
+    assert_int_equal(k.seq[1], seq[1]);
+    assert_int_equal(k.dc[1], 3);
+    assert_int_equal(k.seq[2], seq[3]);
+    assert_string_equal(k.env[0], ""); /* no bytes read */
+
+    /* asked out of seq order, with an acked one (retention 0: gone) and an unknown seq */
+    uint64_t want[5] = {seq[3], seq[2], 999999, seq[0], seq[1]};
+    seen g;
+    memset(&g, 0, sizeof g);
+    assert_int_equal(lt_store_get_many(f->s, f->q1, want, 5, collect, &g, &why), LT_OK);
+    assert_int_equal(g.n, 3);
+    assert_int_equal(g.seq[0], seq[3]);
+    assert_string_equal(g.env[0], "env-43");
+    assert_int_equal(g.seq[1], seq[0]);
+    assert_string_equal(g.env[1], "env-40");
+    assert_int_equal(g.seq[2], seq[1]);
+    assert_int_equal(g.dc[2], 3);
+    /* the visitor stops it */
+    memset(&g, 0, sizeof g);
+    g.stop_after = 1;
+    assert_int_equal(lt_store_get_many(f->s, f->q1, want, 5, collect, &g, &why), LT_OK);
+    assert_int_equal(g.n, 1);
+    assert_int_equal(lt_store_get_many(f->s, 4242, want, 5, collect, &g, &why), LT_ENOQUEUE);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -1623,6 +1671,7 @@ int main(void)
         T(an_id_past_the_window_names_a_new_record),
         T(a_layout_2_store_drops_its_agency_blind_dedup_tables),
         T(a_message_routed_to_two_queues_is_deleted_only_when_both_acked),
+        T(pending_keys_skip_the_bytes_and_get_many_reads_in_order_skipping_the_gone),
         T(nak_records_delivery_count_and_not_before),
         T(dead_letter_keeps_payload_and_reason_then_requeue_and_drop),
         T(replay_by_seq_and_by_time_sees_acked_messages_within_retention),
