@@ -367,11 +367,23 @@ int lt_fe_send_nack(lt_broker *b, const uint8_t *peer, size_t peer_len, uint64_t
 void lt_fe_on_done(lt_broker *b);
 /* Periodic: probe idle peers, forget the gone ones. */
 void lt_fe_heartbeat(lt_broker *b);
-/* The PUBLISH fast path: when the frame is exactly Frame{publish{tag, envelope}} (each
- * field once, nothing else), find tag and envelope (pointing into p) without unpacking and
- * return true; false means "unpack it the general way". Pure; for the fuzzer too. */
-bool lt_fe_parse_publish(const uint8_t *p, size_t n, uint64_t *tag, const uint8_t **env,
-                         size_t *env_len);
+/* The PUBLISH fast path: when the frame is a plain Frame{publish{tag, envelope,
+ * deliver_at, hops}} (each single field once, a few short hops, nothing else), find its
+ * fields without unpacking (env points into p; hops are copied, NUL-terminated, into out)
+ * and return true; false means "unpack it the general way", which also gives the reason of
+ * a refusal. Pure; for the fuzzer too. */
+#define LT_FE_FAST_HOPS 8 /* more than the hop limit allows: the general path refuses them */
+#define LT_FE_HOP_MAX 64  /* a broker name's bytes at most */
+typedef struct lt_fe_publish {
+    uint64_t tag;
+    const uint8_t *env;
+    size_t env_len;
+    int64_t deliver_at;
+    size_t nhops;
+    char *hops[LT_FE_FAST_HOPS];
+    char hop[LT_FE_FAST_HOPS][LT_FE_HOP_MAX + 1];
+} lt_fe_publish;
+bool lt_fe_parse_publish(const uint8_t *p, size_t n, lt_fe_publish *out);
 /* Best effort tag of a PUBLISH or ADMIN frame that does not parse (0 if unreadable). */
 uint64_t lt_fe_peek_tag(const uint8_t *p, size_t n);
 lt_peer *lt_fe_peer_find(lt_broker *b, const uint8_t *id, size_t len);

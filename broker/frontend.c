@@ -294,32 +294,49 @@ static void send_failed(lt_broker *b, int err, const uint8_t *peer, size_t peer_
 /* ---- the fast path for PUBLISH: find tag and envelope without unpacking (no copy, no
  * allocation). Anything unusual falls back to protobuf_c unpack. ---- */
 
-/* Frame = { 1: Publish { 1: tag (varint), 2: envelope (bytes) } }, each field once, nothing
- * else. */
-bool lt_fe_parse_publish(const uint8_t *p, size_t n, uint64_t *tag, const uint8_t **env,
-                         size_t *env_len)
+/* Frame = { 1: Publish { 1: tag (varint), 2: envelope (bytes), 3: deliver_at (varint),
+ * 5: hops (strings) } }: tag, envelope and deliver_at at most once, at most LT_FE_FAST_HOPS
+ * hops of 1..LT_FE_HOP_MAX bytes without NUL, nothing else. */
+bool lt_fe_parse_publish(const uint8_t *p, size_t n, lt_fe_publish *out)
 {
     size_t pos = 0;
     uint64_t key, len;
     if (!lt_env_wire_varint(p, n, &pos, &key) || key != ((1u << 3) | 2) ||
         !lt_env_wire_varint(p, n, &pos, &len) || len != n - pos)
         return false;
-    bool have_tag = false, have_env = false;
-    *tag = 0;
+    bool have_tag = false, have_env = false, have_at = false;
+    out->tag = 0;
+    out->deliver_at = 0;
+    out->nhops = 0;
     while (pos < n) {
         if (!lt_env_wire_varint(p, n, &pos, &key))
             return false;
         if (key == ((1u << 3) | 0) && !have_tag) {
-            if (!lt_env_wire_varint(p, n, &pos, tag))
+            if (!lt_env_wire_varint(p, n, &pos, &out->tag))
                 return false;
             have_tag = true;
+        } else if (key == ((3u << 3) | 0) && !have_at) {
+            uint64_t v;
+            if (!lt_env_wire_varint(p, n, &pos, &v))
+                return false;
+            out->deliver_at = (int64_t)v;
+            have_at = true;
         } else if (key == ((2u << 3) | 2) && !have_env) {
             if (!lt_env_wire_varint(p, n, &pos, &len) || len > n - pos)
                 return false;
-            *env = p + pos;
-            *env_len = (size_t)len;
+            out->env = p + pos;
+            out->env_len = (size_t)len;
             pos += (size_t)len;
             have_env = true;
+        } else if (key == ((5u << 3) | 2) && out->nhops < LT_FE_FAST_HOPS) {
+            if (!lt_env_wire_varint(p, n, &pos, &len) || len > n - pos || len == 0 ||
+                len > LT_FE_HOP_MAX || memchr(p + pos, 0, (size_t)len) != NULL)
+                return false; /* the general path refuses it with its reason */
+            memcpy(out->hop[out->nhops], p + pos, (size_t)len);
+            out->hop[out->nhops][len] = '\0';
+            out->hops[out->nhops] = out->hop[out->nhops];
+            out->nhops++;
+            pos += (size_t)len;
         } else {
             return false;
         }
@@ -688,9 +705,6 @@ static void handle(lt_broker *b, const zmq_msg_t *id, zmq_msg_t *body)
 {
     const uint8_t *data = zmq_msg_data(body);
     size_t n = zmq_msg_size(body);
-    uint64_t tag;
-    const uint8_t *env;
-    size_t env_len;
 
     if (n > b->cfg->max_frame_bytes) {
         b->n_too_large++;
@@ -712,8 +726,9 @@ static void handle(lt_broker *b, const zmq_msg_t *id, zmq_msg_t *body)
         malformed(b, id, data, n, "empty frame");
         return;
     }
-    if (lt_fe_parse_publish(data, n, &tag, &env, &env_len)) {
-        on_publish(b, id, body, tag, env, env_len, 0, NULL, 0);
+    lt_fe_publish fp;
+    if (lt_fe_parse_publish(data, n, &fp)) {
+        on_publish(b, id, body, fp.tag, fp.env, fp.env_len, fp.deliver_at, fp.hops, fp.nhops);
         return;
     }
     Lienthong__V1__Frame *f = lienthong__v1__frame__unpack(NULL, n, data);

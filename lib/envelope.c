@@ -604,15 +604,20 @@ static bool wire_fault(const ProtobufCMessageDescriptor *d, const uint8_t *p, si
     return false;
 }
 
-/* Where a record is, for reasons: "child.full_name", "holders[2]" (proto field names). */
+/* Where a record is, for reasons: "child.full_name", "holders[2]" (proto field names).
+ * Formatted only when `track` is set: the walk runs untracked first (every record that
+ * passes) and again, tracked, for the reason of one that does not. */
 struct walk {
     char path[160];
     size_t len;
+    bool track;
 };
 
 static size_t path_push(struct walk *w, const char *name, size_t index, bool indexed)
 {
     size_t old = w->len;
+    if (!w->track)
+        return old;
     int n = indexed ? snprintf(w->path + old, sizeof w->path - old, "%s%s[%zu]", old ? "." : "",
                                name, index)
                     : snprintf(w->path + old, sizeof w->path - old, "%s%s", old ? "." : "", name);
@@ -684,10 +689,13 @@ lt_err lt_env_check_record(const lt_env *env, lt_why *why)
         return lt_fail(why, LT_EPAYLOAD, "payload of %zu bytes is not a %s: %s", pl->len, type,
                        inner.msg);
     }
-    struct walk w = {.len = 0};
-    if (check_message(&w, m, 0, &inner) != LT_OK)
+    struct walk w = {.len = 0, .track = false};
+    if (check_message(&w, m, 0, &inner) != LT_OK) {
+        w = (struct walk){.len = 0, .track = true};
+        (void)check_message(&w, m, 0, &inner); /* again, for the field's path */
         e = lt_fail(why, LT_EPAYLOAD, "payload of %zu bytes is not a %s of schema version %d: %s",
                     pl->len, type, LT_ENV_SCHEMA_VERSION, inner.msg);
+    }
     protobuf_c_message_free_unpacked(m, NULL);
     return e;
 }
