@@ -16,34 +16,22 @@
  * says how many commits were timed. The file is removed at the end.
  *
  * Output: one JSON object on stdout: {"file_mib", "count", "seconds", "commit_bytes",
- * "fdatasync_us": {"p50", "p90", "p99", "p999", "max", "mean"}} (nearest-rank percentiles).
+ * "fdatasync_us": {"count", "p50", "p90", "p99", "p999", "max", "mean"}} (nearest-rank
+ * percentiles, lt_bench_print_latency).
  */
+#include "kit/benchkit.h"
+
 #include <errno.h>
 #include <fcntl.h>
-#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #define PAGE 4096
 #define DATA_BYTES (4 * PAGE) /* data pages of one commit */
 #define META_PAGES 2          /* LMDB's two meta pages, written in turn */
-
-static int64_t now_ns(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
-}
-
-static int cmp_i64(const void *a, const void *b)
-{
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return (x > y) - (x < y);
-}
 
 /* xorshift64*: offsets only need to be spread, not unpredictable. */
 static uint64_t next_rand(uint64_t *s)
@@ -132,45 +120,33 @@ int main(int argc, char **argv)
         goto out;
     }
 
-    uint64_t seed = (uint64_t)now_ns() | 1;
+    uint64_t seed = (uint64_t)lt_bench_now_ns() | 1;
     uint64_t data_pages = (uint64_t)(size - META_PAGES * PAGE - DATA_BYTES) / PAGE;
     long done = 0;
-    int64_t t_start = now_ns(), deadline = t_start + (int64_t)(max_s * 1e9);
-    for (; done < count && now_ns() < deadline; done++) {
+    int64_t t_start = lt_bench_now_ns(), deadline = t_start + (int64_t)(max_s * 1e9);
+    for (; done < count && lt_bench_now_ns() < deadline; done++) {
         off_t data_at = (off_t)(META_PAGES + next_rand(&seed) % data_pages) * PAGE;
         off_t meta_at = (off_t)(done % META_PAGES) * PAGE;
         memset(buf, (int)(done & 0xff), DATA_BYTES); /* new bytes every time */
-        int64_t t = now_ns();
+        int64_t t = lt_bench_now_ns();
         if (write_all(fd, buf, DATA_BYTES, data_at) != 0 ||
             write_all(fd, buf, PAGE, meta_at) != 0 || fdatasync(fd) != 0) {
             fprintf(stderr, "bench_fsyncbench: commit %ld: %s\n", done, strerror(errno));
             goto out;
         }
-        lat[done] = now_ns() - t;
+        lat[done] = lt_bench_now_ns() - t;
     }
-    double secs = (double)(now_ns() - t_start) / 1e9;
+    double secs = (double)(lt_bench_now_ns() - t_start) / 1e9;
 
-    qsort(lat, (size_t)done, sizeof *lat, cmp_i64);
-    double sum = 0;
-    for (long i = 0; i < done; i++)
-        sum += (double)lat[i];
     if (done == 0) {
         fprintf(stderr, "bench_fsyncbench: no commit in %.1f s\n", max_s);
         goto out;
     }
     printf("{\"file_mib\":%ld,\"count\":%ld,\"requested\":%ld,\"seconds\":%.3f,"
-           "\"commit_bytes\":%d,\"fdatasync_us\":{",
+           "\"commit_bytes\":%d",
            file_mib, done, count, secs, DATA_BYTES + PAGE);
-    static const double qs[] = {0.50, 0.90, 0.99, 0.999};
-    static const char *const qn[] = {"p50", "p90", "p99", "p999"};
-    for (size_t k = 0; k < sizeof qs / sizeof qs[0]; k++) {
-        long rank = (long)ceil(qs[k] * (double)done);
-        if (rank < 1)
-            rank = 1;
-        printf("\"%s\":%.1f,", qn[k], (double)lat[rank - 1] / 1e3);
-    }
-    printf("\"max\":%.1f,\"mean\":%.1f}}\n", (double)lat[done - 1] / 1e3,
-           sum / (double)done / 1e3);
+    lt_bench_print_latency(stdout, "fdatasync_us", lat, (size_t)done);
+    printf("}\n");
     rc = 0;
 out:
     close(fd);

@@ -472,8 +472,7 @@ static int cmp_i64(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* Nearest-rank percentiles over the recorded (>= 0) values of v[0..n), in microseconds. */
-static void print_latency(FILE *out, const char *name, int64_t *v, size_t n)
+void lt_bench_print_latency(FILE *out, const char *name, int64_t *v, size_t n)
 {
     size_t m = 0;
     for (size_t i = 0; i < n; i++)
@@ -544,8 +543,8 @@ bool lt_bench_report(lt_bench_run *r, FILE *out, const char *system, const char 
     } else {
         fputs(",\"end_to_end\":null", out);
     }
-    print_latency(out, "pub_ack_latency_us", r->lat_ack, (size_t)p->messages);
-    print_latency(out, "e2e_latency_us", r->lat_e2e, (size_t)p->messages);
+    lt_bench_print_latency(out, "pub_ack_latency_us", r->lat_ack, (size_t)p->messages);
+    lt_bench_print_latency(out, "e2e_latency_us", r->lat_e2e, (size_t)p->messages);
 
     fputs(",\"progress\":[", out);
     int64_t prev_t = r->t0;
