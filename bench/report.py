@@ -219,8 +219,8 @@ def goals(cases, meta):
         v = (sig.get(alg) or {}).get("verify_us")
         if total is None or v is None:
             add("cpu_" + case, g, None, GOAL_CPU_US, None,
-                "needs the %s case with the server's timed CPU and sigbench's %s verify"
-                % (case, alg))
+                "needs the %s case with the server's timed CPU and sigbench's verify (%s)"
+                % (case, alg or "no run"))
             continue
         excl = total - v / batch
         add("cpu_" + case, g, round(excl, 2), GOAL_CPU_US, excl <= GOAL_CPU_US,
