@@ -7,8 +7,10 @@
  * duplicate queue names, a queue bound to nothing, an ACL entry listed twice...
  * Relative paths are resolved against the directory of the file.
  *
- * A loaded lt_broker_cfg is immutable: read it from any thread. The ACL section (admins,
- * acl, and the queues' owners) can be re-read alone on SIGHUP (lt_broker_config_reload_acl).
+ * A loaded lt_broker_cfg is immutable: read it from any thread. On SIGHUP the broker reads
+ * the file again and builds from it the ACL (admins, acl, peers, with the queues' owners of
+ * the running config: lt_broker_config_acl_next), the CURVE key table and the links; the
+ * config it started with stays its b->cfg.
  */
 #ifndef LT_BROKER_CONFIG_H
 #define LT_BROKER_CONFIG_H
