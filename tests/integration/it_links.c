@@ -21,7 +21,6 @@
 #include "harness_admin.h"
 #include "harness_client.h"
 
-#include "devpki.h"
 
 #include <setjmp.h>
 #include <signal.h>
@@ -672,16 +671,7 @@ static void a_revoked_agencys_records_are_refused_at_every_hop_after_sighup(void
         assert_int_equal(queued.ans[i].code, LT_OK);
 
     /* the district's certificate is revoked; every broker reloads the CRL */
-    char key[IT_PATH_MAX], cert[IT_PATH_MAX], crl[IT_PATH_MAX], qcert[IT_PATH_MAX];
-    lt_devpki_ca *ca = NULL;
-    lt_why why = {{0}};
-    assert_int_equal(lt_devpki_ca_load(it_path(&n->base, "ca/ca.key.pem", key),
-                                       it_path(&n->base, "ca/ca.cert.pem", cert), &ca, &why),
-                     LT_OK);
-    assert_int_equal(lt_devpki_revoke(ca, it_path(&n->base, "certs/quan1.cert.pem", qcert),
-                                      it_path(&n->base, "ca/crl.pem", crl), lt_env_now_ms(), &why),
-                     LT_OK);
-    lt_devpki_ca_destroy(&ca);
+    assert_true(it_revoke(&n->base, "quan1"));
     assert_true(it_broker_hup(&n->ward));
     assert_true(it_broker_hup(&n->national));
     assert_true(it_log_wait(&n->ward, "CRL reloaded", 10000));
@@ -1123,16 +1113,7 @@ static void a_revoked_agencys_curve_key_is_refused_at_the_handshake(void **state
                 0);
 
     /* the district's certificate is revoked; the national broker reloads the CRL */
-    char key[IT_PATH_MAX], cert[IT_PATH_MAX], crl[IT_PATH_MAX], qcert[IT_PATH_MAX];
-    lt_devpki_ca *ca = NULL;
-    lt_why why = {{0}};
-    assert_int_equal(lt_devpki_ca_load(it_path(&n->base, "ca/ca.key.pem", key),
-                                       it_path(&n->base, "ca/ca.cert.pem", cert), &ca, &why),
-                     LT_OK);
-    assert_int_equal(lt_devpki_revoke(ca, it_path(&n->base, "certs/quan1.cert.pem", qcert),
-                                      it_path(&n->base, "ca/crl.pem", crl), lt_env_now_ms(), &why),
-                     LT_OK);
-    lt_devpki_ca_destroy(&ca);
+    assert_true(it_revoke(&n->base, "quan1"));
     assert_true(it_broker_hup(&n->national));
     assert_true(it_log_wait(&n->national, "CRL reloaded", 10000));
     /* its connection is closed, and its key is refused at the handshake, counted */

@@ -16,7 +16,6 @@
 #include "harness_client.h"
 #include "harness_valgrind.h"
 
-#include "devpki.h"
 #include "envfile.h"
 
 #include "lienthong/v1/envelope.pb-c.h"
@@ -475,16 +474,7 @@ static void sighup_reloads_a_crl_that_revokes_a_district(void **state)
 {
     (void)state;
     skip_if_unavailable();
-    char key[IT_PATH_MAX], cert[IT_PATH_MAX], crl[IT_PATH_MAX], qcert[IT_PATH_MAX];
-    lt_devpki_ca *ca = NULL;
-    lt_why why = {{0}};
-    assert_int_equal(lt_devpki_ca_load(it_path(&env, "ca/ca.key.pem", key),
-                                       it_path(&env, "ca/ca.cert.pem", cert), &ca, &why),
-                     LT_OK);
-    assert_int_equal(lt_devpki_revoke(ca, it_path(&env, "certs/quan3.cert.pem", qcert),
-                                      it_path(&env, "ca/crl.pem", crl), lt_env_now_ms(), &why),
-                     LT_OK);
-    lt_devpki_ca_destroy(&ca);
+    assert_true(it_revoke(&env, "quan3"));
     assert_true(it_broker_hup(&env));
     assert_true(it_log_wait(&env, "ACL reloaded", 30000));
     VG_CLI(1, "pub-revoked.out", "pub", "-c", quan3_cfg, "--no-auth", "-t",

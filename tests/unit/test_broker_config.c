@@ -147,6 +147,7 @@ static void an_empty_file_gives_working_defaults(void **state)
 /* Pieces of network configs (broker.identity, peers) for the cases below. */
 #define NET_ID "broker:\n  identity:\n    key: k.pem\n    cert: c.pem\n"
 #define NET_PEER "peers:\n  - name: w\n    agency: VN:GOV:000.00.00.H29:lienthong\n"
+#define NET_LINK "links:\n  - peer: w\n    endpoint: tcp://10.0.0.1:7400\n"
 /* A CURVE public key (Z85) */
 #define Z85_A "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7"
 
@@ -292,14 +293,11 @@ static const bad bads[] = {
     {NET_PEER "    curve_key: \"" Z85_A "\"\n"
      "curve_clients:\n  - agency: VN:GOV:000.00.00.H29.760:hotich\n    key: \"" Z85_A "\"\n",
      {"broker.yaml:2", "peers[0].curve_key", "one key, one identity"}},
-    {NET_ID NET_PEER "links:\n  - peer: w\n    endpoint: tcp://10.0.0.1:7400\n"
-     "    receive: \"bad queue\"\n",
+    {NET_ID NET_PEER NET_LINK "    receive: \"bad queue\"\n",
      {"broker.yaml:11", "links[0].receive", "A-Z"}},
-    {NET_ID NET_PEER "links:\n  - peer: w\n    endpoint: tcp://10.0.0.1:7400\n"
-     "    forward: \"q/../x\"\n",
+    {NET_ID NET_PEER NET_LINK "    forward: \"q/../x\"\n",
      {"broker.yaml:11", "links[0].forward", "A-Z"}},
-    {NET_ID NET_PEER "links:\n  - peer: w\n    endpoint: tcp://10.0.0.1:7400\n"
-     "    receive: in\n    credit: 0\n",
+    {NET_ID NET_PEER NET_LINK "    receive: in\n    credit: 0\n",
      {"broker.yaml:12", "links[0].credit", "1..10000"}},
 };
 
