@@ -1132,6 +1132,50 @@ static void a_revoked_agencys_curve_key_is_refused_at_the_handshake(void **state
     it_broker_stop(&n->national, 15000);
 }
 
+/* `lienthongd --check` of node e's config: its exit status, stderr in *err (malloc'ed). */
+static int check_config(net *n, it_env *e, char **err)
+{
+    char cfg[IT_PATH_MAX], out[IT_PATH_MAX];
+    char *argv[] = {(char *)LT_LIENTHONGD, (char *)"--check", (char *)"-c",
+                    it_path(&n->base, e->cfg_name, cfg), NULL};
+    pid_t pid = it_spawn_prog(argv, it_path(&n->base, "check.out", out));
+    assert_true(pid > 0);
+    int rc = it_wait(pid, 30000);
+    *err = it_read_file(&n->base, "check.out.err", NULL);
+    assert_non_null(*err);
+    return rc;
+}
+
+static void a_curve_key_bound_to_another_agencys_cert_or_a_bad_secret_key_is_refused(
+    void **state)
+{
+    net *n = *state;
+    char pub[41], sec[41], listen[64], clients[512];
+    assert_int_equal(zmq_curve_keypair(pub, sec), 0);
+    snprintf(listen, sizeof listen, "tcp://127.0.0.1:%u", it_free_port());
+    district_key(clients, sizeof clients, pub, true);
+    national_curve(n, listen, "[\"79.>\"]", clients);
+    char *err = NULL;
+    assert_int_equal(check_config(n, &n->national, &err), 0);
+    free(err);
+    /* the district's key listed with the Department of Justice's certificate */
+    char *wrong = subst(clients, (const char *[]){"quan1.cert"}, (const char *[]){"tuphap.cert"},
+                        1);
+    national_curve(n, listen, "[\"79.>\"]", wrong);
+    free(wrong);
+    assert_int_equal(check_config(n, &n->national, &err), 2);
+    assert_non_null(strstr(err, "curve_clients[0]"));
+    assert_non_null(strstr(err, "not of VN:GOV:000.00.00.H29.760:hotich"));
+    free(err);
+    /* a secret key file whose first line is no CURVE secret key */
+    national_curve(n, listen, "[\"79.>\"]", clients);
+    assert_true(it_write_file(&n->base, "keys/broker-national.curve", "not a key\n"));
+    assert_int_equal(check_config(n, &n->national, &err), 2);
+    assert_non_null(strstr(err, "broker.curve.secret_key_file"));
+    assert_non_null(strstr(err, "40 characters of Z85"));
+    free(err);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1139,6 +1183,9 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(a_revoked_agencys_curve_key_is_refused_at_the_handshake,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            a_curve_key_bound_to_another_agencys_cert_or_a_bad_secret_key_is_refused, setup,
+            teardown),
         cmocka_unit_test_setup_teardown(sighup_adds_and_removes_a_link_without_a_restart, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(
