@@ -216,8 +216,15 @@ static lt_peer *conn_peer(lt_broker *b, const zmq_msg_t *id, const zmq_msg_t *bo
         lt_fe_peer_drop(b, p, "its routing id arrived over another connection");
         p = NULL;
     }
-    if (!p && create)
-        p = peer_new(b, pid, plen, fd);
+    if (!p && create && (p = peer_new(b, pid, plen, fd))) {
+        const char *key = zmq_msg_gets((zmq_msg_t *)body, LT_ZAP_KEY_PROPERTY);
+        const char *uid = key ? zmq_msg_gets((zmq_msg_t *)body, "User-Id") : NULL;
+        if (key && uid && b->fe_hooks.on_curve_conn) { /* CURVE: still accepted? */
+            snprintf(p->curve_key, sizeof p->curve_key, "%s", key);
+            snprintf(p->zap_user, sizeof p->zap_user, "%s", uid);
+            b->fe_hooks.on_curve_conn(b, p);
+        }
+    }
     if (p)
         p->last_seen = (int64_t)uv_now(&b->loop);
     return p;
@@ -442,16 +449,22 @@ static void uncharge(lt_broker *b, const lt_slot *s)
 
 /* ---- the network: Publish.hops and peer sessions (docs/network.md) ---- */
 
-/* The index in cfg->peers of the peer broker session p authenticated as, -1 if none;
- * LT_LINK_SELF when it is this broker's own identity (its receive links publish here). */
+/* The refusal of every HELLO and PUBLISH of a connection whose CURVE key a reload no longer
+ * accepts (lt_peer.key_refused), until the broker's close of it takes effect. */
+#define KEY_REFUSED                                                                          \
+    "this connection's CURVE key is no longer accepted by this broker (its config was "     \
+    "reloaded): the connection is being closed"
+
+/* LT_LINK_PEER when session p authenticated as a peer broker (the peers of the ACL in
+ * force: the loop is the thread that swaps it), -1 if none; LT_LINK_SELF when it is this
+ * broker's own identity (its receive links publish here). */
 static int peer_of(const lt_broker *b, const lt_peer *p)
 {
     if (p->state != LT_PEER_AUTHED)
         return -1;
     if (b->self_agency[0] != '\0' && strcmp(p->agency, b->self_agency) == 0)
         return LT_LINK_SELF;
-    const lt_bcfg_peer *pe = lt_broker_config_peer(b->cfg, p->agency, true);
-    return pe ? (int)(pe - b->cfg->peers) : -1;
+    return lt_acl_peer_name(lt_acl_cell_peek(&b->acl), p->agency) ? LT_LINK_PEER : -1;
 }
 
 /* The hops of a publish from session p: only a peer broker may give them, never naming
@@ -506,6 +519,10 @@ static void on_publish(lt_broker *b, const zmq_msg_t *id, const zmq_msg_t *body,
         reject(b, id, tag, LT_ESTORE, "broker out of memory");
         return;
     }
+    if (p->key_refused) {
+        reject(b, id, tag, LT_ENOAUTH, "%s", KEY_REFUSED);
+        return;
+    }
     bool unauth;
     char why[LT_WHY_MAX];
     lt_err he = check_hops(b, p, hops, nhops, why, sizeof why);
@@ -539,6 +556,8 @@ static void on_publish(lt_broker *b, const zmq_msg_t *id, const zmq_msg_t *body,
     s->tag = tag;
     s->due_ms = due_ms > 0 ? due_ms : 0;
     s->relay_peer = peer_of(b, p);
+    if (s->relay_peer == LT_LINK_PEER)
+        memcpy(s->relay_agency, p->agency, sizeof s->relay_agency);
     memcpy(s->buf, env, len);
     memcpy(s->buf + len, hb, hlen); /* the store keeps them with the message */
     s->hops_len = hlen;
@@ -564,6 +583,11 @@ static void on_hello(lt_broker *b, const zmq_msg_t *id, const zmq_msg_t *body,
     lt_peer *p = conn_peer(b, id, body, true);
     if (!p) {
         lt_fe_send_nack(b, pid, plen, 0, LT_ESTORE, "broker out of memory");
+        return;
+    }
+    if (p->key_refused) {
+        send_failed(b, lt_fe_send_nack(b, pid, plen, 0, LT_ENOAUTH, KEY_REFUSED), pid, plen,
+                    "NACK");
         return;
     }
     if (p->state == LT_PEER_AUTHING) {
