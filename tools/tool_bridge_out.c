@@ -20,7 +20,6 @@
  */
 #include "tool_bridge.h"
 
-#include "envelope.h"
 #include "tool_client.h"
 
 #include <pthread.h>
@@ -152,37 +151,6 @@ static void send_slot(out *b, slot *s)
     }
 }
 
-/* Build the NATS message of one envelope; NULL with why set. */
-static natsMsg *make_msg(const out *b, const uint8_t *env_bytes, size_t len, char *id_hex,
-                         lt_why *why)
-{
-    lt_env *env = NULL;
-    if (lt_env_decode(env_bytes, len, NULL, &env, why) != LT_OK)
-        return NULL;
-    char subj[512];
-    lt_tool_hex(lt_env_message_id(env), LT_ENV_MESSAGE_ID_LEN, id_hex);
-    natsMsg *m = NULL;
-    natsStatus s = NATS_ERR;
-    if (snprintf(subj, sizeof subj, "%s.%s", b->o->subject, lt_env_topic(env)) <
-        (int)sizeof subj)
-        s = natsMsg_Create(&m, subj, NULL, (const char *)env_bytes, (int)len);
-    if (s == NATS_OK) /* JetStream's dedup key, the same on every resend */
-        s = natsMsgHeader_Set(m, "Nats-Msg-Id", id_hex);
-    if (s == NATS_OK)
-        s = natsMsgHeader_Set(m, LT_BRIDGE_HDR_TOPIC, lt_env_topic(env));
-    if (s == NATS_OK)
-        s = natsMsgHeader_Set(m, LT_BRIDGE_HDR_SOURCE, lt_env_source(env));
-    if (s == NATS_OK)
-        s = natsMsgHeader_Set(m, LT_BRIDGE_HDR_TYPE, lt_env_record_type(env));
-    lt_env_destroy(&env);
-    if (s != NATS_OK) {
-        lt_bridge_nats_fail(why, s, 0, "cannot build the NATS message");
-        natsMsg_Destroy(m);
-        return NULL;
-    }
-    return m;
-}
-
 static void on_deliver(void *user, const lt_client_delivery *d)
 {
     out *b = user;
@@ -202,8 +170,8 @@ static void on_deliver(void *user, const lt_client_delivery *d)
     }
     lt_why why = {{0}};
     char id[2 * LT_ENV_MESSAGE_ID_LEN + 1];
-    natsMsg *m = make_msg(b, d->envelope, d->envelope_len, id, &why);
-    if (m == NULL) {
+    natsMsg *m = NULL;
+    if (lt_bridge_msg_new(b->o->subject, d->envelope, d->envelope_len, &m, id, &why) != LT_OK) {
         fprintf(stderr, "lienthong bridge out: seq %llu not forwarded: %s\n",
                 (unsigned long long)d->seq, why.msg);
         char reason[LT_WHY_MAX + 32];

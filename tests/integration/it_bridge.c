@@ -21,6 +21,7 @@
 
 #include <arpa/inet.h>
 #include <json-c/json.h>
+#include <nats/nats.h>
 #include <netinet/in.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -61,7 +62,10 @@ static const char BROKER_YAML[] = "broker:\n"
                                   "    owner: VN:GOV:000.00.00.G01:csdldancu\n"
                                   "    bind: [\"79.760.national.>\"]\n"
                                   "    ack_wait_s: 30\n"
-                                  "    max_deliver: 1000\n";
+                                  "    max_deliver: 1000\n"
+                                  "  - name: back.in\n"
+                                  "    owner: VN:GOV:000.00.00.G01:csdldancu\n"
+                                  "    bind: [\"79.760.back.>\"]\n";
 
 typedef struct node {
     unsigned client, cluster, monitor;
@@ -219,17 +223,22 @@ static long stream_count(bool *dup)
     return *dup ? -1 : n;
 }
 
-static int64_t queue_depth(void)
+static int64_t queue_depth_of(const char *queue)
 {
     lt_signer *adm = it_signer(&env, "vanphong");
     lt_client *c = it_client(&env, adm, 0, 0);
     json_object *root = NULL;
-    json_object *q = c != NULL ? it_queue_info(c, "national.out", &root) : NULL;
+    json_object *q = c != NULL ? it_queue_info(c, queue, &root) : NULL;
     int64_t d = q != NULL ? it_json_int(q, "depth") : -1;
     json_object_put(root);
     lt_client_close(&c);
     lt_signer_destroy(&adm);
     return d;
+}
+
+static int64_t queue_depth(void)
+{
+    return queue_depth_of("national.out");
 }
 
 /* Wait until the stream holds exactly want messages, each once. */
@@ -251,11 +260,11 @@ static void stream_wait(long want, int timeout_ms)
     assert_int_equal(n, want);
 }
 
-static bool bridge_log_has(const char *needle, int timeout_ms)
+static bool log_has(const char *rel, const char *needle, int timeout_ms)
 {
     int64_t end = it_now_ms() + timeout_ms;
     while (it_now_ms() < end) {
-        char *t = it_read_file(&env, "bridge.out.err", NULL);
+        char *t = it_read_file(&env, rel, NULL);
         bool has = t != NULL && strstr(t, needle) != NULL;
         free(t);
         if (has)
@@ -263,6 +272,11 @@ static bool bridge_log_has(const char *needle, int timeout_ms)
         nap_ms(100);
     }
     return false;
+}
+
+static bool bridge_log_has(const char *needle, int timeout_ms)
+{
+    return log_has("bridge.out.err", needle, timeout_ms);
 }
 
 /* Start `lienthong bridge out` (stderr appended to by each run: out_rel differs). */
@@ -351,6 +365,111 @@ static void records_read_back_verify_and_come_back_through_bridge_in(void **stat
     free(t);
 }
 
+/* Publish bytes[0..len) into the stream NATIONAL on subject with libnats directly, as
+ * anyone with NATS access could: with Nats-Msg-Id msg_id and no Lienthong-* headers. */
+static void js_put(jsCtx *js, const char *subject, const void *bytes, size_t len,
+                   const char *msg_id)
+{
+    natsMsg *m = NULL;
+    assert_int_equal(natsMsg_Create(&m, subject, NULL, bytes, (int)len), NATS_OK);
+    assert_int_equal(natsMsgHeader_Set(m, "Nats-Msg-Id", msg_id), NATS_OK);
+    jsPubAck *pa = NULL;
+    jsErrCode jerr = 0;
+    natsStatus s = js_PublishMsg(&pa, js, m, NULL, &jerr);
+    if (s != NATS_OK)
+        fprintf(stderr, "it_bridge: js_PublishMsg: %s (%d)\n", natsStatus_GetText(s), (int)jerr);
+    assert_int_equal(s, NATS_OK);
+    assert_false(pa->Duplicate);
+    jsPubAck_Destroy(pa);
+    natsMsg_Destroy(m);
+}
+
+/* A good record numbered n on 79.760.back.khaisinh, into the stream (not through lienthong). */
+static void js_put_good(jsCtx *js, lt_signer *a, uint64_t n)
+{
+    size_t len;
+    uint8_t id[LT_ENV_MESSAGE_ID_LEN];
+    uint8_t *e = it_seal(a, "79.760.back.khaisinh", n, 0, &len, id);
+    assert_non_null(e);
+    char hex[2 * LT_ENV_MESSAGE_ID_LEN + 1];
+    for (size_t i = 0; i < LT_ENV_MESSAGE_ID_LEN; i++)
+        snprintf(hex + 2 * i, 3, "%02x", id[i]);
+    js_put(js, "national.79.760.back.khaisinh", e, len, hex);
+    free(e);
+}
+
+static void bridge_in_terminates_a_tampered_envelope_and_carries_on(void **state)
+{
+    (void)state;
+    natsConnection *nc = NULL;
+    jsCtx *js = NULL;
+    natsOptions *no = NULL;
+    assert_int_equal(natsOptions_Create(&no), NATS_OK);
+    char u[NODES][64];
+    const char *servers[NODES];
+    for (int i = 0; i < NODES; i++) {
+        snprintf(u[i], sizeof u[i], "nats://127.0.0.1:%u", nodes[i].client);
+        servers[i] = u[i];
+    }
+    assert_int_equal(natsOptions_SetServers(no, servers, NODES), NATS_OK);
+    natsStatus st = natsConnection_Connect(&nc, no);
+    if (st != NATS_OK)
+        fprintf(stderr, "it_bridge: connect %s: %s: %s\n", urls, natsStatus_GetText(st),
+                nats_GetLastError(NULL));
+    assert_int_equal(st, NATS_OK);
+    assert_int_equal(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
+    lt_signer *a = it_signer(&env, "quan1");
+    assert_non_null(a);
+    /* good, tampered (one byte of the record's note changed after signing), good, bytes
+     * that are no envelope at all, good */
+    js_put_good(js, a, 900001);
+    size_t len;
+    uint8_t *bad = it_seal(a, "79.760.back.khaisinh", 900002, 64, &len, NULL);
+    assert_non_null(bad);
+    uint8_t *x = memmem(bad, len, "xxxxxxxxxxxxxxxx", 16);
+    assert_non_null(x);
+    x[8] = 'y';
+    js_put(js, "national.79.760.back.khaisinh", bad, len, "tampered-900002");
+    free(bad);
+    js_put_good(js, a, 900003);
+    js_put(js, "national.79.760.back.khaisinh", "not an envelope", 15, "garbage-1");
+    js_put_good(js, a, 900004);
+
+    char cfg[IT_PATH_MAX];
+    it_path(&env, "agencies/dancu.yaml", cfg);
+    pid_t in = it_cli_spawn(&env, "bridge.back", "bridge", "in", "-c", cfg, "--nats", urls,
+                            "--stream", "NATIONAL", "--subject", "national.79.760.back.>",
+                            "--durable", "refusals", "--timeout", "2000", NULL);
+    assert_true(in > 0);
+    /* the tampered one: the broker's code for a payload that is not what was signed */
+    assert_true(log_has("bridge.back.err", "refused by lienthong: BAD_PAYLOAD_HASH", 30000));
+    assert_true(log_has("bridge.back.err", "refused by lienthong: MALFORMED", 30000));
+    int64_t end = it_now_ms() + 30000;
+    while (queue_depth_of("back.in") < 3 && it_now_ms() < end)
+        nap_ms(200);
+    assert_int_equal(queue_depth_of("back.in"), 3);
+    /* it keeps running: records put after the refusals arrive too */
+    js_put_good(js, a, 900005);
+    js_put_good(js, a, 900006);
+    end = it_now_ms() + 30000;
+    while (queue_depth_of("back.in") < 5 && it_now_ms() < end)
+        nap_ms(200);
+    assert_int_equal(queue_depth_of("back.in"), 5);
+    assert_int_equal(kill(in, 0), 0);
+    kill(in, SIGTERM);
+    assert_int_equal(it_wait(in, 15000), 0);
+    char *t = it_read_file(&env, "bridge.back.err", NULL);
+    assert_non_null(t);
+    if (strstr(t, "5 stored in lienthong, 2 refused, 0 retried") == NULL)
+        fprintf(stderr, "it_bridge: bridge in said:\n%s", t);
+    assert_non_null(strstr(t, "5 stored in lienthong, 2 refused, 0 retried"));
+    free(t);
+    lt_signer_destroy(&a);
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+    natsOptions_Destroy(no);
+}
+
 static int group_setup(void **state)
 {
     (void)state;
@@ -404,6 +523,7 @@ int main(void)
         cmocka_unit_test(two_nodes_lost_stop_the_bridge_and_it_resumes_when_they_return),
         cmocka_unit_test(a_broker_killed_mid_flow_leaves_no_duplicate_in_the_stream),
         cmocka_unit_test(records_read_back_verify_and_come_back_through_bridge_in),
+        cmocka_unit_test(bridge_in_terminates_a_tampered_envelope_and_carries_on),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
