@@ -79,7 +79,7 @@ lt_err lt_bridge_subject(const char *prefix, const char *topic, char *out, size_
  * the message id) and the three Lienthong-* headers. On LT_OK *out is the caller's
  * (natsMsg_Destroy) and id_hex (room for 33) holds the Nats-Msg-Id. LT_EPROTO/LT_ETOOBIG/...:
  * not an envelope (lt_env_decode); LT_EBADTOPIC: its topic cannot be a subject; LT_EIO:
- * libnats failed. Reason in why. */
+ * libnats failed. Reason in why. libnats must be open (nats_Open, or a connection made). */
 lt_err lt_bridge_msg_new(const char *prefix, const uint8_t *env_bytes, size_t len,
                          natsMsg **out, char *id_hex, lt_why *why);
 
