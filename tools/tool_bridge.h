@@ -128,8 +128,9 @@ lt_err lt_bridge_stream_ensure(const lt_bridge_opts *o, jsCtx *js, lt_why *why);
 lt_err lt_bridge_nats_fail(lt_why *why, natsStatus s, jsErrCode jerr, const char *what);
 
 /* A durable JetStream pull consumer of envelopes (tool_bridge_src.c): explicit acks, at most
- * o->credit unacked, redelivered after o->timeout_ms + 5 s without an ack. `bridge in` and
- * `lienthong sink --nats` read the stream through it. One thread. */
+ * o->credit unacked, redelivered after o->timeout_ms + 5 s without an ack (a durable that exists
+ * is updated to these values). `bridge in` and `lienthong sink
+ * --nats` read the stream through it. One thread. */
 typedef struct lt_bridge_src lt_bridge_src;
 
 /* One fetched message. envelope points into msg (valid until lt_bridge_src_done). */
@@ -142,9 +143,15 @@ typedef struct lt_bridge_item {
     natsMsg *msg;
 } lt_bridge_item;
 
-/* How a fetched message ends: acked (stored), terminated (never deliverable), or NAKed
- * (delivered again after a back-off growing with its deliveries: 200 ms .. 5 s). */
-typedef enum lt_bridge_fate { LT_BRIDGE_ACK, LT_BRIDGE_TERM, LT_BRIDGE_NAK } lt_bridge_fate;
+/* How a fetched message ends: acked (stored), terminated (never deliverable), NAKed
+ * (delivered again after a back-off growing with its deliveries: 200 ms .. 5 s), or left
+ * unacked (delivered again after the ack wait: the reader could not keep it). */
+typedef enum lt_bridge_fate {
+    LT_BRIDGE_ACK,
+    LT_BRIDGE_TERM,
+    LT_BRIDGE_NAK,
+    LT_BRIDGE_LEAVE
+} lt_bridge_fate;
 
 /* Connect (lt_bridge_nats_open) and bind the durable consumer o->durable on stream
  * o->stream, filter subject o->subject, creating it if missing. On LT_OK *out is the
@@ -158,8 +165,9 @@ lt_err lt_bridge_src_open(const lt_bridge_opts *o, lt_bridge_src **out, lt_why *
 lt_err lt_bridge_src_fetch(lt_bridge_src *src, uint32_t max, int64_t wait_ms,
                            lt_bridge_item *items, size_t *n, lt_why *why);
 
-/* End item as fate says and free its message. Acks are not waited for: one lost is a
- * redelivery, which both readers take as a duplicate. */
+/* End item as fate says and free its message (an item without one: nothing; src may then be
+ * NULL). Acks are not waited for: one lost is a redelivery, which both readers take as a
+ * duplicate. */
 void lt_bridge_src_done(lt_bridge_src *src, lt_bridge_item *item, lt_bridge_fate fate);
 
 /* Close the consumer (it stays in the stream, durable) and the connection; NULL-safe,

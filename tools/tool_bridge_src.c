@@ -33,13 +33,34 @@ lt_err lt_bridge_src_open(const lt_bridge_opts *o, lt_bridge_src **out, lt_why *
         jsSubOptions so;
         jsSubOptions_Init(&so);
         so.Stream = o->stream;
-        so.Config.AckPolicy = js_AckExplicit;
-        so.Config.AckWait = (o->timeout_ms + 5000) * (int64_t)1000000; /* ns */
-        so.Config.MaxAckPending = o->credit;
+        /* A durable that exists is bound with the values it has (JetStream refuses to bind
+         * with others), after they are updated to ours: a reader restarted with another
+         * batch size fetches as many as it asks for. */
+        jsConsumerInfo *ci = NULL;
         jsErrCode jerr = 0;
-        natsStatus s =
-            js_PullSubscribe(&src->sub, src->js, o->subject != NULL ? o->subject : ">",
-                             o->durable, NULL, &so, &jerr);
+        int64_t ack_wait = (o->timeout_ms + 5000) * (int64_t)1000000; /* ns */
+        if (js_GetConsumerInfo(&ci, src->js, o->stream, o->durable, NULL, &jerr) == NATS_OK) {
+            jsConsumerConfig *cc = ci->Config;
+            if (cc->AckWait != ack_wait || cc->MaxAckPending != (int64_t)o->credit) {
+                jsConsumerInfo *ui = NULL;
+                cc->AckWait = ack_wait;
+                cc->MaxAckPending = o->credit;
+                natsStatus us = js_UpdateConsumer(&ui, src->js, o->stream, cc, NULL, &jerr);
+                if (us != NATS_OK)
+                    e = lt_bridge_nats_fail(why, us, jerr, "cannot update the durable consumer");
+                jsConsumerInfo_Destroy(ui);
+            }
+            jsConsumerInfo_Destroy(ci);
+        } else {
+            so.Config.AckPolicy = js_AckExplicit;
+            so.Config.AckWait = ack_wait;
+            so.Config.MaxAckPending = o->credit;
+        }
+        jerr = 0;
+        natsStatus s = e != LT_OK ? NATS_OK
+                                  : js_PullSubscribe(&src->sub, src->js,
+                                                     o->subject != NULL ? o->subject : ">",
+                                                     o->durable, NULL, &so, &jerr);
         if (s != NATS_OK)
             e = lt_bridge_nats_fail(why, s, jerr, "cannot create the pull consumer");
     }
@@ -118,6 +139,7 @@ void lt_bridge_src_done(lt_bridge_src *src, lt_bridge_item *item, lt_bridge_fate
                                                       : (uint32_t)item->delivered),
                              NULL);
         break;
+    case LT_BRIDGE_LEAVE: break;
     }
     natsMsg_Destroy(item->msg);
     *item = (lt_bridge_item){0};

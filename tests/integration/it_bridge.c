@@ -22,6 +22,7 @@
 #include <arpa/inet.h>
 #include <json-c/json.h>
 #include <nats/nats.h>
+#include <sqlite3.h>
 #include <netinet/in.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -365,6 +366,102 @@ static void records_read_back_verify_and_come_back_through_bridge_in(void **stat
     free(t);
 }
 
+/* The database of the sink tests: rows of birth_registration, distinct registration numbers
+ * among them (= record numbers), their min and max (all 0: no table yet). */
+struct rows {
+    int64_t n, distinct, min, max;
+};
+
+static struct rows rows_of(const char *db_rel)
+{
+    char path[IT_PATH_MAX];
+    it_path(&env, db_rel, path);
+    struct rows r = {0};
+    sqlite3 *db = NULL;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK) {
+        sqlite3_busy_timeout(db, 10000);
+        sqlite3_stmt *st = NULL;
+        if (sqlite3_prepare_v2(db,
+                               "SELECT count(*), count(DISTINCT registration_number), "
+                               "coalesce(min(CAST(registration_number AS integer)), 0), "
+                               "coalesce(max(CAST(registration_number AS integer)), 0) "
+                               "FROM birth_registration",
+                               -1, &st, NULL) == SQLITE_OK &&
+            sqlite3_step(st) == SQLITE_ROW)
+            r = (struct rows){sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1),
+                              sqlite3_column_int64(st, 2), sqlite3_column_int64(st, 3)};
+        sqlite3_finalize(st);
+    }
+    sqlite3_close(db);
+    return r;
+}
+
+/* Start `lienthong sink --nats` on the stream NATIONAL (filter subject, durable) into
+ * sqlite:dir/db_rel, out_rel for its output. */
+static pid_t sink_spawn(const char *out_rel, const char *subject, const char *durable,
+                        const char *db_rel, const char *batch, const char *count)
+{
+    char cfg[IT_PATH_MAX], db[IT_PATH_MAX + 8], path[IT_PATH_MAX];
+    it_path(&env, "agencies/dancu.yaml", cfg);
+    it_path(&env, db_rel, path);
+    snprintf(db, sizeof db, "sqlite:%s", path);
+    pid_t pid = count == NULL
+                    ? it_cli_spawn(&env, out_rel, "sink", "-c", cfg, "--nats", urls, "--stream",
+                                   "NATIONAL", "--subject", subject, "--durable", durable,
+                                   "--nats-timeout", "1000", "--db", db, "--batch", batch, NULL)
+                    : it_cli_spawn(&env, out_rel, "sink", "-c", cfg, "--nats", urls, "--stream",
+                                   "NATIONAL", "--subject", subject, "--durable", durable,
+                                   "--nats-timeout", "1000", "--db", db, "--batch", batch, "-n",
+                                   count, NULL);
+    assert_true(pid > 0);
+    return pid;
+}
+
+static void the_sink_reads_the_stream_into_sqlite_once_across_a_kill_9(void **state)
+{
+    (void)state;
+    /* small batches, so the kill lands between commits */
+    pid_t pid = sink_spawn("sink.1", "national.79.760.national.>", "db", "national.db", "8",
+                           NULL);
+    int64_t end = it_now_ms() + 60000;
+    int64_t at_kill = 0;
+    while (it_now_ms() < end && (at_kill = rows_of("national.db").n) < 200)
+        nap_ms(5);
+    kill(pid, SIGKILL);
+    it_wait(pid, 10000);
+    int64_t after_kill = rows_of("national.db").n;
+    if (after_kill >= 800)
+        fail_msg("the sink stored all (%lld) before it was killed: nothing was tested",
+                 (long long)after_kill);
+    assert_true(after_kill >= 200);
+    /* restarted on the same durable: what was unacked comes back (after 1 + 5 s); what was
+     * committed but not acked before the kill is found present, not stored twice */
+    pid = sink_spawn("sink.2", "national.79.760.national.>", "db", "national.db", "256", NULL);
+    end = it_now_ms() + 60000;
+    while (it_now_ms() < end && rows_of("national.db").n < 800)
+        nap_ms(50);
+    kill(pid, SIGTERM);
+    assert_int_equal(it_wait(pid, 15000), 0);
+    struct rows r = rows_of("national.db");
+    assert_int_equal(r.n, 800);
+    assert_int_equal(r.distinct, 800);
+    assert_int_equal(r.min, 1);
+    assert_int_equal(r.max, 800);
+    char *t = it_read_file(&env, "sink.2.err", NULL);
+    assert_non_null(t);
+    assert_non_null(strstr(t, " 0 refused"));
+    free(t);
+    print_message("it_bridge: sink killed at %lld rows, %lld after the kill, %lld at the end\n",
+                  (long long)at_kill, (long long)after_kill, (long long)r.n);
+    /* what the sink wrote verifies again, from the database */
+    char cfg[IT_PATH_MAX], db[IT_PATH_MAX + 8], path[IT_PATH_MAX];
+    it_path(&env, "agencies/dancu.yaml", cfg);
+    it_path(&env, "national.db", path);
+    snprintf(db, sizeof db, "sqlite:%s", path);
+    assert_int_equal(it_cli(&env, "dbverify", 60000, "db-verify", "-c", cfg, "--db", db, NULL),
+                     0);
+}
+
 /* Publish bytes[0..len) into the stream NATIONAL on subject with libnats directly, as
  * anyone with NATS access could: with Nats-Msg-Id msg_id and no Lienthong-* headers. */
 static void js_put(jsCtx *js, const char *subject, const void *bytes, size_t len,
@@ -464,6 +561,17 @@ static void bridge_in_terminates_a_tampered_envelope_and_carries_on(void **state
         fprintf(stderr, "it_bridge: bridge in said:\n%s", t);
     assert_non_null(strstr(t, "5 stored in lienthong, 2 refused, 0 retried"));
     free(t);
+    /* the sink reading the same messages: the good ones stored, the two refused with their
+     * code and terminated in the stream, and it goes on to the end (-n counts refusals) */
+    pid_t sk = sink_spawn("sink.back", "national.79.760.back.>", "sinkback", "back.db", "256", "7");
+    assert_int_equal(it_wait(sk, 60000), 0);
+    t = it_read_file(&env, "sink.back.err", NULL);
+    assert_non_null(t);
+    assert_non_null(strstr(t, "refused: sink: BAD_PAYLOAD_HASH"));
+    assert_non_null(strstr(t, "refused: sink: MALFORMED"));
+    assert_non_null(strstr(t, "5 rows written (5 new, 0 already present), 2 refused"));
+    free(t);
+    assert_int_equal(rows_of("back.db").n, 5);
     lt_signer_destroy(&a);
     jsCtx_Destroy(js);
     natsConnection_Destroy(nc);
@@ -523,6 +631,7 @@ int main(void)
         cmocka_unit_test(two_nodes_lost_stop_the_bridge_and_it_resumes_when_they_return),
         cmocka_unit_test(a_broker_killed_mid_flow_leaves_no_duplicate_in_the_stream),
         cmocka_unit_test(records_read_back_verify_and_come_back_through_bridge_in),
+        cmocka_unit_test(the_sink_reads_the_stream_into_sqlite_once_across_a_kill_9),
         cmocka_unit_test(bridge_in_terminates_a_tampered_envelope_and_carries_on),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
