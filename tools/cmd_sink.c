@@ -335,8 +335,10 @@ static lt_err poll_stream(sink_run *r, lt_bridge_item *items)
         nanosleep(&(struct timespec){0, 200000000}, NULL);
         return LT_OK;
     }
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         take(r, items[i].envelope, items[i].len, items[i].stream_seq, false, &items[i]);
+        lt_bridge_src_done(r->src, &items[i], LT_BRIDGE_LEAVE); /* not taken: out of memory */
+    }
     if (r->n > 0)
         flush_batch(r);
     return LT_OK;

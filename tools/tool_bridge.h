@@ -174,6 +174,13 @@ void lt_bridge_src_done(lt_bridge_src *src, lt_bridge_item *item, lt_bridge_fate
  * clears *srcp. */
 void lt_bridge_src_close(lt_bridge_src **srcp);
 
+/* Whether lienthong's answer code may be different later (NAK with a back-off, the message
+ * comes again): no answer (a timeout, the connection lost), the broker busy, full, shutting
+ * down or failing (store, CRL, crypto, memory), an AUTH still being checked. Every other code
+ * refuses the record itself (its signature, certificate, ACL, topic, record type ...):
+ * delivered again it would be refused again, so it is terminated. */
+bool lt_bridge_is_transient(lt_err code);
+
 /* Back-off before attempt n (1, 2, ...) after a failure: 200 ms doubling to 5 s. */
 uint32_t lt_bridge_backoff_ms(uint32_t attempt);
 

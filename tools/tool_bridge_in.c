@@ -45,14 +45,6 @@ static void on_published(void *user, uint64_t tag, lt_err code, uint64_t seq, bo
     snprintf(r->reason, sizeof r->reason, "%s", reason);
 }
 
-/* Whether lienthong may accept the record later: the others refuse the record itself. */
-static bool is_transient(lt_err e)
-{
-    return e == LT_ETIMEDOUT || e == LT_ECLOSED || e == LT_EIO || e == LT_EQUEUE_FULL ||
-           e == LT_ESTORE || e == LT_ESTORE_FULL || e == LT_ESHUTDOWN || e == LT_EBUSY ||
-           e == LT_EAGAIN;
-}
-
 int lt_bridge_in_run(const lt_bridge_opts *o)
 {
     lt_why why = {{0}};
@@ -100,7 +92,7 @@ int lt_bridge_in_run(const lt_bridge_opts *o)
         for (size_t i = 0; i < n; i++) {
             lt_err c = res[i].done ? res[i].code : LT_ETIMEDOUT;
             lt_bridge_fate f = c == LT_OK ? LT_BRIDGE_ACK
-                               : is_transient(c) ? LT_BRIDGE_NAK
+                               : lt_bridge_is_transient(c) ? LT_BRIDGE_NAK
                                                  : LT_BRIDGE_TERM;
             if (f == LT_BRIDGE_TERM)
                 fprintf(stderr,

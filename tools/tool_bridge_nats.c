@@ -107,6 +107,26 @@ lt_err lt_bridge_stream_ensure(const lt_bridge_opts *o, jsCtx *js, lt_why *why)
     return LT_OK;
 }
 
+bool lt_bridge_is_transient(lt_err code)
+{
+    switch (code) {
+    case LT_ETIMEDOUT:
+    case LT_ECLOSED:
+    case LT_EIO:
+    case LT_EAGAIN:
+    case LT_ENOMEM:
+    case LT_ECRYPTO:
+    case LT_ECRL:
+    case LT_EQUEUE_FULL:
+    case LT_ESTORE:
+    case LT_ESTORE_FULL:
+    case LT_ESHUTDOWN:
+    case LT_EBUSY:
+    case LT_EAUTH_PENDING: return true;
+    default: return false;
+    }
+}
+
 uint32_t lt_bridge_backoff_ms(uint32_t attempt)
 {
     uint32_t ms = 200;

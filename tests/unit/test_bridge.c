@@ -302,6 +302,24 @@ static void options_names_and_subjects_are_what_jetstream_accepts(void **state)
     expect_refused("in", o, "empty token");
 }
 
+static void transient_answers_are_retried_and_refusals_of_the_record_are_not(void **state)
+{
+    (void)state;
+    static const lt_err later[] = {LT_ETIMEDOUT, LT_ECLOSED,     LT_EBUSY,  LT_ESTORE_FULL,
+                                   LT_ESTORE,    LT_EQUEUE_FULL, LT_ESHUTDOWN, LT_EAGAIN,
+                                   LT_ECRL,      LT_EAUTH_PENDING};
+    static const lt_err never[] = {LT_EHASH,     LT_ESIG,           LT_EPROTO,
+                                   LT_ECERT_REVOKED, LT_EACL,       LT_ENOROUTE,
+                                   LT_EPAYLOAD,  LT_ERECORD_TYPE,   LT_EBADTOPIC,
+                                   LT_EID_CONFLICT, LT_ESKEW,       LT_OK};
+    for (size_t i = 0; i < sizeof later / sizeof later[0]; i++)
+        if (!lt_bridge_is_transient(later[i]))
+            fail_msg("%s should be retried", lt_err_name(later[i]));
+    for (size_t i = 0; i < sizeof never / sizeof never[0]; i++)
+        if (lt_bridge_is_transient(never[i]))
+            fail_msg("%s should be terminated", lt_err_name(never[i]));
+}
+
 static void back_off_doubles_from_200_ms_to_5_s(void **state)
 {
     (void)state;
@@ -325,6 +343,7 @@ int main(void)
         cmocka_unit_test(headers_read_back_must_agree_with_the_signed_envelope),
         cmocka_unit_test(options_each_mode_requires_are_checked_with_the_reason),
         cmocka_unit_test(options_names_and_subjects_are_what_jetstream_accepts),
+        cmocka_unit_test(transient_answers_are_retried_and_refusals_of_the_record_are_not),
         cmocka_unit_test(back_off_doubles_from_200_ms_to_5_s),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
