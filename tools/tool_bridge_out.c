@@ -48,6 +48,7 @@ typedef struct out {
     jsCtx *js;
     slot *slots; /* credit of them */
     uint32_t inflight;
+    uint32_t waiting; /* slots waiting for a publish again (retry_at != 0) */
     uint32_t hint[2]; /* where find_msg starts: [0] a message's slot, [1] a free slot */
     pthread_mutex_t mu;
     completion *done; /* credit of them: one completion per publish at most */
@@ -126,6 +127,7 @@ static void settle(out *b, slot *s, bool ok, const char *reason)
         s->attempts++;
         s->retry_at = lt_tool_mono_ms() + lt_bridge_backoff_ms(s->attempts);
         b->retries++;
+        b->waiting++;
         return;
     }
     for (uint32_t i = 0; i < s->held; i++)
@@ -142,6 +144,8 @@ static void send_slot(out *b, slot *s)
     jsPubOptions_Init(&po);
     po.MaxWait = b->o->timeout_ms;
     natsMsg *send = s->msg; /* js_PublishMsgAsync takes it (sets send to NULL) on success */
+    if (s->retry_at != 0)
+        b->waiting--;
     s->retry_at = 0;
     natsStatus st = js_PublishMsgAsync(b->js, &send, &po);
     if (st != NATS_OK) {
@@ -216,9 +220,12 @@ static uint32_t drain(out *b)
     return n;
 }
 
-/* Publish again every waiting slot whose back-off has passed. */
+/* Publish again every waiting slot whose back-off has passed (the slots are looked at only
+ * while some wait: not at every turn of the loop). */
 static void retry_due(out *b)
 {
+    if (b->waiting == 0)
+        return;
     int64_t now = lt_tool_mono_ms();
     for (uint32_t i = 0; i < b->o->credit; i++) {
         slot *s = &b->slots[i];
