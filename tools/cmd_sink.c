@@ -22,7 +22,7 @@
  * the same ack after COMMIT, as JetStream acks. What lienthong would NAK for good (an
  * envelope that fails verification, a row the database refuses) is terminated in the
  * stream (+TERM: JetStream would deliver it for ever) and reported with the reason; a batch
- * the database could not take is left unacked, delivered again after --timeout + 5 s. A
+ * the database could not take is left unacked, delivered again after --nats-timeout + 5 s. A
  * message id already stored (a redelivery after a kill -9 between COMMIT and the ack) is
  * "already present", not a second row.
  */
