@@ -13,7 +13,11 @@
  *     nodes back they all arrive, once;
  *   - 300 more with lienthongd killed (-9) mid-flow and restarted: no duplicate in the stream;
  * then the dump verifies with the original agency's signature (`lienthong verify`), and
- * `lienthong bridge in` carries the stream back into lienthongd (all duplicates there).
+ * `lienthong bridge in` carries the stream back into lienthongd (all duplicates there);
+ * `lienthong sink --nats` writes the stream's 800 records into SQLite, once each across a
+ * kill -9 of the sink; and forged messages put into the stream with libnats (a signed
+ * envelope changed after signing, bytes that are no envelope) are terminated by `bridge in`
+ * and by the sink with the code named, the good ones around them stored, both going on.
  * Skipped when nats-server is not installed.
  */
 #include "harness.h"
