@@ -36,6 +36,7 @@ typedef struct nats_opts {
     int replicas;
     bool msg_id; /* set Nats-Msg-Id (server-side dedup) on every publish */
     bool keep;   /* leave the stream in place after the run */
+    int header_pad; /* a Bench-Pad header of this many bytes on every publish (0: none) */
 } nats_opts;
 
 typedef struct bench {
@@ -99,6 +100,12 @@ static int opt_cb(void *user, const char *name, const char *value)
         o->msg_id = true;
     } else if (strcmp(name, "keep") == 0) {
         o->keep = true;
+    } else if (strcmp(name, "header-pad") == 0) {
+        o->header_pad = atoi(value);
+        if (o->header_pad < 0 || o->header_pad > 4096) {
+            fprintf(stderr, "--header-pad: 0..4096\n");
+            return -1;
+        }
     } else {
         fprintf(stderr, "unknown option --%s\n", name);
         return -1;
@@ -120,7 +127,9 @@ static void usage(FILE *out)
           "  --retention limits|workqueue|interest   (limits, the NATS default)\n"
           "  --replicas R         stream replicas, R3 on a 3-node cluster (1)\n"
           "  --msg-id             set Nats-Msg-Id on every publish (server dedup)\n"
-          "  --keep               do not delete the stream at the end\n",
+          "  --keep               do not delete the stream at the end\n"
+          "  --header-pad N       a header Bench-Pad of N bytes on every publish (as many\n"
+          "                       header bytes as another publisher's headers carry)\n",
           out);
 }
 
@@ -244,10 +253,13 @@ static void *publisher_main(void *arg)
     natsConnection *nc = NULL;
     jsCtx *js = NULL;
     uint8_t *buf = malloc(p->size);
+    char *pad = calloc(1, (size_t)b->o.header_pad + 1);
     char name[32];
     snprintf(name, sizeof name, "bench-pub-%u", w->id);
+    if (pad != NULL)
+        memset(pad, 'x', (size_t)b->o.header_pad);
 
-    natsStatus s = buf ? connect(b, name, &nc) : NATS_NO_MEMORY;
+    natsStatus s = buf && pad ? connect(b, name, &nc) : NATS_NO_MEMORY;
     if (s == NATS_OK) {
         jsOptions jo;
         jsOptions_Init(&jo);
@@ -278,6 +290,8 @@ static void *publisher_main(void *arg)
             snprintf(id, sizeof id, "%" PRIu64, idx);
             s = natsMsgHeader_Set(msg, "Nats-Msg-Id", id);
         }
+        if (s == NATS_OK && b->o.header_pad > 0)
+            s = natsMsgHeader_Set(msg, "Bench-Pad", pad);
         lt_bench_mark_sent(b->run, idx);
         if (s == NATS_OK)
             s = js_PublishMsgAsync(js, &msg, NULL);
@@ -301,6 +315,7 @@ out:
     jsCtx_Destroy(js);
     natsConnection_Destroy(nc);
     free(buf);
+    free(pad);
     return NULL;
 }
 

@@ -136,35 +136,17 @@ int lt_cmd_bridge(int argc, char **argv)
         fprintf(stderr, "lienthong bridge: unexpected argument '%s'\n", argv[optind]);
         return 2;
     }
-    if (o.stream == NULL) {
-        fprintf(stderr, "lienthong bridge: --stream is required\n");
+    lt_why why = {{0}};
+    if (strcmp(mode, "sink") == 0) /* lt_bridge_opts_check's mode for `lienthong sink` */
+        mode = "?";
+    if (lt_bridge_opts_check(mode, &o, &why) != LT_OK) {
+        fprintf(stderr, "lienthong bridge: %s\n", why.msg);
         return 2;
     }
     lt_tool_catch_stop();
-    int rc = 2;
-    if (strcmp(mode, "out") == 0) {
-        if (o.cfg_path == NULL || o.queue == NULL || o.subject == NULL) {
-            fprintf(stderr, "lienthong bridge out: -c, -q and --subject are required\n");
-            return 2;
-        }
-        rc = lt_bridge_out_run(&o);
-    }
-    else if (strcmp(mode, "in") == 0) {
-        if (o.cfg_path == NULL || o.subject == NULL || o.durable == NULL) {
-            fprintf(stderr, "lienthong bridge in: -c, --subject and --durable are required\n");
-            return 2;
-        }
-        rc = lt_bridge_in_run(&o);
-    }
-    else if (strcmp(mode, "dump") == 0) {
-        if (o.dump_path == NULL) {
-            fprintf(stderr, "lienthong bridge dump: -o FILE is required\n");
-            return 2;
-        }
-        rc = lt_bridge_dump_run(&o);
-    } else {
-        fprintf(stderr, "lienthong bridge: unknown mode '%s': out, in or dump\n", mode);
-    }
+    int rc = strcmp(mode, "out") == 0  ? lt_bridge_out_run(&o)
+             : strcmp(mode, "in") == 0 ? lt_bridge_in_run(&o)
+                                       : lt_bridge_dump_run(&o);
     nats_Close(); /* libnats' threads and globals: nothing left for the leak checker */
     return rc;
 }

@@ -15,10 +15,21 @@
  * record never stops the sink. A database failure rolls the batch back, reconnects and
  * retries (1, 2, 4 s); after the third failure the command exits 1 with the batch unacked
  * (the broker redelivers it): an unavailable database is never a reason to NAK.
+ *
+ * With --nats the envelopes come from a JetStream stream instead (docs/national.md), through
+ * a durable pull consumer (tool_bridge_src.c): the same verification (plus the stream's
+ * headers checked against the signed envelope: lt_bridge_hdrs_check), the same batches and
+ * the same ack after COMMIT, as JetStream acks. What lienthong would NAK for good (an
+ * envelope that fails verification, a row the database refuses) is terminated in the
+ * stream (+TERM: JetStream would deliver it for ever) and reported with the reason; a batch
+ * the database could not take is left unacked, delivered again after --nats-timeout + 5 s. A
+ * message id already stored (a redelivery after a kill -9 between COMMIT and the ack) is
+ * "already present", not a second row.
  */
 #include "cmd_decls.h"
 #include "envelope.h"
 #include "sink.h"
+#include "tool_bridge.h"
 #include "tool_client.h"
 
 #include <assert.h>
@@ -32,8 +43,9 @@
 const char lt_cmd_sink_summary[] = "consume a queue into SQLite or PostgreSQL (ack after commit)";
 
 typedef struct pending {
-    uint64_t seq;
+    uint64_t seq; /* the broker's, or the stream's */
     bool replay;
+    lt_bridge_item item; /* --nats: the stream message (else item.msg is NULL) */
     uint8_t *buf;
     size_t len;
     lt_env *env;
@@ -43,11 +55,12 @@ typedef struct pending {
 } pending;
 
 typedef struct sink_run {
-    lt_client *c;
+    lt_client *c;      /* a lienthong queue ... */
+    lt_bridge_src *src; /* ... or a JetStream stream (--nats) */
     lt_trust *trust;
     lt_sink *db;
     const char *db_url;
-    const char *queue;
+    const char *queue; /* the lienthong queue; with --nats the stream (the rows' queue) */
     pending *batch;
     size_t n, cap;
     uint64_t max;                      /* -n: 0 = no limit */
@@ -63,7 +76,9 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: lienthong sink -c AGENCY.yaml -q QUEUE --db sqlite:PATH|postgresql://...\n"
-            "                      [-n N] [--timeout S] [--batch B] [-e ENDPOINT]\n\n"
+            "                      [-n N] [--timeout S] [--batch B] [-e ENDPOINT]\n"
+            "       lienthong sink -c AGENCY.yaml --nats URLS --stream S --durable NAME\n"
+            "                      [--subject FILTER] --db ... [-n N] [--timeout S] [--batch B]\n\n"
             "%s.\n\n"
             "  -c, --config FILE   agency config of the queue's owner (its trust verifies)\n"
             "  -q, --queue QUEUE   queue to consume\n"
@@ -71,36 +86,65 @@ static void usage(FILE *out)
             "  -n, --count N       exit after N deliveries handled (stored, present or refused)\n"
             "      --timeout S     exit after S seconds without a delivery\n"
             "      --batch B       deliveries per database transaction, and the credit (256)\n"
-            "  -e, --endpoint EP   broker endpoint instead of the config's\n\n"
+            "  -e, --endpoint EP   broker endpoint instead of the config's\n"
+            "      --nats URLS     read a NATS JetStream stream instead of a queue (comma-\n"
+            "                      separated URLs), through the durable pull consumer NAME\n"
+            "      --stream S      the stream (with --nats)\n"
+            "      --durable NAME  the durable consumer (with --nats; created if missing)\n"
+            "      --subject F     the consumer's filter subject (default: the whole stream)\n"
+            "      --nats-timeout MS  a JetStream answer later than MS fails; a message left\n"
+            "                      unacked is delivered again after MS + 5000 ms (default 5000)\n\n"
             "One table per record type (see adapters/sink.h); a message id already stored is\n"
             "not written again. Envelopes that fail verification, and rows the database\n"
             "refuses (a constraint, a value of the wrong type), are NAKed with the reason\n"
-            "(dead-lettered after the queue's max_deliver); the others are stored. Progress\n"
-            "and a summary (rows/s) go to stderr.\n",
+            "(dead-lettered after the queue's max_deliver; with --nats terminated in the stream);\n"
+            "the others are stored, and acked only after their COMMIT. Progress and a summary\n"
+            "(rows/s) go to stderr.\n",
             lt_cmd_sink_summary);
 }
 
-static void on_deliver(void *user, const lt_client_delivery *d)
+/* Settle one message: ack it (reason NULL: stored, or already there), or refuse it for good
+ * with reason: a NAK in lienthong (the queue's max_deliver then dead-letters it), a TERM in
+ * JetStream. Replayed deliveries need neither. */
+static void settle(sink_run *r, uint64_t seq, bool replay, lt_bridge_item *item,
+                   const char *reason)
 {
-    sink_run *r = user;
-    if (r->max > 0 && r->handled + r->n >= r->max)
-        return; /* over -n: left unacked, the broker redelivers it to the next consumer */
+    if (reason != NULL)
+        fprintf(stderr, "lienthong sink: %s %llu refused: %s\n",
+                item->msg != NULL ? "stream seq" : "seq", (unsigned long long)seq, reason);
+    if (item->msg != NULL)
+        lt_bridge_src_done(r->src, item, reason == NULL ? LT_BRIDGE_ACK : LT_BRIDGE_TERM);
+    else if (replay)
+        ;
+    else if (reason == NULL)
+        lt_client_ack(r->c, r->queue, seq);
+    else
+        lt_client_nak(r->c, r->queue, seq, 0, reason);
+}
+
+/* Verify one envelope (bytes borrowed) and add it to the batch, or refuse it. item (NULL
+ * for a lienthong delivery) is the stream message; the batch takes it over. */
+static void take(sink_run *r, const uint8_t *bytes, size_t len, uint64_t seq, bool replay,
+                 lt_bridge_item *item)
+{
+    lt_bridge_item none = {0};
+    if (item == NULL)
+        item = &none;
     if (r->first_ms == 0)
         r->first_ms = lt_tool_mono_ms();
     lt_why why = {{0}};
     lt_env *env = NULL;
-    lt_err e = lt_env_decode(d->envelope, d->envelope_len, NULL, &env, &why);
+    lt_err e = lt_env_decode(bytes, len, NULL, &env, &why);
     if (e == LT_OK)
         e = lt_env_verify_received(env, r->trust, lt_env_now_ms(), &why);
     if (e == LT_OK)
         e = lt_env_check_record(env, &why);
+    if (e == LT_OK && item->msg != NULL)
+        e = lt_bridge_hdrs_check(&item->hdrs, env, &why);
     if (e != LT_OK) {
         char reason[LT_WHY_MAX + 32];
         snprintf(reason, sizeof reason, "sink: %s: %s", lt_err_name(e), why.msg);
-        fprintf(stderr, "lienthong sink: seq %llu refused: %s\n", (unsigned long long)d->seq,
-                reason);
-        if (!d->replay)
-            lt_client_nak(r->c, d->queue, d->seq, 0, reason);
+        settle(r, seq, replay, item, reason);
         lt_env_destroy(&env);
         r->refused++;
         r->handled++;
@@ -109,24 +153,37 @@ static void on_deliver(void *user, const lt_client_delivery *d)
     assert(r->n < r->cap);
     pending *p = &r->batch[r->n];
     memset(p, 0, sizeof *p);
-    p->buf = malloc(d->envelope_len ? d->envelope_len : 1);
+    p->buf = malloc(len ? len : 1);
     if (p->buf == NULL) {
         lt_env_destroy(&env);
         r->error = true; /* unacked: redelivered */
         return;
     }
-    memcpy(p->buf, d->envelope, d->envelope_len);
-    p->len = d->envelope_len;
-    p->seq = d->seq;
-    p->replay = d->replay;
+    memcpy(p->buf, bytes, len);
+    p->len = len;
+    p->seq = seq;
+    p->replay = replay;
+    p->item = *item;
+    *item = (lt_bridge_item){0};
     p->env = env;
     p->received_ms = lt_env_now_ms();
     r->n++;
 }
 
+static void on_deliver(void *user, const lt_client_delivery *d)
+{
+    sink_run *r = user;
+    if (r->max > 0 && r->handled + r->n >= r->max)
+        return; /* over -n: left unacked, the broker redelivers it to the next consumer */
+    take(r, d->envelope, d->envelope_len, d->seq, d->replay, NULL);
+}
+
+/* Free the batch; a stream message still in it is released unacked: JetStream delivers it
+ * again after the ack wait. */
 static void batch_clear(sink_run *r)
 {
     for (size_t i = 0; i < r->n; i++) {
+        lt_bridge_src_done(r->src, &r->batch[i].item, LT_BRIDGE_LEAVE);
         free(r->batch[i].buf);
         lt_env_destroy(&r->batch[i].env);
     }
@@ -189,8 +246,12 @@ static lt_err flush_batch(sink_run *r)
         if (attempt < 3) {
             /* Keep the broker connection alive while waiting. */
             int64_t until = lt_tool_mono_ms() + (1000 << attempt);
-            while (!lt_tool_stopping() && lt_tool_mono_ms() < until)
-                lt_client_poll(r->c, 100, NULL);
+            while (!lt_tool_stopping() && lt_tool_mono_ms() < until) {
+                if (r->c != NULL)
+                    lt_client_poll(r->c, 100, NULL);
+                else
+                    nanosleep(&(struct timespec){0, 100000000}, NULL);
+            }
             e = LT_OK;
         }
     }
@@ -202,18 +263,12 @@ static lt_err flush_batch(sink_run *r)
     /* Committed: now, and only now, the broker may forget them. */
     for (size_t i = 0; i < r->n; i++) {
         pending *p = &r->batch[i];
-        if (p->row_err != LT_OK) {
-            char reason[LT_WHY_MAX + 32];
+        char reason[LT_WHY_MAX + 32];
+        if (p->row_err != LT_OK)
             snprintf(reason, sizeof reason, "sink: %s: %s", lt_err_name(p->row_err),
                      p->row_why.msg);
-            fprintf(stderr, "lienthong sink: seq %llu refused: %s\n",
-                    (unsigned long long)p->seq, reason);
-            if (!p->replay)
-                lt_client_nak(r->c, r->queue, p->seq, 0, reason);
-            r->refused++;
-        } else if (!p->replay) {
-            lt_client_ack(r->c, r->queue, p->seq);
-        }
+        settle(r, p->seq, p->replay, &p->item, p->row_err != LT_OK ? reason : NULL);
+        r->refused += p->row_err != LT_OK;
     }
     r->handled += r->n;
     r->batches++;
@@ -248,9 +303,50 @@ static void progress(const sink_run *r, bool final)
             (double)r->db_ms / 1000.0, final || !isatty(STDERR_FILENO) ? "\n" : "\r");
 }
 
+/* One round of the lienthong source: the deliveries that arrived (on_deliver takes them),
+ * then the batch written when full or when no more are waiting. */
+static lt_err poll_queue(sink_run *r)
+{
+    unsigned frames = 0;
+    /* With a batch gathering, take only what has already arrived, then write it. */
+    lt_err e = lt_client_poll(r->c, r->n > 0 ? 0 : 200, &frames);
+    if (e != LT_OK) {
+        fprintf(stderr, "lienthong sink: receive failed: %s\n", lt_err_str(e));
+        return e;
+    }
+    bool full = r->n == r->cap || (r->max > 0 && r->handled + r->n >= r->max);
+    if (r->n > 0 && (full || frames == 0))
+        flush_batch(r);
+    return LT_OK;
+}
+
+/* One round of the stream source: a fetch of up to a batch (at most what -n leaves), all of
+ * it written in one transaction. A failed fetch (no quorum, a leader election) is said and
+ * tried again: the stream keeps the messages. */
+static lt_err poll_stream(sink_run *r, lt_bridge_item *items)
+{
+    uint64_t want = r->cap - r->n;
+    if (r->max > 0 && r->max - r->handled - r->n < want)
+        want = r->max - r->handled - r->n;
+    size_t n = 0;
+    lt_why why = {{0}};
+    if (lt_bridge_src_fetch(r->src, (uint32_t)want, 200, items, &n, &why) != LT_OK) {
+        fprintf(stderr, "lienthong sink: %s; trying again\n", why.msg);
+        nanosleep(&(struct timespec){0, 200000000}, NULL);
+        return LT_OK;
+    }
+    for (size_t i = 0; i < n; i++) {
+        take(r, items[i].envelope, items[i].len, items[i].stream_seq, false, &items[i]);
+        lt_bridge_src_done(r->src, &items[i], LT_BRIDGE_LEAVE); /* not taken: out of memory */
+    }
+    if (r->n > 0)
+        flush_batch(r);
+    return LT_OK;
+}
+
 int lt_cmd_sink(int argc, char **argv)
 {
-    enum { O_TIMEOUT = 256, O_BATCH, O_DB };
+    enum { O_TIMEOUT = 256, O_BATCH, O_DB, O_NATS, O_STREAM, O_DURABLE, O_SUBJECT, O_NTIMEOUT };
     static const struct option longopts[] = {
         {"config", required_argument, NULL, 'c'},
         {"queue", required_argument, NULL, 'q'},
@@ -259,11 +355,17 @@ int lt_cmd_sink(int argc, char **argv)
         {"timeout", required_argument, NULL, O_TIMEOUT},
         {"batch", required_argument, NULL, O_BATCH},
         {"endpoint", required_argument, NULL, 'e'},
+        {"nats", required_argument, NULL, O_NATS},
+        {"stream", required_argument, NULL, O_STREAM},
+        {"durable", required_argument, NULL, O_DURABLE},
+        {"subject", required_argument, NULL, O_SUBJECT},
+        {"nats-timeout", required_argument, NULL, O_NTIMEOUT},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *cfg_path = NULL, *queue = NULL, *endpoint = NULL, *db_url = NULL;
-    uint64_t count = 0, timeout_s = 0, batch = 256;
+    uint64_t count = 0, timeout_s = 0, batch = 256, v = 0;
+    lt_bridge_opts no = {.timeout_ms = 5000};
     int opt;
     optind = 1;
     opterr = 0;
@@ -274,6 +376,14 @@ int lt_cmd_sink(int argc, char **argv)
         case 'q': queue = optarg; break;
         case 'e': endpoint = optarg; break;
         case O_DB: db_url = optarg; break;
+        case O_NATS: no.nats_urls = optarg; break;
+        case O_STREAM: no.stream = optarg; break;
+        case O_DURABLE: no.durable = optarg; break;
+        case O_SUBJECT: no.subject = optarg; break;
+        case O_NTIMEOUT:
+            ok = lt_tool_parse_u64(optarg, 100, 600000, &v);
+            no.timeout_ms = (int64_t)v;
+            break;
         case 'n': ok = lt_tool_parse_u64(optarg, 1, UINT64_MAX, &count); break;
         case O_TIMEOUT: ok = lt_tool_parse_u64(optarg, 1, 86400 * 365, &timeout_s); break;
         case O_BATCH: ok = lt_tool_parse_u64(optarg, 1, 65536, &batch); break;
@@ -292,42 +402,56 @@ int lt_cmd_sink(int argc, char **argv)
         fprintf(stderr, "lienthong sink: unexpected argument '%s'\n", argv[optind]);
         return 2;
     }
-    if (cfg_path == NULL || queue == NULL || db_url == NULL) {
-        fprintf(stderr, "lienthong sink: -c AGENCY.yaml, -q QUEUE and --db URL are required\n");
+    bool nats = no.nats_urls != NULL;
+    lt_why why = {{0}};
+    if (cfg_path == NULL || db_url == NULL || (queue == NULL) == !nats) {
+        fprintf(stderr, "lienthong sink: -c AGENCY.yaml, --db URL and one of -q QUEUE or "
+                        "--nats URLS are required\n");
+        return 2;
+    }
+    no.credit = (uint32_t)batch;
+    if (nats && lt_bridge_opts_check("sink", &no, &why) != LT_OK) {
+        fprintf(stderr, "lienthong sink: %s\n", why.msg);
         return 2;
     }
 
     lt_tool_catch_stop();
 
-    lt_why why = {{0}};
-    sink_run r = {.db_url = db_url, .queue = queue, .max = count, .cap = (size_t)batch};
+    sink_run r = {.db_url = db_url, .queue = nats ? no.stream : queue, .max = count,
+                  .cap = (size_t)batch};
     r.batch = calloc(r.cap, sizeof *r.batch);
-    if (r.batch == NULL) {
+    lt_bridge_item *items = nats ? calloc(r.cap, sizeof *items) : NULL;
+    if (r.batch == NULL || (nats && items == NULL)) {
         fprintf(stderr, "lienthong sink: out of memory\n");
+        free(r.batch);
         return 1;
     }
     lt_err e = lt_sink_open(db_url, &r.db, &why);
     lt_client_opts o = {.client_name = "lienthong-sink/" LT_VERSION};
     lt_tool_conn tc = {0};
-    if (e == LT_OK)
+    if (e == LT_OK && nats)
+        e = lt_agency_config_load(cfg_path, &tc.cfg, &why);
+    else if (e == LT_OK)
         e = lt_tool_connect(cfg_path, endpoint, &o, true, &tc, &why);
     if (e == LT_OK)
         e = lt_agency_config_open_trust(tc.cfg, &r.trust, &why);
-    if (e == LT_OK) {
+    if (e == LT_OK && nats) {
+        e = lt_bridge_src_open(&no, &r.src, &why);
+    } else if (e == LT_OK) {
         r.c = tc.client;
         lt_client_set_error_cb(r.c, on_error, &r);
         e = lt_client_subscribe(r.c, queue, (uint32_t)batch, NULL, on_deliver, &r, &why);
     }
     if (e != LT_OK) {
         fprintf(stderr, "lienthong sink: %s\n", why.msg);
-        lt_trust_destroy(&r.trust);
-        lt_tool_disconnect(&tc);
-        lt_sink_close(&r.db);
-        free(r.batch);
-        return 1;
+        goto out_close;
     }
-    fprintf(stderr, "lienthong sink: %s -> %s (%s), batch %llu\n", queue, db_url,
-            lt_sink_backend(r.db), (unsigned long long)batch);
+    if (nats)
+        fprintf(stderr, "lienthong sink: stream %s (durable %s) -> %s (%s), batch %llu\n",
+                no.stream, no.durable, db_url, lt_sink_backend(r.db), (unsigned long long)batch);
+    else
+        fprintf(stderr, "lienthong sink: %s -> %s (%s), batch %llu\n", queue, db_url,
+                lt_sink_backend(r.db), (unsigned long long)batch);
     int64_t last = lt_tool_mono_ms(), shown = last;
     while (!lt_tool_stopping() && !r.error && (count == 0 || r.handled < count)) {
         int64_t now = lt_tool_mono_ms();
@@ -338,27 +462,26 @@ int lt_cmd_sink(int argc, char **argv)
             shown = now;
         }
         uint64_t before = r.handled + r.n;
-        unsigned frames = 0;
-        /* With a batch gathering, take only what has already arrived, then write it. */
-        e = lt_client_poll(r.c, r.n > 0 ? 0 : 200, &frames);
-        if (e != LT_OK) {
-            fprintf(stderr, "lienthong sink: receive failed: %s\n", lt_err_str(e));
+        e = nats ? poll_stream(&r, items) : poll_queue(&r);
+        if (e != LT_OK)
             break;
-        }
         if (r.handled + r.n != before)
             last = lt_tool_mono_ms();
-        bool full = r.n == r.cap || (count > 0 && r.handled + r.n >= count);
-        if (r.n > 0 && (full || frames == 0))
-            flush_batch(&r);
     }
     if (!r.error)
         flush_batch(&r); /* what a signal interrupted */
     batch_clear(&r);
-    lt_client_flush(r.c, 2000); /* the last acks */
+    if (r.c != NULL)
+        lt_client_flush(r.c, 2000); /* the last acks */
     progress(&r, true);
+out_close:
+    lt_bridge_src_close(&r.src); /* flushes the last acks to JetStream */
     lt_trust_destroy(&r.trust);
-    lt_tool_disconnect(&tc);
+    lt_tool_disconnect(&tc); /* with --nats only its config */
     lt_sink_close(&r.db);
+    free(items);
     free(r.batch);
+    if (nats)
+        nats_Close();
     return r.error || e != LT_OK ? 1 : 0;
 }

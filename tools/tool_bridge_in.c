@@ -45,39 +45,18 @@ static void on_published(void *user, uint64_t tag, lt_err code, uint64_t seq, bo
     snprintf(r->reason, sizeof r->reason, "%s", reason);
 }
 
-/* Whether lienthong may accept the record later: the others refuse the record itself. */
-static bool is_transient(lt_err e)
-{
-    return e == LT_ETIMEDOUT || e == LT_ECLOSED || e == LT_EIO || e == LT_EQUEUE_FULL ||
-           e == LT_ESTORE || e == LT_ESTORE_FULL || e == LT_ESHUTDOWN || e == LT_EBUSY ||
-           e == LT_EAGAIN;
-}
-
 int lt_bridge_in_run(const lt_bridge_opts *o)
 {
     lt_why why = {{0}};
     lt_tool_conn tc = {0};
-    natsConnection *nc = NULL;
-    jsCtx *js = NULL;
-    natsSubscription *sub = NULL;
+    lt_bridge_src *src = NULL;
     result *res = calloc(o->credit, sizeof *res);
+    lt_bridge_item *items = calloc(o->credit, sizeof *items);
     uint64_t stored = 0, refused = 0, retried = 0;
     int64_t last = lt_tool_mono_ms();
-    lt_err e = res != NULL ? LT_OK : lt_fail(&why, LT_ENOMEM, "out of memory");
+    lt_err e = res != NULL && items != NULL ? LT_OK : lt_fail(&why, LT_ENOMEM, "out of memory");
     if (e == LT_OK)
-        e = lt_bridge_nats_open(o, NULL, NULL, &nc, &js, &why);
-    if (e == LT_OK) {
-        jsSubOptions so;
-        jsSubOptions_Init(&so);
-        so.Stream = o->stream;
-        so.Config.AckPolicy = js_AckExplicit;
-        so.Config.AckWait = (o->timeout_ms + 5000) * (int64_t)1000000; /* ns */
-        so.Config.MaxAckPending = o->credit;
-        jsErrCode jerr = 0;
-        natsStatus s = js_PullSubscribe(&sub, js, o->subject, o->durable, NULL, &so, &jerr);
-        if (s != NATS_OK)
-            e = lt_bridge_nats_fail(&why, s, jerr, "cannot create the pull consumer");
-    }
+        e = lt_bridge_src_open(o, &src, &why);
     lt_client_opts co = {.client_name = "lienthong-bridge/" LT_VERSION,
                          .ack_timeout_ms = (int)o->timeout_ms};
     if (e == LT_OK)
@@ -89,67 +68,51 @@ int lt_bridge_in_run(const lt_bridge_opts *o)
     fprintf(stderr, "lienthong bridge in: stream %s (%s), durable %s -> lienthong\n",
             o->stream, o->subject, o->durable);
     while (!lt_tool_stopping() && (o->count == 0 || stored + refused < o->count)) {
-        natsMsgList list = {0};
-        jsErrCode jerr = 0;
-        natsStatus s = natsSubscription_Fetch(&list, sub, (int)o->credit, 500, &jerr);
-        if (s == NATS_TIMEOUT || (s == NATS_OK && list.Count == 0)) {
-            natsMsgList_Destroy(&list);
+        size_t n = 0;
+        if (lt_bridge_src_fetch(src, o->credit, 500, items, &n, &why) != LT_OK) {
+            /* no quorum, a leader election: JetStream keeps the messages */
+            fprintf(stderr, "lienthong bridge in: %s; trying again\n", why.msg);
+            lt_client_poll(tc.client, 500, NULL);
+            continue;
+        }
+        if (n == 0) {
             if (o->idle_s > 0 && lt_tool_mono_ms() - last >= o->idle_s * 1000)
                 break;
             continue;
         }
-        if (s != NATS_OK) { /* no quorum, a leader election: JetStream keeps the messages */
-            lt_bridge_nats_fail(&why, s, jerr, "fetch");
-            fprintf(stderr, "lienthong bridge in: %s; trying again\n", why.msg);
-            natsMsgList_Destroy(&list);
-            lt_client_poll(tc.client, 500, NULL);
-            continue;
-        }
         last = lt_tool_mono_ms();
-        for (int i = 0; i < list.Count; i++) {
-            natsMsg *m = list.Msgs[i];
+        for (size_t i = 0; i < n; i++) {
             res[i] = (result){0};
-            e = lt_client_publish(tc.client, (const uint8_t *)natsMsg_GetData(m),
-                                  (size_t)natsMsg_GetDataLength(m), on_published, &res[i],
-                                  NULL);
-            if (e != LT_OK)
-                res[i] = (result){.done = true, .code = e};
+            lt_err pe = lt_client_publish(tc.client, items[i].envelope, items[i].len,
+                                          on_published, &res[i], NULL);
+            if (pe != LT_OK)
+                res[i] = (result){.done = true, .code = pe};
         }
         lt_client_flush(tc.client, -1);
-        for (int i = 0; i < list.Count; i++) {
-            natsMsg *m = list.Msgs[i];
+        for (size_t i = 0; i < n; i++) {
             lt_err c = res[i].done ? res[i].code : LT_ETIMEDOUT;
-            if (c == LT_OK) {
-                natsMsg_Ack(m, NULL);
-                stored++;
-            } else if (is_transient(c)) {
-                jsMsgMetaData *md = NULL;
-                uint32_t n = 1;
-                if (natsMsg_GetMetaData(&md, m) == NATS_OK) {
-                    n = (uint32_t)md->NumDelivered;
-                    jsMsgMetaData_Destroy(md);
-                }
-                natsMsg_NakWithDelay(m, lt_bridge_backoff_ms(n), NULL);
-                retried++;
-            } else {
+            lt_bridge_fate f = c == LT_OK ? LT_BRIDGE_ACK
+                               : lt_bridge_is_transient(c) ? LT_BRIDGE_NAK
+                                                 : LT_BRIDGE_TERM;
+            if (f == LT_BRIDGE_TERM)
                 fprintf(stderr,
                         "lienthong bridge in: stream seq %llu refused by lienthong: %s: %s; "
                         "terminated in JetStream\n",
-                        (unsigned long long)natsMsg_GetSequence(m), lt_err_name(c),
-                        res[i].reason);
-                natsMsg_Term(m, NULL);
-                refused++;
-            }
+                        (unsigned long long)items[i].stream_seq, lt_err_name(c),
+                        res[i].reason[0] ? res[i].reason : lt_err_str(c));
+            stored += f == LT_BRIDGE_ACK;
+            retried += f == LT_BRIDGE_NAK;
+            refused += f == LT_BRIDGE_TERM;
+            lt_bridge_src_done(src, &items[i], f);
         }
-        natsMsgList_Destroy(&list);
     }
     e = LT_OK;
 out_close:
     fprintf(stderr, "lienthong bridge in: %llu stored in lienthong, %llu refused, %llu retried\n",
             (unsigned long long)stored, (unsigned long long)refused, (unsigned long long)retried);
-    natsSubscription_Destroy(sub);
     lt_tool_disconnect(&tc);
-    lt_bridge_nats_close(&nc, &js);
+    lt_bridge_src_close(&src);
+    free(items);
     free(res);
     return e == LT_OK ? 0 : 1;
 }

@@ -20,7 +20,6 @@
  */
 #include "tool_bridge.h"
 
-#include "envelope.h"
 #include "tool_client.h"
 
 #include <pthread.h>
@@ -49,6 +48,7 @@ typedef struct out {
     jsCtx *js;
     slot *slots; /* credit of them */
     uint32_t inflight;
+    uint32_t waiting; /* slots waiting for a publish again (retry_at != 0) */
     uint32_t hint[2]; /* where find_msg starts: [0] a message's slot, [1] a free slot */
     pthread_mutex_t mu;
     completion *done; /* credit of them: one completion per publish at most */
@@ -127,6 +127,7 @@ static void settle(out *b, slot *s, bool ok, const char *reason)
         s->attempts++;
         s->retry_at = lt_tool_mono_ms() + lt_bridge_backoff_ms(s->attempts);
         b->retries++;
+        b->waiting++;
         return;
     }
     for (uint32_t i = 0; i < s->held; i++)
@@ -143,6 +144,8 @@ static void send_slot(out *b, slot *s)
     jsPubOptions_Init(&po);
     po.MaxWait = b->o->timeout_ms;
     natsMsg *send = s->msg; /* js_PublishMsgAsync takes it (sets send to NULL) on success */
+    if (s->retry_at != 0)
+        b->waiting--;
     s->retry_at = 0;
     natsStatus st = js_PublishMsgAsync(b->js, &send, &po);
     if (st != NATS_OK) {
@@ -150,37 +153,6 @@ static void send_slot(out *b, slot *s)
         snprintf(reason, sizeof reason, "publish: %s", natsStatus_GetText(st));
         settle(b, s, false, reason);
     }
-}
-
-/* Build the NATS message of one envelope; NULL with why set. */
-static natsMsg *make_msg(const out *b, const uint8_t *env_bytes, size_t len, char *id_hex,
-                         lt_why *why)
-{
-    lt_env *env = NULL;
-    if (lt_env_decode(env_bytes, len, NULL, &env, why) != LT_OK)
-        return NULL;
-    char subj[512];
-    lt_tool_hex(lt_env_message_id(env), LT_ENV_MESSAGE_ID_LEN, id_hex);
-    natsMsg *m = NULL;
-    natsStatus s = NATS_ERR;
-    if (snprintf(subj, sizeof subj, "%s.%s", b->o->subject, lt_env_topic(env)) <
-        (int)sizeof subj)
-        s = natsMsg_Create(&m, subj, NULL, (const char *)env_bytes, (int)len);
-    if (s == NATS_OK) /* JetStream's dedup key, the same on every resend */
-        s = natsMsgHeader_Set(m, "Nats-Msg-Id", id_hex);
-    if (s == NATS_OK)
-        s = natsMsgHeader_Set(m, LT_BRIDGE_HDR_TOPIC, lt_env_topic(env));
-    if (s == NATS_OK)
-        s = natsMsgHeader_Set(m, LT_BRIDGE_HDR_SOURCE, lt_env_source(env));
-    if (s == NATS_OK)
-        s = natsMsgHeader_Set(m, LT_BRIDGE_HDR_TYPE, lt_env_record_type(env));
-    lt_env_destroy(&env);
-    if (s != NATS_OK) {
-        lt_bridge_nats_fail(why, s, 0, "cannot build the NATS message");
-        natsMsg_Destroy(m);
-        return NULL;
-    }
-    return m;
 }
 
 static void on_deliver(void *user, const lt_client_delivery *d)
@@ -202,8 +174,8 @@ static void on_deliver(void *user, const lt_client_delivery *d)
     }
     lt_why why = {{0}};
     char id[2 * LT_ENV_MESSAGE_ID_LEN + 1];
-    natsMsg *m = make_msg(b, d->envelope, d->envelope_len, id, &why);
-    if (m == NULL) {
+    natsMsg *m = NULL;
+    if (lt_bridge_msg_new(b->o->subject, d->envelope, d->envelope_len, &m, id, &why) != LT_OK) {
         fprintf(stderr, "lienthong bridge out: seq %llu not forwarded: %s\n",
                 (unsigned long long)d->seq, why.msg);
         char reason[LT_WHY_MAX + 32];
@@ -248,9 +220,12 @@ static uint32_t drain(out *b)
     return n;
 }
 
-/* Publish again every waiting slot whose back-off has passed. */
+/* Publish again every waiting slot whose back-off has passed (the slots are looked at only
+ * while some wait: not at every turn of the loop). */
 static void retry_due(out *b)
 {
+    if (b->waiting == 0)
+        return;
     int64_t now = lt_tool_mono_ms();
     for (uint32_t i = 0; i < b->o->credit; i++) {
         slot *s = &b->slots[i];

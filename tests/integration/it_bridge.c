@@ -13,7 +13,11 @@
  *     nodes back they all arrive, once;
  *   - 300 more with lienthongd killed (-9) mid-flow and restarted: no duplicate in the stream;
  * then the dump verifies with the original agency's signature (`lienthong verify`), and
- * `lienthong bridge in` carries the stream back into lienthongd (all duplicates there).
+ * `lienthong bridge in` carries the stream back into lienthongd (all duplicates there);
+ * `lienthong sink --nats` writes the stream's 800 records into SQLite, once each across a
+ * kill -9 of the sink; and forged messages put into the stream with libnats (a signed
+ * envelope changed after signing, bytes that are no envelope) are terminated by `bridge in`
+ * and by the sink with the code named, the good ones around them stored, both going on.
  * Skipped when nats-server is not installed.
  */
 #include "harness.h"
@@ -21,6 +25,8 @@
 
 #include <arpa/inet.h>
 #include <json-c/json.h>
+#include <nats/nats.h>
+#include <sqlite3.h>
 #include <netinet/in.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -61,7 +67,10 @@ static const char BROKER_YAML[] = "broker:\n"
                                   "    owner: VN:GOV:000.00.00.G01:csdldancu\n"
                                   "    bind: [\"79.760.national.>\"]\n"
                                   "    ack_wait_s: 30\n"
-                                  "    max_deliver: 1000\n";
+                                  "    max_deliver: 1000\n"
+                                  "  - name: back.in\n"
+                                  "    owner: VN:GOV:000.00.00.G01:csdldancu\n"
+                                  "    bind: [\"79.760.back.>\"]\n";
 
 typedef struct node {
     unsigned client, cluster, monitor;
@@ -219,17 +228,22 @@ static long stream_count(bool *dup)
     return *dup ? -1 : n;
 }
 
-static int64_t queue_depth(void)
+static int64_t queue_depth_of(const char *queue)
 {
     lt_signer *adm = it_signer(&env, "vanphong");
     lt_client *c = it_client(&env, adm, 0, 0);
     json_object *root = NULL;
-    json_object *q = c != NULL ? it_queue_info(c, "national.out", &root) : NULL;
+    json_object *q = c != NULL ? it_queue_info(c, queue, &root) : NULL;
     int64_t d = q != NULL ? it_json_int(q, "depth") : -1;
     json_object_put(root);
     lt_client_close(&c);
     lt_signer_destroy(&adm);
     return d;
+}
+
+static int64_t queue_depth(void)
+{
+    return queue_depth_of("national.out");
 }
 
 /* Wait until the stream holds exactly want messages, each once. */
@@ -251,11 +265,11 @@ static void stream_wait(long want, int timeout_ms)
     assert_int_equal(n, want);
 }
 
-static bool bridge_log_has(const char *needle, int timeout_ms)
+static bool log_has(const char *rel, const char *needle, int timeout_ms)
 {
     int64_t end = it_now_ms() + timeout_ms;
     while (it_now_ms() < end) {
-        char *t = it_read_file(&env, "bridge.out.err", NULL);
+        char *t = it_read_file(&env, rel, NULL);
         bool has = t != NULL && strstr(t, needle) != NULL;
         free(t);
         if (has)
@@ -263,6 +277,11 @@ static bool bridge_log_has(const char *needle, int timeout_ms)
         nap_ms(100);
     }
     return false;
+}
+
+static bool bridge_log_has(const char *needle, int timeout_ms)
+{
+    return log_has("bridge.out.err", needle, timeout_ms);
 }
 
 /* Start `lienthong bridge out` (stderr appended to by each run: out_rel differs). */
@@ -351,6 +370,218 @@ static void records_read_back_verify_and_come_back_through_bridge_in(void **stat
     free(t);
 }
 
+/* The database of the sink tests: rows of birth_registration, distinct registration numbers
+ * among them (= record numbers), their min and max (all 0: no table yet). */
+struct rows {
+    int64_t n, distinct, min, max;
+};
+
+static struct rows rows_of(const char *db_rel)
+{
+    char path[IT_PATH_MAX];
+    it_path(&env, db_rel, path);
+    struct rows r = {0};
+    sqlite3 *db = NULL;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK) {
+        sqlite3_busy_timeout(db, 10000);
+        sqlite3_stmt *st = NULL;
+        if (sqlite3_prepare_v2(db,
+                               "SELECT count(*), count(DISTINCT registration_number), "
+                               "coalesce(min(CAST(registration_number AS integer)), 0), "
+                               "coalesce(max(CAST(registration_number AS integer)), 0) "
+                               "FROM birth_registration",
+                               -1, &st, NULL) == SQLITE_OK &&
+            sqlite3_step(st) == SQLITE_ROW)
+            r = (struct rows){sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1),
+                              sqlite3_column_int64(st, 2), sqlite3_column_int64(st, 3)};
+        sqlite3_finalize(st);
+    }
+    sqlite3_close(db);
+    return r;
+}
+
+/* Start `lienthong sink --nats` on the stream NATIONAL (filter subject, durable) into
+ * sqlite:dir/db_rel, out_rel for its output. */
+static pid_t sink_spawn(const char *out_rel, const char *subject, const char *durable,
+                        const char *db_rel, const char *batch, const char *count)
+{
+    char cfg[IT_PATH_MAX], db[IT_PATH_MAX + 8], path[IT_PATH_MAX];
+    it_path(&env, "agencies/dancu.yaml", cfg);
+    it_path(&env, db_rel, path);
+    snprintf(db, sizeof db, "sqlite:%s", path);
+    pid_t pid = count == NULL
+                    ? it_cli_spawn(&env, out_rel, "sink", "-c", cfg, "--nats", urls, "--stream",
+                                   "NATIONAL", "--subject", subject, "--durable", durable,
+                                   "--nats-timeout", "1000", "--db", db, "--batch", batch, NULL)
+                    : it_cli_spawn(&env, out_rel, "sink", "-c", cfg, "--nats", urls, "--stream",
+                                   "NATIONAL", "--subject", subject, "--durable", durable,
+                                   "--nats-timeout", "1000", "--db", db, "--batch", batch, "-n",
+                                   count, NULL);
+    assert_true(pid > 0);
+    return pid;
+}
+
+static void the_sink_reads_the_stream_into_sqlite_once_across_a_kill_9(void **state)
+{
+    (void)state;
+    /* small batches, so the kill lands between commits */
+    pid_t pid = sink_spawn("sink.1", "national.79.760.national.>", "db", "national.db", "8",
+                           NULL);
+    int64_t end = it_now_ms() + 60000;
+    int64_t at_kill = 0;
+    while (it_now_ms() < end && (at_kill = rows_of("national.db").n) < 200)
+        nap_ms(5);
+    kill(pid, SIGKILL);
+    it_wait(pid, 10000);
+    int64_t after_kill = rows_of("national.db").n;
+    if (after_kill >= 800)
+        fail_msg("the sink stored all (%lld) before it was killed: nothing was tested",
+                 (long long)after_kill);
+    assert_true(after_kill >= 200);
+    /* restarted on the same durable: what was unacked comes back (after 1 + 5 s); what was
+     * committed but not acked before the kill is found present, not stored twice */
+    pid = sink_spawn("sink.2", "national.79.760.national.>", "db", "national.db", "256", NULL);
+    end = it_now_ms() + 60000;
+    while (it_now_ms() < end && rows_of("national.db").n < 800)
+        nap_ms(50);
+    kill(pid, SIGTERM);
+    assert_int_equal(it_wait(pid, 15000), 0);
+    struct rows r = rows_of("national.db");
+    assert_int_equal(r.n, 800);
+    assert_int_equal(r.distinct, 800);
+    assert_int_equal(r.min, 1);
+    assert_int_equal(r.max, 800);
+    char *t = it_read_file(&env, "sink.2.err", NULL);
+    assert_non_null(t);
+    assert_non_null(strstr(t, " 0 refused"));
+    free(t);
+    print_message("it_bridge: sink killed at %lld rows, %lld after the kill, %lld at the end\n",
+                  (long long)at_kill, (long long)after_kill, (long long)r.n);
+    /* what the sink wrote verifies again, from the database */
+    char cfg[IT_PATH_MAX], db[IT_PATH_MAX + 8], path[IT_PATH_MAX];
+    it_path(&env, "agencies/dancu.yaml", cfg);
+    it_path(&env, "national.db", path);
+    snprintf(db, sizeof db, "sqlite:%s", path);
+    assert_int_equal(it_cli(&env, "dbverify", 60000, "db-verify", "-c", cfg, "--db", db, NULL),
+                     0);
+}
+
+/* Publish bytes[0..len) into the stream NATIONAL on subject with libnats directly, as
+ * anyone with NATS access could: with Nats-Msg-Id msg_id and no Lienthong-* headers. */
+static void js_put(jsCtx *js, const char *subject, const void *bytes, size_t len,
+                   const char *msg_id)
+{
+    natsMsg *m = NULL;
+    assert_int_equal(natsMsg_Create(&m, subject, NULL, bytes, (int)len), NATS_OK);
+    assert_int_equal(natsMsgHeader_Set(m, "Nats-Msg-Id", msg_id), NATS_OK);
+    jsPubAck *pa = NULL;
+    jsErrCode jerr = 0;
+    natsStatus s = js_PublishMsg(&pa, js, m, NULL, &jerr);
+    if (s != NATS_OK)
+        fprintf(stderr, "it_bridge: js_PublishMsg: %s (%d)\n", natsStatus_GetText(s), (int)jerr);
+    assert_int_equal(s, NATS_OK);
+    assert_false(pa->Duplicate);
+    jsPubAck_Destroy(pa);
+    natsMsg_Destroy(m);
+}
+
+/* A good record numbered n on 79.760.back.khaisinh, into the stream (not through lienthong). */
+static void js_put_good(jsCtx *js, lt_signer *a, uint64_t n)
+{
+    size_t len;
+    uint8_t id[LT_ENV_MESSAGE_ID_LEN];
+    uint8_t *e = it_seal(a, "79.760.back.khaisinh", n, 0, &len, id);
+    assert_non_null(e);
+    char hex[2 * LT_ENV_MESSAGE_ID_LEN + 1];
+    for (size_t i = 0; i < LT_ENV_MESSAGE_ID_LEN; i++)
+        snprintf(hex + 2 * i, 3, "%02x", id[i]);
+    js_put(js, "national.79.760.back.khaisinh", e, len, hex);
+    free(e);
+}
+
+static void bridge_in_terminates_a_tampered_envelope_and_carries_on(void **state)
+{
+    (void)state;
+    natsConnection *nc = NULL;
+    jsCtx *js = NULL;
+    natsOptions *no = NULL;
+    assert_int_equal(natsOptions_Create(&no), NATS_OK);
+    char u[NODES][64];
+    const char *servers[NODES];
+    for (int i = 0; i < NODES; i++) {
+        snprintf(u[i], sizeof u[i], "nats://127.0.0.1:%u", nodes[i].client);
+        servers[i] = u[i];
+    }
+    assert_int_equal(natsOptions_SetServers(no, servers, NODES), NATS_OK);
+    natsStatus st = natsConnection_Connect(&nc, no);
+    if (st != NATS_OK)
+        fprintf(stderr, "it_bridge: connect %s: %s: %s\n", urls, natsStatus_GetText(st),
+                nats_GetLastError(NULL));
+    assert_int_equal(st, NATS_OK);
+    assert_int_equal(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
+    lt_signer *a = it_signer(&env, "quan1");
+    assert_non_null(a);
+    /* good, tampered (one byte of the record's note changed after signing), good, bytes
+     * that are no envelope at all, good */
+    js_put_good(js, a, 900001);
+    size_t len;
+    uint8_t *bad = it_seal(a, "79.760.back.khaisinh", 900002, 64, &len, NULL);
+    assert_non_null(bad);
+    uint8_t *x = memmem(bad, len, "xxxxxxxxxxxxxxxx", 16);
+    assert_non_null(x);
+    x[8] = 'y';
+    js_put(js, "national.79.760.back.khaisinh", bad, len, "tampered-900002");
+    free(bad);
+    js_put_good(js, a, 900003);
+    js_put(js, "national.79.760.back.khaisinh", "not an envelope", 15, "garbage-1");
+    js_put_good(js, a, 900004);
+
+    char cfg[IT_PATH_MAX];
+    it_path(&env, "agencies/dancu.yaml", cfg);
+    pid_t in = it_cli_spawn(&env, "bridge.back", "bridge", "in", "-c", cfg, "--nats", urls,
+                            "--stream", "NATIONAL", "--subject", "national.79.760.back.>",
+                            "--durable", "refusals", "--timeout", "2000", NULL);
+    assert_true(in > 0);
+    /* the tampered one: the broker's code for a payload that is not what was signed */
+    assert_true(log_has("bridge.back.err", "refused by lienthong: BAD_PAYLOAD_HASH", 30000));
+    assert_true(log_has("bridge.back.err", "refused by lienthong: MALFORMED", 30000));
+    int64_t end = it_now_ms() + 30000;
+    while (queue_depth_of("back.in") < 3 && it_now_ms() < end)
+        nap_ms(200);
+    assert_int_equal(queue_depth_of("back.in"), 3);
+    /* it keeps running: records put after the refusals arrive too */
+    js_put_good(js, a, 900005);
+    js_put_good(js, a, 900006);
+    end = it_now_ms() + 30000;
+    while (queue_depth_of("back.in") < 5 && it_now_ms() < end)
+        nap_ms(200);
+    assert_int_equal(queue_depth_of("back.in"), 5);
+    assert_int_equal(kill(in, 0), 0);
+    kill(in, SIGTERM);
+    assert_int_equal(it_wait(in, 15000), 0);
+    char *t = it_read_file(&env, "bridge.back.err", NULL);
+    assert_non_null(t);
+    if (strstr(t, "5 stored in lienthong, 2 refused, 0 retried") == NULL)
+        fprintf(stderr, "it_bridge: bridge in said:\n%s", t);
+    assert_non_null(strstr(t, "5 stored in lienthong, 2 refused, 0 retried"));
+    free(t);
+    /* the sink reading the same messages: the good ones stored, the two refused with their
+     * code and terminated in the stream, and it goes on to the end (-n counts refusals) */
+    pid_t sk = sink_spawn("sink.back", "national.79.760.back.>", "sinkback", "back.db", "256", "7");
+    assert_int_equal(it_wait(sk, 60000), 0);
+    t = it_read_file(&env, "sink.back.err", NULL);
+    assert_non_null(t);
+    assert_non_null(strstr(t, "refused: sink: BAD_PAYLOAD_HASH"));
+    assert_non_null(strstr(t, "refused: sink: MALFORMED"));
+    assert_non_null(strstr(t, "5 rows written (5 new, 0 already present), 2 refused"));
+    free(t);
+    assert_int_equal(rows_of("back.db").n, 5);
+    lt_signer_destroy(&a);
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+    natsOptions_Destroy(no);
+}
+
 static int group_setup(void **state)
 {
     (void)state;
@@ -404,6 +635,8 @@ int main(void)
         cmocka_unit_test(two_nodes_lost_stop_the_bridge_and_it_resumes_when_they_return),
         cmocka_unit_test(a_broker_killed_mid_flow_leaves_no_duplicate_in_the_stream),
         cmocka_unit_test(records_read_back_verify_and_come_back_through_bridge_in),
+        cmocka_unit_test(the_sink_reads_the_stream_into_sqlite_once_across_a_kill_9),
+        cmocka_unit_test(bridge_in_terminates_a_tampered_envelope_and_carries_on),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
