@@ -44,6 +44,7 @@
 #define ADMIN_TAG_BIT (UINT64_C(1) << 63)
 #define DRAIN_MAX 4096 /* frames handled per pump before giving control back */
 #define PUBLISH_OVERHEAD 32 /* Frame + Publish tags and lengths around an envelope */
+#define CATCH_UP_NS 100000  /* a publish dispatches what arrived at most every 100 us */
 
 struct slot {
     uint64_t tag;
@@ -123,14 +124,20 @@ struct lt_client {
     bool out_blocked;    /* a send met EAGAIN: wake up when the socket is writable */
     bool closing;        /* lt_client_close is completing what is in flight */
     int depth;           /* callback nesting */
-    int64_t mon_seen_ms; /* when catch_up last read the monitor */
+    int64_t caught_up_ns; /* when catch_up last ran */
+    int64_t mon_seen_ms;  /* when catch_up last read the monitor */
 };
 
-static int64_t mono_ms(void)
+static int64_t mono_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static int64_t mono_ms(void)
+{
+    return mono_ns() / 1000000;
 }
 
 static int remaining_ms(int64_t deadline)
@@ -610,16 +617,21 @@ static lt_err pump(lt_client *c, int timeout_ms, unsigned *nout)
 }
 
 /* Dispatch what has already arrived (answers, deliveries), complete the publishes past their
- * deadline and, at most once a millisecond, read the connection events; never waits. Every
- * tagged send made from outside a callback starts with this, so a publisher that never fills
- * its window (one sending at a set rate) gets its callbacks at its next publish without
- * calling lt_client_poll. Costs one failed non-blocking receive (about 0.7 us: libzmq polls
- * its command mailbox) when nothing has arrived. */
+ * deadline and read the connection events; never waits. Every tagged send made from outside
+ * a callback starts with this, so a publisher that never fills its window (one sending at a
+ * set rate) gets its callbacks at its next publish without calling lt_client_poll.
+ * Each round ends with a failed non-blocking receive per socket, a poll(2) of libzmq's
+ * command mailbox (about 0.7 us each here): at full speed that nearly doubled the client's
+ * CPU per publish, so a round runs at most every CATCH_UP_NS (the monitor: every ms). */
 static lt_err catch_up(lt_client *c)
 {
+    int64_t now_ns = mono_ns();
+    if (now_ns - c->caught_up_ns < CATCH_UP_NS)
+        return LT_OK;
+    c->caught_up_ns = now_ns;
     unsigned n = 0;
     lt_err e = drain_sock(c, &n);
-    int64_t now = mono_ms();
+    int64_t now = now_ns / 1000000;
     bool mon = now != c->mon_seen_ms;
     if (mon) {
         c->mon_seen_ms = now;

@@ -39,12 +39,14 @@
  *     _ping and _close. Never inside lt_client_ack, _nak, _subscribe or _open, never between
  *     calls. Each publish, publish_at, publish_hops and cancel made from outside a callback
  *     first dispatches, without waiting, what has already arrived (answers, deliveries) and
- *     completes the publishes past their ack timeout; only then does it send, pumping while
- *     the window is full or the broker is not connected. So a publish's callback never runs
- *     inside the call that sent it, and a publisher sending at a set rate (its window never
- *     full) needs no lt_client_poll: each publish runs the callbacks of the answers that
- *     arrived since its previous call. lt_client_poll is for a client with nothing to send:
- *     a consumer, an idle publisher; lt_client_flush waits for the last answers.
+ *     completes the publishes past their ack timeout (skipped when it last did so less than
+ *     100 us ago, which keeps the cost of looking off the full-speed path); only then does
+ *     it send, pumping while the window is full or the broker is not connected. So a
+ *     publish's callback never runs inside the call that sent it, and a publisher sending at
+ *     a set rate (its window never full) needs no lt_client_poll: each publish runs the
+ *     callbacks of every answer that arrived 100 us before it or earlier. lt_client_poll is
+ *     for a client with nothing to send (a consumer, an idle publisher); lt_client_flush
+ *     waits for the last answers.
  *   - Exactly once: a publish (or cancel) that returned LT_OK completes exactly once; one that
  *     returned anything else sent nothing and never calls its callback. When lt_client_close
  *     returns, every callback has run (LT_ECLOSED for the publishes still unanswered).
