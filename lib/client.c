@@ -621,7 +621,7 @@ static lt_err pump(lt_client *c, int timeout_ms, unsigned *nout)
  * a callback starts with this, so a publisher that never fills its window (one sending at a
  * set rate) gets its callbacks at its next publish without calling lt_client_poll.
  * Each round ends with a failed non-blocking receive per socket, a poll(2) of libzmq's
- * command mailbox (about 0.7 us each here): at full speed that nearly doubled the client's
+ * command mailbox (about 0.7 us each here): at full speed that added some 60% to the client's
  * CPU per publish, so a round runs at most every CATCH_UP_NS (the monitor: every ms). */
 static lt_err catch_up(lt_client *c)
 {
