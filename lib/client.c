@@ -121,9 +121,9 @@ struct lt_client {
     char last_reason[LT_WHY_MAX];
 
     bool connected;
-    bool out_blocked;    /* a send met EAGAIN: wake up when the socket is writable */
-    bool closing;        /* lt_client_close is completing what is in flight */
-    int depth;           /* callback nesting */
+    bool out_blocked;     /* a send met EAGAIN: wake up when the socket is writable */
+    bool closing;         /* lt_client_close is completing what is in flight */
+    int depth;            /* callback nesting */
     int64_t caught_up_ns; /* when catch_up last ran */
     int64_t mon_seen_ms;  /* when catch_up last read the monitor */
 };
