@@ -44,7 +44,7 @@
 #define ADMIN_TAG_BIT (UINT64_C(1) << 63)
 #define DRAIN_MAX 4096 /* frames handled per pump before giving control back */
 #define PUBLISH_OVERHEAD 32 /* Frame + Publish tags and lengths around an envelope */
-#define CATCH_UP_NS 100000  /* a publish dispatches what arrived at most every 100 us */
+#define CATCH_UP_NS 50000   /* a publish dispatches what arrived at most every 50 us */
 
 struct slot {
     uint64_t tag;

@@ -40,11 +40,11 @@
  *     calls. Each publish, publish_at, publish_hops and cancel made from outside a callback
  *     first dispatches, without waiting, what has already arrived (answers, deliveries) and
  *     completes the publishes past their ack timeout (skipped when it last did so less than
- *     100 us ago, which keeps the cost of looking off the full-speed path); only then does
+ *     50 us ago, which keeps the cost of looking off the full-speed path); only then does
  *     it send, pumping while the window is full or the broker is not connected. So a
  *     publish's callback never runs inside the call that sent it, and a publisher sending at
  *     a set rate (its window never full) needs no lt_client_poll: each publish runs the
- *     callbacks of every answer that arrived 100 us before it or earlier. lt_client_poll is
+ *     callbacks of every answer that arrived 50 us before it or earlier. lt_client_poll is
  *     for a client with nothing to send (a consumer, an idle publisher); lt_client_flush
  *     waits for the last answers.
  *   - Exactly once: a publish (or cancel) that returned LT_OK completes exactly once; one that
