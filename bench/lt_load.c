@@ -10,8 +10,9 @@
  *     subscribed to its own queue (--queue, one per consumer: fan-out), decoding every
  *     delivered envelope to find the message's index (no signature check: the broker has
  *     verified it) and acking it;
- *   - signatures ECDSA P-256 (whatever the agency keys are), one per message (--sign single)
- *     or one per batch of --batch envelopes (--sign batch, Merkle proofs).
+ *   - signatures with the agency keys (dev-init --alg: ECDSA P-256 by default, Ed25519 or
+ *     RSA-2048; reported as sign.alg), one per message (--sign single) or one per batch of
+ *     --batch envelopes (--sign batch, Merkle proofs).
  *
  * Two ways to account for signing, reported separately:
  *   --presign   every publisher signs all its envelopes before the timed part (in parallel,
@@ -63,6 +64,7 @@ typedef struct load {
     atomic_uint_least64_t nacks_reported, duplicates, env_bytes;
     _Atomic int64_t sign_ns_max; /* presign: the slowest publisher's signing time */
     _Atomic int64_t sign_ns_sum; /* inline: time inside lt_env_seal*, all publishers */
+    atomic_int sig_alg;          /* the publishers' key algorithm (lt_sig_alg), -1 unknown */
 } load;
 
 typedef struct worker {
@@ -262,6 +264,8 @@ static void *publisher_main(void *arg)
     e = lt_agency_config_load(l->o.pub_cfgs[w->id % l->o.n_pub_cfgs], &cfg, &why);
     if (e == LT_OK)
         e = lt_agency_config_open_signer(cfg, &signer, &why);
+    if (e == LT_OK)
+        atomic_store(&l->sig_alg, (int)lt_signer_alg(signer));
     if (e == LT_OK) {
         lt_client_opts co = {.window = p->window,
                              .ack_timeout_ms = (int)(p->idle_timeout_s * 1000),
@@ -481,7 +485,7 @@ out:
 int main(int argc, char **argv)
 {
     static const char *const flags[] = {"presign", NULL};
-    static load l = {.o = {.batch_n = 64, .credit = 1000}};
+    static load l = {.o = {.batch_n = 64, .credit = 1000}, .sig_alg = -1};
     lt_bench_params p;
     int prc = lt_bench_params_parse(argc, argv, &p, flags, opt_cb, &l.o);
     if (prc != 0) {
@@ -531,12 +535,15 @@ int main(int argc, char **argv)
         uint64_t env_bytes = atomic_load(&l.env_bytes);
         snprintf(
             extra, sizeof extra,
-            ",\"batch\":%u,\"sign\":{\"alg\":\"agency key (dev-init: ecdsa-p256)\","
+            ",\"batch\":%u,\"sign\":{\"alg\":\"%s\","
             "\"per\":\"%s\",\"presigned\":%s,\"seconds\":%.3f,"
             "\"envelopes_per_s\":%.1f,\"note\":\"%s\"},"
             "\"envelope_bytes_avg\":%.1f,\"duplicates\":%" PRIu64 ","
             "\"durability\":\"LMDB group commit fsync'ed before any ack\"",
-            l.o.batch ? l.o.batch_n : 1, l.o.batch ? "batch" : "message",
+            l.o.batch ? l.o.batch_n : 1,
+            atomic_load(&l.sig_alg) < 0 ? "unknown"
+                                        : lt_sig_alg_name((lt_sig_alg)atomic_load(&l.sig_alg)),
+            l.o.batch ? "batch" : "message",
             l.o.presign ? "true" : "false", sign_s, sign_s > 0 ? (double)p.messages / sign_s : 0.0,
             l.o.presign ? "all publishers in parallel before the timed part; seconds = "
                           "the slowest publisher"

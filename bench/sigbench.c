@@ -13,7 +13,13 @@
  *             cache) over envelopes it has not seen, so no signature is skipped that a real
  *             verifier would have to check.
  *
- * usage: bench_sigbench [-t SECONDS_PER_MEASUREMENT] [-a ALG]
+ * Mode "sig" is the signature math alone, no envelope: lt_signer_sign and
+ * lt_trust_cert_verify (the call the broker's verifier makes, certificate held) of one
+ * signature over a 32-byte batch root, distinct roots. bench/run subtracts it from the
+ * broker's CPU per message: 1 per message with single signatures, 1/64 with batches of 64.
+ *
+ * usage: bench_sigbench [-t SECONDS_PER_MEASUREMENT] [-a ALG] [-m MODE]
+ *   MODE: single, batch16, batch64, batch256 or sig (default: all of them)
  * Output: one line per (algorithm, mode): "alg mode sign_per_s verify_per_s". Run
  * bench/sigbench.sh for the table next to `openssl speed`.
  */
@@ -143,18 +149,70 @@ static double measure_verify(const char *ca, const char *crl, lt_signer *s, size
     return (double)count / spent;
 }
 
+/* The signature alone: POOL distinct 32-byte roots signed once, then verified over and
+ * over with the certificate held (lt_trust_cert_verify caches no result: every call is the
+ * full check), on this thread's CPU clock. Returns the verify rate; *sign_rate the signing
+ * rate. */
+static double measure_sig(const char *ca, const char *crl, lt_signer *s, double secs,
+                          double *sign_rate)
+{
+    typedef struct {
+        uint8_t root[32], sig[LT_PKI_SIG_MAX];
+        size_t sig_len;
+    } signed_root;
+    signed_root *pool = calloc(POOL, sizeof *pool);
+    if (pool == NULL)
+        die("out of memory", NULL);
+    lt_why why;
+    double t0 = mono();
+    for (size_t i = 0; i < POOL; i++) {
+        if (lt_pki_random(pool[i].root, sizeof pool[i].root, &why) != LT_OK ||
+            lt_signer_sign(s, LT_PKI_DOMAIN_BATCH, pool[i].root, sizeof pool[i].root,
+                           pool[i].sig, &pool[i].sig_len, &why) != LT_OK)
+            die("sign", &why);
+    }
+    *sign_rate = POOL / (mono() - t0);
+
+    size_t der_len = 0;
+    const uint8_t *der = lt_signer_cert_der(s, &der_len);
+    lt_trust *t = NULL;
+    lt_trust_cert cert = {0};
+    if (lt_trust_open(ca, crl, NULL, &t, &why) != LT_OK ||
+        lt_trust_cert_hold(t, der, der_len, NULL, lt_env_now_ms(), &cert, &why) != LT_OK)
+        die("trust", &why);
+    size_t count = 0;
+    double spent = 0;
+    while (spent < secs) {
+        t0 = mono();
+        for (size_t i = 0; i < POOL; i++)
+            if (lt_trust_cert_verify(&cert, LT_PKI_DOMAIN_BATCH, pool[i].root,
+                                     sizeof pool[i].root, pool[i].sig, pool[i].sig_len,
+                                     &why) != LT_OK)
+                die("verify", &why);
+        spent += mono() - t0;
+        count += POOL;
+    }
+    lt_trust_cert_rele(&cert);
+    lt_trust_destroy(&t);
+    free(pool);
+    return (double)count / spent;
+}
+
 int main(int argc, char **argv)
 {
     double secs = 1.0;
-    const char *only = NULL;
+    const char *only = NULL, *only_mode = NULL;
     int c;
-    while ((c = getopt(argc, argv, "t:a:h")) != -1) {
+    while ((c = getopt(argc, argv, "t:a:m:h")) != -1) {
         if (c == 't')
             secs = atof(optarg);
         else if (c == 'a')
             only = optarg;
+        else if (c == 'm')
+            only_mode = optarg;
         else {
-            fprintf(stderr, "usage: bench_sigbench [-t SECONDS] [-a ecdsa-p256|ed25519|rsa2048]\n");
+            fprintf(stderr, "usage: bench_sigbench [-t SECONDS] [-a ecdsa-p256|ed25519|rsa2048]"
+                            " [-m single|batch16|batch64|batch256|sig]\n");
             return c == 'h' ? 0 : 2;
         }
     }
@@ -182,14 +240,21 @@ int main(int argc, char **argv)
         if (lt_signer_open(key, cert, &s, &why) != LT_OK)
             die("signer", &why);
         for (size_t b = 0; b < 4; b++) {
-            double sign = measure_sign(s, batches[b], secs);
-            double verify = measure_verify(ca, crl, s, batches[b], secs);
             char mode[32];
             if (batches[b] == 0)
                 snprintf(mode, sizeof mode, "single");
             else
                 snprintf(mode, sizeof mode, "batch%zu", batches[b]);
+            if (only_mode != NULL && strcmp(only_mode, mode) != 0)
+                continue;
+            double sign = measure_sign(s, batches[b], secs);
+            double verify = measure_verify(ca, crl, s, batches[b], secs);
             printf("%s %s %.0f %.0f\n", lt_sig_alg_name(algs[a]), mode, sign, verify);
+            fflush(stdout);
+        }
+        if (only_mode == NULL || strcmp(only_mode, "sig") == 0) {
+            double sign = 0, verify = measure_sig(ca, crl, s, secs, &sign);
+            printf("%s sig %.0f %.0f\n", lt_sig_alg_name(algs[a]), sign, verify);
             fflush(stdout);
         }
         lt_signer_destroy(&s);

@@ -1,7 +1,8 @@
 #!/bin/sh
 # bench/sigbench.sh [BUILD_DIR] - signatures per second: `openssl speed` (the raw primitive)
-# next to lienthong's envelopes (bench_sigbench: single signatures and batches of 16, 64, 256),
-# for ECDSA P-256, Ed25519 and RSA-2048, in the same run, as one table.
+# next to lienthong's envelopes (bench_sigbench: single signatures and batches of 16, 64, 256)
+# and the signature alone (lt_trust_cert_verify over 32 bytes, what bench/run subtracts as
+# signature math), for ECDSA P-256, Ed25519 and RSA-2048, in the same run, as one table.
 # Builds bench_sigbench into BUILD_DIR (default build-bench) when it is missing.
 set -eu
 cd "$(dirname "$0")/.."
@@ -35,7 +36,8 @@ for alg in ecdsa-p256 ed25519 rsa2048; do
     rs=${1:-0}; rv=${2:-0}
     printf '%-11s %-22s %12.0f %12.0f %10s %10s\n' "$alg" "openssl speed (raw)" "$rs" "$rv" "1.00" "1.00"
     awk -v a="$alg" -v rs="$rs" -v rv="$rv" '$1 == a {
-        what = ($2 == "single") ? "envelope, single sig" : "envelope, " $2;
+        what = ($2 == "single") ? "envelope, single sig" : \
+               ($2 == "sig") ? "signature alone" : "envelope, " $2;
         printf "%-11s %-22s %12.0f %12.0f %10.2f %10.2f\n", a, what, $3, $4,
                (rs > 0 ? $3 / rs : 0), (rv > 0 ? $4 / rv : 0) }' "$tmp/lt"
 done

@@ -1,9 +1,9 @@
 /*
  * acl.c - publish patterns per agency, queue owners, admins (see acl.h).
  *
- * Three string-keyed tables (open addressing, FNV-1a, power-of-two sizes, never more than
+ * Four string-keyed tables (open addressing, FNV-1a, power-of-two sizes, never more than
  * half full): agency -> its publish patterns (an lt_router with value 0), queue -> owner,
- * and the admin set. Built by one thread, then only read: lookups allocate nothing.
+ * the admin set, and peer broker identity -> its name and relay patterns. Built by one thread, then only read: lookups allocate nothing.
  */
 #include "acl.h"
 
@@ -15,7 +15,7 @@
 
 typedef struct slot {
     char *key;
-    void *val; /* agency: lt_router*; owner: char*; admin: unused */
+    void *val; /* agency: lt_router*; owner: char*; admin: unused; peer: peer* */
 } slot;
 
 typedef struct table {
@@ -23,10 +23,16 @@ typedef struct table {
     size_t cap, n;
 } table;
 
+typedef struct peer {
+    char *name;
+    lt_router *relay;
+} peer;
+
 struct lt_acl {
     table agencies;
     table owners;
     table admins;
+    table peers;
 };
 
 static uint64_t fnv(const char *s)
@@ -104,6 +110,14 @@ static void router_free(void *p)
     lt_router_destroy(&r);
 }
 
+static void peer_free(void *p)
+{
+    peer *pe = p;
+    free(pe->name);
+    lt_router_destroy(&pe->relay);
+    free(pe);
+}
+
 lt_err lt_acl_new(lt_acl **out)
 {
     lt_acl *a = calloc(1, sizeof *a);
@@ -121,6 +135,7 @@ void lt_acl_destroy(lt_acl **ap)
     table_fini(&a->agencies, router_free);
     table_fini(&a->owners, free);
     table_fini(&a->admins, NULL);
+    table_fini(&a->peers, peer_free);
     free(a);
     *ap = NULL;
 }
@@ -262,8 +277,60 @@ void lt_acl_cell_swap(lt_acl_cell *c, lt_acl *a)
     lt_acl_destroy(&old);
 }
 
+const lt_acl *lt_acl_cell_peek(const lt_acl_cell *c)
+{
+    return c->acl;
+}
+
 void lt_acl_cell_fini(lt_acl_cell *c)
 {
     lt_acl_destroy(&c->acl);
     pthread_rwlock_destroy(&c->lock);
+}
+
+lt_err lt_acl_add_peer(lt_acl *a, const char *agency, const char *name, lt_why *why)
+{
+    if (!agency || !*agency || !name || !*name)
+        return lt_fail(why, LT_EINVAL, "a peer needs an agency id and a name");
+    if (find(&a->peers, agency))
+        return lt_fail(why, LT_EEXIST, "%s is already a peer", agency);
+    peer *pe = calloc(1, sizeof *pe);
+    slot *s = NULL;
+    if (!pe || !(pe->name = strdup(name)) || lt_router_new(&pe->relay) != LT_OK ||
+        !(s = upsert(&a->peers, agency))) {
+        if (pe)
+            peer_free(pe);
+        return lt_fail(why, LT_ENOMEM, "out of memory");
+    }
+    s->val = pe;
+    return LT_OK;
+}
+
+lt_err lt_acl_allow_relay(lt_acl *a, const char *agency, const char *pattern, lt_why *why)
+{
+    lt_err err = lt_pattern_check(pattern, why);
+    if (err)
+        return err;
+    const slot *s = find(&a->peers, agency);
+    if (!s)
+        return lt_fail(why, LT_EINVAL, "%s is not a peer", agency ? agency : "(none)");
+    return lt_router_bind(((peer *)s->val)->relay, pattern, 0, why);
+}
+
+const char *lt_acl_peer_name(const lt_acl *a, const char *agency)
+{
+    const slot *s = find(&a->peers, agency);
+    return s ? ((const peer *)s->val)->name : NULL;
+}
+
+lt_err lt_acl_check_relay(const lt_acl *a, const char *agency, const char *topic, lt_why *why)
+{
+    const slot *s = find(&a->peers, agency);
+    if (!s)
+        return lt_fail(why, LT_ENOT_PEER, "%s is no peer broker of this one (any more)",
+                       agency ? agency : "(none)");
+    const peer *pe = s->val;
+    if (!lt_router_has_match(pe->relay, topic))
+        return lt_fail(why, LT_EACL, "peer broker %s may not relay topic %s", pe->name, topic);
+    return LT_OK;
 }

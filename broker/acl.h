@@ -55,6 +55,24 @@ bool lt_acl_is_admin(const lt_acl *a, const char *agency);
 /* Owner of queue (borrowed, valid while a lives), or NULL. */
 const char *lt_acl_owner(const lt_acl *a, const char *queue);
 
+/* ---- peer brokers (docs/network.md): which may give hops, which topics each may relay ---- */
+
+/* Make agency (the identity of the peer broker named name; both copied) a peer that relays
+ * nothing yet. LT_EEXIST: agency is already a peer; LT_EINVAL: empty; LT_ENOMEM. */
+lt_err lt_acl_add_peer(lt_acl *a, const char *agency, const char *name, lt_why *why);
+
+/* Let peer agency (lt_acl_add_peer first, else LT_EINVAL) relay topics matching pattern.
+ * LT_EBADTOPIC: invalid pattern; LT_ENOMEM. */
+lt_err lt_acl_allow_relay(lt_acl *a, const char *agency, const char *pattern, lt_why *why);
+
+/* The name of the peer broker whose identity is agency (borrowed, valid while a lives), or
+ * NULL when agency is no peer. */
+const char *lt_acl_peer_name(const lt_acl *a, const char *agency);
+
+/* LT_OK if the peer broker whose identity is agency may relay topic; LT_ENOT_PEER when
+ * agency is no peer (e.g. removed by a reload since its session began); LT_EACL otherwise. */
+lt_err lt_acl_check_relay(const lt_acl *a, const char *agency, const char *topic, lt_why *why);
+
 /* ---- the ACL in force: read by any thread, replaced on SIGHUP ---- */
 
 /* Holds one ACL. Readers hold it for a batch at a time; the lock prefers the writer, so a
@@ -71,6 +89,9 @@ const lt_acl *lt_acl_cell_hold(lt_acl_cell *c);
 void lt_acl_cell_rele(lt_acl_cell *c);
 /* Put a in force (the cell owns it) once no reader holds the old one, and free the old. */
 void lt_acl_cell_swap(lt_acl_cell *c, lt_acl *a);
+/* The ACL in force without a lock, for the one thread that swaps it (the loop): no other
+ * thread replaces it under that thread's feet. */
+const lt_acl *lt_acl_cell_peek(const lt_acl_cell *c);
 /* Free the ACL held; no reader may hold it. */
 void lt_acl_cell_fini(lt_acl_cell *c);
 

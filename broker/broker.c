@@ -1,6 +1,7 @@
 /*
  * broker.c - the daemon object: builds every part from the config, owns the libuv loop,
- * the signals (SIGTERM/SIGINT drain and stop, SIGHUP reloads the CRL and the ACL), the
+ * the signals (SIGTERM/SIGINT drain and stop, SIGHUP reloads the CRL, the ACL, peers, CURVE
+ * keys and links), the
  * wakeup from the commit thread, the admin HTTP server and its provider, the log.
  *
  * Shutdown (drain): stop delivering, NACK new publishes SHUTTING_DOWN, let every publish
@@ -275,12 +276,16 @@ static void on_hb(uv_timer_t *t)
     lt_fe_heartbeat(b);
 }
 
-static void reload_links(lt_broker *b);
+static void reload_links(lt_broker *b, const lt_broker_cfg *next);
 
+/* SIGHUP: the CRL, then the config file once more: the ACL with the peers and their relay
+ * patterns, the CURVE key table (curve_clients, peers' curve_key), the links. The ACL, peers
+ * and keys are built completely from the new file before any is put in force, so a file
+ * that fails leaves all of them as they were. */
 static void reload(lt_broker *b)
 {
     lt_why why = {{0}};
-    lt_log(LT_LOG_INFO, "SIGHUP: reloading the CRL and the ACL");
+    lt_log(LT_LOG_INFO, "SIGHUP: reloading the CRL, the ACL, peers, curve_clients and links");
     if (b->cfg->crl && b->cfg->crl[0]) {
         lt_err e = lt_trust_reload_crl(b->trust, &why);
         if (e == LT_OK) {
@@ -293,16 +298,41 @@ static void reload(lt_broker *b)
                           lt_err_name(e), why.msg);
         }
     }
+    const char *path = b->config_path ? b->config_path : b->cfg->file;
+    lt_broker_cfg *next = NULL;
     lt_acl *nacl = NULL;
-    lt_err e = lt_broker_config_reload_acl(b->config_path ? b->config_path : b->cfg->file, b->cfg,
-                                           &nacl, &why);
+    lt_zap_keys *keys = NULL;
+    lt_err e = lt_broker_config_load(path, &next, &why);
+    if (e == LT_OK)
+        e = lt_broker_config_acl_next(b->cfg, next, &nacl, &why);
+    if (e == LT_OK && b->zap)
+        e = lt_zap_keys_new(next, b->curve_public, b->self_agency, b->cfg->identity_cert, &keys,
+                            &why);
     if (e != LT_OK) {
-        lt_log(LT_LOG_ERROR, "ACL reload failed, previous ACL stays in force: %s", why.msg);
+        lt_log(LT_LOG_ERROR, "config reload failed, the previous ACL, peers, curve_clients and "
+                             "links stay in force: %s", why.msg);
+        lt_acl_destroy(&nacl);
+        lt_broker_config_destroy(&next);
+        /* the CRL may still have revoked a key's certificate */
+        size_t closed = lt_net_curve_recheck(b);
+        if (closed)
+            lt_log(LT_LOG_WARN, "%zu CURVE connections closed: their key is no longer accepted",
+                   closed);
         return;
     }
     lt_acl_cell_swap(&b->acl, nacl);
-    lt_log(LT_LOG_INFO, "ACL reloaded from %s", b->config_path);
-    reload_links(b);
+    lt_log(LT_LOG_INFO, "ACL reloaded from %s: %zu peers", path, next->npeers);
+    if (keys) {
+        size_t nkeys = lt_zap_keys_count(keys);
+        lt_zap_swap(b->zap, keys);
+        lt_log(LT_LOG_INFO, "CURVE keys reloaded from %s: %zu keys", path, nkeys);
+    }
+    size_t closed = lt_net_curve_recheck(b);
+    if (closed)
+        lt_log(LT_LOG_WARN, "%zu CURVE connections closed: their key is no longer accepted",
+               closed);
+    reload_links(b, next);
+    lt_broker_config_destroy(&next);
 }
 
 static void on_signal(uv_signal_t *h, int sig)
@@ -394,8 +424,10 @@ static lt_err net_open(lt_broker *b, lt_why *why)
     if (c->curve_listen) {
         if ((e = curve_keys(c->curve_secret_file, b->curve_public, b->curve_secret, &w)) != LT_OK)
             return lt_fail(why, LT_ECONFIG, "%s: broker.curve.secret_key_file: %s", file, w.msg);
-        if ((e = lt_zap_start(b->zctx, c, b->curve_public, b->self_agency, &b->zap, why)) !=
-                LT_OK ||
+        lt_zap_keys *keys = NULL;
+        if ((e = lt_zap_keys_new(c, b->curve_public, b->self_agency, c->identity_cert, &keys,
+                                 why)) != LT_OK ||
+            (e = lt_zap_start(b->zctx, b->trust, keys, &b->zap, why)) != LT_OK ||
             (e = lt_fe_bind_curve(b, why)) != LT_OK)
             return e;
         lt_log(LT_LOG_INFO, "CURVE on %s, public key %s", c->curve_listen, b->curve_public);
@@ -431,19 +463,14 @@ static bool same_str(const char *a, const char *b)
     return (!a && !b) || (a && b && strcmp(a, b) == 0);
 }
 
-/* SIGHUP: start the links added to the config, stop the removed ones, restart the changed
- * ones. The identity, the broker's name, peers and CURVE keys are read at start only: a
- * change there is refused (or, for peers, reported) rather than half-applied. */
-static void reload_links(lt_broker *b)
+/* SIGHUP: start the links of next added to the config, stop the removed ones, restart the
+ * changed ones (a peer's curve_key changed restarts its links). The identity and the broker's
+ * name are read at start only: a change there is refused rather than half-applied. */
+static void reload_links(lt_broker *b, const lt_broker_cfg *next)
 {
-    const char *path = b->config_path ? b->config_path : b->cfg->file;
-    lt_broker_cfg *next = NULL;
-    lt_why why = {{0}};
-    if (!b->links || lt_broker_config_load(path, &next, &why) != LT_OK) {
-        if (b->links)
-            lt_log(LT_LOG_ERROR, "links not reloaded, the running ones stay: %s", why.msg);
+    if (!b->links)
         return;
-    }
+    lt_why why = {{0}};
     lt_err e = LT_OK;
     if (!same_str(next->identity_key, b->cfg->identity_key) ||
         !same_str(next->identity_cert, b->cfg->identity_cert) ||
@@ -458,20 +485,8 @@ static void reload_links(lt_broker *b)
     if (e != LT_OK)
         lt_log(LT_LOG_ERROR, "links not reloaded, the running ones stay: %s", why.msg);
     else
-        lt_log(LT_LOG_INFO, "links reloaded from %s: %zu started, %zu stopped, %zu running", path,
-               added, removed, lt_links_count(b->links));
-    bool peers_same = next->npeers == b->cfg->npeers;
-    for (size_t i = 0; peers_same && i < next->npeers; i++) {
-        const lt_bcfg_peer *p = &next->peers[i], *q = &b->cfg->peers[i];
-        peers_same = strcmp(p->name, q->name) == 0 && strcmp(p->agency, q->agency) == 0 &&
-                     strcmp(p->curve_key, q->curve_key) == 0 && p->nrelay == q->nrelay;
-        for (size_t j = 0; peers_same && j < p->nrelay; j++)
-            peers_same = strcmp(p->relay[j], q->relay[j]) == 0;
-    }
-    if (!peers_same || next->ncurve_clients != b->cfg->ncurve_clients)
-        lt_log(LT_LOG_WARN, "peers or curve_clients changed in %s: they apply after a restart",
-               path);
-    lt_broker_config_destroy(&next);
+        lt_log(LT_LOG_INFO, "links reloaded from %s: %zu started, %zu stopped, %zu running",
+               next->file, added, removed, lt_links_count(b->links));
 }
 
 lt_err lt_broker_new(const lt_broker_cfg *cfg, const lt_broker_opts *opts, lt_broker **out,
@@ -554,7 +569,8 @@ lt_err lt_broker_new(const lt_broker_cfg *cfg, const lt_broker_opts *opts, lt_br
     b->fe_hooks = (lt_fe_hooks){.on_frame = lt_dlv_on_frame,
                                 .on_session_end = lt_dlv_on_session_end,
                                 .on_stored = on_stored,
-                                .on_cancel = lt_sched_on_cancel};
+                                .on_cancel = lt_sched_on_cancel,
+                                .on_curve_conn = lt_net_curve_conn};
     if ((e = lt_fe_open(b, why)) != LT_OK)
         goto fail;
     if ((e = net_open(b, why)) != LT_OK)
@@ -604,6 +620,12 @@ lt_err lt_broker_check(const lt_broker_cfg *cfg, lt_why *why)
     if (cfg->curve_listen && curve_keys(cfg->curve_secret_file, pub, sec, &w) != LT_OK)
         return lt_fail(why, LT_ECONFIG, "%s: broker.curve.secret_key_file: %s", file, w.msg);
     memset(sec, 0, sizeof sec);
+    lt_zap_keys *keys = NULL; /* every curve_clients / peers cert readable, of its agency */
+    if (cfg->curve_listen &&
+        (e = lt_zap_keys_new(cfg, pub, cfg->identity_key ? agency : NULL, cfg->identity_cert,
+                             &keys, why)) != LT_OK)
+        return e;
+    lt_zap_keys_rele(&keys);
     return lt_dossier_check_config(cfg, why);
 }
 

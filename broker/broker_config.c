@@ -40,9 +40,9 @@ static const char *const queue_keys[] = {"name",        "owner",           "bind
                                          "retention_s", NULL};
 
 static const char *const identity_keys[] = {"key", "cert", NULL};
-static const char *const peer_keys[] = {"name", "agency", "relay", "curve_key", NULL};
+static const char *const peer_keys[] = {"name", "agency", "relay", "curve_key", "cert", NULL};
 static const char *const curve_keys[] = {"listen", "secret_key_file", NULL};
-static const char *const curve_client_keys[] = {"agency", "key", NULL};
+static const char *const curve_client_keys[] = {"agency", "key", "cert", NULL};
 static const char *const link_keys[] = {"name",    "peer",   "endpoint",     "forward",
                                         "receive", "credit", "retry_max_ms", NULL};
 
@@ -534,6 +534,14 @@ bool lt_broker_config_endpoint_is_local(const char *e)
            strncmp(e, "[::1]:", 6) == 0;
 }
 
+/* The optional certificate of a CURVE key's agency (docs/network.md "Binding a CURVE key"):
+ * a resolved path into *out, NULL when absent. The file is read by the ZAP key table. */
+static lt_err cert_at(const lt_ynode *map, char **out, lt_why *why)
+{
+    *out = NULL;
+    return lt_ycfg_get(map, "cert") ? lt_ycfg_filepath(map, "cert", NULL, out, why) : LT_OK;
+}
+
 /* A Z85 CURVE public key under key of map into out (41 bytes); absent: "" unless required. */
 static lt_err z85_at(const lt_ynode *map, const char *key, bool required, char out[41],
                      lt_why *why)
@@ -591,7 +599,8 @@ static lt_err read_curve(const lt_ynode *root, lt_broker_cfg *c, lt_why *why)
         const lt_ynode *an = lt_ycfg_get(m, "agency");
         if (!an)
             return lt_ycfg_fail(m, why, "required key 'agency' is missing");
-        if ((err = agency_at(an, &cc->agency, why)) || (err = z85_at(m, "key", true, cc->key, why)))
+        if ((err = agency_at(an, &cc->agency, why)) ||
+            (err = z85_at(m, "key", true, cc->key, why)) || (err = cert_at(m, &cc->cert, why)))
             return err;
         for (size_t j = 0; j + 1 < c->ncurve_clients; j++)
             if (strcmp(c->curve_clients[j].key, cc->key) == 0)
@@ -658,8 +667,13 @@ static lt_err read_peers(const lt_ynode *root, lt_broker_cfg *c, lt_why *why)
         }
         p->agency = agency;
         if ((err = patterns_at(m, "relay", false, &p->relay, &p->nrelay, why)) ||
-            (err = z85_at(m, "curve_key", false, p->curve_key, why)))
+            (err = z85_at(m, "curve_key", false, p->curve_key, why)) ||
+            (err = cert_at(m, &p->cert, why)))
             return err;
+        if (p->cert && !p->curve_key[0])
+            return lt_ycfg_fail(lt_ycfg_get(m, "cert"), why,
+                                "cert binds the peer's curve_key to its certificate: give "
+                                "curve_key too");
     }
     return LT_OK;
 }
@@ -827,12 +841,15 @@ void lt_broker_config_destroy(lt_broker_cfg **cp)
     free(c->identity_cert);
     free(c->curve_listen);
     free(c->curve_secret_file);
-    for (size_t i = 0; i < c->ncurve_clients; i++)
+    for (size_t i = 0; i < c->ncurve_clients; i++) {
         free(c->curve_clients[i].agency);
+        free(c->curve_clients[i].cert);
+    }
     free(c->curve_clients);
     for (size_t i = 0; i < c->npeers; i++) {
         free(c->peers[i].name);
         free(c->peers[i].agency);
+        free(c->peers[i].cert);
         strv_free(c->peers[i].relay, c->peers[i].nrelay);
     }
     free(c->peers);
@@ -875,6 +892,12 @@ static lt_err build_acl(const lt_broker_cfg *acl_from, const lt_broker_cfg *owne
     for (size_t i = 0; i < owners_from->nqueues && !err; i++)
         err = lt_acl_set_owner(a, owners_from->queues[i].name, owners_from->queues[i].owner,
                                why);
+    for (size_t i = 0; i < acl_from->npeers && !err; i++) {
+        const lt_bcfg_peer *p = &acl_from->peers[i];
+        err = lt_acl_add_peer(a, p->agency, p->name, why);
+        for (size_t j = 0; j < p->nrelay && !err; j++)
+            err = lt_acl_allow_relay(a, p->agency, p->relay[j], why);
+    }
     if (err) {
         lt_acl_destroy(&a);
         return err;
@@ -943,13 +966,10 @@ lt_err lt_broker_config_acl(const lt_broker_cfg *cfg, lt_acl **out, lt_why *why)
     return build_acl(cfg, cfg, out, why);
 }
 
-lt_err lt_broker_config_reload_acl(const char *path, const lt_broker_cfg *current,
-                                   lt_acl **out, lt_why *why)
+lt_err lt_broker_config_acl_next(const lt_broker_cfg *current, const lt_broker_cfg *next,
+                                 lt_acl **out, lt_why *why)
 {
-    lt_broker_cfg *next;
-    lt_err err = lt_broker_config_load(path, &next, why);
-    if (err)
-        return err;
+    lt_err err = LT_OK;
     /* Queues are wired into the store and the router at start: a change there is refused
      * loudly rather than half-applied. */
     for (size_t i = 0; i < next->nqueues && !err; i++) {
@@ -969,8 +989,17 @@ lt_err lt_broker_config_reload_acl(const char *path, const lt_broker_cfg *curren
             err = lt_fail(why, LT_ECONFIG,
                           "%s: queues: queue %s was removed: removing a queue needs a restart",
                           next->file, current->queues[i].name);
-    if (!err)
-        err = build_acl(next, current, out, why);
+    return err ? err : build_acl(next, current, out, why);
+}
+
+lt_err lt_broker_config_reload_acl(const char *path, const lt_broker_cfg *current,
+                                   lt_acl **out, lt_why *why)
+{
+    lt_broker_cfg *next;
+    lt_err err = lt_broker_config_load(path, &next, why);
+    if (err)
+        return err;
+    err = lt_broker_config_acl_next(current, next, out, why);
     lt_broker_config_destroy(&next);
     return err;
 }

@@ -7,8 +7,10 @@
  * duplicate queue names, a queue bound to nothing, an ACL entry listed twice...
  * Relative paths are resolved against the directory of the file.
  *
- * A loaded lt_broker_cfg is immutable: read it from any thread. The ACL section (admins,
- * acl, and the queues' owners) can be re-read alone on SIGHUP (lt_broker_config_reload_acl).
+ * A loaded lt_broker_cfg is immutable: read it from any thread. On SIGHUP the broker reads
+ * the file again and builds from it the ACL (admins, acl, peers, with the queues' owners of
+ * the running config: lt_broker_config_acl_next), the CURVE key table and the links; the
+ * config it started with stays its b->cfg.
  */
 #ifndef LT_BROKER_CONFIG_H
 #define LT_BROKER_CONFIG_H
@@ -81,6 +83,8 @@ typedef struct lt_bcfg_queue {
 typedef struct lt_bcfg_curve_client {
     char *agency;
     char key[41];
+    char *cert; /* resolved path of the agency's certificate (PEM), NULL if not given: then
+                   ZAP also checks it (chain, validity, CRL) at every handshake */
     int line;
 } lt_bcfg_curve_client;
 
@@ -89,6 +93,8 @@ typedef struct lt_bcfg_peer {
     char *agency;    /* the agency id of its identity certificate (what its AUTH proves) */
     char curve_key[41]; /* its CURVE public key (Z85), "" if none: the key its links present
                            here and the server key links to it expect */
+    char *cert;      /* resolved path of its identity certificate, NULL if not given (as
+                        lt_bcfg_curve_client.cert) */
     char **relay;    /* topic patterns it may relay here; may be empty (relays nothing) */
     size_t nrelay;
     int line;
@@ -170,8 +176,8 @@ lt_err lt_broker_config_parse(const char *label, const char *text, size_t len,
 /* Accepts NULL; clears *c. */
 void lt_broker_config_destroy(lt_broker_cfg **c);
 
-/* Build the ACL of cfg: each acl entry's publish patterns, the admins, and each queue's
- * owner. On LT_OK *out is owned by the caller (lt_acl_destroy). LT_ENOMEM. */
+/* Build the ACL of cfg: each acl entry's publish patterns, the admins, each queue's
+ * owner, and the peers with their relay patterns. On LT_OK *out is owned by the caller (lt_acl_destroy). LT_ENOMEM. */
 lt_err lt_broker_config_acl(const lt_broker_cfg *cfg, lt_acl **out, lt_why *why);
 
 /* SIGHUP: re-read path and build the ACL from its admins and acl sections, and the owners
@@ -181,6 +187,13 @@ lt_err lt_broker_config_acl(const lt_broker_cfg *cfg, lt_acl **out, lt_why *why)
  * caller keeps its ACL. *out owned by the caller. LT_EIO, LT_ECONFIG, LT_ENOMEM. */
 lt_err lt_broker_config_reload_acl(const char *path, const lt_broker_cfg *current,
                                    lt_acl **out, lt_why *why);
+
+/* The part of lt_broker_config_reload_acl after the load: the ACL of next (a config read
+ * again on SIGHUP; its peers and their relay patterns included) with the queue owners of
+ * current, refused (LT_ECONFIG) when next adds, removes or re-owns a queue. *out owned by
+ * the caller. LT_ECONFIG, LT_ENOMEM. */
+lt_err lt_broker_config_acl_next(const lt_broker_cfg *current, const lt_broker_cfg *next,
+                                 lt_acl **out, lt_why *why);
 
 /* For --check: the two places the broker writes, tested as the calling user without
  * creating anything: broker.data_dir (an existing directory it may write and search, or a

@@ -60,6 +60,7 @@
  * path, the origin included). lt_slot.relay_peer of this broker's own links. */
 #define LT_HOP_LIMIT 8
 #define LT_LINK_SELF (-2)
+#define LT_LINK_PEER 0 /* lt_slot.relay_peer of a peer broker's session */
 /* In-flight budgets (envelope bytes between the socket and the ACK). A connection that has
  * not proved its agency may hold at most LT_INFLIGHT_UNAUTH_CONN, and all such connections
  * together LT_INFLIGHT_UNAUTH_TOTAL, so they can never fill the ring (LT_RING_BYTES) that
@@ -106,9 +107,11 @@ typedef struct lt_slot {
     uint64_t seq;
     bool dup;
     int64_t due_ms; /* PUBLISH: deliver not before (0: now) */
-    /* loop: the peer broker (index in cfg->peers) whose session published it, -1 none,
-     * LT_LINK_SELF this broker's own identity; the verifiers apply its relay patterns */
+    /* loop: LT_LINK_PEER when a peer broker's session published it (relay_agency: that
+     * peer's identity; the verifiers apply the relay patterns of the ACL in force), -1 none,
+     * LT_LINK_SELF this broker's own identity */
     int relay_peer;
+    char relay_agency[LT_AGENCY_ID_MAX];
     size_t hops_len; /* loop: its Publish.hops (lt_store_hops_encode) at buf + len */
     char zap_user[LT_AGENCY_ID_MAX]; /* AUTH over CURVE: the agency its key is bound to
                                       * (ZAP User-Id), which the AUTH must prove; "" else */
@@ -226,6 +229,12 @@ struct lt_peer {
     char agency[LT_AGENCY_ID_MAX]; /* NEW: empty; CHALLENGED/AUTHING: claimed in HELLO;
                                     * AUTHED: exactly what the verified AUTH proved */
     uint8_t nonce[LT_NONCE_LEN];
+    /* CURVE: the connection's key (Z85, ZAP metadata LT_ZAP_KEY_PROPERTY) and the agency
+     * ZAP bound it to, "" on the plaintext endpoint; key_refused once a reload no longer
+     * accepts that key: the connection is being closed, its HELLO and PUBLISH are refused */
+    char curve_key[41];
+    char zap_user[LT_AGENCY_ID_MAX];
+    bool key_refused;
     int64_t last_seen; /* uv_now */
     lt_sub *subs;
     struct lt_peer *hnext; /* hash chain */
@@ -263,6 +272,9 @@ typedef struct lt_fe_hooks {
     void (*on_stored)(lt_broker *b, const uint32_t *qids, size_t n, int64_t due_ms);
     /* CANCEL of the authenticated session p; f is borrowed for the call */
     void (*on_cancel)(lt_broker *b, lt_peer *p, const Lienthong__V1__Frame *f);
+    /* a new connection p on the CURVE endpoint (p->curve_key set) sent its first frame:
+     * whether its key is still accepted now (false: sets p->key_refused, closes it) */
+    bool (*on_curve_conn)(lt_broker *b, lt_peer *p);
 } lt_fe_hooks;
 
 enum lt_broker_phase { LT_PHASE_INIT = 0, LT_PHASE_RUNNING, LT_PHASE_DRAINING, LT_PHASE_DONE };
@@ -343,6 +355,7 @@ struct lt_broker {
     char curve_public[41], curve_secret[41];
     struct lt_zap *zap;
     uint64_t n_curve_refused_protocol; /* handshakes that failed before ZAP (plaintext) */
+    uint64_t n_curve_closed; /* connections closed: a reload no longer accepts their key */
 };
 
 
@@ -367,11 +380,23 @@ int lt_fe_send_nack(lt_broker *b, const uint8_t *peer, size_t peer_len, uint64_t
 void lt_fe_on_done(lt_broker *b);
 /* Periodic: probe idle peers, forget the gone ones. */
 void lt_fe_heartbeat(lt_broker *b);
-/* The PUBLISH fast path: when the frame is exactly Frame{publish{tag, envelope}} (each
- * field once, nothing else), find tag and envelope (pointing into p) without unpacking and
- * return true; false means "unpack it the general way". Pure; for the fuzzer too. */
-bool lt_fe_parse_publish(const uint8_t *p, size_t n, uint64_t *tag, const uint8_t **env,
-                         size_t *env_len);
+/* The PUBLISH fast path: when the frame is a plain Frame{publish{tag, envelope,
+ * deliver_at, hops}} (each single field once, a few short hops, nothing else), find its
+ * fields without unpacking (env points into p; hops are copied, NUL-terminated, into out)
+ * and return true; false means "unpack it the general way", which also gives the reason of
+ * a refusal. Pure; for the fuzzer too. */
+#define LT_FE_FAST_HOPS 8 /* more than the hop limit allows: the general path refuses them */
+#define LT_FE_HOP_MAX 64  /* a broker name's bytes at most */
+typedef struct lt_fe_publish {
+    uint64_t tag;
+    const uint8_t *env;
+    size_t env_len;
+    int64_t deliver_at;
+    size_t nhops;
+    char *hops[LT_FE_FAST_HOPS];
+    char hop[LT_FE_FAST_HOPS][LT_FE_HOP_MAX + 1];
+} lt_fe_publish;
+bool lt_fe_parse_publish(const uint8_t *p, size_t n, lt_fe_publish *out);
 /* Best effort tag of a PUBLISH or ADMIN frame that does not parse (0 if unreadable). */
 uint64_t lt_fe_peek_tag(const uint8_t *p, size_t n);
 lt_peer *lt_fe_peer_find(lt_broker *b, const uint8_t *id, size_t len);
@@ -407,6 +432,12 @@ bool lt_commit_is_idle(lt_broker *b);
 /* ---- net_ops.c (loop thread): the network in /metrics and /api/v1/links ---- */
 void lt_net_write_metrics(void *ctx, lt_metrics_buf *out);
 lt_err lt_net_admin_links(void *ctx, json_object **out);
+/* The frontend's on_curve_conn hook (lt_fe_hooks). */
+bool lt_net_curve_conn(lt_broker *b, lt_peer *p);
+/* After a SIGHUP swapped the ZAP key table: end the session of every connection whose key
+ * the table no longer accepts (or binds to another agency) and close the connection.
+ * Returns how many. */
+size_t lt_net_curve_recheck(lt_broker *b);
 
 /* ---- delivery.c (loop thread) ---- */
 lt_err lt_dlv_open(lt_broker *b, lt_why *why); /* queues declared, state built */

@@ -355,19 +355,7 @@ typedef struct visit_ctx {
     bool stopped;
     int err;
     lt_peer *err_peer;
-    uint32_t count; /* sending: the delivery's number */
-    bool found;
 } visit_ctx;
-
-static int visit_send(void *arg, const lt_store_entry *e)
-{
-    visit_ctx *v = arg;
-    if (e->state != LT_STORE_PENDING)
-        return 1;
-    v->found = true;
-    v->err = send_deliver(v->b, v->sub, e->seq, v->count, e->env, e->env_len, false, e);
-    return 1;
-}
 
 static int visit_new(void *arg, const lt_store_entry *e)
 {
@@ -499,7 +487,8 @@ static void pump(lt_broker *b, lt_queue *q)
             max = READ_CHUNK;
         visit_ctx v = {.b = b, .q = q, .now = now, .pl = &pl};
         lt_why why = {{0}};
-        lt_err e = lt_store_pending(b->store, q->qid, q->dq.cursor, max, visit_new, &v, NULL, &why);
+        lt_err e =
+            lt_store_pending_keys(b->store, q->qid, q->dq.cursor, max, visit_new, &v, NULL, &why);
         if (e != LT_OK) {
             lt_log(LT_LOG_ERROR, "reading queue %s failed: %s", q->cfg->name, why.msg);
             break;
@@ -519,6 +508,52 @@ static void pump(lt_broker *b, lt_queue *q)
     rearm(b, q);
 }
 
+/* deliver_done's reading of a job: the entries to send, read in one store transaction. */
+typedef struct send_ctx {
+    lt_broker *b;
+    lt_queue *q;
+    lt_sub *s;
+    lt_job *j;
+    size_t *idx;   /* job indexes of seqs[] */
+    uint8_t *done; /* per job index: 1 once sent or given back */
+    size_t nwant;  /* entries of idx */
+    size_t next;   /* the next of idx the store may visit */
+    int64_t now;
+    int err; /* a send failed: the rest go back to the queue */
+    size_t back, unsent;
+} send_ctx;
+
+static int visit_send(void *arg, const lt_store_entry *e)
+{
+    send_ctx *c = arg;
+    lt_job *j = c->j;
+    size_t i = SIZE_MAX;
+    while (c->next < c->nwant) { /* the store visits in the order asked, skipping the missing */
+        size_t k = c->idx[c->next++];
+        if (j->seqs[k] == e->seq) {
+            i = k;
+            break;
+        }
+    }
+    if (i == SIZE_MAX || e->state != LT_STORE_PENDING)
+        return 0; /* acked meanwhile (history, or dead): left for the sweep below */
+    lt_queue *q = c->q;
+    int err = send_deliver(c->b, c->s, e->seq, j->counts[i], e->env, e->env_len, false, e);
+    c->done[i] = 1;
+    if (err) {
+        c->err = err;
+        lt_dq_unpick(&q->dq, e->seq);
+        c->back++;
+        c->unsent++;
+        return 1;
+    }
+    lt_dq_sent(&q->dq, e->seq, c->now);
+    if (j->counts[i] > 1)
+        q->redeliveries++;
+    lt_metrics_on_deliver(c->b->metrics, q->mslot, j->counts[i] > 1);
+    return 0;
+}
+
 /* A DELIVER job is back: its counts are durable (or the commit failed). Send each entry
  * still picked to the consumer that was chosen for it, if its session still holds the
  * subscription; otherwise the entry goes back to the queue. */
@@ -527,50 +562,62 @@ static void deliver_done(lt_broker *b, lt_job *j)
     lt_queue *q = queue_by_qid(b, j->qid);
     if (!q)
         return;
-    int64_t now = lt_env_now_ms();
     lt_fe_sessions_sync(b);
     lt_peer *p = lt_fe_peer_find(b, j->peer, j->peer_len);
     lt_sub *s = (p && p->conn == j->conn && !p->closed) ? sub_of(p, q) : NULL;
-    int err = 0;
-    size_t back = 0, unsent = 0; /* back: returned to the queue; unsent: credit unused */
+    send_ctx c = {.b = b, .q = q, .s = s, .j = j, .now = lt_env_now_ms()};
+    uint64_t *want = malloc(j->n * sizeof *want);
+    c.idx = malloc(j->n * sizeof *c.idx);
+    c.done = calloc(j->n, 1);
+    bool mem = want && c.idx && c.done;
+    size_t nwant = 0;
     for (size_t i = 0; i < j->n; i++) {
         uint64_t seq = j->seqs[i];
         if (lt_dq_state_of(&q->dq, seq, NULL) != LT_DQ_PICKED) {
-            unsent++; /* acked or dropped meanwhile (a late ack of an earlier delivery) */
-            continue;
-        }
-        if (j->err != LT_OK || !j->ok[i] || !s || err) {
-            if (j->ok[i] || j->err != LT_OK) {
+            c.unsent++; /* acked or dropped meanwhile (a late ack of an earlier delivery) */
+        } else if (j->err != LT_OK || !j->ok[i] || !s || !mem) {
+            if (j->ok[i] || j->err != LT_OK || !mem) {
                 lt_dq_unpick(&q->dq, seq);
-                back++;
+                c.back++;
             } else {
                 lt_dq_forget(&q->dq, seq); /* no longer pending in the store */
             }
-            unsent++;
+            c.unsent++;
+        } else {
+            want[nwant] = seq;
+            c.idx[nwant++] = i;
             continue;
         }
-        visit_ctx v = {.b = b, .q = q, .sub = s, .count = j->counts[i]};
-        lt_why why = {{0}};
-        lt_err e = lt_store_get(b->store, q->qid, seq, visit_send, &v, &why);
-        if (e != LT_OK || !v.found) {
-            lt_dq_forget(&q->dq, seq);
-            unsent++;
-            continue;
-        }
-        if (v.err) {
-            err = v.err;
-            lt_dq_unpick(&q->dq, seq);
-            back++;
-            unsent++;
-            continue;
-        }
-        lt_dq_sent(&q->dq, seq, now);
-        if (j->counts[i] > 1)
-            q->redeliveries++;
-        lt_metrics_on_deliver(b->metrics, q->mslot, j->counts[i] > 1);
+        if (c.done)
+            c.done[i] = 1;
     }
-    if (s && unsent > 0 && err != EHOSTUNREACH)
-        s->credit += (uint32_t)unsent; /* it never received them */
+    c.nwant = nwant;
+    lt_why why = {{0}};
+    if (nwant > 0 &&
+        lt_store_get_many(b->store, q->qid, want, nwant, visit_send, &c, &why) != LT_OK)
+        lt_log(LT_LOG_ERROR, "queue %s: reading %zu deliveries failed: %s", q->cfg->name, nwant,
+               why.msg);
+    /* What the store did not visit: after a failed send, back to the queue; otherwise gone
+     * from the store (acked, dropped) or unreadable: forgotten. */
+    for (size_t w = 0; w < nwant; w++) {
+        size_t i = c.idx[w];
+        if (c.done[i])
+            continue;
+        if (c.err && w >= c.next) {
+            lt_dq_unpick(&q->dq, j->seqs[i]);
+            c.back++;
+        } else {
+            lt_dq_forget(&q->dq, j->seqs[i]);
+        }
+        c.unsent++;
+    }
+    free(want);
+    free(c.idx);
+    free(c.done);
+    int err = c.err;
+    int64_t now = c.now;
+    if (s && c.unsent > 0 && err != EHOSTUNREACH)
+        s->credit += (uint32_t)c.unsent; /* it never received them */
     if (j->err != LT_OK) {
         /* the store could not record the counts: nothing was sent; try again in a second */
         lt_log(LT_LOG_ERROR, "queue %s: delivery counts not stored (%s): %s", q->cfg->name,
@@ -581,7 +628,7 @@ static void deliver_done(lt_broker *b, lt_job *j)
     } else {
         if (err)
             after_send_error(b, s->peer, err); /* may drop s */
-        if (unsent > 0)
+        if (c.unsent > 0)
             mark_dirty(b, q); /* what went back, or the credit, serves another delivery */
     }
     if (!err && j->err == LT_OK)

@@ -19,12 +19,24 @@ struct lt_dossiers {
     lt_procset *procs;
 };
 
+/* A failure reading the file that config key names: LT_ECONFIG (LT_ENOMEM stays), the
+ * reason prefixed with the key of broker.yaml that named the file. */
+static lt_err key_fail(lt_err e, const char *key, lt_why *why)
+{
+    if (e == LT_ENOMEM)
+        return e;
+    char r[LT_WHY_MAX] = "";
+    if (why)
+        memcpy(r, why->msg, sizeof r - 1);
+    return lt_fail(why, LT_ECONFIG, "%s: %s", key, r);
+}
+
 static lt_err load_set(const lt_broker_cfg *cfg, lt_procset **out, lt_why *why)
 {
     lt_calendar *cal = NULL;
     lt_err e;
     if (cfg->calendar && (e = lt_calendar_load(cfg->calendar, &cal, why)) != LT_OK)
-        return e == LT_EIO ? lt_fail(why, LT_ECONFIG, "calendar: %s", why->msg) : e;
+        return key_fail(e, "calendar", why);
     lt_procset *ps = NULL;
     if ((e = lt_procset_new(&cal, &ps)) != LT_OK) {
         lt_calendar_destroy(&cal);
@@ -33,16 +45,31 @@ static lt_err load_set(const lt_broker_cfg *cfg, lt_procset **out, lt_why *why)
     for (size_t i = 0; i < cfg->nprocedures; i++)
         if ((e = lt_procset_add_path(ps, cfg->procedures[i], why)) != LT_OK) {
             lt_procset_destroy(&ps);
-            return e == LT_EIO ? LT_ECONFIG : e;
+            char key[48];
+            snprintf(key, sizeof key, "procedures[%zu]", i);
+            return key_fail(e, key, why);
         }
     *out = ps;
     return LT_OK;
 }
 
+/* A calendar without procedures is used by nothing, but a file that fails is still refused
+ * (docs/config.md: a bad calendar stops lienthongd), not left to fail on the day procedures
+ * are added. */
+static lt_err check_calendar_alone(const lt_broker_cfg *cfg, lt_why *why)
+{
+    if (!cfg->calendar)
+        return LT_OK;
+    lt_calendar *cal = NULL;
+    lt_err e = lt_calendar_load(cfg->calendar, &cal, why);
+    lt_calendar_destroy(&cal);
+    return e == LT_OK ? LT_OK : key_fail(e, "calendar", why);
+}
+
 lt_err lt_dossier_check_config(const lt_broker_cfg *cfg, lt_why *why)
 {
     if (cfg->nprocedures == 0)
-        return LT_OK;
+        return check_calendar_alone(cfg, why);
     lt_procset *ps = NULL;
     lt_err e = load_set(cfg, &ps, why);
     lt_procset_destroy(&ps);
@@ -52,7 +79,7 @@ lt_err lt_dossier_check_config(const lt_broker_cfg *cfg, lt_why *why)
 lt_err lt_dossier_open(lt_broker *b, lt_why *why)
 {
     if (b->cfg->nprocedures == 0)
-        return LT_OK;
+        return check_calendar_alone(b->cfg, why);
     struct lt_dossiers *d = calloc(1, sizeof *d);
     if (!d)
         return lt_fail(why, LT_ENOMEM, "out of memory");

@@ -216,8 +216,15 @@ static lt_peer *conn_peer(lt_broker *b, const zmq_msg_t *id, const zmq_msg_t *bo
         lt_fe_peer_drop(b, p, "its routing id arrived over another connection");
         p = NULL;
     }
-    if (!p && create)
-        p = peer_new(b, pid, plen, fd);
+    if (!p && create && (p = peer_new(b, pid, plen, fd))) {
+        const char *key = zmq_msg_gets((zmq_msg_t *)body, LT_ZAP_KEY_PROPERTY);
+        const char *uid = key ? zmq_msg_gets((zmq_msg_t *)body, "User-Id") : NULL;
+        if (key && uid && b->fe_hooks.on_curve_conn) { /* CURVE: still accepted? */
+            snprintf(p->curve_key, sizeof p->curve_key, "%s", key);
+            snprintf(p->zap_user, sizeof p->zap_user, "%s", uid);
+            b->fe_hooks.on_curve_conn(b, p);
+        }
+    }
     if (p)
         p->last_seen = (int64_t)uv_now(&b->loop);
     return p;
@@ -294,32 +301,49 @@ static void send_failed(lt_broker *b, int err, const uint8_t *peer, size_t peer_
 /* ---- the fast path for PUBLISH: find tag and envelope without unpacking (no copy, no
  * allocation). Anything unusual falls back to protobuf_c unpack. ---- */
 
-/* Frame = { 1: Publish { 1: tag (varint), 2: envelope (bytes) } }, each field once, nothing
- * else. */
-bool lt_fe_parse_publish(const uint8_t *p, size_t n, uint64_t *tag, const uint8_t **env,
-                         size_t *env_len)
+/* Frame = { 1: Publish { 1: tag (varint), 2: envelope (bytes), 3: deliver_at (varint),
+ * 5: hops (strings) } }: tag, envelope and deliver_at at most once, at most LT_FE_FAST_HOPS
+ * hops of 1..LT_FE_HOP_MAX bytes without NUL, nothing else. */
+bool lt_fe_parse_publish(const uint8_t *p, size_t n, lt_fe_publish *out)
 {
     size_t pos = 0;
     uint64_t key, len;
     if (!lt_env_wire_varint(p, n, &pos, &key) || key != ((1u << 3) | 2) ||
         !lt_env_wire_varint(p, n, &pos, &len) || len != n - pos)
         return false;
-    bool have_tag = false, have_env = false;
-    *tag = 0;
+    bool have_tag = false, have_env = false, have_at = false;
+    out->tag = 0;
+    out->deliver_at = 0;
+    out->nhops = 0;
     while (pos < n) {
         if (!lt_env_wire_varint(p, n, &pos, &key))
             return false;
         if (key == ((1u << 3) | 0) && !have_tag) {
-            if (!lt_env_wire_varint(p, n, &pos, tag))
+            if (!lt_env_wire_varint(p, n, &pos, &out->tag))
                 return false;
             have_tag = true;
+        } else if (key == ((3u << 3) | 0) && !have_at) {
+            uint64_t v;
+            if (!lt_env_wire_varint(p, n, &pos, &v))
+                return false;
+            out->deliver_at = (int64_t)v;
+            have_at = true;
         } else if (key == ((2u << 3) | 2) && !have_env) {
             if (!lt_env_wire_varint(p, n, &pos, &len) || len > n - pos)
                 return false;
-            *env = p + pos;
-            *env_len = (size_t)len;
+            out->env = p + pos;
+            out->env_len = (size_t)len;
             pos += (size_t)len;
             have_env = true;
+        } else if (key == ((5u << 3) | 2) && out->nhops < LT_FE_FAST_HOPS) {
+            if (!lt_env_wire_varint(p, n, &pos, &len) || len > n - pos || len == 0 ||
+                len > LT_FE_HOP_MAX || memchr(p + pos, 0, (size_t)len) != NULL)
+                return false; /* the general path refuses it with its reason */
+            memcpy(out->hop[out->nhops], p + pos, (size_t)len);
+            out->hop[out->nhops][len] = '\0';
+            out->hops[out->nhops] = out->hop[out->nhops];
+            out->nhops++;
+            pos += (size_t)len;
         } else {
             return false;
         }
@@ -425,16 +449,22 @@ static void uncharge(lt_broker *b, const lt_slot *s)
 
 /* ---- the network: Publish.hops and peer sessions (docs/network.md) ---- */
 
-/* The index in cfg->peers of the peer broker session p authenticated as, -1 if none;
- * LT_LINK_SELF when it is this broker's own identity (its receive links publish here). */
+/* The refusal of every HELLO and PUBLISH of a connection whose CURVE key a reload no longer
+ * accepts (lt_peer.key_refused), until the broker's close of it takes effect. */
+#define KEY_REFUSED                                                                          \
+    "this connection's CURVE key is no longer accepted by this broker (its config was "     \
+    "reloaded): the connection is being closed"
+
+/* LT_LINK_PEER when session p authenticated as a peer broker (the peers of the ACL in
+ * force: the loop is the thread that swaps it), -1 if none; LT_LINK_SELF when it is this
+ * broker's own identity (its receive links publish here). */
 static int peer_of(const lt_broker *b, const lt_peer *p)
 {
     if (p->state != LT_PEER_AUTHED)
         return -1;
     if (b->self_agency[0] != '\0' && strcmp(p->agency, b->self_agency) == 0)
         return LT_LINK_SELF;
-    const lt_bcfg_peer *pe = lt_broker_config_peer(b->cfg, p->agency, true);
-    return pe ? (int)(pe - b->cfg->peers) : -1;
+    return lt_acl_peer_name(lt_acl_cell_peek(&b->acl), p->agency) ? LT_LINK_PEER : -1;
 }
 
 /* The hops of a publish from session p: only a peer broker may give them, never naming
@@ -489,6 +519,10 @@ static void on_publish(lt_broker *b, const zmq_msg_t *id, const zmq_msg_t *body,
         reject(b, id, tag, LT_ESTORE, "broker out of memory");
         return;
     }
+    if (p->key_refused) {
+        reject(b, id, tag, LT_ENOAUTH, "%s", KEY_REFUSED);
+        return;
+    }
     bool unauth;
     char why[LT_WHY_MAX];
     lt_err he = check_hops(b, p, hops, nhops, why, sizeof why);
@@ -522,6 +556,8 @@ static void on_publish(lt_broker *b, const zmq_msg_t *id, const zmq_msg_t *body,
     s->tag = tag;
     s->due_ms = due_ms > 0 ? due_ms : 0;
     s->relay_peer = peer_of(b, p);
+    if (s->relay_peer == LT_LINK_PEER)
+        memcpy(s->relay_agency, p->agency, sizeof s->relay_agency);
     memcpy(s->buf, env, len);
     memcpy(s->buf + len, hb, hlen); /* the store keeps them with the message */
     s->hops_len = hlen;
@@ -547,6 +583,11 @@ static void on_hello(lt_broker *b, const zmq_msg_t *id, const zmq_msg_t *body,
     lt_peer *p = conn_peer(b, id, body, true);
     if (!p) {
         lt_fe_send_nack(b, pid, plen, 0, LT_ESTORE, "broker out of memory");
+        return;
+    }
+    if (p->key_refused) {
+        send_failed(b, lt_fe_send_nack(b, pid, plen, 0, LT_ENOAUTH, KEY_REFUSED), pid, plen,
+                    "NACK");
         return;
     }
     if (p->state == LT_PEER_AUTHING) {
@@ -688,9 +729,6 @@ static void handle(lt_broker *b, const zmq_msg_t *id, zmq_msg_t *body)
 {
     const uint8_t *data = zmq_msg_data(body);
     size_t n = zmq_msg_size(body);
-    uint64_t tag;
-    const uint8_t *env;
-    size_t env_len;
 
     if (n > b->cfg->max_frame_bytes) {
         b->n_too_large++;
@@ -712,8 +750,9 @@ static void handle(lt_broker *b, const zmq_msg_t *id, zmq_msg_t *body)
         malformed(b, id, data, n, "empty frame");
         return;
     }
-    if (lt_fe_parse_publish(data, n, &tag, &env, &env_len)) {
-        on_publish(b, id, body, tag, env, env_len, 0, NULL, 0);
+    lt_fe_publish fp;
+    if (lt_fe_parse_publish(data, n, &fp)) {
+        on_publish(b, id, body, fp.tag, fp.env, fp.env_len, fp.deliver_at, fp.hops, fp.nhops);
         return;
     }
     Lienthong__V1__Frame *f = lienthong__v1__frame__unpack(NULL, n, data);

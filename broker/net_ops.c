@@ -1,8 +1,10 @@
 /*
  * net_ops.c - what operators see of the network (docs/network.md): the links' state in
  * /metrics (lienthong_link_*), in /api/v1/links (and so `lienthong links`), and the CURVE
- * handshakes refused (lienthong_curve_*). Everything here runs on the loop thread, at a
- * scrape or an API request; link status is copied out under each link's mutex.
+ * handshakes refused (lienthong_curve_*); and the connections a SIGHUP no longer accepts
+ * the CURVE key of. Everything here runs on the loop thread, at a scrape, an API request, a
+ * new connection's first frame or a SIGHUP; link status is copied out under each link's
+ * mutex.
  */
 #include "broker_int.h"
 #include "link.h"
@@ -10,6 +12,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 
 /* The backlog of a forward link: its local queue's depth (records stored here, not yet
  * acked by the link); -1 for a receive link (the backlog is at the peer). */
@@ -38,15 +41,27 @@ void lt_net_write_metrics(void *ctx, lt_metrics_buf *out)
         lt_zap_get_stats(b->zap, &zs);
         family(out, "lienthong_curve_handshakes_total", "counter",
                "CURVE handshakes on broker.curve.listen by outcome: accepted (key bound to an "
-               "agency or peer), unknown_key (refused by ZAP), protocol (refused: not CURVE, "
+               "agency or peer), unknown_key (refused by ZAP), revoked (refused by ZAP: the "
+               "key's certificate is revoked by the CRL in force), not_allowed (refused by "
+               "ZAP: the key's certificate fails otherwise), protocol (refused: not CURVE, "
                "e.g. a plaintext client).");
-        lt_metrics_buf_printf(out, "lienthong_curve_handshakes_total{outcome=\"accepted\"} %llu\n",
-                              (unsigned long long)zs.accepted);
-        lt_metrics_buf_printf(out,
-                              "lienthong_curve_handshakes_total{outcome=\"unknown_key\"} %llu\n",
-                              (unsigned long long)(zs.unknown_key + zs.other));
-        lt_metrics_buf_printf(out, "lienthong_curve_handshakes_total{outcome=\"protocol\"} %llu\n",
-                              (unsigned long long)b->n_curve_refused_protocol);
+        const struct {
+            const char *outcome;
+            uint64_t n;
+        } rows[] = {{"accepted", zs.accepted},
+                    {"unknown_key", zs.unknown_key + zs.other},
+                    {"revoked", zs.revoked},
+                    {"not_allowed", zs.not_allowed},
+                    {"protocol", b->n_curve_refused_protocol}};
+        for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
+            lt_metrics_buf_printf(out, "lienthong_curve_handshakes_total{outcome=\"%s\"} %llu\n",
+                                  rows[i].outcome, (unsigned long long)rows[i].n);
+        family(out, "lienthong_curve_sessions_closed_total", "counter",
+               "Connections on broker.curve.listen the broker closed because a SIGHUP no "
+               "longer accepts their key (removed, bound to another agency, certificate "
+               "revoked).");
+        lt_metrics_buf_printf(out, "lienthong_curve_sessions_closed_total %llu\n",
+                              (unsigned long long)b->n_curve_closed);
     }
     size_t n = lt_links_count(b->links);
     if (n == 0)
@@ -139,4 +154,52 @@ lt_err lt_net_admin_links(void *ctx, json_object **out)
     }
     *out = arr;
     return LT_OK;
+}
+
+/* ---- CURVE sessions after a reload (docs/network.md "Reloading keys and peers") ---- */
+
+/* Whether p's key is still accepted for the agency ZAP bound it to; if not, end its session,
+ * refuse what it sends from now on and close its connection: shutdown(2) of the socket makes
+ * libzmq see the connection end (it closes the descriptor itself and reports it, and the
+ * session is dropped as for any closed connection). The client's reconnection then meets
+ * the ZAP handler, which refuses the key. */
+static bool curve_still_ok(lt_broker *b, lt_peer *p)
+{
+    char agency[LT_AGENCY_ID_MAX] = "";
+    lt_why why = {{0}};
+    lt_zap_verdict v = lt_zap_check(b->zap, p->curve_key, agency, &why);
+    if (v == LT_ZAP_ACCEPTED && strcmp(agency, p->zap_user) == 0)
+        return true;
+    if (v == LT_ZAP_ACCEPTED)
+        snprintf(why.msg, sizeof why.msg, "now bound to %s, not %s", agency, p->zap_user);
+    lt_log(LT_LOG_WARN,
+           "connection #%llu: CURVE key %s (bound to %s at its handshake) is no longer "
+           "accepted: %s; closing it",
+           (unsigned long long)p->conn, p->curve_key, p->zap_user, why.msg);
+    b->fe_hooks.on_session_end(b, p);
+    p->key_refused = true;
+    p->session = ++b->next_conn; /* an AUTH still being checked answers nothing */
+    p->state = LT_PEER_NEW;
+    p->agency[0] = '\0';
+    if (p->fd >= 0)
+        shutdown(p->fd, SHUT_RDWR);
+    b->n_curve_closed++;
+    return false;
+}
+
+bool lt_net_curve_conn(lt_broker *b, lt_peer *p)
+{
+    return !b->zap || curve_still_ok(b, p);
+}
+
+size_t lt_net_curve_recheck(lt_broker *b)
+{
+    size_t n = 0;
+    if (!b->zap || !b->peers)
+        return 0;
+    for (size_t i = 0; i < b->npeer_buckets; i++)
+        for (lt_peer *p = b->peers[i]; p; p = p->hnext)
+            if (p->curve_key[0] && !p->key_refused && !p->closed && !curve_still_ok(b, p))
+                n++;
+    return n;
 }

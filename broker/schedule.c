@@ -120,8 +120,11 @@ void lt_sched_on_cancel(lt_broker *b, lt_peer *p, const Lienthong__V1__Frame *f)
 {
     const Lienthong__V1__Cancel *c = f->cancel;
     if (c->message_id.len != LT_STORE_ID_LEN) {
-        lt_fe_send_nack(b, p->id, p->id_len, c->tag, LT_EMSGID,
-                        "CANCEL.message_id must be the record's 16-byte message id");
+        char why[96];
+        snprintf(why, sizeof why,
+                 "CANCEL.message_id is %zu bytes: it must be the record's 16-byte message id",
+                 c->message_id.len);
+        lt_fe_send_nack(b, p->id, p->id_len, c->tag, LT_EMSGID, why);
         return;
     }
     lt_job *j = calloc(1, sizeof *j);

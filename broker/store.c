@@ -106,20 +106,6 @@ int store_meta_put(lt_store *s, MDB_txn *txn, const char *key, const uint8_t *va
     return mdb_put(txn, s->meta, &k, &v, 0);
 }
 
-static lt_err last_key_u64(MDB_txn *txn, MDB_dbi dbi, uint64_t *out)
-{
-    MDB_cursor *c;
-    MDB_val k, v;
-    *out = 0;
-    if (mdb_cursor_open(txn, dbi, &c))
-        return LT_ESTORE;
-    int rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
-    if (rc == 0 && k.mv_size == 8)
-        *out = get64(k.mv_data);
-    mdb_cursor_close(c);
-    return rc == 0 || rc == MDB_NOTFOUND ? LT_OK : LT_ESTORE;
-}
-
 /* Create the named databases, check the layout version, load meta and queue rows. */
 static lt_err load(lt_store *s, lt_why *why)
 {
@@ -146,9 +132,10 @@ static lt_err load(lt_store *s, lt_why *why)
         goto out_abort;
     uint64_t ver = 0;
     err = store_meta_get_u64(s, txn, "version", &ver);
-    if (err == LT_ENOTFOUND || (err == LT_OK && (ver == 1 || ver == 2 || ver == 3))) {
+    if (err == LT_ENOTFOUND || (err == LT_OK && ver >= 1 && ver < LAYOUT_VERSION)) {
         /* new store, or layout 1 (whose records are layout-2 records without certref) or
-         * 2 (whose dedup tables store_dedup_open replaced) or 3 (records without hops) */
+         * 2 (whose dedup tables store_dedup_open replaced) or 3 (records without hops) or
+         * 4 (records in msgs, which stay there and are read there: store_msg_open) */
         uint8_t b[4];
         put32(b, LAYOUT_VERSION);
         if ((rc = store_meta_put(s, txn, "version", b, 4))) {
@@ -166,7 +153,11 @@ static lt_err load(lt_store *s, lt_why *why)
     if (store_meta_get_u64(s, txn, "next_seq", &v64) == LT_OK)
         s->next_seq = v64;
     /* Belt and braces: never hand out a seq that is still in use. */
-    if (last_key_u64(txn, s->msgs, &a) || store_dedup_last_seq(s, txn, &b)) {
+    if ((rc = store_msg_open(s, txn, &a))) {
+        err = store_mdb_fail(s, why, rc, "open the message packs");
+        goto out_abort;
+    }
+    if (store_dedup_last_seq(s, txn, &b)) {
         err = lt_fail(why, LT_ESTORE, "cannot read the last sequence number");
         goto out_abort;
     }
@@ -233,9 +224,9 @@ lt_err lt_store_open(lt_store **out, const lt_store_opts *opts, lt_why *why)
         err = store_mdb_fail(s, why, rc, "create environment");
         goto out_free;
     }
-    if ((rc = mdb_env_set_maxdbs(s->env, 16)) ||
-        (rc = mdb_env_set_maxreaders(s->env, opts->max_readers ? opts->max_readers
-                                                                : DEFAULT_READERS)) ||
+    if ((rc = mdb_env_set_maxdbs(s->env, 32)) ||
+        (rc = mdb_env_set_maxreaders(s->env,
+                                     opts->max_readers ? opts->max_readers : DEFAULT_READERS)) ||
         (rc = mdb_env_set_mapsize(s->env, (size_t)s->map_size))) {
         err = store_mdb_fail(s, why, rc, "configure environment");
         goto out_env;
@@ -279,6 +270,9 @@ void lt_store_close(lt_store **sp)
     mdb_env_sync(s->env, 1); /* a last commit_nosync's root */
     mdb_env_close(s->env);
     store_queue_free_all(s);
+    free(s->pk.buf);
+    free(s->pk.off);
+    free(s->pk.dead);
     if (s->lock_fd >= 0)
         close(s->lock_fd); /* releases the flock */
     free(s);
@@ -367,6 +361,7 @@ static void undo_memory(lt_store *s)
     s->ndirty = 0;
     s->next_seq = s->saved_next_seq;
     s->last_ms = s->saved_last_ms;
+    store_msg_reset(s); /* the batch's pack is gone with it */
     s->ncert_known = 0; /* certificates the batch added are gone with it */
     s->cert_next = 0;
 }
@@ -411,7 +406,9 @@ static lt_err commit_txn(lt_store *s, lt_why *why)
             lt_store_abort(s);
         return err;
     }
-    int rc;
+    int rc = store_msg_flush(s, s->txn);
+    if (rc)
+        err = store_batch_fail(s, rc, "write message pack", why);
     for (size_t i = 0; i < s->ndirty && !err; i++)
         err = store_queue_row_put(s, s->txn, s->qs[s->dirty[i]], why);
     if (!err && s->next_seq != s->saved_next_seq) {

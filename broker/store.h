@@ -348,10 +348,23 @@ typedef int (*lt_store_visit)(void *arg, const lt_store_entry *e);
 lt_err lt_store_pending(lt_store *s, uint32_t qid, uint64_t after_seq, size_t max,
                         lt_store_visit visit, void *arg, uint64_t *last, lt_why *why);
 
+/* As lt_store_pending, without reading the messages: the visitor gets each entry's seq,
+ * state, delivery_count and not_before_ms; id, env and hops are NULL / 0, stored_ms 0. For
+ * planning what to deliver, which needs the counts and not the bytes. */
+lt_err lt_store_pending_keys(lt_store *s, uint32_t qid, uint64_t after_seq, size_t max,
+                             lt_store_visit visit, void *arg, uint64_t *last, lt_why *why);
+
 /* Visit one message as queue qid holds it (pending, dead or retained). LT_ENOTFOUND (also
  * for a message of a batch committed but not yet synced). */
 lt_err lt_store_get(lt_store *s, uint32_t qid, uint64_t seq, lt_store_visit visit, void *arg,
                     lt_why *why);
+
+/* lt_store_get for seqs[0..n), in that order, in one read transaction: each message found
+ * is visited (until the visitor returns non-zero); one that is not there, not yet durable,
+ * or unreadable is skipped without a visit (the visitor tells them apart by e->seq).
+ * LT_ENOQUEUE; LT_ESTORE when the transaction cannot begin (nothing visited). */
+lt_err lt_store_get_many(lt_store *s, uint32_t qid, const uint64_t *seqs, size_t n,
+                         lt_store_visit visit, void *arg, lt_why *why);
 
 /* Visit the dead letters of qid with seq > after_seq, in seq order, at most max (0 = all).
  * *last as lt_store_pending. LT_ENOQUEUE; LT_ESTORE. */

@@ -24,11 +24,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define LAYOUT_VERSION 4u /* 4: msgs records may carry hops (MSG_HOPS); a layout-3 store
-                          * is a layout-4 store without them (opened, its version rewritten);
-                          * (+ sched, created when missing: an older layout-3 store simply
-                          * has nothing scheduled) 3: dedup by (source, id) in dedup2/dedupx2 (store_dedup.c);
-                          * 2: certref in msgs, certs db; 1 (no certref) still reads */
+/* Layout history. 5: messages are appended in packs (mpack/mlive, store_msg.c); the msgs
+ * records of a layout-4 store stay readable where they are. 4: msgs records may carry hops
+ * (MSG_HOPS); a layout-3 store is a layout-4 store without them (opened, its version
+ * rewritten), plus sched, created when missing (an older store simply has nothing
+ * scheduled). 3: dedup by (source, id) in dedup2/dedupx2 (store_dedup.c). 2: certref in
+ * msgs, certs db. 1 (no certref) still reads. */
+#define LAYOUT_VERSION 5u
 #define MSG_CERT 1u      /* flags: certificate stripped, certref follows */
 #define MSG_HOPS 2u      /* flags: a hops block [len u32][lt_store_hops_encode bytes] follows
                           * the qids (before the certref) */
@@ -45,6 +47,8 @@
 #define DLQ_HDR 24u     /* stored_ms 8, moved_ms 8, delivery_count 4, env_len 4 */
 #define QROW_HDR 56u    /* 7 × 8 */
 #define QKEY_LEN 12u    /* qid 4, seq 8 */
+#define PACK_HDR 16u    /* first seq 8, n 4, reserved 4 */
+#define PACK_MAX 131072u /* record bytes a pack takes before the next append starts another */
 
 #define DEFAULT_MAP_SIZE (64ULL << 30)
 #define DEFAULT_READERS 126u
@@ -101,6 +105,17 @@ typedef struct queue {
 struct lt_store {
     MDB_env *env;
     MDB_dbi meta, msgs, qnames, queues, qent, qlog, dlq, certs;
+    MDB_dbi mpack, mlive; /* store_msg.c: the packs of messages, and which of them live */
+    bool legacy_msgs;     /* msgs holds records (written before layout 5) */
+    struct {              /* the open batch's pack, written at commit (store_msg_flush) */
+        uint8_t *buf;     /* records */
+        size_t len, cap;
+        uint32_t *off; /* n + 1 record offsets into buf */
+        uint8_t *dead; /* per record: deleted by the batch itself */
+        size_t ocap;
+        uint64_t first;
+        uint32_t n;
+    } pk;
     MDB_dbi dedup, dedupx; /* store_dedup.c */
     MDB_dbi sched;         /* store_sched.c */
     MDB_dbi dossiers, dossierx; bool dossier_open; /* store_dossier.c (lt_store_dossier_open) */
@@ -163,6 +178,13 @@ lt_err store_msg_read(lt_store *s, MDB_txn *txn, uint64_t seq, lt_store_entry *e
                       lt_why *why);
 /* Is seq still referenced by any queue it was routed to? If not, delete it. LMDB rc. */
 int store_msg_gc(lt_store *s, MDB_txn *txn, uint64_t seq);
+/* Write the open batch's pack (before its commit). LMDB rc. Writer thread. */
+int store_msg_flush(lt_store *s, MDB_txn *txn);
+/* Forget the open batch's pack (the batch aborted). */
+void store_msg_reset(lt_store *s);
+/* Open mpack and mlive, and tell whether msgs holds records; *last = the highest seq any
+ * of them holds (0: none). LMDB rc. */
+int store_msg_open(lt_store *s, MDB_txn *txn, uint64_t *last);
 /* The queues message seq was routed to (at most LT_STORE_MAX_TARGETS), in the open batch.
  * LT_ENOT_SCHEDULED when the message is gone; LT_ESTORE. */
 lt_err store_msg_queues(lt_store *s, uint64_t seq, uint32_t *qids, size_t *nq, lt_why *why);

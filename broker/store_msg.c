@@ -2,23 +2,37 @@
  * store_msg.c - the store's messages: each envelope stored once, whatever the number of
  * queues it goes to, and each signer's certificate once.
  *
- *   msgs    seq u64 -> +----------+--------+-------+-------+-----------+-----------+----------+
- *                      | stored_ms| id[16] | nq u32| flags | qids u32×nq| [certref] | envelope |
- *                      +----------+--------+-------+-------+-----------+-----------+----------+
- *                      i64          MSG_HDR = 32 bytes, then 4·nq. flags & MSG_CERT: a certref
- *                      [key_id 32][at u32] follows, and the envelope is stored without its
- *                      certificate field (Envelope.certificate, tag 5), which was at byte `at`
- *                      and is put back from `certs` on every read: readers always get the
- *                      envelope exactly as received. Without MSG_CERT the envelope is stored
- *                      verbatim. Written once (MDB_APPEND: seq only grows), never updated.
+ *   mpack   last seq u64 -> +-----------+------+----------+-----------------+-----------+
+ *                            | first u64 | n u32| rsvd u32 | off u32 × (n+1) | records   |
+ *                            +-----------+------+----------+-----------------+-----------+
+ *           the messages a batch appended, seqs first..last (= first + n - 1), packed into
+ *           one value: record i (seq first + i) is records[off[i] .. off[i+1]). A pack ends
+ *           with its batch, or at PACK_MAX record bytes. Written once (MDB_APPEND), never
+ *           updated; deleted when its last live record is.
+ *   mlive   last seq u64 -> [live u32][n u32][bitmap, bit i = record i is live]
+ *           the pack's records still referenced (store_msg_gc clears them).
+ *   record  +----------+--------+-------+-------+-----------+-----------+----------+
+ *           | stored_ms| id[16] | nq u32| flags | qids u32×nq| [certref] | envelope |
+ *           +----------+--------+-------+-------+-----------+-----------+----------+
+ *           i64          MSG_HDR = 32 bytes, then 4·nq. flags & MSG_CERT: a certref
+ *           [key_id 32][at u32] follows, and the envelope is stored without its
+ *           certificate field (Envelope.certificate, tag 5), which was at byte `at`
+ *           and is put back from `certs` on every read: readers always get the
+ *           envelope exactly as received. Without MSG_CERT the envelope is stored
+ *           verbatim.
  *           flags & MSG_HOPS (layout 4): [len u32][hops] follows the qids, before the
  *           certref: the hops the record arrived with (lt_store_hops_encode: n, then n
  *           NUL-terminated names), given back by every read.
- *           A 1 KiB-payload envelope without its ~500-byte certificate is ~1.4 KB: under
- *           LMDB's node limit for 4 KiB pages (2022 data bytes with an 8-byte key), so it
- *           lives in leaf pages (2 per page) instead of taking a 4 KiB overflow page.
+ *   msgs    seq u64 -> record       layout 4 and older: one record per value. Still read,
+ *                                   and deleted record by record; nothing new goes there.
  *   certs   key_id[32] -> certificate DER       one row per signer, written by the first
  *                                               append that carries it; never deleted
+ *
+ * Why packs: a 1 KiB-payload envelope without its certificate is ~1.4 KB, so LMDB's 4 KiB
+ * leaf pages held two of them and left ~1 KB of every page empty (2,048 bytes on disk per
+ * message). A pack spans contiguous overflow pages and wastes at most part of its last one;
+ * it is also one B-tree insert per batch instead of one per message. The cost: a pack's
+ * pages are freed only when every record in it is gone.
  *
  * References instead of a refcount: a message is referenced by queue q while q has it in
  * qent, dlq or qlog (store_queue.c). The message records the queues it went to (qids), so
@@ -26,9 +40,10 @@
  * and deletes the message when none is left. That costs a few reads at removal and no write
  * at all per reference (a stored refcount would rewrite the whole record at every ack).
  *
- * Appending one message to one queue is 4 puts (msgs, dedup2, dedupx2, qent; +qlog with
- * retention, +sched when it is scheduled). Writer thread for appends and gc; readers
- * (store_msg_read, lt_store_seq_at) in their own read transactions.
+ * Appending one message to one queue is 3 puts (dedup2, dedupx2, qent; +qlog with
+ * retention, +sched when it is scheduled) and its share of its pack's 2. Writer thread for
+ * appends, gc and the open batch's pack (s->pk); readers (store_msg_read, lt_store_seq_at)
+ * in their own read transactions, which never look at s->pk.
  */
 #include "store_int.h"
 
@@ -43,19 +58,241 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* ---- packs --------------------------------------------------------------------------------- */
+
+#define PACK_NMAX 4096u /* records in one pack at most: its bitmap fits MLIVE_MAX */
+#define MLIVE_MAX (8u + PACK_NMAX / 8u)
+
+/* Where a message's record is. */
+typedef enum { AT_PENDING, AT_PACK, AT_LEGACY } msg_at;
+typedef struct msg_loc {
+    msg_at at;
+    MDB_val rec;
+    uint8_t key[8]; /* AT_PACK: the pack's key; AT_LEGACY: the record's */
+    uint32_t i;     /* AT_PENDING, AT_PACK: the record's index in its pack */
+} msg_loc;
+
+/* Record seq of the pack pv into rec. MDB_NOTFOUND: not in this pack; MDB_CORRUPTED. */
+static int pack_record(const MDB_val *pv, uint64_t seq, MDB_val *rec, uint32_t *idx)
+{
+    const uint8_t *p = pv->mv_data;
+    if (pv->mv_size < PACK_HDR)
+        return MDB_CORRUPTED;
+    uint64_t first = get64(p);
+    uint32_t n = get32(p + 8);
+    size_t base = PACK_HDR + 4 * ((size_t)n + 1);
+    if (n == 0 || n > PACK_NMAX || base > pv->mv_size)
+        return MDB_CORRUPTED;
+    if (seq < first || seq - first >= n)
+        return MDB_NOTFOUND;
+    uint32_t i = (uint32_t)(seq - first);
+    uint32_t a = get32(p + PACK_HDR + 4 * (size_t)i), b = get32(p + PACK_HDR + 4 * (size_t)i + 4);
+    if (a > b || b > pv->mv_size - base)
+        return MDB_CORRUPTED;
+    rec->mv_data = (uint8_t *)p + base + a;
+    rec->mv_size = b - a;
+    *idx = i;
+    return 0;
+}
+
+/* Find message seq: in the open batch's pack (writer only: s->pk is the writer's), in
+ * mpack, or in the msgs of an older layout. LMDB rc (MDB_NOTFOUND: not stored). */
+static int msg_locate(lt_store *s, MDB_txn *txn, bool writer, uint64_t seq, msg_loc *l)
+{
+    if (writer && s->pk.n > 0 && seq >= s->pk.first && seq - s->pk.first < s->pk.n) {
+        uint32_t i = (uint32_t)(seq - s->pk.first);
+        if (s->pk.dead[i])
+            return MDB_NOTFOUND;
+        l->at = AT_PENDING;
+        l->i = i;
+        l->rec.mv_data = s->pk.buf + s->pk.off[i];
+        l->rec.mv_size = s->pk.off[i + 1] - s->pk.off[i];
+        return 0;
+    }
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(txn, s->mpack, &c);
+    if (rc)
+        return rc;
+    put64(l->key, seq);
+    MDB_val k = {8, l->key}, v;
+    rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); /* the pack whose last seq is >= seq */
+    if (rc == 0) {
+        rc = k.mv_size == 8 ? pack_record(&v, seq, &l->rec, &l->i) : MDB_CORRUPTED;
+        if (rc == 0) {
+            l->at = AT_PACK;
+            memcpy(l->key, k.mv_data, 8);
+        }
+    }
+    mdb_cursor_close(c);
+    if (rc != MDB_NOTFOUND || !s->legacy_msgs)
+        return rc;
+    put64(l->key, seq);
+    k = (MDB_val){8, l->key};
+    rc = mdb_get(txn, s->msgs, &k, &l->rec);
+    if (rc == 0)
+        l->at = AT_LEGACY;
+    return rc;
+}
+
+/* Record i of the pack keyed key is no longer referenced: clear its live bit, and delete
+ * the pack when it was the last. */
+static int pack_kill(lt_store *s, MDB_txn *txn, const uint8_t key[8], uint32_t i)
+{
+    MDB_val k = {8, (void *)key}, v;
+    int rc = mdb_get(txn, s->mlive, &k, &v);
+    if (rc)
+        return rc == MDB_NOTFOUND ? MDB_CORRUPTED : rc; /* a pack without its live row */
+    const uint8_t *p = v.mv_data;
+    if (v.mv_size < 8 || v.mv_size > MLIVE_MAX)
+        return MDB_CORRUPTED;
+    uint32_t live = get32(p), n = get32(p + 4);
+    if (i >= n || v.mv_size < 8 + ((size_t)n + 7) / 8)
+        return MDB_CORRUPTED;
+    if (!(p[8 + i / 8] & (1u << (i % 8))))
+        return 0; /* deleted already */
+    if (live <= 1) {
+        if ((rc = mdb_del(txn, s->mpack, &k, NULL)) || (rc = mdb_del(txn, s->mlive, &k, NULL)))
+            return rc;
+        s->batch_freed++;
+        return 0;
+    }
+    uint8_t nb[MLIVE_MAX];
+    memcpy(nb, p, v.mv_size);
+    put32(nb, live - 1);
+    nb[8 + i / 8] &= (uint8_t) ~(1u << (i % 8));
+    MDB_val nv = {v.mv_size, nb};
+    return mdb_put(txn, s->mlive, &k, &nv, 0);
+}
+
+void store_msg_reset(lt_store *s)
+{
+    s->pk.n = 0;
+    s->pk.len = 0;
+}
+
+int store_msg_flush(lt_store *s, MDB_txn *txn)
+{
+    uint32_t n = s->pk.n, live = 0;
+    if (n == 0)
+        return 0;
+    uint8_t lb[MLIVE_MAX];
+    memset(lb, 0, sizeof lb);
+    for (uint32_t i = 0; i < n; i++)
+        if (!s->pk.dead[i]) {
+            live++;
+            lb[8 + i / 8] |= (uint8_t)(1u << (i % 8));
+        }
+    int rc = 0;
+    if (live > 0) { /* a pack whose records the batch itself deleted is never written */
+        size_t hdr = PACK_HDR + 4 * ((size_t)n + 1);
+        uint8_t kb[8];
+        put64(kb, s->pk.first + n - 1);
+        MDB_val k = {8, kb}, v = {hdr + s->pk.len, NULL};
+        rc = mdb_put(txn, s->mpack, &k, &v, MDB_APPEND | MDB_RESERVE);
+        if (rc == 0) {
+            uint8_t *p = v.mv_data;
+            put64(p, s->pk.first);
+            put32(p + 8, n);
+            put32(p + 12, 0);
+            for (uint32_t i = 0; i <= n; i++)
+                put32(p + PACK_HDR + 4 * (size_t)i, s->pk.off[i]);
+            memcpy(p + hdr, s->pk.buf, s->pk.len);
+            put32(lb, live);
+            put32(lb + 4, n);
+            MDB_val lv = {8 + ((size_t)n + 7) / 8, lb};
+            rc = mdb_put(txn, s->mlive, &k, &lv, MDB_APPEND);
+        }
+    }
+    store_msg_reset(s);
+    return rc;
+}
+
+/* Room for a record of vlen bytes with seq in the open batch's pack (ending the pack
+ * first when seq does not follow it or it is full). NULL with *rc set (LMDB rc, ENOMEM). */
+static uint8_t *pack_reserve(lt_store *s, uint64_t seq, size_t vlen, int *rc)
+{
+    if (s->pk.n > 0 &&
+        (seq != s->pk.first + s->pk.n || s->pk.len + vlen > PACK_MAX || s->pk.n >= PACK_NMAX)) {
+        if ((*rc = store_msg_flush(s, s->txn)))
+            return NULL;
+    }
+    if (vlen > UINT32_MAX - s->pk.len) {
+        *rc = MDB_BAD_VALSIZE;
+        return NULL;
+    }
+    if (s->pk.len + vlen > s->pk.cap) {
+        size_t ncap = s->pk.cap ? s->pk.cap : 65536;
+        while (ncap < s->pk.len + vlen)
+            ncap *= 2;
+        uint8_t *nb = realloc(s->pk.buf, ncap);
+        if (!nb) {
+            *rc = ENOMEM;
+            return NULL;
+        }
+        s->pk.buf = nb;
+        s->pk.cap = ncap;
+    }
+    if ((size_t)s->pk.n + 2 > s->pk.ocap) {
+        size_t ncap = s->pk.ocap ? s->pk.ocap * 2 : 256;
+        uint32_t *no = realloc(s->pk.off, ncap * sizeof *no);
+        if (no)
+            s->pk.off = no;
+        uint8_t *nd = realloc(s->pk.dead, ncap);
+        if (nd)
+            s->pk.dead = nd;
+        if (!no || !nd) {
+            *rc = ENOMEM;
+            return NULL;
+        }
+        s->pk.ocap = ncap;
+    }
+    if (s->pk.n == 0) {
+        s->pk.first = seq;
+        s->pk.off[0] = 0;
+    }
+    uint8_t *p = s->pk.buf + s->pk.len;
+    s->pk.dead[s->pk.n] = 0;
+    s->pk.len += vlen;
+    s->pk.n++;
+    s->pk.off[s->pk.n] = (uint32_t)s->pk.len;
+    return p;
+}
+
+int store_msg_open(lt_store *s, MDB_txn *txn, uint64_t *last)
+{
+    int rc = mdb_dbi_open(txn, "mpack", MDB_CREATE, &s->mpack);
+    if (!rc)
+        rc = mdb_dbi_open(txn, "mlive", MDB_CREATE, &s->mlive);
+    *last = 0;
+    const MDB_dbi dbs[2] = {s->msgs, s->mpack};
+    for (int i = 0; i < 2 && !rc; i++) {
+        MDB_cursor *c;
+        MDB_val k, v;
+        if ((rc = mdb_cursor_open(txn, dbs[i], &c)))
+            break;
+        rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
+        if (rc == 0 && k.mv_size == 8 && get64(k.mv_data) > *last)
+            *last = get64(k.mv_data);
+        if (i == 0)
+            s->legacy_msgs = rc == 0;
+        mdb_cursor_close(c);
+        if (rc == MDB_NOTFOUND)
+            rc = 0;
+    }
+    return rc;
+}
+
 int store_msg_gc(lt_store *s, MDB_txn *txn, uint64_t seq)
 {
-    uint8_t sk[8];
-    put64(sk, seq);
-    MDB_val k = {8, sk}, v;
-    int rc = mdb_get(txn, s->msgs, &k, &v);
+    msg_loc l;
+    int rc = msg_locate(s, txn, true, seq, &l);
     if (rc)
         return rc == MDB_NOTFOUND ? 0 : rc;
-    if (v.mv_size < MSG_HDR)
+    if (l.rec.mv_size < MSG_HDR)
         return MDB_CORRUPTED;
-    const uint8_t *p = v.mv_data;
+    const uint8_t *p = l.rec.mv_data;
     uint32_t nq = get32(p + 24);
-    if ((uint64_t)nq * 4 + MSG_HDR > v.mv_size)
+    if ((uint64_t)nq * 4 + MSG_HDR > l.rec.mv_size)
         return MDB_CORRUPTED;
     const MDB_dbi refs[3] = {s->qent, s->dlq, s->qlog};
     for (uint32_t i = 0; i < nq; i++) {
@@ -70,10 +307,21 @@ int store_msg_gc(lt_store *s, MDB_txn *txn, uint64_t seq)
                 return rc;
         }
     }
-    rc = mdb_del(txn, s->msgs, &k, NULL);
-    if (rc == 0)
-        s->batch_freed++;
-    return rc;
+    switch (l.at) {
+    case AT_PENDING:
+        s->pk.dead[l.i] = 1;
+        return 0;
+    case AT_PACK:
+        return pack_kill(s, txn, l.key, l.i);
+    case AT_LEGACY:
+    default: {
+        MDB_val k = {8, l.key};
+        rc = mdb_del(txn, s->msgs, &k, NULL);
+        if (rc == 0)
+            s->batch_freed++;
+        return rc;
+    }
+    }
 }
 
 static size_t varint_len(uint64_t n)
@@ -233,13 +481,9 @@ lt_err lt_store_append_hops(lt_store *s, const lt_store_msgkey *key, const uint3
     int64_t stored = now_ms > s->last_ms ? now_ms : s->last_ms;
     if (strip && (rc = cert_store(s, cert)))
         return store_batch_fail(s, rc, "write certificate", why);
-    uint8_t sk[8];
-    put64(sk, sq);
-    MDB_val k = {8, sk}, v = {vlen, NULL};
-    rc = mdb_put(s->txn, s->msgs, &k, &v, MDB_APPEND | MDB_RESERVE);
-    if (rc)
+    uint8_t *p = pack_reserve(s, sq, vlen, &rc);
+    if (!p)
         return store_batch_fail(s, rc, "write message", why);
-    uint8_t *p = v.mv_data;
     put64(p, (uint64_t)stored);
     memcpy(p + 8, key->id, LT_STORE_ID_LEN);
     put32(p + 24, (uint32_t)nq);
@@ -293,15 +537,14 @@ lt_err lt_store_append(lt_store *s, const lt_store_msgkey *key, const uint32_t *
 
 lt_err store_msg_queues(lt_store *s, uint64_t seq, uint32_t *qids, size_t *nq, lt_why *why)
 {
-    uint8_t sk[8];
-    put64(sk, seq);
-    MDB_val k = {8, sk}, v;
-    int rc = mdb_get(s->txn, s->msgs, &k, &v);
+    msg_loc l;
+    int rc = msg_locate(s, s->txn, true, seq, &l);
     if (rc == MDB_NOTFOUND)
         return lt_fail(why, LT_ENOT_SCHEDULED, "message %llu is no longer stored",
                        (unsigned long long)seq);
     if (rc)
         return store_mdb_fail(s, why, rc, "read message");
+    MDB_val v = l.rec;
     const uint8_t *p = v.mv_data;
     uint32_t n = v.mv_size >= MSG_HDR ? get32(p + 24) : UINT32_MAX;
     if (n > LT_STORE_MAX_TARGETS || (uint64_t)n * 4 + MSG_HDR > v.mv_size)
@@ -319,15 +562,14 @@ lt_err store_msg_queues(lt_store *s, uint64_t seq, uint32_t *qids, size_t *nq, l
 lt_err store_msg_read(lt_store *s, MDB_txn *txn, uint64_t seq, lt_store_entry *e, store_rbuf *rb,
                        lt_why *why)
 {
-    uint8_t sk[8];
-    put64(sk, seq);
-    MDB_val k = {8, sk}, v;
-    int rc = mdb_get(txn, s->msgs, &k, &v);
+    msg_loc l;
+    int rc = msg_locate(s, txn, false, seq, &l);
     if (rc == MDB_NOTFOUND)
         return lt_fail(why, LT_ESTORE, "message %llu is referenced but missing",
                        (unsigned long long)seq);
     if (rc)
         return store_mdb_fail(s, why, rc, "read message");
+    MDB_val v = l.rec;
     const uint8_t *p = v.mv_data;
     if (v.mv_size < MSG_HDR || (uint64_t)get32(p + 24) * 4 + MSG_HDR > v.mv_size)
         return lt_fail(why, LT_ESTORE, "message %llu is corrupt", (unsigned long long)seq);
@@ -390,52 +632,84 @@ lt_err store_msg_read(lt_store *s, MDB_txn *txn, uint64_t seq, lt_store_entry *e
     return LT_OK;
 }
 
+/* The first message stored at or after seq (deleted records of a live pack included:
+ * their times still order the search), from the packs and the older msgs: its seq and
+ * stored time. LMDB rc. */
+static int seq_probe(lt_store *s, MDB_txn *txn, uint64_t seq, uint64_t *found, int64_t *stored)
+{
+    uint64_t best = UINT64_MAX;
+    int rc = MDB_NOTFOUND;
+    const MDB_dbi dbs[2] = {s->mpack, s->msgs};
+    for (int i = 0; i < (s->legacy_msgs ? 2 : 1); i++) {
+        MDB_cursor *c;
+        int r = mdb_cursor_open(txn, dbs[i], &c);
+        if (r)
+            return r;
+        uint8_t kb[8];
+        put64(kb, seq);
+        MDB_val k = {8, kb}, v, rec;
+        r = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+        if (r == 0 && k.mv_size != 8)
+            r = MDB_CORRUPTED;
+        if (r == 0) {
+            uint64_t at = get64(k.mv_data); /* msgs: the record's seq */
+            uint32_t idx;
+            if (i == 0) { /* mpack: the pack's last seq; the record is max(seq, first) */
+                at = v.mv_size >= PACK_HDR && get64(v.mv_data) > seq ? get64(v.mv_data) : seq;
+                r = pack_record(&v, at, &rec, &idx);
+            } else {
+                rec = v;
+            }
+            if (r == 0 && rec.mv_size < MSG_HDR)
+                r = MDB_CORRUPTED;
+            if (r == 0 && at < best) {
+                best = at;
+                *stored = (int64_t)get64(rec.mv_data);
+            }
+        }
+        mdb_cursor_close(c);
+        if (r && r != MDB_NOTFOUND)
+            return r;
+        if (r == 0)
+            rc = 0;
+    }
+    *found = best;
+    return rc;
+}
+
 lt_err lt_store_seq_at(lt_store *s, uint32_t qid, int64_t at_ms, uint64_t *seq, lt_why *why)
 {
     MDB_txn *txn;
     lt_err err = store_rbegin(s, &txn, why);
     if (err)
         return err;
-    MDB_cursor *c = NULL;
     uint64_t hi = 1, lo = 1;
     if ((err = store_queue_known(s, txn, qid, why)))
         goto out;
     if (store_meta_get_u64(s, txn, "next_seq", &hi) != LT_OK)
         hi = 1;
-    int rc = mdb_cursor_open(txn, s->msgs, &c);
-    if (rc) {
-        err = store_mdb_fail(s, why, rc, "open cursor");
-        goto out;
-    }
     /* Stored times never decrease with seq (append clamps them), so the first seq stored
      * at or after at_ms is found by bisection over the seq space; deleted seqs are skipped
-     * by SET_RANGE (each probe lands on the next message that still exists). */
+     * (each probe lands on the next message that is still there). */
     while (lo < hi) {
-        uint64_t mid = lo + (hi - lo) / 2;
-        uint8_t kb[8];
-        put64(kb, mid);
-        MDB_val k = {8, kb}, v;
-        rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+        uint64_t mid = lo + (hi - lo) / 2, found;
+        int64_t stored;
+        int rc = seq_probe(s, txn, mid, &found, &stored);
         if (rc == MDB_NOTFOUND) {
             hi = mid;
             continue;
         }
-        if (rc || v.mv_size < MSG_HDR || k.mv_size != 8) {
-            err = rc ? store_mdb_fail(s, why, rc, "seek by time")
-                     : lt_fail(why, LT_ESTORE, "corrupt message");
+        if (rc) {
+            err = store_mdb_fail(s, why, rc, "seek by time");
             goto out;
         }
-        uint64_t found = get64(k.mv_data);
-        if ((int64_t)get64(v.mv_data) >= at_ms)
+        if (stored >= at_ms)
             hi = mid;
         else
             lo = found + 1;
     }
     *seq = lo;
 out:
-    if (c)
-        mdb_cursor_close(c);
     mdb_txn_abort(txn);
     return err;
 }
-

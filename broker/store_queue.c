@@ -800,8 +800,8 @@ lt_err store_queue_known(lt_store *s, MDB_txn *txn, uint32_t qid, lt_why *why)
 }
 
 /* Visit entries of one [qid][seq]-keyed db (qent or dlq) from seq > after. */
-static lt_err scan_one(lt_store *s, MDB_dbi dbi, lt_store_state st, uint32_t qid,
-                       uint64_t after, size_t max, lt_store_visit visit, void *arg,
+static lt_err scan_one(lt_store *s, MDB_dbi dbi, lt_store_state st, bool with_msg,
+                       uint32_t qid, uint64_t after, size_t max, lt_store_visit visit, void *arg,
                        uint64_t *last, lt_why *why)
 {
     MDB_txn *txn;
@@ -831,9 +831,20 @@ static lt_err scan_one(lt_store *s, MDB_dbi dbi, lt_store_state st, uint32_t qid
             break;
         lt_store_entry e;
         e.qid = qid;
-        if ((err = state_decode(st, &v, &e, why)) ||
-            (err = store_msg_read(s, txn, get64((const uint8_t *)k.mv_data + 4), &e, &rb, why)))
+        uint64_t seq = get64((const uint8_t *)k.mv_data + 4);
+        if ((err = state_decode(st, &v, &e, why)))
             break;
+        if (with_msg) {
+            if ((err = store_msg_read(s, txn, seq, &e, &rb, why)))
+                break;
+        } else {
+            e.seq = seq;
+            e.stored_ms = 0;
+            e.id = NULL;
+            e.env = NULL;
+            e.env_len = 0;
+            e.nhops = 0;
+        }
         at = e.seq;
         n++;
         if (visit(arg, &e) || (max && n >= max))
@@ -853,13 +864,50 @@ out:
 lt_err lt_store_pending(lt_store *s, uint32_t qid, uint64_t after_seq, size_t max,
                         lt_store_visit visit, void *arg, uint64_t *last, lt_why *why)
 {
-    return scan_one(s, s->qent, LT_STORE_PENDING, qid, after_seq, max, visit, arg, last, why);
+    return scan_one(s, s->qent, LT_STORE_PENDING, true, qid, after_seq, max, visit, arg, last,
+                    why);
+}
+
+lt_err lt_store_pending_keys(lt_store *s, uint32_t qid, uint64_t after_seq, size_t max,
+                             lt_store_visit visit, void *arg, uint64_t *last, lt_why *why)
+{
+    return scan_one(s, s->qent, LT_STORE_PENDING, false, qid, after_seq, max, visit, arg, last,
+                    why);
 }
 
 lt_err lt_store_dlq_list(lt_store *s, uint32_t qid, uint64_t after_seq, size_t max,
                          lt_store_visit visit, void *arg, uint64_t *last, lt_why *why)
 {
-    return scan_one(s, s->dlq, LT_STORE_DEAD, qid, after_seq, max, visit, arg, last, why);
+    return scan_one(s, s->dlq, LT_STORE_DEAD, true, qid, after_seq, max, visit, arg, last, why);
+}
+
+/* Find seq in the first of qent, dlq, qlog that holds it and visit it: 0 visited (*stop
+ * = the visitor's answer), MDB_NOTFOUND, or an error (why set). */
+static lt_err get_in(lt_store *s, MDB_txn *txn, uint32_t qid, uint64_t seq, store_rbuf *rb,
+                     lt_store_visit visit, void *arg, int *stop, lt_why *why)
+{
+    uint8_t kb[QKEY_LEN];
+    qkey(kb, qid, seq);
+    const MDB_dbi dbs[3] = {s->qent, s->dlq, s->qlog};
+    const lt_store_state sts[3] = {LT_STORE_PENDING, LT_STORE_DEAD, LT_STORE_DONE};
+    /* as the scans: a message of a batch that is not yet durable is not there yet */
+    for (int i = 0; i < 3 && seq < atomic_load(&s->visible_next); i++) {
+        MDB_val k = {QKEY_LEN, kb}, v;
+        int rc = mdb_get(txn, dbs[i], &k, &v);
+        if (rc == MDB_NOTFOUND)
+            continue;
+        if (rc)
+            return store_mdb_fail(s, why, rc, "read entry");
+        lt_store_entry e;
+        e.qid = qid;
+        lt_err err;
+        if ((err = state_decode(sts[i], &v, &e, why)) ||
+            (err = store_msg_read(s, txn, seq, &e, rb, why)))
+            return err;
+        *stop = visit(arg, &e);
+        return LT_OK;
+    }
+    return LT_ENOTFOUND;
 }
 
 lt_err lt_store_get(lt_store *s, uint32_t qid, uint64_t seq, lt_store_visit visit, void *arg,
@@ -870,33 +918,31 @@ lt_err lt_store_get(lt_store *s, uint32_t qid, uint64_t seq, lt_store_visit visi
     lt_err err = store_rbegin(s, &txn, why);
     if (err)
         return err;
-    if ((err = store_queue_known(s, txn, qid, why)))
-        goto out;
-    uint8_t kb[QKEY_LEN];
-    qkey(kb, qid, seq);
-    const MDB_dbi dbs[3] = {s->qent, s->dlq, s->qlog};
-    const lt_store_state sts[3] = {LT_STORE_PENDING, LT_STORE_DEAD, LT_STORE_DONE};
-    err = lt_fail(why, LT_ENOTFOUND, "queue %u holds no message %llu", qid,
-                  (unsigned long long)seq);
-    /* as the scans: a message of a batch that is not yet durable is not there yet */
-    for (int i = 0; i < 3 && seq < atomic_load(&s->visible_next); i++) {
-        MDB_val k = {QKEY_LEN, kb}, v;
-        int rc = mdb_get(txn, dbs[i], &k, &v);
-        if (rc == MDB_NOTFOUND)
-            continue;
-        if (rc) {
-            err = store_mdb_fail(s, why, rc, "read entry");
-            break;
+    int stop = 0;
+    if ((err = store_queue_known(s, txn, qid, why)) == LT_OK &&
+        (err = get_in(s, txn, qid, seq, &rb, visit, arg, &stop, why)) == LT_ENOTFOUND)
+        err = lt_fail(why, LT_ENOTFOUND, "queue %u holds no message %llu", qid,
+                      (unsigned long long)seq);
+    free(rb.p);
+    mdb_txn_abort(txn);
+    return err;
+}
+
+lt_err lt_store_get_many(lt_store *s, uint32_t qid, const uint64_t *seqs, size_t n,
+                         lt_store_visit visit, void *arg, lt_why *why)
+{
+    store_rbuf rb = {NULL, 0};
+    MDB_txn *txn;
+    lt_err err = store_rbegin(s, &txn, why);
+    if (err)
+        return err;
+    if ((err = store_queue_known(s, txn, qid, why)) == LT_OK) {
+        int stop = 0;
+        for (size_t i = 0; i < n && !stop; i++) {
+            lt_why ignored;
+            (void)get_in(s, txn, qid, seqs[i], &rb, visit, arg, &stop, &ignored);
         }
-        lt_store_entry e;
-        e.qid = qid;
-        if ((err = state_decode(sts[i], &v, &e, why)) ||
-            (err = store_msg_read(s, txn, seq, &e, &rb, why)))
-            break;
-        visit(arg, &e);
-        break;
     }
-out:
     free(rb.p);
     mdb_txn_abort(txn);
     return err;

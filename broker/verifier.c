@@ -209,16 +209,6 @@ static bool find_cert_field(const uint8_t *p, size_t n, size_t *field_off, size_
     return found == 1;
 }
 
-/* A peer broker relays only the topics its peers entry lists (besides the source agency's
- * own ACL, checked first: a link never widens what an agency may publish). */
-static lt_err check_relay(const lt_bcfg_peer *peer, const char *topic, lt_why *why)
-{
-    for (size_t i = 0; i < peer->nrelay; i++)
-        if (lt_pattern_matches(peer->relay[i], topic))
-            return LT_OK;
-    return lt_fail(why, LT_EACL, "peer broker %s may not relay topic %s", peer->name, topic);
-}
-
 /* A record a peer broker relays may have waited in queues on its way (a link down for
  * hours): it is verified as every consumer verifies what it received (at its created time,
  * CRL in force now), and accepted while it is younger than dedup_window_s - clock_skew_s,
@@ -270,8 +260,10 @@ static void verify_publish(vctx *v, lt_slot *s, const lt_acl *acl, int64_t now_m
     if (s->agency_slot < 0)
         s->agency_slot = LT_METRICS_AGENCY_OTHER;
     e = lt_acl_check_publish(acl, src, topic, &s->why);
-    if (e == LT_OK && s->relay_peer >= 0)
-        e = check_relay(&b->cfg->peers[s->relay_peer], topic, &s->why);
+    /* a peer broker relays only the topics of its relay patterns in the ACL in force (after
+     * the source agency's own ACL: a link never widens what an agency may publish) */
+    if (e == LT_OK && s->relay_peer == LT_LINK_PEER)
+        e = lt_acl_check_relay(acl, s->relay_agency, topic, &s->why);
     if (e == LT_OK)
         e = lt_env_check_record(env, &s->why);
     if (e == LT_OK && s->due_ms > 0 && !lt_broker_config_due_ok(b->cfg, s->due_ms, now_ms, &s->why))

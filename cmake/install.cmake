@@ -23,6 +23,7 @@ install(TARGETS lienthong ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT 
 # Every lib/*.h is the library's contract. They include each other with "name.h", so they
 # live together in one directory: #include <lienthong/envelope.h>.
 file(GLOB LT_PUBLIC_HEADERS ${CMAKE_SOURCE_DIR}/lib/*.h)
+list(FILTER LT_PUBLIC_HEADERS EXCLUDE REGEX "_int\\.h$") # a module's internals (STYLE.md)
 install(FILES ${LT_PUBLIC_HEADERS} DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/lienthong
         COMPONENT dev)
 # The .pc finds its prefix from its own place (${pcfiledir}), so it stays right wherever the

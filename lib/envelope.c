@@ -16,6 +16,7 @@
  * after lt_env_decode, so readers need no lock.
  */
 #include "envelope.h"
+#include "envelope_int.h"
 
 #include "agency.h"
 #include "json.h"
@@ -402,24 +403,37 @@ static lt_err check_proof(const lt_env *env, lt_why *why)
     if (p->n_siblings != want)
         return lt_fail(why, LT_EPROOF, "batch proof of leaf %u of %u has %zu siblings, not %zu",
                        p->leaf_index, p->leaf_count, p->n_siblings, want);
-    uint8_t h[32];
-    lt_err e = leaf_hash(env->env->header.data, env->env->header.len, h, why);
+    /* want <= 32 (leaf_count <= LT_ENV_BATCH_MAX), each sibling 32 bytes (checked at parse) */
+    const uint8_t *sib[33];
+    for (size_t i = 0; i < want; i++)
+        sib[i] = p->siblings[i].data;
+    uint8_t path[34][32]; /* the node at each level on the way up, path[0] the leaf */
+    lt_err e = leaf_hash(env->env->header.data, env->env->header.len, path[0], why);
     if (e != LT_OK)
         return e;
     size_t k = 0;
+    unsigned level = 0;
     for (uint64_t idx = p->leaf_index, cnt = p->leaf_count; cnt > 1;
-         idx /= 2, cnt = (cnt + 1) / 2) {
+         idx /= 2, cnt = (cnt + 1) / 2, level++) {
+        /* a path this thread verified before meets this one here: compare, do not hash */
+        if (lt_envmemo_path_known(p->root.data, p->leaf_count, level, idx, path[level], sib + k,
+                                  want - k))
+            return LT_OK;
+        const uint8_t *h = path[level];
+        memcpy(path[level + 1], h, 32); /* the last node of an odd level goes up alone */
         if (idx % 2 == 1)
-            e = node_hash(p->siblings[k++].data, h, h, why);
+            e = node_hash(sib[k++], h, path[level + 1], why);
         else if (idx + 1 < cnt)
-            e = node_hash(h, p->siblings[k++].data, h, why);
+            e = node_hash(h, sib[k++], path[level + 1], why);
         if (e != LT_OK)
             return e;
     }
-    if (memcmp(h, p->root.data, 32) != 0)
+    if (memcmp(path[level], p->root.data, 32) != 0)
         return lt_fail(why, LT_EPROOF,
                        "batch proof of leaf %u of %u does not lead to the signed root",
                        p->leaf_index, p->leaf_count);
+    lt_envmemo_path_add(p->root.data, p->leaf_count, p->leaf_index, (const uint8_t(*)[32])path,
+                        level + 1, sib, want);
     return LT_OK;
 }
 
@@ -442,7 +456,7 @@ lt_err lt_env_verify(const lt_env *env, lt_trust *trust, int64_t now_ms, lt_why 
         return lt_fail(why, LT_EHASH, "payload of %zu bytes does not match the header's SHA-256",
                        m->payload.len);
 
-    if ((e = lt_pki_sha256(m->certificate.data, m->certificate.len, d, why)) != LT_OK)
+    if ((e = lt_envmemo_cert_sha256(m->certificate.data, m->certificate.len, d, why)) != LT_OK)
         return e;
     if (memcmp(d, h->signer_key_id.data, 32) != 0)
         return lt_fail(why, LT_EKEYID,
@@ -590,15 +604,20 @@ static bool wire_fault(const ProtobufCMessageDescriptor *d, const uint8_t *p, si
     return false;
 }
 
-/* Where a record is, for reasons: "child.full_name", "holders[2]" (proto field names). */
+/* Where a record is, for reasons: "child.full_name", "holders[2]" (proto field names).
+ * Formatted only when `track` is set: the walk runs untracked first (every record that
+ * passes) and again, tracked, for the reason of one that does not. */
 struct walk {
     char path[160];
     size_t len;
+    bool track;
 };
 
 static size_t path_push(struct walk *w, const char *name, size_t index, bool indexed)
 {
     size_t old = w->len;
+    if (!w->track)
+        return old;
     int n = indexed ? snprintf(w->path + old, sizeof w->path - old, "%s%s[%zu]", old ? "." : "",
                                name, index)
                     : snprintf(w->path + old, sizeof w->path - old, "%s%s", old ? "." : "", name);
@@ -670,10 +689,13 @@ lt_err lt_env_check_record(const lt_env *env, lt_why *why)
         return lt_fail(why, LT_EPAYLOAD, "payload of %zu bytes is not a %s: %s", pl->len, type,
                        inner.msg);
     }
-    struct walk w = {.len = 0};
-    if (check_message(&w, m, 0, &inner) != LT_OK)
+    struct walk w = {.len = 0, .track = false};
+    if (check_message(&w, m, 0, &inner) != LT_OK) {
+        w = (struct walk){.len = 0, .track = true};
+        (void)check_message(&w, m, 0, &inner); /* again, for the field's path */
         e = lt_fail(why, LT_EPAYLOAD, "payload of %zu bytes is not a %s of schema version %d: %s",
                     pl->len, type, LT_ENV_SCHEMA_VERSION, inner.msg);
+    }
     protobuf_c_message_free_unpacked(m, NULL);
     return e;
 }

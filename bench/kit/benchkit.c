@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #define PAYLOAD_MAGIC 0x4c54424e43484d31ull /* "LTBNCHM1" */
 
@@ -30,6 +31,7 @@ struct lt_bench_run {
     lt_bench_params p;
     int64_t t0;
     double cpu0;                           /* this process's CPU seconds at the start */
+    double server_cpu0;                    /* --server-pid's CPU seconds at the start, or -1 */
     _Atomic int64_t *sent;                 /* [N] send time, 0 = not sent */
     int64_t *lat_ack;                      /* [N] ns, -1 = no ack */
     int64_t *lat_e2e;                      /* [N] ns, -1 = not received by consumer 0 */
@@ -314,8 +316,32 @@ static double self_cpu_s(void)
            (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
 }
 
+/* Process pid's user + system CPU seconds (all its threads, exited ones included: utime and
+ * stime of /proc/PID/stat, fields 14 and 15), or -1 when unreadable. */
+static double proc_cpu_s(int pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    /* The command name (field 2) may hold spaces and parentheses: fields 3.. follow the
+     * last ')'. utime and stime are then the 12th and 13th. */
+    const char *p = strrchr(buf, ')');
+    unsigned long long ut, st;
+    if (!p || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut,
+                     &st) != 2)
+        return -1;
+    long hz = sysconf(_SC_CLK_TCK);
+    return hz > 0 ? (double)(ut + st) / (double)hz : -1;
+}
+
 void lt_bench_start(lt_bench_run *r)
 {
+    r->server_cpu0 = r->p.server_pid > 0 ? proc_cpu_s(r->p.server_pid) : -1;
     r->cpu0 = self_cpu_s();
     r->t0 = lt_bench_now_ns();
 }
@@ -446,8 +472,7 @@ static int cmp_i64(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* Nearest-rank percentiles over the recorded (>= 0) values of v[0..n), in microseconds. */
-static void print_latency(FILE *out, const char *name, int64_t *v, size_t n)
+void lt_bench_print_latency(FILE *out, const char *name, int64_t *v, size_t n)
 {
     size_t m = 0;
     for (size_t i = 0; i < n; i++)
@@ -518,8 +543,8 @@ bool lt_bench_report(lt_bench_run *r, FILE *out, const char *system, const char 
     } else {
         fputs(",\"end_to_end\":null", out);
     }
-    print_latency(out, "pub_ack_latency_us", r->lat_ack, (size_t)p->messages);
-    print_latency(out, "e2e_latency_us", r->lat_e2e, (size_t)p->messages);
+    lt_bench_print_latency(out, "pub_ack_latency_us", r->lat_ack, (size_t)p->messages);
+    lt_bench_print_latency(out, "e2e_latency_us", r->lat_e2e, (size_t)p->messages);
 
     fputs(",\"progress\":[", out);
     int64_t prev_t = r->t0;
@@ -543,7 +568,14 @@ bool lt_bench_report(lt_bench_run *r, FILE *out, const char *system, const char 
     /* The load program's own CPU in the timed part (publishers, consumers, client
      * libraries): on a small machine it competes with the server for the same cores. */
     double client_cpu = self_cpu_s() - r->cpu0;
-    fprintf(out, "],\"client_cpu_s\":%.2f,\"errors\":%" PRIu64 ",\"complete\":%s%s}\n", client_cpu,
+    /* The server's CPU over the same part: from the start to now (every publisher and
+     * consumer thread has ended), so setup and signing before the start are left out. */
+    double server_now = r->server_cpu0 >= 0 ? proc_cpu_s(r->p.server_pid) : -1;
+    if (server_now >= 0)
+        fprintf(out, "],\"server_cpu_timed_s\":%.2f", server_now - r->server_cpu0);
+    else
+        fputs("],\"server_cpu_timed_s\":null", out);
+    fprintf(out, ",\"client_cpu_s\":%.2f,\"errors\":%" PRIu64 ",\"complete\":%s%s}\n", client_cpu,
             errors, complete ? "true" : "false", extra ? extra : "");
     fflush(out);
     return complete;

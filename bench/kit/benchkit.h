@@ -118,10 +118,17 @@ void lt_bench_count_error(lt_bench_run *r);
  * -1 when unreadable. */
 long lt_bench_proc_kib(int pid, const char *field);
 
+/* Print ,"name":{"count","p50","p90","p99","p999","max","mean"} to out: nearest-rank
+ * percentiles over the values >= 0 of v[0..n) (ns), in microseconds; ,"name":null when there
+ * are none. Reorders v (the values kept are sorted to its front). */
+void lt_bench_print_latency(FILE *out, const char *name, int64_t *v, size_t n);
+
 /* Print the run's result as one JSON object (once: it sorts the latencies in place) (one line) to
  * out: {"system": system, "mode": mode, "params": {...}, "publish": {...}, "end_to_end": {...},
  * "pub_ack_latency_us": {...}, "e2e_latency_us": {...}, "progress": [...],
- * "client_cpu_s": this process's CPU seconds since lt_bench_start, "errors": n,
+ * "server_cpu_timed_s": the --server-pid process's CPU seconds (utime + stime) since
+ * lt_bench_start (null without --server-pid), "client_cpu_s": this process's CPU seconds
+ * since lt_bench_start, "errors": n,
  * "complete": bool, <extra>}. extra is inserted verbatim as further members (a string
  * starting with a comma, or NULL). Returns true when the run was complete (every publish
  * acked OK and every consumer got every message). */

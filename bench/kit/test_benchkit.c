@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -118,7 +119,12 @@ static char *report_of(lt_bench_run *r, bool *complete)
     assert_non_null(f);
     *complete = lt_bench_report(r, f, "test", "mode", ",\"extra\":1");
     fclose(f);
-    return text;
+    /* A copy: gcc's -Wdangling-pointer takes what points into text for a pointer to the
+     * local open_memstream was given. */
+    char *copy = strdup(text);
+    assert_non_null(copy);
+    free(text);
+    return copy;
 }
 
 static lt_bench_run *run_of(uint64_t n, unsigned consumers)
@@ -161,6 +167,7 @@ static void a_run_where_everything_arrives_is_complete(void **state)
     assert_non_null(strstr(text, "\"pub_ack_latency_us\":{\"count\":100,"));
     assert_non_null(strstr(text, "\"e2e_latency_us\":{\"count\":100,"));
     assert_non_null(strstr(text, "\"complete\":true,\"extra\":1}"));
+    assert_non_null(strstr(text, "\"server_cpu_timed_s\":null")); /* no --server-pid */
     free(text);
     lt_bench_run_destroy(&r);
     assert_null(r);
@@ -220,6 +227,51 @@ static void proc_kib_reads_this_process_and_refuses_unknown_fields(void **state)
     assert_int_equal(lt_bench_proc_kib(0x7ffffff0, "VmRSS"), -1);
 }
 
+static double process_cpu_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* The number after "name": in text, or -1. */
+static double json_number(const char *text, const char *name)
+{
+    char key[64];
+    snprintf(key, sizeof key, "\"%s\":", name);
+    const char *at = strstr(text, key);
+    return at ? strtod(at + strlen(key), NULL) : -1;
+}
+
+static void server_cpu_counts_only_what_the_server_spends_after_the_start(void **state)
+{
+    (void)state;
+    lt_bench_params p;
+    char *argv[] = {"prog"};
+    assert_int_equal(lt_bench_params_parse(1, argv, &p, NULL, NULL, NULL), 0);
+    p.messages = 1;
+    p.server_pid = (int)getpid(); /* this process stands in for the server */
+    lt_bench_run *r = lt_bench_run_new(&p);
+    assert_non_null(r);
+    volatile uint64_t spin = 0;
+    for (double t = process_cpu_s(); process_cpu_s() - t < 0.2;) /* before: not counted */
+        spin++;
+    lt_bench_start(r);
+    for (double t = process_cpu_s(); process_cpu_s() - t < 0.1;) /* after: counted */
+        spin++;
+    lt_bench_mark_acked(r, 0, true);
+    lt_bench_mark_consumed(r, 0, 0);
+    lt_bench_consumer_done(r, 0);
+    bool complete = false;
+    char *text = report_of(r, &complete);
+    double v = json_number(text, "server_cpu_timed_s");
+    free(text);
+    /* 0.1 s spun, counted in clock ticks (1/100 s), plus the report itself */
+    assert_true(v >= 0.07);
+    assert_true(v < 0.19);
+    lt_bench_run_destroy(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -232,6 +284,7 @@ int main(void)
         cmocka_unit_test(a_failed_publish_or_a_missing_delivery_makes_it_incomplete),
         cmocka_unit_test(progress_samples_every_k_completions),
         cmocka_unit_test(proc_kib_reads_this_process_and_refuses_unknown_fields),
+        cmocka_unit_test(server_cpu_counts_only_what_the_server_spends_after_the_start),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

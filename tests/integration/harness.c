@@ -498,6 +498,23 @@ bool it_log_wait(it_env *e, const char *needle, int timeout_ms)
     }
 }
 
+bool it_log_wait_count(it_env *e, const char *needle, size_t count, int timeout_ms)
+{
+    int64_t deadline = it_now_ms() + timeout_ms;
+    for (;;) {
+        char *log = run_log(e);
+        size_t n = 0;
+        for (const char *at = log; at && (at = strstr(at, needle)) != NULL; at++)
+            n++;
+        free(log);
+        if (n >= count)
+            return true;
+        if (it_now_ms() >= deadline)
+            return false;
+        nap();
+    }
+}
+
 bool it_broker_start(it_env *e, int timeout_ms)
 {
     if (e->pid > 0)

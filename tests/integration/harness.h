@@ -92,6 +92,10 @@ bool it_broker_alive(it_env *e);
 /* Wait until the current run's log contains needle, at most timeout_ms. */
 bool it_log_wait(it_env *e, const char *needle, int timeout_ms);
 
+/* Wait until the current run's log contains needle at least count times, at most
+ * timeout_ms (a second SIGHUP's line, say). */
+bool it_log_wait_count(it_env *e, const char *needle, size_t count, int timeout_ms);
+
 /* Run `lienthong ARGS...` (NULL-terminated) with stdout to dir/out_rel and stderr to
  * dir/out_rel.err, at most timeout_ms (then SIGKILL). Returns its exit status (128 + signal
  * when killed, -1 when it could not be spawned). */

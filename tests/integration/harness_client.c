@@ -4,6 +4,8 @@
  */
 #include "harness_client.h"
 
+#include "devpki.h"
+
 #include "json.h"
 
 #include <lienthong/v1/envelope.pb-c.h>
@@ -255,4 +257,21 @@ Lienthong__V1__Frame *it_frame_recv(void *sock, int timeout_ms)
         lienthong__v1__frame__unpack(NULL, zmq_msg_size(&m), zmq_msg_data(&m));
     zmq_msg_close(&m);
     return f;
+}
+
+bool it_revoke(const it_env *e, const char *short_name)
+{
+    char key[IT_PATH_MAX], cert[IT_PATH_MAX], crl[IT_PATH_MAX], rel[128], victim[IT_PATH_MAX];
+    snprintf(rel, sizeof rel, "certs/%s.cert.pem", short_name);
+    lt_devpki_ca *ca = NULL;
+    lt_why why = {{0}};
+    lt_err err = lt_devpki_ca_load(it_path(e, "ca/ca.key.pem", key),
+                                   it_path(e, "ca/ca.cert.pem", cert), &ca, &why);
+    if (err == LT_OK)
+        err = lt_devpki_revoke(ca, it_path(e, rel, victim), it_path(e, "ca/crl.pem", crl),
+                               lt_env_now_ms(), &why);
+    lt_devpki_ca_destroy(&ca);
+    if (err != LT_OK)
+        fprintf(stderr, "harness: cannot revoke %s: %s\n", rel, why.msg);
+    return err == LT_OK;
 }

@@ -98,4 +98,9 @@ struct Lienthong__V1__Frame;
 void it_frame_send(void *sock, const struct Lienthong__V1__Frame *f);
 struct Lienthong__V1__Frame *it_frame_recv(void *sock, int timeout_ms);
 
+/* Revoke the certificate certs/<short_name>.cert.pem of e's development PKI: the dev CA
+ * (ca/ca.key.pem) re-signs ca/crl.pem with it listed. A broker sees it after a SIGHUP.
+ * false (a message on stderr) on failure. */
+bool it_revoke(const it_env *e, const char *short_name);
+
 #endif

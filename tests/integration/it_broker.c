@@ -10,7 +10,6 @@
 #include "harness.h"
 #include "harness_client.h"
 
-#include "devpki.h"
 #include "envfile.h"
 
 #include "lienthong/v1/envelope.pb-c.h"
@@ -746,16 +745,7 @@ static void sighup_reloads_a_crl_that_now_revokes_a_certificate(void **state)
     assert_int_equal(a.code, LT_OK);
     free(e);
     /* revoke district 3's certificate in the CRL file, then SIGHUP */
-    char key[IT_PATH_MAX], cert[IT_PATH_MAX], crl[IT_PATH_MAX], qcert[IT_PATH_MAX];
-    lt_devpki_ca *ca = NULL;
-    lt_why why = {{0}};
-    assert_int_equal(lt_devpki_ca_load(it_path(&env, "ca/ca.key.pem", key),
-                                       it_path(&env, "ca/ca.cert.pem", cert), &ca, &why),
-                     LT_OK);
-    assert_int_equal(lt_devpki_revoke(ca, it_path(&env, "certs/quan3.cert.pem", qcert),
-                                      it_path(&env, "ca/crl.pem", crl), lt_env_now_ms(), &why),
-                     LT_OK);
-    lt_devpki_ca_destroy(&ca);
+    assert_true(it_revoke(&env, "quan3"));
     assert_true(it_broker_hup(&env));
     bool revoked = false;
     for (uint64_t i = 2; i < 200 && !revoked; i++) { /* the reload is asynchronous */

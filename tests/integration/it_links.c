@@ -12,13 +12,15 @@
  * city broker killed -9 ten times under load loses no acked record and delivers none twice;
  * the national broker stopped (SIGSTOP) longer than the city's ack_wait recovers; a loop
  * A -> B -> A does not circulate; a peer's hops are checked (LOOP, HOP_LIMIT, NOT_A_PEER,
- * relay patterns) and a tampered envelope on a link is refused at the next hop.
+ * relay patterns) and a tampered envelope on a link is refused at the next hop; SIGHUP
+ * applies curve_clients and peers (a key added connects, a key removed cannot, its open
+ * connection is closed, a narrowed relay pattern refuses) and a revoked agency's CURVE key is
+ * refused at the handshake.
  */
 #include "harness.h"
 #include "harness_admin.h"
 #include "harness_client.h"
 
-#include "devpki.h"
 
 #include <setjmp.h>
 #include <signal.h>
@@ -669,16 +671,7 @@ static void a_revoked_agencys_records_are_refused_at_every_hop_after_sighup(void
         assert_int_equal(queued.ans[i].code, LT_OK);
 
     /* the district's certificate is revoked; every broker reloads the CRL */
-    char key[IT_PATH_MAX], cert[IT_PATH_MAX], crl[IT_PATH_MAX], qcert[IT_PATH_MAX];
-    lt_devpki_ca *ca = NULL;
-    lt_why why = {{0}};
-    assert_int_equal(lt_devpki_ca_load(it_path(&n->base, "ca/ca.key.pem", key),
-                                       it_path(&n->base, "ca/ca.cert.pem", cert), &ca, &why),
-                     LT_OK);
-    assert_int_equal(lt_devpki_revoke(ca, it_path(&n->base, "certs/quan1.cert.pem", qcert),
-                                      it_path(&n->base, "ca/crl.pem", crl), lt_env_now_ms(), &why),
-                     LT_OK);
-    lt_devpki_ca_destroy(&ca);
+    assert_true(it_revoke(&n->base, "quan1"));
     assert_true(it_broker_hup(&n->ward));
     assert_true(it_broker_hup(&n->national));
     assert_true(it_log_wait(&n->ward, "CRL reloaded", 10000));
@@ -964,9 +957,235 @@ static void curve_links_carry_records_and_a_client_without_the_right_key_cannot_
     net_stop(n);
 }
 
+/* The national broker with a CURVE endpoint on listen (its dev-init key pair), the city as
+ * its peer relaying relay (a YAML flow list), and clients (a curve_clients section, or ""). */
+static void national_curve(net *n, const char *listen, const char *relay, const char *clients)
+{
+    node_yaml(&n->national, "national",
+              "queues:\n"
+              "  - name: dancu.capnhat\n"
+              "    owner: VN:GOV:000.00.00.G01:csdldancu\n"
+              "    bind: [\"79.*.hotich.>\"]\n"
+              "peers:\n"
+              "  - name: city\n"
+              "    agency: " ID_CITY "\n"
+              "    relay: %s\n"
+              "%s",
+              relay, clients);
+    add_curve(n, &n->national, listen, "broker-national");
+}
+
+/* A curve_clients section binding the key pub to the district (with its certificate when
+ * cert). */
+static void district_key(char *out, size_t cap, const char *pub, bool cert)
+{
+    snprintf(out, cap,
+             "curve_clients:\n"
+             "  - agency: VN:GOV:000.00.00.H29.760:hotich\n"
+             "    key: \"%s\"\n"
+             "%s",
+             pub, cert ? "    cert: certs/quan1.cert.pem\n" : "");
+}
+
+/* Whether a CURVE client with key pair (pub, sec) gets a PONG from listen within 2 s. */
+static bool curve_connects(const char *listen, const char *server, const char *pub,
+                           const char *sec)
+{
+    lt_err auth;
+    lt_why why = {{0}};
+    lt_client *c = curve_client(listen, server, pub, sec, NULL, &auth);
+    lt_err e = lt_client_ping(c, 2000, &why);
+    lt_client_close(&c);
+    return e == LT_OK;
+}
+
+/* What the broker answers to env published over c within 3 s; LT_ETIMEDOUT when nothing. */
+static lt_err publish_answer(lt_client *c, const uint8_t *env, size_t len)
+{
+    it_answer a = {0};
+    if (lt_client_publish(c, env, len, it_answer_cb, &a, NULL) != LT_OK)
+        return LT_EIO;
+    lt_client_flush(c, 3000);
+    return a.done ? a.code : LT_ETIMEDOUT;
+}
+
+static void sighup_applies_curve_clients_and_peers_without_a_restart(void **state)
+{
+    net *n = *state;
+    char nat_pub[41], a_pub[41], a_sec[41], b_pub[41], b_sec[41], listen[64], clients[512];
+    curve_pub(n, "broker-national", nat_pub);
+    assert_int_equal(zmq_curve_keypair(a_pub, a_sec), 0);
+    assert_int_equal(zmq_curve_keypair(b_pub, b_sec), 0);
+    snprintf(listen, sizeof listen, "tcp://127.0.0.1:%u", it_free_port());
+    district_key(clients, sizeof clients, a_pub, false);
+    national_curve(n, listen, "[\"79.>\"]", clients);
+    assert_true(it_broker_start(&n->national, START_MS));
+    pid_t pid = n->national.pid;
+    lt_signer *q1 = it_signer(&n->base, "quan1"), *city = it_signer(&n->base, "broker-city");
+    assert_true(q1 && city);
+    const char *hops[] = {"ward", "city"};
+    char reason[LT_WHY_MAX];
+    size_t len;
+
+    /* before: key A connects and authenticates, key B cannot connect, the city relays 79.> */
+    lt_err auth;
+    lt_why why = {{0}};
+    lt_client *a_old = curve_client(listen, nat_pub, a_pub, a_sec, q1, &auth);
+    assert_int_equal(auth, LT_OK);
+    assert_false(curve_connects(listen, nat_pub, b_pub, b_sec));
+    uint8_t *env = it_seal(q1, TOPIC, 1, 0, &len, NULL);
+    lt_client *peer = it_client(&n->national, city, 0, 0);
+    assert_int_equal(publish_hops(peer, env, len, hops, 2, reason, sizeof reason), LT_OK);
+    lt_client_close(&peer);
+    free(env);
+
+    /* a malformed file: refused with its reason, the old keys and peers stay in force */
+    assert_true(it_write_file(&n->base, n->national.cfg_name, "broker: [unclosed\n"));
+    assert_true(it_broker_hup(&n->national));
+    assert_true(it_log_wait(&n->national, "config reload failed, the previous ACL, peers, "
+                                          "curve_clients and links stay in force",
+                            10000));
+    assert_int_equal(lt_client_ping(a_old, 3000, &why), LT_OK);
+    assert_true(curve_connects(listen, nat_pub, a_pub, a_sec));
+
+    /* the file changes: B replaces A, the city may relay only 79.761.> */
+    district_key(clients, sizeof clients, b_pub, false);
+    national_curve(n, listen, "[\"79.761.>\"]", clients);
+    assert_true(it_broker_hup(&n->national));
+    assert_true(it_log_wait(&n->national, "CURVE keys reloaded", 10000));
+    /* a key added by SIGHUP connects and authenticates as its agency */
+    lt_client *b = curve_client(listen, nat_pub, b_pub, b_sec, q1, &auth);
+    assert_int_equal(auth, LT_OK);
+    lt_client_close(&b);
+    /* a key removed by SIGHUP cannot connect any more ... */
+    assert_false(curve_connects(listen, nat_pub, a_pub, a_sec));
+    /* ... and its connection from before was closed: nothing it sends is taken */
+    assert_true(it_log_wait(&n->national, "is no longer accepted", 5000));
+    env = it_seal(q1, TOPIC, 2, 0, &len, NULL);
+    assert_int_not_equal(publish_answer(a_old, env, len), LT_OK);
+    lt_client_close(&a_old);
+    assert_true(metric(n, &n->national, "lienthong_curve_sessions_closed_total ") >= 1);
+    assert_true(metric(n, &n->national,
+                       "lienthong_curve_handshakes_total{outcome=\"unknown_key\"}") >= 2);
+    /* the narrowed relay pattern refuses the record it accepted before */
+    peer = it_client(&n->national, city, 0, 0);
+    assert_int_equal(publish_hops(peer, env, len, hops, 2, reason, sizeof reason), LT_EACL);
+    assert_non_null(strstr(reason, "may not relay"));
+    lt_client_close(&peer);
+    /* the city removed from the peers: its hops are refused, NOT_A_PEER */
+    node_yaml(&n->national, "national",
+              "queues:\n"
+              "  - name: dancu.capnhat\n"
+              "    owner: VN:GOV:000.00.00.G01:csdldancu\n"
+              "    bind: [\"79.*.hotich.>\"]\n"
+              "%s",
+              clients);
+    add_curve(n, &n->national, listen, "broker-national");
+    assert_true(it_broker_hup(&n->national));
+    assert_true(it_log_wait(&n->national, "ACL reloaded from", 10000));
+    assert_true(it_log_wait(&n->national, ": 0 peers", 10000));
+    peer = it_client(&n->national, city, 0, 0);
+    assert_int_equal(publish_hops(peer, env, len, hops, 2, reason, sizeof reason), LT_ENOT_PEER);
+    lt_client_close(&peer);
+    free(env);
+    assert_int_equal(n->national.pid, pid); /* never restarted */
+    lt_signer_destroy(&q1);
+    lt_signer_destroy(&city);
+    it_broker_stop(&n->national, 15000);
+}
+
+static void a_revoked_agencys_curve_key_is_refused_at_the_handshake(void **state)
+{
+    net *n = *state;
+    char nat_pub[41], pub[41], sec[41], listen[64], clients[512];
+    curve_pub(n, "broker-national", nat_pub);
+    assert_int_equal(zmq_curve_keypair(pub, sec), 0);
+    snprintf(listen, sizeof listen, "tcp://127.0.0.1:%u", it_free_port());
+    district_key(clients, sizeof clients, pub, true);
+    national_curve(n, listen, "[\"79.>\"]", clients);
+    assert_true(it_broker_start(&n->national, START_MS));
+    lt_signer *q1 = it_signer(&n->base, "quan1");
+    assert_non_null(q1);
+    lt_err auth;
+    lt_client *old = curve_client(listen, nat_pub, pub, sec, q1, &auth);
+    assert_int_equal(auth, LT_OK);
+    assert_true(metric(n, &n->national, "lienthong_curve_handshakes_total{outcome=\"revoked\"}") ==
+                0);
+
+    /* the district's certificate is revoked; the national broker reloads the CRL */
+    assert_true(it_revoke(&n->base, "quan1"));
+    assert_true(it_broker_hup(&n->national));
+    assert_true(it_log_wait(&n->national, "CRL reloaded", 10000));
+    /* its connection is closed, and its key is refused at the handshake, counted */
+    assert_true(it_log_wait(&n->national, "is no longer accepted", 5000));
+    assert_false(curve_connects(listen, nat_pub, pub, sec));
+    assert_true(it_log_wait(&n->national, "refused at the handshake", 5000));
+    assert_true(it_log_wait(&n->national, "CERT_REVOKED", 1000));
+    assert_true(metric(n, &n->national, "lienthong_curve_handshakes_total{outcome=\"revoked\"}") >=
+                1);
+    size_t len;
+    uint8_t *env = it_seal(q1, TOPIC, 1, 0, &len, NULL);
+    assert_int_not_equal(publish_answer(old, env, len), LT_OK);
+    free(env);
+    lt_client_close(&old);
+    lt_signer_destroy(&q1);
+    it_broker_stop(&n->national, 15000);
+}
+
+/* `lienthongd --check` of node e's config: its exit status, stderr in *err (malloc'ed). */
+static int check_config(net *n, it_env *e, char **err)
+{
+    char cfg[IT_PATH_MAX], out[IT_PATH_MAX];
+    char *argv[] = {(char *)LT_LIENTHONGD, (char *)"--check", (char *)"-c",
+                    it_path(&n->base, e->cfg_name, cfg), NULL};
+    pid_t pid = it_spawn_prog(argv, it_path(&n->base, "check.out", out));
+    assert_true(pid > 0);
+    int rc = it_wait(pid, 30000);
+    *err = it_read_file(&n->base, "check.out.err", NULL);
+    assert_non_null(*err);
+    return rc;
+}
+
+static void a_curve_key_bound_to_another_agencys_cert_or_a_bad_secret_key_is_refused(
+    void **state)
+{
+    net *n = *state;
+    char pub[41], sec[41], listen[64], clients[512];
+    assert_int_equal(zmq_curve_keypair(pub, sec), 0);
+    snprintf(listen, sizeof listen, "tcp://127.0.0.1:%u", it_free_port());
+    district_key(clients, sizeof clients, pub, true);
+    national_curve(n, listen, "[\"79.>\"]", clients);
+    char *err = NULL;
+    assert_int_equal(check_config(n, &n->national, &err), 0);
+    free(err);
+    /* the district's key listed with the Department of Justice's certificate */
+    char *wrong = subst(clients, (const char *[]){"quan1.cert"}, (const char *[]){"tuphap.cert"},
+                        1);
+    national_curve(n, listen, "[\"79.>\"]", wrong);
+    free(wrong);
+    assert_int_equal(check_config(n, &n->national, &err), 2);
+    assert_non_null(strstr(err, "curve_clients[0]"));
+    assert_non_null(strstr(err, "not of VN:GOV:000.00.00.H29.760:hotich"));
+    free(err);
+    /* a secret key file whose first line is no CURVE secret key */
+    national_curve(n, listen, "[\"79.>\"]", clients);
+    assert_true(it_write_file(&n->base, "keys/broker-national.curve", "not a key\n"));
+    assert_int_equal(check_config(n, &n->national, &err), 2);
+    assert_non_null(strstr(err, "broker.curve.secret_key_file"));
+    assert_non_null(strstr(err, "40 characters of Z85"));
+    free(err);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(sighup_applies_curve_clients_and_peers_without_a_restart,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(a_revoked_agencys_curve_key_is_refused_at_the_handshake,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            a_curve_key_bound_to_another_agencys_cert_or_a_bad_secret_key_is_refused, setup,
+            teardown),
         cmocka_unit_test_setup_teardown(sighup_adds_and_removes_a_link_without_a_restart, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(

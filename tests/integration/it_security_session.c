@@ -6,7 +6,9 @@
  *  - HELLO+AUTH as one agency and, in the same burst, HELLO as another with a garbage AUTH
  *    must not end WELCOMEd as the other agency;
  *  - a connection presenting the routing id of a live, authenticated connection must not
- *    take it over; one presenting it after that connection closed must inherit nothing.
+ *    take it over; one presenting it after that connection closed must inherit nothing;
+ *  - a CANCEL without a session is refused NOT_AUTHENTICATED, one whose message id is not 16
+ *    bytes BAD_MESSAGE_ID, each with its reason.
  *
  * "Nothing arrives" is checked by waiting a bounded time for a frame that must not come,
  * after a control frame (PING) that must come, so the wait ends early when the broker is
@@ -412,6 +414,55 @@ static void a_consumers_last_acks_before_it_closes_are_kept(void **state)
     lt_signer_destroy(&vp);
 }
 
+static void send_cancel(void *sock, uint64_t tag, const uint8_t *id, size_t id_len)
+{
+    Lienthong__V1__Cancel m = LIENTHONG__V1__CANCEL__INIT;
+    m.tag = tag;
+    m.message_id.data = (uint8_t *)id;
+    m.message_id.len = id_len;
+    Lienthong__V1__Frame f = LIENTHONG__V1__FRAME__INIT;
+    f.kind_case = LIENTHONG__V1__FRAME__KIND_CANCEL;
+    f.cancel = &m;
+    it_frame_send(sock, &f);
+}
+
+static void a_cancel_without_a_session_or_with_a_short_id_is_refused_with_its_reason(
+    void **state)
+{
+    (void)state;
+    static const uint8_t id16[16] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
+    /* no HELLO/AUTH: NOT_AUTHENTICATED (tag 0, docs/protocol.md §2.1), naming the frame */
+    void *sock = raw_socket(NULL);
+    send_cancel(sock, 7, id16, sizeof id16);
+    Lienthong__V1__Frame *n = expect_kind(sock, LIENTHONG__V1__FRAME__KIND_NACK, 10000);
+    assert_non_null(n);
+    assert_string_equal(lt_err_name(lt_client_err_from_nack(n->nack->code)), "NOT_AUTHENTICATED");
+    assert_int_equal(n->nack->tag, 0);
+    assert_non_null(strstr(n->nack->reason, "CANCEL needs HELLO and AUTH first"));
+    lienthong__v1__frame__free_unpacked(n, NULL);
+    /* authenticated, a message id of 5 bytes: BAD_MESSAGE_ID naming the length */
+    handshake(sock, quan1);
+    send_cancel(sock, 8, id16, 5);
+    n = expect_kind(sock, LIENTHONG__V1__FRAME__KIND_NACK, 10000);
+    assert_non_null(n);
+    assert_string_equal(lt_err_name(lt_client_err_from_nack(n->nack->code)), "BAD_MESSAGE_ID");
+    assert_int_equal(n->nack->tag, 8);
+    assert_non_null(strstr(n->nack->reason, "5 bytes"));
+    assert_non_null(strstr(n->nack->reason, "16-byte"));
+    lienthong__v1__frame__free_unpacked(n, NULL);
+    /* and one of 17 */
+    uint8_t id17[17] = {0};
+    memcpy(id17, id16, sizeof id16);
+    id17[16] = 17;
+    send_cancel(sock, 9, id17, sizeof id17);
+    n = expect_kind(sock, LIENTHONG__V1__FRAME__KIND_NACK, 10000);
+    assert_non_null(n);
+    assert_int_equal(n->nack->tag, 9);
+    assert_non_null(strstr(n->nack->reason, "17 bytes"));
+    lienthong__v1__frame__free_unpacked(n, NULL);
+    zmq_close(sock);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -419,6 +470,8 @@ int main(void)
         cmocka_unit_test(a_live_connections_routing_id_cannot_be_taken_over),
         cmocka_unit_test(a_routing_id_reused_after_its_connection_closed_inherits_nothing),
         cmocka_unit_test(a_consumers_last_acks_before_it_closes_are_kept),
+        cmocka_unit_test(
+            a_cancel_without_a_session_or_with_a_short_id_is_refused_with_its_reason),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -14,7 +14,6 @@
 #include "harness.h"
 #include "harness_client.h"
 
-#include "devpki.h"
 #include "records.h"
 #include "sink.h"
 
@@ -400,16 +399,7 @@ static void an_envelope_revoked_after_publishing_is_refused_and_dead_lettered(vo
     lt_signer_destroy(&quan3);
     /* Revoked now: the sink's trust (dancu.yaml -> ca/crl.pem) sees it, the broker has not
      * reloaded and does not matter any more. */
-    char cakey[IT_PATH_MAX], cacert[IT_PATH_MAX], cert[IT_PATH_MAX], crl[IT_PATH_MAX];
-    lt_devpki_ca *ca = NULL;
-    lt_why why;
-    assert_int_equal(lt_devpki_ca_load(it_path(&env, "ca/ca.key.pem", cakey),
-                                       it_path(&env, "ca/ca.cert.pem", cacert), &ca, &why),
-                     LT_OK);
-    assert_int_equal(lt_devpki_revoke(ca, it_path(&env, "certs/quan3.cert.pem", cert),
-                                      it_path(&env, "ca/crl.pem", crl), lt_env_now_ms(), &why),
-                     LT_OK);
-    lt_devpki_ca_destroy(&ca);
+    assert_true(it_revoke(&env, "quan3"));
 
     char db[IT_PATH_MAX], url[IT_PATH_MAX + 8], cfg[IT_PATH_MAX];
     snprintf(url, sizeof url, "sqlite:%s", it_path(&env, "revoked.db", db));

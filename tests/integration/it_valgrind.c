@@ -14,8 +14,8 @@
  */
 #include "harness.h"
 #include "harness_client.h"
+#include "harness_valgrind.h"
 
-#include "devpki.h"
 #include "envfile.h"
 
 #include "lienthong/v1/envelope.pb-c.h"
@@ -36,19 +36,7 @@
 #error "LT_TEST_SRCDIR must be defined by the build"
 #endif
 
-#if defined(__SANITIZE_ADDRESS__)
-#define VG_UNDER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define VG_UNDER_ASAN 1
-#endif
-#endif
-#ifndef VG_UNDER_ASAN
-#define VG_UNDER_ASAN 0
-#endif
-
-#define VALGRIND "/usr/bin/valgrind"
-#define VG_STATUS 99          /* valgrind's exit status when it found an error */
+#define VG_STATUS IT_VG_STATUS
 #define VG_READY_MS 120000    /* lienthongd's readiness under valgrind */
 #define VG_CLI_MS 90000       /* one CLI run under valgrind, at most */
 
@@ -103,36 +91,19 @@ static const char BROKER_YAML[] =
 static const char RECORD[] = "{\"registrationNumber\":\"42\",\"note\":\"Khai sinh đúng hạn\"}";
 
 static it_env env;
-static char vg_log_opt[IT_PATH_MAX + 32];
-static const char *vg_argv[16];
 static lt_signer *quan1, *dancu;
 static char quan1_cfg[IT_PATH_MAX], quan3_cfg[IT_PATH_MAX], dancu_cfg[IT_PATH_MAX];
 
 /* Why this build cannot run the test, or NULL when it can. */
 static const char *skip_reason(void)
 {
-    if (VG_UNDER_ASAN)
-        return "it_valgrind: skipped: this is an AddressSanitizer build (LT_SANITIZE); valgrind "
-               "cannot run ASan binaries. Run it in a build without -DLT_SANITIZE=ON.";
-    if (access(VALGRIND, X_OK) != 0)
-        return "it_valgrind: skipped: " VALGRIND " is not installed (scripts/install-deps).";
-    return NULL;
+    return it_vg_skip_reason("it_valgrind");
 }
 
 /* Print valgrind's report of process pid (its --log-file), if any. */
 static void print_vg_log(pid_t pid)
 {
-    char rel[64];
-    snprintf(rel, sizeof rel, "vg-%d.log", (int)pid);
-    char *log = it_read_file(&env, rel, NULL);
-    if (log == NULL) {
-        fprintf(stderr, "it_valgrind: no valgrind log %s\n", rel);
-        return;
-    }
-    size_t len = strlen(log);
-    fprintf(stderr, "---- valgrind log of pid %d (tail) ----\n%s\n--------\n", (int)pid,
-            len > 12000 ? log + len - 12000 : log);
-    free(log);
+    it_vg_print_log(&env, pid);
 }
 
 /* Wait for a `lienthong` run under valgrind; fail with valgrind's report and the command's
@@ -232,21 +203,7 @@ static int group_setup(void **state)
         return 0;
     if (!it_env_init(&env) || !it_write_broker_yaml(&env, BROKER_YAML))
         return -1;
-    snprintf(vg_log_opt, sizeof vg_log_opt, "--log-file=%s/vg-%%p.log", env.dir);
-    const char *const argv[] = {VALGRIND,
-                                "--quiet",
-                                "--leak-check=full",
-                                "--show-leak-kinds=definite,indirect",
-                                "--errors-for-leak-kinds=definite,indirect",
-                                "--error-exitcode=99",
-                                "--track-fds=no",
-                                "--num-callers=40",
-                                "--suppressions=" LT_TEST_SRCDIR
-                                "/tests/integration/valgrind.supp",
-                                vg_log_opt,
-                                NULL};
-    memcpy(vg_argv, argv, sizeof argv);
-    env.wrap = vg_argv;
+    it_vg_wrap(&env);
     it_path(&env, "agencies/quan1.yaml", quan1_cfg);
     it_path(&env, "agencies/quan3.yaml", quan3_cfg);
     it_path(&env, "agencies/dancu.yaml", dancu_cfg);
@@ -517,16 +474,7 @@ static void sighup_reloads_a_crl_that_revokes_a_district(void **state)
 {
     (void)state;
     skip_if_unavailable();
-    char key[IT_PATH_MAX], cert[IT_PATH_MAX], crl[IT_PATH_MAX], qcert[IT_PATH_MAX];
-    lt_devpki_ca *ca = NULL;
-    lt_why why = {{0}};
-    assert_int_equal(lt_devpki_ca_load(it_path(&env, "ca/ca.key.pem", key),
-                                       it_path(&env, "ca/ca.cert.pem", cert), &ca, &why),
-                     LT_OK);
-    assert_int_equal(lt_devpki_revoke(ca, it_path(&env, "certs/quan3.cert.pem", qcert),
-                                      it_path(&env, "ca/crl.pem", crl), lt_env_now_ms(), &why),
-                     LT_OK);
-    lt_devpki_ca_destroy(&ca);
+    assert_true(it_revoke(&env, "quan3"));
     assert_true(it_broker_hup(&env));
     assert_true(it_log_wait(&env, "ACL reloaded", 30000));
     VG_CLI(1, "pub-revoked.out", "pub", "-c", quan3_cfg, "--no-auth", "-t",

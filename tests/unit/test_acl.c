@@ -116,6 +116,32 @@ static void many_agencies_and_queues_are_kept_apart(void **state)
     lt_acl_destroy(&a);
 }
 
+static void a_peer_relays_only_its_patterns_and_nothing_else_is_a_peer(void **state)
+{
+    (void)state;
+    lt_acl *a;
+    lt_why why = {{0}};
+    assert_int_equal(lt_acl_new(&a), LT_OK);
+    assert_int_equal(lt_acl_add_peer(a, "VN:GOV:000.00.00.H29:lt", "city", &why), LT_OK);
+    assert_int_equal(lt_acl_add_peer(a, "VN:GOV:000.00.00.H29:lt", "again", &why), LT_EEXIST);
+    assert_int_equal(lt_acl_add_peer(a, "", "x", &why), LT_EINVAL);
+    assert_int_equal(lt_acl_allow_relay(a, "VN:GOV:000.00.00.H29:lt", "79.>", &why), LT_OK);
+    assert_int_equal(lt_acl_allow_relay(a, "VN:GOV:000.00.00.H29:lt", "79.>.x", &why),
+                     LT_EBADTOPIC);
+    assert_int_equal(lt_acl_allow_relay(a, "VN:GOV:000.00.00.G01:lt", "79.>", &why), LT_EINVAL);
+    assert_string_equal(lt_acl_peer_name(a, "VN:GOV:000.00.00.H29:lt"), "city");
+    assert_null(lt_acl_peer_name(a, "VN:GOV:000.00.00.G01:lt"));
+    assert_int_equal(lt_acl_check_relay(a, "VN:GOV:000.00.00.H29:lt", "79.760.x", &why), LT_OK);
+    assert_int_equal(lt_acl_check_relay(a, "VN:GOV:000.00.00.H29:lt", "01.x", &why), LT_EACL);
+    assert_non_null(strstr(why.msg, "peer broker city may not relay topic 01.x"));
+    assert_int_equal(lt_acl_check_relay(a, "VN:GOV:000.00.00.G01:lt", "79.760.x", &why),
+                     LT_ENOT_PEER);
+    /* a peer is no publishing agency for it */
+    assert_int_equal(lt_acl_check_publish(a, "VN:GOV:000.00.00.H29:lt", "79.760.x", &why),
+                     LT_EACL);
+    lt_acl_destroy(&a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -123,6 +149,7 @@ int main(void)
         cmocka_unit_test(agencies_publish_only_where_their_patterns_allow),
         cmocka_unit_test(only_the_owner_consumes_and_admins_administer),
         cmocka_unit_test(many_agencies_and_queues_are_kept_apart),
+        cmocka_unit_test(a_peer_relays_only_its_patterns_and_nothing_else_is_a_peer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

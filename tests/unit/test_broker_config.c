@@ -1,7 +1,9 @@
 /* test_broker_config.c - broker.yaml: the documented example loads with every value and
- * default; each kind of mistake is refused with file, line, key and reason; the ACL built
- * from it; reloading the ACL section alone. */
+ * default; each kind of mistake is refused with file, line, key and reason (procedure and
+ * calendar files too); the ACL built from it, peers' relay patterns included; reloading the
+ * ACL section alone. */
 #include "broker_config.h"
+#include "dossier.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -145,6 +147,9 @@ static void an_empty_file_gives_working_defaults(void **state)
 /* Pieces of network configs (broker.identity, peers) for the cases below. */
 #define NET_ID "broker:\n  identity:\n    key: k.pem\n    cert: c.pem\n"
 #define NET_PEER "peers:\n  - name: w\n    agency: VN:GOV:000.00.00.H29:lienthong\n"
+#define NET_LINK "links:\n  - peer: w\n    endpoint: tcp://10.0.0.1:7400\n"
+/* A CURVE public key (Z85) */
+#define Z85_A "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7"
 
 /* Each bad config: its text, and fragments the message must contain. */
 typedef struct bad {
@@ -241,6 +246,59 @@ static const bad bads[] = {
      {"broker.yaml:2", "broker.name", "hops"}},
     {NET_PEER "    relay: [\"79.>.x\"]\n", {"broker.yaml:4", "relay", "bad topic pattern"}},
     {"broker:\n  identity:\n    key: k.pem\n", {"broker.yaml:", "identity", "cert"}},
+    /* round 2: scheduling, send queue, admin, procedures, calendar */
+    {"broker:\n  max_schedule_days: 0\n", {"broker.yaml:2", "max_schedule_days", "1..3660"}},
+    {"broker:\n  max_schedule_days: 3661\n", {"broker.yaml:2", "max_schedule_days", "1..3660"}},
+    {"broker:\n  max_schedule_days: soon\n", {"broker.yaml:2", "max_schedule_days", "integer"}},
+    {"broker:\n  send_hwm: 4095\n", {"broker.yaml:2", "send_hwm", "4096..10000000"}},
+    {"broker:\n  send_hwm: many\n", {"broker.yaml:2", "send_hwm", "integer"}},
+    {"broker:\n  admin:\n    allow_remote: sometimes\n",
+     {"broker.yaml:3", "admin.allow_remote", "true or false"}},
+    {"broker:\n  admin:\n    min_free_disk_mb: -1\n",
+     {"broker.yaml:3", "admin.min_free_disk_mb", "0..16777216"}},
+    {"broker:\n  admin:\n    min_free_disk_mb: plenty\n",
+     {"broker.yaml:3", "admin.min_free_disk_mb", "integer"}},
+    {"procedures: {dir: p}\n", {"broker.yaml:1", "procedures", "a path"}},
+    {"procedures: []\n", {"broker.yaml:1", "procedures", "a path"}},
+    {"procedures: [\"\"]\n", {"broker.yaml:1", "procedures", "a path"}},
+    {"calendar: \"\"\n", {"broker.yaml:1", "calendar", "empty"}},
+    {"calendar: [a, b]\n", {"broker.yaml:1", "calendar", NULL}},
+    /* round 2: CURVE */
+    {"broker:\n  curve:\n    listen: 7410\n    secret_key_file: k\n",
+     {"broker.yaml:3", "curve.listen", "tcp://"}},
+    {"broker:\n  curve:\n    listen: tcp://127.0.0.1:7410\n",
+     {"broker.yaml:3", "secret_key_file", "missing"}},
+    {"broker:\n  curve:\n    listen: tcp://127.0.0.1:7410\n    secret_key_file: k\n"
+     "    public_key: x\n",
+     {"broker.yaml:", "unknown key 'public_key'", NULL}},
+    {"curve_clients:\n  - agency: VN:GOV:000.00.00.H29.760:hotich\n    key: \"abc\"\n",
+     {"broker.yaml:3", "curve_clients[0].key", "40 characters of Z85"}},
+    {"curve_clients:\n  - agency: VN:GOV:000.00.00.H29.760:hotich\n"
+     "    key: \"~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~\"\n",
+     {"broker.yaml:3", "curve_clients[0].key", "40 characters of Z85"}},
+    {"curve_clients:\n  - key: \"" Z85_A "\"\n", {"broker.yaml:2", "agency", "missing"}},
+    {"curve_clients:\n  - agency: VN:GOV:000.00.00.H29.760:hotich\n    key: \"" Z85_A "\"\n"
+     "  - agency: VN:GOV:000.00.00.H29.770:hotich\n    key: \"" Z85_A "\"\n",
+     {"broker.yaml:5", "curve_clients[1].key", "already bound to"}},
+    {"curve_clients:\n  - agency: VN:GOV:000.00.00.H29.760:hotich\n    key: \"" Z85_A "\"\n"
+     "    cert: \"\"\n",
+     {"broker.yaml:", "cert", "empty"}},
+    {"curve_clients: " Z85_A "\n", {"broker.yaml:1", "curve_clients", "list"}},
+    /* round 2: peers and links */
+    {NET_PEER "    curve_key: \"not a key\"\n",
+     {"broker.yaml:4", "peers[0].curve_key", "40 characters of Z85"}},
+    {NET_PEER "    cert: c.pem\n", {"broker.yaml:4", "peers[0].cert", "curve_key"}},
+    {NET_PEER "    relay: [\"\"]\n", {"broker.yaml:4", "peers[0].relay[0]", "empty value"}},
+    {NET_PEER "    relay: \"79.>\"\n", {"broker.yaml:4", "relay", "list"}},
+    {NET_PEER "    curve_key: \"" Z85_A "\"\n"
+     "curve_clients:\n  - agency: VN:GOV:000.00.00.H29.760:hotich\n    key: \"" Z85_A "\"\n",
+     {"broker.yaml:2", "peers[0].curve_key", "one key, one identity"}},
+    {NET_ID NET_PEER NET_LINK "    receive: \"bad queue\"\n",
+     {"broker.yaml:11", "links[0].receive", "A-Z"}},
+    {NET_ID NET_PEER NET_LINK "    forward: \"q/../x\"\n",
+     {"broker.yaml:11", "links[0].forward", "A-Z"}},
+    {NET_ID NET_PEER NET_LINK "    receive: in\n    credit: 0\n",
+     {"broker.yaml:12", "links[0].credit", "1..10000"}},
 };
 
 static void a_dedup_window_shorter_than_twice_the_clock_skew_is_refused(void **state)
@@ -407,6 +465,100 @@ static void reloading_applies_acl_changes_and_refuses_queue_changes(void **state
     lt_broker_config_destroy(&c);
 }
 
+/* A temporary directory under TMPDIR into dir (256 bytes). */
+static void temp_dir(char dir[256])
+{
+    const char *tmp = getenv("TMPDIR");
+    snprintf(dir, 256, "%s/lt_bcfg_XXXXXX", tmp ? tmp : "/tmp");
+    assert_non_null(mkdtemp(dir));
+}
+
+/* Parse text (paths relative to dir) and check its procedure and calendar files: the code,
+ * and every fragment of want in the reason. */
+static void check_files(const char *dir, const char *text, lt_err code, const char *want0,
+                        const char *want1)
+{
+    char label[300];
+    snprintf(label, sizeof label, "%s/broker.yaml", dir);
+    lt_broker_cfg *c = NULL;
+    lt_why why = {{0}};
+    assert_int_equal(lt_broker_config_parse(label, text, strlen(text), &c, &why), LT_OK);
+    lt_err e = lt_dossier_check_config(c, &why);
+    lt_broker_config_destroy(&c);
+    if (e != code)
+        fail_msg("%s: expected %s, got %s (%s)", text, lt_err_name(code), lt_err_name(e),
+                 why.msg);
+    if (want0 && !strstr(why.msg, want0))
+        fail_msg("'%s' not in '%s'", want0, why.msg);
+    if (want1 && !strstr(why.msg, want1))
+        fail_msg("'%s' not in '%s'", want1, why.msg);
+}
+
+static void procedure_and_calendar_files_that_fail_are_refused_naming_the_key(void **state)
+{
+    (void)state;
+    char dir[256], path[300], proc[300];
+    temp_dir(dir);
+    snprintf(path, sizeof path, "%s/calendar.yaml", dir);
+    write_file(path, "years: [unclosed\n");
+    snprintf(proc, sizeof proc, "%s/bad.yaml", dir);
+    write_file(proc, "procedure: {code: [\n");
+    /* a calendar that is missing or malformed, with procedures or without */
+    check_files(dir, "calendar: none.yaml\n", LT_ECONFIG, "calendar: ", "none.yaml");
+    check_files(dir, "calendar: calendar.yaml\n", LT_ECONFIG, "calendar: ", "calendar.yaml");
+    check_files(dir, "calendar: calendar.yaml\nprocedures: bad.yaml\n", LT_ECONFIG, "calendar: ",
+                NULL);
+    /* a procedure path that is missing or a file that is malformed */
+    check_files(dir, "procedures: [none.yaml]\n", LT_ECONFIG, "procedures[0]: ", "none.yaml");
+    check_files(dir, "procedures: [bad.yaml]\n", LT_ECONFIG, "procedures[0]: ", "bad.yaml");
+    /* the repository's samples pass */
+    char good_text[1024];
+    snprintf(good_text, sizeof good_text, "calendar: %s/ops/calendar/vn-holidays.yaml\n"
+             "procedures: %s/ops/procedures\n", LT_TEST_SRCDIR, LT_TEST_SRCDIR);
+    check_files(dir, good_text, LT_OK, NULL, NULL);
+    unlink(path);
+    unlink(proc);
+    rmdir(dir);
+}
+
+static void the_peers_relay_patterns_are_in_the_acl_and_follow_a_reload(void **state)
+{
+    (void)state;
+    static const char a[] = "peers:\n  - name: ward\n    agency: VN:GOV:000.00.00.H29.1:lt\n"
+                            "    relay: [\"79.>\"]\n  - name: national\n"
+                            "    agency: VN:GOV:000.00.00.G01:lt\n";
+    static const char b[] = "peers:\n  - name: ward\n    agency: VN:GOV:000.00.00.H29.1:lt\n"
+                            "    relay: [\"79.761.>\"]\n";
+    lt_broker_cfg *ca = NULL, *cb = NULL;
+    lt_acl *acl = NULL;
+    lt_why why = {{0}};
+    assert_int_equal(parse(a, &ca, &why), LT_OK);
+    assert_int_equal(lt_broker_config_acl(ca, &acl, &why), LT_OK);
+    assert_string_equal(lt_acl_peer_name(acl, "VN:GOV:000.00.00.H29.1:lt"), "ward");
+    assert_int_equal(lt_acl_check_relay(acl, "VN:GOV:000.00.00.H29.1:lt", "79.760.x", &why),
+                     LT_OK);
+    /* a peer with no relay patterns is a peer that relays nothing */
+    assert_string_equal(lt_acl_peer_name(acl, "VN:GOV:000.00.00.G01:lt"), "national");
+    assert_int_equal(lt_acl_check_relay(acl, "VN:GOV:000.00.00.G01:lt", "79.760.x", &why),
+                     LT_EACL);
+    assert_non_null(strstr(why.msg, "peer broker national may not relay topic 79.760.x"));
+    assert_null(lt_acl_peer_name(acl, "VN:GOV:000.00.00.H29.760:hotich"));
+    lt_acl_destroy(&acl);
+    /* the file read again: ward narrowed, national gone */
+    assert_int_equal(parse(b, &cb, &why), LT_OK);
+    assert_int_equal(lt_broker_config_acl_next(ca, cb, &acl, &why), LT_OK);
+    assert_int_equal(lt_acl_check_relay(acl, "VN:GOV:000.00.00.H29.1:lt", "79.760.x", &why),
+                     LT_EACL);
+    assert_int_equal(lt_acl_check_relay(acl, "VN:GOV:000.00.00.H29.1:lt", "79.761.x", &why),
+                     LT_OK);
+    assert_int_equal(lt_acl_check_relay(acl, "VN:GOV:000.00.00.G01:lt", "79.761.x", &why),
+                     LT_ENOT_PEER);
+    assert_non_null(strstr(why.msg, "no peer broker"));
+    lt_acl_destroy(&acl);
+    lt_broker_config_destroy(&ca);
+    lt_broker_config_destroy(&cb);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -417,6 +569,8 @@ int main(void)
         cmocka_unit_test(a_network_config_loads_peers_links_and_identity),
         cmocka_unit_test(the_acl_built_from_the_config_follows_it),
         cmocka_unit_test(reloading_applies_acl_changes_and_refuses_queue_changes),
+        cmocka_unit_test(procedure_and_calendar_files_that_fail_are_refused_naming_the_key),
+        cmocka_unit_test(the_peers_relay_patterns_are_in_the_acl_and_follow_a_reload),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -826,6 +826,57 @@ static void verify_rejects_batch_proof_that_misses_the_signed_root(void **state)
         free(outs[i]);
 }
 
+/* The thread's memo of verified paths (envelope_memo.c) skips hashing where an envelope's
+ * path meets a known one; it must never skip a check: once the whole batch has verified, a
+ * sibling changed at any level, or a header swapped in, is still refused. */
+static void a_known_batch_still_refuses_a_proof_tampered_at_any_level(void **state)
+{
+    struct fx *f = *state;
+    enum { N = 16 };
+    uint8_t *outs[N];
+    size_t lens[N], len;
+    seal_batch(f->a, N, outs, lens);
+    lt_why why;
+    for (int round = 0; round < 2; round++) /* the second round runs on the memo */
+        for (size_t i = 0; i < N; i++)
+            if (check_at(f, outs[i], lens[i], lt_env_now_ms(), &why) != LT_OK)
+                fail_msg("round %d, envelope %zu: %s", round, i, why.msg);
+    for (size_t i = 0; i < N; i += 5) {
+        struct parts p = unpack(outs[i], lens[i]);
+        size_t nsib = p.e->batch->n_siblings;
+        lienthong__v1__header__free_unpacked(p.h, NULL);
+        lienthong__v1__envelope__free_unpacked(p.e, NULL);
+        for (size_t lv = 0; lv < nsib; lv++) {
+            p = unpack(outs[i], lens[i]);
+            p.e->batch->siblings[lv].data[lv] ^= 0x40;
+            uint8_t *buf = repack(p, NULL, &len);
+            if (check(f, buf, len) != LT_EPROOF)
+                fail_msg("envelope %zu with sibling %zu changed was not refused", i, lv);
+            free(buf);
+        }
+    }
+    /* another member's header under a known proof */
+    struct parts p = unpack(outs[6], lens[6]);
+    struct parts q = unpack(outs[7], lens[7]);
+    ProtobufCBinaryData oh = p.e->header;
+    p.e->header = q.e->header;
+    len = lienthong__v1__envelope__get_packed_size(p.e);
+    uint8_t *buf = malloc(len);
+    lienthong__v1__envelope__pack(p.e, buf);
+    p.e->header = oh;
+    assert_int_equal(check(f, buf, len), LT_EPROOF);
+    free(buf);
+    lienthong__v1__header__free_unpacked(q.h, NULL);
+    lienthong__v1__envelope__free_unpacked(q.e, NULL);
+    lienthong__v1__header__free_unpacked(p.h, NULL);
+    lienthong__v1__envelope__free_unpacked(p.e, NULL);
+    /* and the untouched ones still verify */
+    for (size_t i = 0; i < N; i++) {
+        assert_int_equal(check_at(f, outs[i], lens[i], lt_env_now_ms(), &why), LT_OK);
+        free(outs[i]);
+    }
+}
+
 static void batch_costs_one_signature_check_through_the_root_cache(void **state)
 {
     struct fx *f = *state;
@@ -1032,6 +1083,7 @@ int main(void)
         cmocka_unit_test(batches_of_every_shape_verify_each_envelope_alone),
         cmocka_unit_test(merkle_root_follows_the_documented_rules),
         cmocka_unit_test(verify_rejects_batch_proof_that_misses_the_signed_root),
+        cmocka_unit_test(a_known_batch_still_refuses_a_proof_tampered_at_any_level),
         cmocka_unit_test(batch_costs_one_signature_check_through_the_root_cache),
         cmocka_unit_test(every_algorithm_seals_and_verifies),
         cmocka_unit_test(crl_reload_revokes_a_cached_certificate),

@@ -185,7 +185,8 @@ static int collect(void *arg, const lt_store_entry *e)
         s->stored[s->n] = e->stored_ms;
         s->st[s->n] = e->state;
         size_t l = e->env_len < 31 ? e->env_len : 31;
-        memcpy(s->env[s->n], e->env, l);
+        if (l > 0)
+            memcpy(s->env[s->n], e->env, l);
         s->env[s->n][l] = '\0';
         snprintf(s->reason[s->n], sizeof s->reason[s->n], "%s", e->reason);
     }
@@ -1003,15 +1004,61 @@ static void hops_are_kept_with_the_message_and_read_back(void **state)
     assert_string_equal(p.env[1], "env-2");
 }
 
+static uint64_t be64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+static uint32_t be32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* Layout 4 and older kept one record per message in msgs (seq -> record), where layout 5
+ * packs them (mpack: last seq -> [first u64][n u32][0 u32][off u32 x n+1][records]): move
+ * every packed record to msgs, as an older broker would have written it. */
+static void unpack_into_msgs(MDB_txn *txn)
+{
+    MDB_dbi msgs, mpack, mlive;
+    assert_int_equal(mdb_dbi_open(txn, "msgs", 0, &msgs), 0);
+    if (mdb_dbi_open(txn, "mpack", 0, &mpack) != 0)
+        return;
+    assert_int_equal(mdb_dbi_open(txn, "mlive", 0, &mlive), 0);
+    MDB_cursor *c;
+    assert_int_equal(mdb_cursor_open(txn, mpack, &c), 0);
+    MDB_val k, v;
+    for (int rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        const uint8_t *p = v.mv_data;
+        uint64_t first = be64(p);
+        uint32_t n = be32(p + 8);
+        const uint8_t *recs = p + 16 + 4 * ((size_t)n + 1);
+        for (uint32_t i = 0; i < n; i++) {
+            uint32_t a = be32(p + 16 + 4 * i), b = be32(p + 20 + 4 * i);
+            uint8_t kb[8];
+            for (int j = 0; j < 8; j++)
+                kb[j] = (uint8_t)((first + i) >> (56 - 8 * j));
+            MDB_val rk = {8, kb}, rv = {b - a, (void *)(recs + a)};
+            assert_int_equal(mdb_put(txn, msgs, &rk, &rv, 0), 0);
+        }
+    }
+    mdb_cursor_close(c);
+    assert_int_equal(mdb_drop(txn, mpack, 1), 0);
+    assert_int_equal(mdb_drop(txn, mlive, 1), 0);
+}
+
 /* Rewrite the closed store in f->dir as the layout `version` wrote it: meta "version" set,
- * and (for layout 1) no certs database. */
+ * (for layout 4 and older) every message in msgs, and (for layout 1) no certs database. */
 static void set_layout(fx *f, uint32_t version, bool drop_certs)
 {
     MDB_env *env = NULL;
     MDB_txn *txn = NULL;
     MDB_dbi meta, certs;
     assert_int_equal(mdb_env_create(&env), 0);
-    assert_int_equal(mdb_env_set_maxdbs(env, 16), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 32), 0);
     assert_int_equal(mdb_env_set_mapsize(env, 64ULL << 20), 0);
     assert_int_equal(mdb_env_open(env, f->dir, 0, 0600), 0);
     assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
@@ -1024,6 +1071,8 @@ static void set_layout(fx *f, uint32_t version, bool drop_certs)
         assert_int_equal(mdb_dbi_open(txn, "certs", 0, &certs), 0);
         assert_int_equal(mdb_drop(txn, certs, 1), 0);
     }
+    if (version < 5)
+        unpack_into_msgs(txn);
     assert_int_equal(mdb_txn_commit(txn), 0);
     mdb_env_close(env);
 }
@@ -1071,10 +1120,10 @@ static void a_layout_1_store_is_upgraded_in_place_and_a_newer_one_is_refused(voi
     assert_int_equal(pending(f, f->q1).n, 2);
     /* a layout this broker does not know */
     lt_store_close(&f->s);
-    set_layout(f, 5, false);
+    set_layout(f, 6, false);
     lt_store_opts o = {.dir = f->dir, .map_size = 64ULL << 20, .dedup_window_ms = 60000};
     assert_int_equal(lt_store_open(&f->s, &o, &why), LT_ESTORE);
-    assert_non_null(strstr(why.msg, "version 5"));
+    assert_non_null(strstr(why.msg, "version 6"));
     assert_null(f->s);
     set_layout(f, 2, false);
     open_store(f, 64ULL << 20);
@@ -1195,7 +1244,7 @@ static void a_layout_2_store_drops_its_agency_blind_dedup_tables(void **state)
     MDB_txn *txn = NULL;
     MDB_dbi d;
     assert_int_equal(mdb_env_create(&env), 0);
-    assert_int_equal(mdb_env_set_maxdbs(env, 16), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 32), 0);
     assert_int_equal(mdb_env_set_mapsize(env, 64ULL << 20), 0);
     assert_int_equal(mdb_env_open(env, f->dir, 0, 0600), 0);
     assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
@@ -1210,7 +1259,7 @@ static void a_layout_2_store_drops_its_agency_blind_dedup_tables(void **state)
     lt_store_close(&f->s);
     env = NULL;
     assert_int_equal(mdb_env_create(&env), 0);
-    assert_int_equal(mdb_env_set_maxdbs(env, 16), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 32), 0);
     assert_int_equal(mdb_env_open(env, f->dir, MDB_RDONLY, 0600), 0);
     assert_int_equal(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
     assert_int_equal(mdb_dbi_open(txn, "dedup", 0, &d), MDB_NOTFOUND);
@@ -1611,6 +1660,214 @@ static void every_committed_message_survives_kill_9(void **state)
     assert_int_equal(n, qs.depth);
 }
 
+/* The planner reads counts without messages; the sender reads a job's messages in one
+ * transaction, in the order asked, skipping the ones the queue no longer holds. */
+static void pending_keys_skip_the_bytes_and_get_many_reads_in_order_skipping_the_gone(void **state)
+{
+    fx *f = *state;
+    lt_why why;
+    uint64_t seq[4];
+    bool dup;
+    assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
+    for (unsigned i = 0; i < 4; i++)
+        assert_int_equal(put_msg(f, 40 + i, &f->q1, 1, 1000, &seq[i], &dup, &why), LT_OK);
+    commit_ok(f);
+    assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
+    assert_int_equal(lt_store_nak(f->s, f->q1, seq[1], 3, 0, &why), LT_OK);
+    assert_int_equal(lt_store_ack(f->s, f->q1, seq[2], 2000, &why), LT_OK);
+    commit_ok(f);
+
+    seen k;
+    memset(&k, 0, sizeof k);
+    assert_int_equal(lt_store_pending_keys(f->s, f->q1, 0, 0, collect, &k, NULL, &why), LT_OK);
+    assert_int_equal(k.n, 3);
+    assert_int_equal(k.seq[0], seq[0]);
+    assert_int_equal(k.seq[1], seq[1]);
+    assert_int_equal(k.dc[1], 3);
+    assert_int_equal(k.seq[2], seq[3]);
+    assert_string_equal(k.env[0], ""); /* no bytes read */
+
+    /* asked out of seq order, with an acked one (retention 0: gone) and an unknown seq */
+    uint64_t want[5] = {seq[3], seq[2], 999999, seq[0], seq[1]};
+    seen g;
+    memset(&g, 0, sizeof g);
+    assert_int_equal(lt_store_get_many(f->s, f->q1, want, 5, collect, &g, &why), LT_OK);
+    assert_int_equal(g.n, 3);
+    assert_int_equal(g.seq[0], seq[3]);
+    assert_string_equal(g.env[0], "env-43");
+    assert_int_equal(g.seq[1], seq[0]);
+    assert_string_equal(g.env[1], "env-40");
+    assert_int_equal(g.seq[2], seq[1]);
+    assert_int_equal(g.dc[2], 3);
+    /* the visitor stops it */
+    memset(&g, 0, sizeof g);
+    g.stop_after = 1;
+    assert_int_equal(lt_store_get_many(f->s, f->q1, want, 5, collect, &g, &why), LT_OK);
+    assert_int_equal(g.n, 1);
+    assert_int_equal(lt_store_get_many(f->s, 4242, want, 5, collect, &g, &why), LT_ENOQUEUE);
+}
+
+/* ---- packs (layout 5) ---- */
+
+/* Entries of the named database of the closed store in f->dir. */
+static size_t db_entries(fx *f, const char *name)
+{
+    MDB_env *env = NULL;
+    MDB_txn *txn = NULL;
+    MDB_dbi dbi;
+    MDB_stat st;
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 32), 0);
+    assert_int_equal(mdb_env_set_mapsize(env, 64ULL << 20), 0);
+    assert_int_equal(mdb_env_open(env, f->dir, MDB_RDONLY, 0600), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, name, 0, &dbi), 0);
+    assert_int_equal(mdb_stat(txn, dbi, &st), 0);
+    mdb_txn_abort(txn);
+    mdb_env_close(env);
+    return st.ms_entries;
+}
+
+static void ack_ok(fx *f, uint32_t qid, uint64_t seq)
+{
+    lt_why why;
+    assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
+    assert_int_equal(lt_store_ack(f->s, qid, seq, 2000, &why), LT_OK);
+    commit_ok(f);
+}
+
+/* A batch's messages share one pack; it goes when the last of them is acked, not before. */
+static void a_batch_is_one_pack_freed_with_its_last_message(void **state)
+{
+    fx *f = *state;
+    lt_why why;
+    uint64_t seq[3];
+    bool dup;
+    assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
+    for (unsigned i = 0; i < 3; i++)
+        assert_int_equal(put_msg(f, 60 + i, &f->q1, 1, 1000, &seq[i], &dup, &why), LT_OK);
+    commit_ok(f);
+    lt_store_close(&f->s);
+    assert_int_equal(db_entries(f, "mpack"), 1);
+    assert_int_equal(db_entries(f, "mlive"), 1);
+    open_store(f, 64ULL << 20);
+    ack_ok(f, f->q1, seq[0]);
+    ack_ok(f, f->q1, seq[2]);
+    seen p = pending(f, f->q1);
+    assert_int_equal(p.n, 1);
+    assert_string_equal(p.env[0], "env-61");
+    lt_store_close(&f->s);
+    assert_int_equal(db_entries(f, "mpack"), 1);
+    open_store(f, 64ULL << 20);
+    ack_ok(f, f->q1, seq[1]);
+    lt_store_close(&f->s);
+    assert_int_equal(db_entries(f, "mpack"), 0);
+    assert_int_equal(db_entries(f, "mlive"), 0);
+    open_store(f, 64ULL << 20);
+}
+
+/* A message acked in the batch that stored it never reaches the disk's pack; an aborted
+ * batch leaves no pack, and the next batch packs from the same seq on. */
+static void a_pack_keeps_only_what_its_batch_did_not_delete_or_abort(void **state)
+{
+    fx *f = *state;
+    lt_why why;
+    uint64_t s1, s2, s3;
+    bool dup;
+    assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
+    assert_int_equal(put_msg(f, 70, &f->q1, 1, 1000, &s1, &dup, &why), LT_OK);
+    lt_store_abort(f->s);
+    assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
+    assert_int_equal(put_msg(f, 71, &f->q1, 1, 1000, &s2, &dup, &why), LT_OK);
+    assert_int_equal(s2, s1); /* the aborted seq is handed out again */
+    assert_int_equal(put_msg(f, 72, &f->q1, 1, 1000, &s3, &dup, &why), LT_OK);
+    assert_int_equal(lt_store_ack(f->s, f->q1, s2, 1500, &why), LT_OK);
+    commit_ok(f);
+    size_t n = 0;
+    assert_int_equal(lt_store_get(f->s, f->q1, s2, count_msgs_visit, &n, &why), LT_ENOTFOUND);
+    seen p = pending(f, f->q1);
+    assert_int_equal(p.n, 1);
+    assert_string_equal(p.env[0], "env-72");
+    ack_ok(f, f->q1, s3);
+    lt_store_close(&f->s);
+    assert_int_equal(db_entries(f, "mpack"), 0);
+    assert_int_equal(db_entries(f, "mlive"), 0);
+    open_store(f, 64ULL << 20);
+}
+
+/* A batch larger than PACK_MAX is cut into several packs, every message readable. */
+static void a_large_batch_spans_several_packs(void **state)
+{
+    fx *f = *state;
+    lt_why why;
+    bool dup;
+    static uint8_t env[20000];
+    uint64_t seq[20];
+    assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
+    for (unsigned i = 0; i < 20; i++) {
+        uint8_t id[16];
+        mkid(id, 80 + i);
+        memset(env, (int)('a' + i), sizeof env);
+        assert_int_equal(
+            lt_store_append(f->s, KEY(id), &f->q1, 1, env, sizeof env, 1000, &seq[i], &dup, &why),
+            LT_OK);
+    }
+    commit_ok(f);
+    for (unsigned i = 0; i < 20; i += 7) {
+        envcopy got;
+        memset(&got, 0, sizeof got);
+        assert_int_equal(lt_store_get(f->s, f->q1, seq[i], copy_env, &got, &why), LT_OK);
+        assert_int_equal(got.n, 1);
+    }
+    seen p = pending(f, f->q1);
+    assert_int_equal(p.n, 20);
+    assert_int_equal(p.env[19][0], 'a' + 19);
+    lt_store_close(&f->s);
+    size_t packs = db_entries(f, "mpack");
+    assert_true(packs >= 3 && packs <= 4); /* 400 KB in packs of at most 128 KiB */
+    open_store(f, 64ULL << 20);
+}
+
+/* A layout-4 store keeps its messages in msgs: they are read, found by time, and deleted
+ * there, while new messages go to packs and seqs go on after the old ones. */
+static void a_layout_4_store_reads_its_old_messages_and_packs_new_ones(void **state)
+{
+    fx *f = *state;
+    lt_why why;
+    uint64_t old1, old2, new1;
+    bool dup;
+    assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
+    assert_int_equal(put_msg(f, 90, &f->q1, 1, 1000, &old1, &dup, &why), LT_OK);
+    assert_int_equal(put_msg(f, 91, &f->q1, 1, 2000, &old2, &dup, &why), LT_OK);
+    commit_ok(f);
+    lt_store_close(&f->s);
+    set_layout(f, 4, false);
+    assert_int_equal(db_entries(f, "msgs"), 2);
+    open_store(f, 64ULL << 20);
+    assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
+    assert_int_equal(put_msg(f, 92, &f->q1, 1, 3000, &new1, &dup, &why), LT_OK);
+    assert_int_equal(new1, old2 + 1);
+    commit_ok(f);
+    seen p = pending(f, f->q1);
+    assert_int_equal(p.n, 3);
+    assert_string_equal(p.env[0], "env-90");
+    assert_string_equal(p.env[2], "env-92");
+    uint64_t at = 0;
+    assert_int_equal(lt_store_seq_at(f->s, f->q1, 1500, &at, &why), LT_OK);
+    assert_int_equal(at, old2);
+    assert_int_equal(lt_store_seq_at(f->s, f->q1, 2500, &at, &why), LT_OK);
+    assert_int_equal(at, new1);
+    ack_ok(f, f->q1, old1);
+    ack_ok(f, f->q1, new1);
+    lt_store_close(&f->s);
+    assert_int_equal(db_entries(f, "msgs"), 1);
+    assert_int_equal(db_entries(f, "mpack"), 0);
+    open_store(f, 64ULL << 20);
+    p = pending(f, f->q1);
+    assert_int_equal(p.n, 1);
+    assert_string_equal(p.env[0], "env-91");
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -1623,6 +1880,11 @@ int main(void)
         T(an_id_past_the_window_names_a_new_record),
         T(a_layout_2_store_drops_its_agency_blind_dedup_tables),
         T(a_message_routed_to_two_queues_is_deleted_only_when_both_acked),
+        T(pending_keys_skip_the_bytes_and_get_many_reads_in_order_skipping_the_gone),
+        T(a_batch_is_one_pack_freed_with_its_last_message),
+        T(a_pack_keeps_only_what_its_batch_did_not_delete_or_abort),
+        T(a_large_batch_spans_several_packs),
+        T(a_layout_4_store_reads_its_old_messages_and_packs_new_ones),
         T(nak_records_delivery_count_and_not_before),
         T(dead_letter_keeps_payload_and_reason_then_requeue_and_drop),
         T(replay_by_seq_and_by_time_sees_acked_messages_within_retention),
