@@ -18,7 +18,8 @@
  * that credit back to the broker with a CREDIT frame, so the consumer holds at most `credit`
  * unacked deliveries. Replayed deliveries need no ack: their credit is given back when the
  * deliver callback returns. Acks are batched into one CONSUMER_ACK frame per queue; they are
- * sent when 64 have gathered, at the end of every lt_client_poll, and by lt_client_flush.
+ * sent when 64 have gathered, at the end of every lt_client_poll and of a publish's dispatch
+ * of what arrived, and by lt_client_flush.
  *
  * Reconnection. ZeroMQ reconnects by itself (100 ms, backing off to 2 s). The client watches
  * the connection (a socket monitor): when it drops, every publish in flight completes with
@@ -29,12 +30,38 @@
  * ack_timeout_ms passes.
  *
  * Threads. An lt_client and its socket belong to one thread: every function here must be called
- * from the thread that opened it. Callbacks run on that thread, inside lt_client_publish,
- * lt_client_poll, lt_client_flush, lt_client_auth, lt_client_admin and lt_client_ping. A
- * callback may call lt_client_ack, lt_client_nak and lt_client_publish (which, from inside a
- * callback, returns LT_EAGAIN instead of blocking when the window is full); it must not call
- * lt_client_close. Separate lt_client objects are independent and may live in separate threads
- * (they share one ZeroMQ context, which is thread-safe).
+ * from the thread that opened it. Separate lt_client objects are independent and may live in
+ * separate threads (they share one ZeroMQ context, which is thread-safe).
+ *
+ * Callbacks (publish, deliver, error): the contract.
+ *   - Where they run: on the client's thread, only inside these calls of the same client:
+ *     lt_client_publish, _publish_at, _publish_hops, _cancel, _poll, _flush, _auth, _admin,
+ *     _ping and _close. Never inside lt_client_ack, _nak, _subscribe or _open, never between
+ *     calls. Each publish, publish_at, publish_hops and cancel made from outside a callback
+ *     first dispatches, without waiting, what has already arrived (answers, deliveries) and
+ *     completes the publishes past their ack timeout (skipped when it last did so less than
+ *     50 us ago, which keeps the cost of looking off the full-speed path); only then does
+ *     it send, pumping while the window is full or the broker is not connected. So a
+ *     publish's callback never runs inside the call that sent it, and a publisher sending at
+ *     a set rate (its window never full) needs no lt_client_poll: each publish runs the
+ *     callbacks of every answer that arrived 50 us before it or earlier. lt_client_poll is
+ *     for a client with nothing to send (a consumer, an idle publisher); lt_client_flush
+ *     waits for the last answers.
+ *   - Exactly once: a publish (or cancel) that returned LT_OK completes exactly once; one that
+ *     returned anything else sent nothing and never calls its callback. When lt_client_close
+ *     returns, every callback has run (LT_ECLOSED for the publishes still unanswered).
+ *   - The user pointer is passed back as given, never dereferenced by the client. The caller
+ *     keeps what it points at valid until that callback has run, and may free it inside the
+ *     callback: the client does not use it afterwards. As the callback may run in any later
+ *     call of this client, read nothing through the pointer after that call.
+ *   - Borrowed: reason, and every pointer in an lt_client_delivery, are valid only while the
+ *     callback runs; copy what must outlive it.
+ *   - Re-entrancy. A callback may call lt_client_publish, _publish_at, _publish_hops and
+ *     _cancel (there they dispatch nothing and never wait: LT_EAGAIN when the window is full
+ *     or the socket cannot take the frame, LT_ECLOSED inside lt_client_close), lt_client_ack,
+ *     _nak, _subscribe, _set_error_cb and the getters. lt_client_poll and _flush return
+ *     LT_EINVAL there, as do _auth, _admin and _ping. It must not call lt_client_close (an
+ *     assertion stops the process).
  */
 #ifndef LT_LIB_CLIENT_H
 #define LT_LIB_CLIENT_H
@@ -114,10 +141,10 @@ lt_err lt_client_open(const char *endpoint, const lt_client_opts *opts, lt_clien
 lt_err lt_client_open_agency(const struct lt_agency_config *cfg, struct lt_signer *signer,
                              const lt_client_opts *opts, lt_client **out, lt_why *why);
 
-/* Complete every publish still in flight with LT_ECLOSED (callbacks run), close the socket
- * (lingering at most 500 ms for frames already queued, such as acks) and free the client.
- * Call lt_client_flush first to wait for acks. Accepts NULL and a pointer to NULL; sets *cp to
- * NULL. Not from inside a callback. */
+/* Complete every publish still in flight with LT_ECLOSED (callbacks run; a publish they make
+ * returns LT_ECLOSED), close the socket (lingering at most 500 ms for frames already queued,
+ * such as acks) and free the client. Call lt_client_flush first to wait for acks. Accepts
+ * NULL and a pointer to NULL; sets *cp to NULL. Never from inside a callback (asserted). */
 void lt_client_close(lt_client **cp);
 
 /* Prove which agency this connection speaks for (agency_id NULL: the signer's certificate
@@ -131,12 +158,14 @@ void lt_client_close(lt_client **cp);
 lt_err lt_client_auth(lt_client *c, const char *agency_id, struct lt_signer *signer,
                       lt_why *why);
 
-/* Send one serialized Envelope (env, len: borrowed, copied before returning). Returns LT_OK
- * once the frame is handed to ZeroMQ; cb(user, tag, ...) runs later, exactly once. Blocks,
- * pumping replies (so other callbacks run), while the window is full or the broker is not
- * connected, at most ack_timeout_ms: then LT_ETIMEDOUT and cb is NOT called (nothing sent).
- * From inside a callback it returns LT_EAGAIN instead of blocking. LT_ETOOBIG: larger than
- * max_frame_bytes. If tag_out is not NULL it receives the tag (1, 2, 3, ... per client). */
+/* Send one serialized Envelope (env, len: borrowed, copied before returning). First runs the
+ * callbacks of what has already arrived, without waiting (see Callbacks). Returns LT_OK once
+ * the frame is handed to ZeroMQ; cb(user, tag, ...) runs in a later call, exactly once.
+ * Blocks, pumping replies (so other callbacks run), while the window is full or the broker is
+ * not connected, at most ack_timeout_ms: then LT_ETIMEDOUT and cb is NOT called (nothing
+ * sent). From inside a callback it returns LT_EAGAIN instead of blocking (LT_ECLOSED inside
+ * lt_client_close). LT_ETOOBIG: larger than max_frame_bytes; LT_EIO: ZeroMQ failed. If
+ * tag_out is not NULL it receives the tag (1, 2, 3, ... per client). */
 lt_err lt_client_publish(lt_client *c, const uint8_t *env, size_t len, lt_client_publish_cb cb,
                          void *user, uint64_t *tag_out);
 
@@ -168,13 +197,14 @@ size_t lt_client_inflight(const lt_client *c);
 /* Wait until no publish is in flight and pending consumer acks and credits are sent, pumping
  * frames (callbacks run). timeout_ms < 0 waits as long as the publishes' own timeouts allow.
  * LT_OK when everything completed (whatever each publish's outcome), LT_ETIMEDOUT if
- * timeout_ms passed first. */
+ * timeout_ms passed first, LT_EIO when ZeroMQ failed, LT_EINVAL from inside a callback. */
 lt_err lt_client_flush(lt_client *c, int timeout_ms);
 
 /* Receive and dispatch incoming frames for up to timeout_ms (0 = only what is already there,
  * < 0 = until at least one frame arrives), expire timed-out publishes, then send batched
- * acks and credit. *n_frames (may be NULL) gets the number of frames dispatched. LT_OK, or
- * LT_EIO when ZeroMQ failed. */
+ * acks and credit. For a client with nothing to send: publishing dispatches by itself.
+ * *n_frames (may be NULL) gets the number of frames dispatched. LT_OK, LT_EIO when ZeroMQ
+ * failed, LT_EINVAL from inside a callback. */
 lt_err lt_client_poll(lt_client *c, int timeout_ms, unsigned *n_frames);
 
 /* Subscribe to queue (copied) with credit > 0: the broker sends deliveries to cb(user, d).

@@ -174,12 +174,15 @@ static void report_add(struct report *r, const lt_map_reject *j)
 
 /* ---- one import -------------------------------------------------------------------- */
 
+/* One published envelope: the user pointer of its publish callback, so it lives until
+ * that callback has run (lib/client.h, Callbacks). */
 struct pending {
     uint8_t *env;
     size_t len, line, index;
     lt_err code;
     bool done, dup;
     char reason[200];
+    struct pending *next_orphan;
 };
 
 struct held_rec { /* a record waiting for its batch to be sealed */
@@ -204,6 +207,7 @@ struct adapt {
     size_t nheld;
     struct pending **pend;
     size_t npend, cappend;
+    struct pending *orphans; /* reported, but their callbacks have not run: freed after close */
     size_t rows_seen, errors, published, duplicates, unpublished, transient;
     lt_err fatal;
     lt_why fatal_why;
@@ -395,6 +399,11 @@ static void finish_publishing(struct adapt *a)
             on_reject(a, &j);
             a->unpublished++;
             a->transient += is_transient(code);
+        }
+        if (!p->done) { /* still in flight (the flush failed): the client still holds p */
+            p->next_orphan = a->orphans;
+            a->orphans = p;
+            continue;
         }
         free(p->env);
         free(p);
@@ -859,7 +868,13 @@ int lt_cmd_adapt(int argc, char **argv)
     }
 out:
     free(a.pend);
-    lt_tool_disconnect(&tc);
+    lt_tool_disconnect(&tc); /* runs the orphans' callbacks: then they can go */
+    while (a.orphans != NULL) {
+        struct pending *p = a.orphans;
+        a.orphans = p->next_orphan;
+        free(p->env);
+        free(p);
+    }
     lt_agency_config_destroy(&cfg);
     lt_mapping_destroy(&m);
     return rc;

@@ -151,16 +151,16 @@ static void on_answer(void *user, uint64_t tag, lt_err code, uint64_t seq, bool 
     free_msg(m);
 }
 
-/* Hand m to the client; on failure it is counted and freed. */
+/* Hand m to the client; on failure it is counted and freed. On LT_OK m belongs to on_answer,
+ * which may free it in any later client call (lib/client.h, Callbacks): nothing of m is read
+ * after a successful publish, so everything this needs is taken before. */
 static void send_msg(struct pub *p, struct msg *m)
 {
+    p->sent += m->tries == 0; /* a message counts once, however often it is retried */
     m->tries++;
     lt_err e = lt_client_publish_at(p->c, m->env, m->len, p->deliver_at_ms, on_answer, m, NULL);
-    if (e == LT_OK) {
-        p->sent += m->tries == 1;
+    if (e == LT_OK)
         return;
-    }
-    p->sent += m->tries == 1;
     p->failed++;
     if (!p->quiet) {
         json_object *o = json_object_new_object();

@@ -42,6 +42,7 @@ struct fake {
     volatile int stop;
     /* seen (read by the test after join or under the deadline loops) */
     volatile unsigned publishes;
+    volatile unsigned acks_sent; /* ACK_ALL: acks handed to the socket */
     volatile int closed;
 };
 
@@ -103,6 +104,7 @@ static void *fake_main(void *arg)
             fk->publishes++;
             if (fk->mode == ACK_ALL) {
                 send_ack(fk->router, &id, tag);
+                fk->acks_sent++;
             } else if (fk->mode == NACK_ALL) {
                 Lienthong__V1__Nack n = LIENTHONG__V1__NACK__INIT;
                 n.tag = tag;
@@ -366,6 +368,138 @@ static void the_window_bounds_publishes_in_flight(void **state)
     assert_true(re.inner == LT_OK || re.inner == LT_EAGAIN);
     assert_true(lt_client_inflight(c) <= 4);
     lt_client_close(&c);
+    fake_stop(fk);
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
+    nanosleep(&ts, NULL);
+}
+
+/* A publisher sending at a set rate never fills its window and never polls: each publish
+ * dispatches the answers that have already arrived, before sending (so a publish's own
+ * callback never runs inside the call that sent it). */
+static void a_rate_limited_publisher_gets_its_acks_without_polling(void **state)
+{
+    (void)state;
+    struct fake *fk = fake_start(ACK_ALL);
+    fake_run(fk);
+    lt_client_opts o = {.window = 1024, .ack_timeout_ms = 10000};
+    lt_client *c = NULL;
+    assert_int_equal(lt_client_open(fk->ep, &o, &c, NULL), LT_OK);
+    struct results *r = calloc(1, sizeof *r);
+    assert_non_null(r);
+    for (unsigned k = 1; k <= 5; k++) {
+        assert_int_equal(lt_client_publish(c, ENV, sizeof ENV, on_result, r, NULL), LT_OK);
+        assert_int_equal(r->calls[k], 0); /* not inside the publish that sent it */
+        if (k > 1) /* but the previous one's, whose ack has arrived, ran before it sent */
+            assert_int_equal(r->calls[k - 1], 1);
+        /* the fake has sent ack k, plus time for loopback TCP to bring it in */
+        for (int i = 0; i < 500 && fk->acks_sent < k; i++)
+            sleep_ms(10);
+        assert_int_equal(fk->acks_sent, k);
+        sleep_ms(100);
+        assert_int_equal(r->calls[k], 0); /* nothing runs between calls */
+    }
+    /* the next publish runs ack 5's callback before it returns */
+    assert_int_equal(lt_client_publish(c, ENV, sizeof ENV, on_result, r, NULL), LT_OK);
+    for (unsigned k = 1; k <= 5; k++) {
+        assert_int_equal(r->calls[k], 1);
+        assert_int_equal(r->code[k], LT_OK);
+        assert_int_equal(r->seq[k], k * 10);
+    }
+    assert_int_equal(r->calls[6], 0);
+    assert_int_equal(lt_client_inflight(c), 1);
+    lt_client_close(&c);
+    assert_int_equal(r->calls[6], 1);
+    assert_int_equal(r->code[6], LT_ECLOSED);
+    assert_int_equal(r->total, 6);
+    fake_stop(fk);
+    free(r);
+}
+
+/* Expiry needs no poll either: the next publish completes an overdue one LT_ETIMEDOUT. */
+static void a_publish_completes_the_overdue_ones_before_it_sends(void **state)
+{
+    (void)state;
+    struct fake *fk = fake_start(SWALLOW);
+    fake_run(fk);
+    lt_client_opts o = {.ack_timeout_ms = 200};
+    lt_client *c = NULL;
+    assert_int_equal(lt_client_open(fk->ep, &o, &c, NULL), LT_OK);
+    struct results *r = calloc(1, sizeof *r);
+    assert_non_null(r);
+    assert_int_equal(lt_client_publish(c, ENV, sizeof ENV, on_result, r, NULL), LT_OK);
+    sleep_ms(300);
+    assert_int_equal(r->calls[1], 0);
+    assert_int_equal(lt_client_publish(c, ENV, sizeof ENV, on_result, r, NULL), LT_OK);
+    assert_int_equal(r->calls[1], 1);
+    assert_int_equal(r->code[1], LT_ETIMEDOUT);
+    assert_int_equal(r->calls[2], 0);
+    lt_client_close(&c);
+    assert_int_equal(r->calls[2], 1);
+    assert_int_equal(r->code[2], LT_ECLOSED);
+    fake_stop(fk);
+    free(r);
+}
+
+/* What a callback run by lt_client_close may do, and what it saw. */
+struct closing {
+    lt_client *c;
+    unsigned calls[8];
+    lt_err code[8];
+    lt_err republish, poll, flush;
+    int *owned[8]; /* freed by the callback: the caller's user state, as `lienthong pub` has */
+};
+
+static void on_closing(void *user, uint64_t tag, lt_err code, uint64_t seq, bool dup,
+                       const char *reason)
+{
+    (void)seq, (void)dup, (void)reason;
+    struct closing *k = user;
+    if (tag >= 8)
+        return;
+    k->calls[tag]++;
+    k->code[tag] = code;
+    free(k->owned[tag]);
+    k->owned[tag] = NULL;
+    if (tag == 1) { /* nothing may start or wait from here */
+        k->republish = lt_client_publish(k->c, ENV, sizeof ENV, on_closing, k, NULL);
+        k->poll = lt_client_poll(k->c, 0, NULL);
+        k->flush = lt_client_flush(k->c, 0);
+    }
+}
+
+static void close_completes_every_pending_publish_once_with_closed(void **state)
+{
+    (void)state;
+    struct fake *fk = fake_start(SWALLOW);
+    fake_run(fk);
+    lt_client_opts o = {.ack_timeout_ms = 60000};
+    lt_client *c = NULL;
+    assert_int_equal(lt_client_open(fk->ep, &o, &c, NULL), LT_OK);
+    struct closing k = {.c = c};
+    for (unsigned t = 1; t <= 5; t++) {
+        k.owned[t] = malloc(sizeof(int));
+        assert_non_null(k.owned[t]);
+        assert_int_equal(lt_client_publish(c, ENV, sizeof ENV, on_closing, &k, NULL), LT_OK);
+    }
+    for (int i = 0; i < 500 && fk->publishes < 5; i++)
+        sleep_ms(10);
+    assert_int_equal(fk->publishes, 5);
+    assert_int_equal(lt_client_inflight(c), 5);
+    lt_client_close(&c);
+    assert_null(c);
+    for (unsigned t = 1; t <= 5; t++) {
+        assert_int_equal(k.calls[t], 1);
+        assert_int_equal(k.code[t], LT_ECLOSED);
+        assert_null(k.owned[t]);
+    }
+    assert_int_equal(k.calls[6], 0); /* the publish refused from the callback never runs */
+    assert_int_equal(k.republish, LT_ECLOSED);
+    assert_int_equal(k.poll, LT_EINVAL);
+    assert_int_equal(k.flush, LT_EINVAL);
     fake_stop(fk);
 }
 
@@ -765,6 +899,9 @@ int main(void)
         cmocka_unit_test(a_publish_without_answer_completes_timed_out),
         cmocka_unit_test(a_lost_connection_completes_what_is_in_flight_closed),
         cmocka_unit_test(the_window_bounds_publishes_in_flight),
+        cmocka_unit_test(a_rate_limited_publisher_gets_its_acks_without_polling),
+        cmocka_unit_test(a_publish_completes_the_overdue_ones_before_it_sends),
+        cmocka_unit_test(close_completes_every_pending_publish_once_with_closed),
         cmocka_unit_test(ping_gets_its_pong),
         cmocka_unit_test(without_a_broker_ping_and_publish_time_out),
         cmocka_unit_test(open_refuses_a_bad_endpoint),
