@@ -304,7 +304,10 @@ static void send_waiting(struct link *l)
             continue;
         /* never block in lt_client_publish on a full window: a stop must not wait for the
          * destination (which may be this very broker, busy joining this thread) */
-        if (atomic_load(&l->stop) || lt_client_inflight(l->dst) >= l->cfg->credit)
+        /* a publish runs the callbacks of answers already in: a transient refusal among
+         * them sets hold_until, and order means nothing later goes before it is resent */
+        if (atomic_load(&l->stop) || lt_client_inflight(l->dst) >= l->cfg->credit ||
+            mono_ms() < l->hold_until)
             break;
         lt_err e = lt_client_publish_hops(l->dst, p->env, p->len, (const char *const *)p->hops,
                                           p->nhops, on_published, p, NULL);

@@ -67,6 +67,7 @@ int lt_bridge_in_run(const lt_bridge_opts *o)
     }
     fprintf(stderr, "lienthong bridge in: stream %s (%s), durable %s -> lienthong\n",
             o->stream, o->subject, o->durable);
+    bool lost = false;
     while (!lt_tool_stopping() && (o->count == 0 || stored + refused < o->count)) {
         size_t n = 0;
         if (lt_bridge_src_fetch(src, o->credit, 500, items, &n, &why) != LT_OK) {
@@ -88,7 +89,14 @@ int lt_bridge_in_run(const lt_bridge_opts *o)
             if (pe != LT_OK)
                 res[i] = (result){.done = true, .code = pe};
         }
-        lt_client_flush(tc.client, -1);
+        if (lt_client_flush(tc.client, -1) != LT_OK && lt_client_inflight(tc.client) > 0) {
+            /* answers may still come into res[]: never reuse it for another batch. The
+             * fetched messages stay unacked in JetStream, which delivers them again. */
+            fprintf(stderr, "lienthong bridge in: lienthongd's answers cannot be awaited; "
+                            "stopping (JetStream redelivers what was not acked)\n");
+            lost = true;
+            break;
+        }
         for (size_t i = 0; i < n; i++) {
             lt_err c = res[i].done ? res[i].code : LT_ETIMEDOUT;
             lt_bridge_fate f = c == LT_OK ? LT_BRIDGE_ACK
@@ -106,7 +114,7 @@ int lt_bridge_in_run(const lt_bridge_opts *o)
             lt_bridge_src_done(src, &items[i], f);
         }
     }
-    e = LT_OK;
+    e = lost ? LT_EIO : LT_OK;
 out_close:
     fprintf(stderr, "lienthong bridge in: %llu stored in lienthong, %llu refused, %llu retried\n",
             (unsigned long long)stored, (unsigned long long)refused, (unsigned long long)retried);
