@@ -189,6 +189,19 @@ static void set_node(struct tree_memo *t, unsigned level, uint64_t index, const 
     t->known[i] = 1;
 }
 
+/* The sibling of node idx on a level of cnt nodes; false for the last node of an odd level,
+ * which goes up alone. */
+static bool sibling_of(uint64_t idx, uint64_t cnt, uint64_t *sidx)
+{
+    if (idx % 2 == 1)
+        *sidx = idx - 1;
+    else if (idx + 1 < cnt)
+        *sidx = idx + 1;
+    else
+        return false;
+    return true;
+}
+
 bool lt_envmemo_path_known(const uint8_t root[32], uint32_t count, unsigned level, uint64_t index,
                            const uint8_t h[32], const uint8_t *const *siblings, size_t nsib)
 {
@@ -203,12 +216,8 @@ bool lt_envmemo_path_known(const uint8_t root[32], uint32_t count, unsigned leve
     uint64_t cnt = t->base[level + 1] - t->base[level];
     for (uint64_t idx = index; cnt > 1; idx /= 2, cnt = (cnt + 1) / 2, level++) {
         uint64_t sidx;
-        if (idx % 2 == 1)
-            sidx = idx - 1;
-        else if (idx + 1 < cnt)
-            sidx = idx + 1;
-        else
-            continue; /* the last node of an odd level goes up alone */
+        if (!sibling_of(idx, cnt, &sidx))
+            continue;
         const uint8_t *s = known_node(t, level, sidx);
         if (k >= nsib || s == NULL || memcmp(s, siblings[k], 32) != 0)
             return false;
@@ -231,11 +240,7 @@ void lt_envmemo_path_add(const uint8_t root[32], uint32_t count, uint64_t index,
     for (uint64_t cnt = count; cnt > 1; idx /= 2, cnt = (cnt + 1) / 2, level++) {
         set_node(t, level, idx, node[level]);
         uint64_t sidx;
-        if (idx % 2 == 1)
-            sidx = idx - 1;
-        else if (idx + 1 < cnt)
-            sidx = idx + 1;
-        else
+        if (!sibling_of(idx, cnt, &sidx))
             continue;
         if (k >= nsib)
             return;
