@@ -515,12 +515,12 @@ typedef struct send_ctx {
     lt_sub *s;
     lt_job *j;
     size_t *idx;   /* job indexes of seqs[] */
-    uint8_t *done; /* per job index: 1 once sent or given back */
+    uint8_t *done; /* per job index: 1 once the store visited it and it was sent or failed */
     size_t nwant;  /* entries of idx */
     size_t next;   /* the next of idx the store may visit */
     int64_t now;
     int err; /* a send failed: the rest go back to the queue */
-    size_t back, unsent;
+    size_t unsent; /* entries whose credit the consumer gets back */
 } send_ctx;
 
 static int visit_send(void *arg, const lt_store_entry *e)
@@ -543,7 +543,6 @@ static int visit_send(void *arg, const lt_store_entry *e)
     if (err) {
         c->err = err;
         lt_dq_unpick(&q->dq, e->seq);
-        c->back++;
         c->unsent++;
         return 1;
     }
@@ -576,20 +575,15 @@ static void deliver_done(lt_broker *b, lt_job *j)
         if (lt_dq_state_of(&q->dq, seq, NULL) != LT_DQ_PICKED) {
             c.unsent++; /* acked or dropped meanwhile (a late ack of an earlier delivery) */
         } else if (j->err != LT_OK || !j->ok[i] || !s || !mem) {
-            if (j->ok[i] || j->err != LT_OK || !mem) {
+            if (j->ok[i] || j->err != LT_OK || !mem)
                 lt_dq_unpick(&q->dq, seq);
-                c.back++;
-            } else {
+            else
                 lt_dq_forget(&q->dq, seq); /* no longer pending in the store */
-            }
             c.unsent++;
         } else {
-            want[nwant] = seq;
+            want[nwant] = seq; /* done[] is read only for these */
             c.idx[nwant++] = i;
-            continue;
         }
-        if (c.done)
-            c.done[i] = 1;
     }
     c.nwant = nwant;
     lt_why why = {{0}};
@@ -603,12 +597,10 @@ static void deliver_done(lt_broker *b, lt_job *j)
         size_t i = c.idx[w];
         if (c.done[i])
             continue;
-        if (c.err && w >= c.next) {
+        if (c.err && w >= c.next)
             lt_dq_unpick(&q->dq, j->seqs[i]);
-            c.back++;
-        } else {
+        else
             lt_dq_forget(&q->dq, j->seqs[i]);
-        }
         c.unsent++;
     }
     free(want);
