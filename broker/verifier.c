@@ -297,7 +297,9 @@ static void verify_publish(vctx *v, lt_slot *s, const lt_acl *acl, int64_t now_m
     size_t cl = 0;
     const uint8_t *cert = lt_env_certificate(env, &cl);
     /* what dedup tells records apart by (store.h lt_store_msgkey) */
-    snprintf(s->agency, sizeof s->agency, "%s", src);
+    size_t sl = strnlen(src, sizeof s->agency - 1); /* a normalized agency id: it fits */
+    memcpy(s->agency, src, sl);
+    s->agency[sl] = '\0';
     memcpy(s->payload_sha256, lt_env_payload_sha256(env), sizeof s->payload_sha256);
     memcpy(s->key_id, lt_env_key_id(env), sizeof s->key_id);
     s->has_cert = find_cert_field(s->buf, s->len, &s->cert_field_off, &s->cert_field_len,

@@ -12,8 +12,9 @@
  * level where it has one (none where it is promoted), so its length depends only on
  * (index, count) and is checked exactly.
  *
- * An lt_env owns the unpacked protobuf-c messages (default allocator) and is never modified
- * after lt_env_decode, so readers need no lock.
+ * An lt_env owns its decoded protobuf-c messages - one flat allocation (envelope_flat.c) for
+ * the common shape, protobuf-c's unpack (default allocator) for any other - and is never
+ * modified after lt_env_decode, so readers need no lock.
  */
 #include "envelope.h"
 #include "envelope_int.h"
@@ -31,6 +32,7 @@
 struct lt_env {
     Lienthong__V1__Envelope *env;
     Lienthong__V1__Header *hdr;
+    lt_env_flat *flat; /* env and hdr point into it; NULL: both from protobuf-c's unpack */
 };
 
 lt_env_limits lt_env_limits_default(void)
@@ -164,8 +166,8 @@ static bool bin_len_is(const ProtobufCBinaryData *b, size_t n)
     return b->len == n;
 }
 
-lt_err lt_env_decode(const uint8_t *buf, size_t len, const lt_env_limits *lim, lt_env **out,
-                     lt_why *why)
+static lt_err decode(const uint8_t *buf, size_t len, const lt_env_limits *lim, bool flat,
+                     lt_env **out, lt_why *why)
 {
     lt_env_limits dl = lt_env_limits_default();
     if (lim == NULL)
@@ -179,7 +181,13 @@ lt_err lt_env_decode(const uint8_t *buf, size_t len, const lt_env_limits *lim, l
     if (env == NULL)
         return lt_fail(why, LT_ENOMEM, "out of memory");
     lt_err e = LT_OK;
-    env->env = lienthong__v1__envelope__unpack(NULL, len, buf);
+    bool nomem = false;
+    env->flat = flat ? lt_env_flat_decode(buf, len, &nomem) : NULL;
+    if (nomem) {
+        e = lt_fail(why, LT_ENOMEM, "out of memory");
+        goto out_free;
+    }
+    env->env = env->flat ? &env->flat->env : lienthong__v1__envelope__unpack(NULL, len, buf);
     if (env->env == NULL) {
         e = lt_fail(why, LT_EPROTO, "not a lienthong.v1.Envelope (%zu bytes)", len);
         goto out_free;
@@ -235,7 +243,8 @@ lt_err lt_env_decode(const uint8_t *buf, size_t len, const lt_env_limits *lim, l
             }
         }
     }
-    env->hdr = lienthong__v1__header__unpack(NULL, m->header.len, m->header.data);
+    env->hdr = env->flat ? &env->flat->hdr
+                         : lienthong__v1__header__unpack(NULL, m->header.len, m->header.data);
     if (env->hdr == NULL) {
         e = lt_fail(why, LT_EPROTO, "header is not a lienthong.v1.Header");
         goto out_free;
@@ -286,11 +295,34 @@ out_free:
     return e;
 }
 
+lt_err lt_env_decode(const uint8_t *buf, size_t len, const lt_env_limits *lim, lt_env **out,
+                     lt_why *why)
+{
+    return decode(buf, len, lim, true, out, why);
+}
+
+lt_err lt_env_decode_unpacked(const uint8_t *buf, size_t len, const lt_env_limits *lim,
+                              lt_env **out, lt_why *why)
+{
+    return decode(buf, len, lim, false, out, why);
+}
+
+bool lt_env_is_flat(const lt_env *env)
+{
+    return env->flat != NULL;
+}
+
 void lt_env_destroy(lt_env **envp)
 {
     if (envp == NULL || *envp == NULL)
         return;
     lt_env *env = *envp;
+    if (env->flat != NULL) {
+        free(env->flat);
+        free(env);
+        *envp = NULL;
+        return;
+    }
     if (env->hdr != NULL)
         lienthong__v1__header__free_unpacked(env->hdr, NULL);
     if (env->env != NULL)

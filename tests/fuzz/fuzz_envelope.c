@@ -9,8 +9,12 @@
  * signature, a batch of 5 and one of 1, one from a revoked certificate (listed in the CRL
  * below), an empty payload, a truncated and a garbage input. The CA and CRL are valid until
  * 2126, so the seeds keep verifying.
+ *
+ * First, the flat decoder (lib/envelope_flat.c) must read whatever it takes exactly as
+ * protobuf-c does, and lt_env_decode must answer as it does through protobuf-c alone.
  */
 #include "envelope.h"
+#include "envelope_int.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -56,9 +60,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                               &why) != LT_OK)
             abort(); /* the fixture itself is broken: nothing below would be exercised */
     }
-    lt_env *env = NULL;
-    lt_why why;
-    if (lt_env_decode(data, size, NULL, &env, &why) != LT_OK)
+    bool took;
+    if (!lt_env_flat_agrees(data, size, &took))
+        abort();
+    lt_env *env = NULL, *ref = NULL;
+    lt_why why, rwhy;
+    lt_err d = lt_env_decode(data, size, NULL, &env, &why);
+    lt_err r = lt_env_decode_unpacked(data, size, NULL, &ref, &rwhy);
+    if (d != r || (d != LT_OK && strcmp(why.msg, rwhy.msg) != 0))
+        abort(); /* the same answer, for the same reason */
+    lt_env_destroy(&ref);
+    if (d != LT_OK)
         return 0;
     size_t n;
     (void)lt_env_payload(env, &n);

@@ -6,6 +6,7 @@
  */
 #include "devpki.h"
 #include "envelope.h"
+#include "envelope_int.h"
 #include "lienthong/v1/envelope.pb-c.h"
 #include "pki.h"
 
@@ -224,15 +225,24 @@ static uint8_t *repack(struct parts p, lt_signer *resign, size_t *len)
 
 /* ---- tests ---- */
 
+static const uint8_t CORR[] = "G09.20-20260609-0092637", CAUSE[16] = {1, 2, 3};
+
+/* spec() with a correlation and a causation id (CORR, CAUSE). */
+static lt_env_spec spec_with_ids(void)
+{
+    lt_env_spec sp = spec();
+    sp.correlation_id = CORR;
+    sp.correlation_len = sizeof CORR - 1;
+    sp.causation_id = CAUSE;
+    sp.causation_len = sizeof CAUSE;
+    return sp;
+}
+
 static void sealed_envelope_verifies_and_round_trips_its_fields(void **state)
 {
     struct fx *f = *state;
-    uint8_t corr[] = "G09.20-20260609-0092637", cause[16] = {1, 2, 3};
-    lt_env_spec sp = spec();
-    sp.correlation_id = corr;
-    sp.correlation_len = sizeof corr - 1;
-    sp.causation_id = cause;
-    sp.causation_len = 16;
+    lt_env_spec sp = spec_with_ids();
+    const uint8_t *corr = CORR, *cause = CAUSE;
     sp.created_ms = f->now - 1000;
     uint8_t *buf = NULL;
     size_t len = 0;
@@ -251,7 +261,7 @@ static void sealed_envelope_verifies_and_round_trips_its_fields(void **state)
     assert_int_equal(n, sp.payload_len);
     assert_memory_equal(p, PAYLOAD, n);
     p = lt_env_correlation_id(env, &n);
-    assert_int_equal(n, sizeof corr - 1);
+    assert_int_equal(n, sizeof CORR - 1);
     assert_memory_equal(p, corr, n);
     p = lt_env_causation_id(env, &n);
     assert_int_equal(n, 16);
@@ -740,6 +750,125 @@ static void batches_of_every_shape_verify_each_envelope_alone(void **state)
     }
 }
 
+/* Both decoders give the same answer for in: the same code and reason, and when the flat
+ * decoder takes it, the same fields (lt_env_flat_agrees). *flat: lt_env_decode took it flat. */
+static void decoders_agree(const uint8_t *in, size_t len, bool *flat)
+{
+    bool took;
+    if (!lt_env_flat_agrees(in, len, &took))
+        fail_msg("the flat decoder reads %zu bytes otherwise than protobuf-c", len);
+    lt_env *a = NULL, *b = NULL;
+    lt_why wa = {{0}}, wb = {{0}};
+    lt_err ea = lt_env_decode(in, len, NULL, &a, &wa);
+    lt_err eb = lt_env_decode_unpacked(in, len, NULL, &b, &wb);
+    if (ea != eb || strcmp(wa.msg, wb.msg) != 0)
+        fail_msg("decode: %s (%s) flat, %s (%s) through protobuf-c", lt_err_name(ea), wa.msg,
+                 lt_err_name(eb), wb.msg);
+    *flat = a != NULL && lt_env_is_flat(a);
+    if (a != NULL && b != NULL) {
+        size_t na, nb;
+        const uint8_t *pa = lt_env_header(a, &na), *pb = lt_env_header(b, &nb);
+        assert_int_equal(na, nb);
+        assert_memory_equal(pa, pb, na);
+        assert_string_equal(lt_env_source(a), lt_env_source(b));
+        assert_string_equal(lt_env_topic(a), lt_env_topic(b));
+    }
+    if (ea == LT_OK)
+        assert_int_equal(took, *flat); /* taken flat exactly when the flat decoder reads it */
+    lt_env_destroy(&a);
+    lt_env_destroy(&b);
+}
+
+static void the_flat_decoder_reads_every_sealed_shape_as_protobuf_c_does(void **state)
+{
+    struct fx *f = *state;
+    bool flat;
+    size_t len;
+    uint8_t *one = seal(f->a, &len);
+    decoders_agree(one, len, &flat);
+    assert_true(flat); /* the common shape takes the fast way */
+    lt_env_spec sp = spec_with_ids();
+    uint8_t *full = NULL;
+    size_t flen = 0;
+    assert_int_equal(lt_env_seal(f->a, &sp, &full, &flen, NULL), LT_OK);
+    decoders_agree(full, flen, &flat);
+    assert_true(flat);
+    for (size_t n = 1; n <= 70; n += (n < 9 ? 1 : 15)) {
+        uint8_t *outs[70];
+        size_t lens[70];
+        seal_batch(f->a, n, outs, lens);
+        for (size_t i = 0; i < n; i++) {
+            decoders_agree(outs[i], lens[i], &flat);
+            assert_true(flat);
+            free(outs[i]);
+        }
+    }
+    /* every byte of a batch envelope and of the full one changed three ways: whatever the
+     * flat decoder still takes, it reads as protobuf-c does, and refusals keep their reason */
+    uint8_t *outs[5];
+    size_t lens[5];
+    seal_batch(f->a, 5, outs, lens);
+    const uint8_t *bufs[2] = {outs[3], full};
+    const size_t blens[2] = {lens[3], flen};
+    size_t nflat = 0, nslow = 0;
+    for (size_t k = 0; k < 2; k++) {
+        uint8_t *m = malloc(blens[k]);
+        for (size_t i = 0; i < blens[k]; i++) {
+            static const uint8_t delta[] = {0x01, 0x80, 0xff};
+            for (size_t d = 0; d < sizeof delta; d++) {
+                memcpy(m, bufs[k], blens[k]);
+                m[i] ^= delta[d];
+                decoders_agree(m, blens[k], &flat);
+                flat ? nflat++ : nslow++;
+            }
+        }
+        free(m);
+    }
+    assert_true(nflat > 0 && nslow > 0); /* both ways were exercised */
+    for (size_t i = 0; i < 5; i++)
+        free(outs[i]);
+    free(full);
+    free(one);
+}
+
+static void unusual_wire_shapes_are_left_to_protobuf_c(void **state)
+{
+    struct fx *f = *state;
+    size_t len;
+    uint8_t *buf = seal(f->a, &len);
+    uint8_t *m = malloc(len + 64);
+    bool flat;
+    /* an unknown field (99, varint) after the envelope: protobuf-c skips it */
+    memcpy(m, buf, len);
+    size_t n = len;
+    m[n++] = 0x98; /* key (99 << 3) | 0 as a varint */
+    m[n++] = 0x06;
+    m[n++] = 0x2a;
+    decoders_agree(m, n, &flat);
+    assert_false(flat);
+    lt_env *env = NULL;
+    lt_why why;
+    assert_int_equal(lt_env_decode(m, n, NULL, &env, &why), LT_OK);
+    lt_env_destroy(&env);
+    /* a second payload field: protobuf-c keeps the last one */
+    memcpy(m, buf, len);
+    n = len;
+    m[n++] = 0x12; /* field 2, length-delimited */
+    m[n++] = 3;
+    memcpy(m + n, "abc", 3);
+    n += 3;
+    decoders_agree(m, n, &flat);
+    assert_false(flat);
+    assert_int_equal(lt_env_decode(m, n, NULL, &env, &why), LT_OK);
+    size_t pl;
+    const uint8_t *p = lt_env_payload(env, &pl);
+    assert_int_equal(pl, 3);
+    assert_memory_equal(p, "abc", 3);
+    lt_env_destroy(&env);
+    free(m);
+    free(buf);
+}
+
 static void merkle_root_follows_the_documented_rules(void **state)
 {
     (void)state;
@@ -1076,6 +1205,8 @@ int main(void)
         cmocka_unit_test(a_received_record_verifies_at_its_own_time_with_todays_crl),
         cmocka_unit_test(verify_rejects_certificate_not_valid_at_created_time),
         cmocka_unit_test(decode_rejects_truncated_envelopes),
+        cmocka_unit_test(the_flat_decoder_reads_every_sealed_shape_as_protobuf_c_does),
+        cmocka_unit_test(unusual_wire_shapes_are_left_to_protobuf_c),
         cmocka_unit_test(decode_rejects_oversized_envelopes),
         cmocka_unit_test(decode_rejects_malformed_source_agency_id),
         cmocka_unit_test(decode_rejects_fields_of_the_wrong_size),
