@@ -197,6 +197,7 @@ lt_err lt_store_open(lt_store **out, const lt_store_opts *opts, lt_why *why)
     if (!s)
         return lt_fail(why, LT_ENOMEM, "out of memory");
     s->lock_fd = -1;
+    s->io_fd = -1;
     s->map_size = opts->map_size ? opts->map_size : DEFAULT_MAP_SIZE;
     s->dedup_ms = opts->dedup_window_ms > 0 ? opts->dedup_window_ms : DEFAULT_DEDUP_MS;
     lt_err err;
@@ -241,6 +242,9 @@ lt_err lt_store_open(lt_store **out, const lt_store_opts *opts, lt_why *why)
         err = store_mdb_fail(s, why, rc, "open environment");
         goto out_env;
     }
+    int fd = -1;
+    if (mdb_env_get_fd(s->env, &fd) == 0 && store_io_watch(fd, true))
+        s->io_fd = fd;
     int dead = 0;
     if ((rc = mdb_reader_check(s->env, &dead))) {
         err = store_mdb_fail(s, why, rc, "reader check");
@@ -251,6 +255,8 @@ lt_err lt_store_open(lt_store **out, const lt_store_opts *opts, lt_why *why)
     *out = s;
     return LT_OK;
 out_env:
+    if (s->io_fd >= 0)
+        store_io_watch(s->io_fd, false);
     mdb_env_close(s->env);
     s->env = NULL;
 out_free:
@@ -268,6 +274,8 @@ void lt_store_close(lt_store **sp)
     lt_store *s = *sp;
     lt_store_abort(s);
     mdb_env_sync(s->env, 1); /* a last commit_nosync's root */
+    if (s->io_fd >= 0)
+        store_io_watch(s->io_fd, false);
     mdb_env_close(s->env);
     store_queue_free_all(s);
     free(s->pk.buf);

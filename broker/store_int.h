@@ -9,6 +9,7 @@
  *   store_dedup.c  message ids: dedup and its time index dedupx (who sent what, when)
  *   store_sched.c  the schedule (sched): queue entries that become deliverable at a time
  *   store_dossier.c dossiers of procedures: their state, their events, their deadlines
+ *   store_io.c     how LMDB's writes reach the data file (one page per write call)
  *
  * The on-disk layout of each database is drawn at the top of the file that owns it. Writer
  * thread only, except where store.h says a read may come from any thread.
@@ -120,6 +121,7 @@ struct lt_store {
     MDB_dbi sched;         /* store_sched.c */
     MDB_dbi dossiers, dossierx; bool dossier_open; /* store_dossier.c (lt_store_dossier_open) */
     int lock_fd;
+    int io_fd; /* the data file, written page by page (store_io.c); -1: as is */
     int64_t dedup_ms;
     uint64_t map_size;
     MDB_txn *txn;              /* the open batch, or NULL */
@@ -238,5 +240,12 @@ lt_err store_dedup_lookup(lt_store *s, const char *source, const uint8_t *id, ui
 /* Forget keys older than the window, oldest first, at most *budget; *more when some remain.
  * Returns an LMDB rc (0 on success). */
 int store_dedup_sweep(lt_store *s, MDB_txn *t, int64_t now_ms, size_t *budget, bool *more);
+
+/* ---- store_io.c ---- */
+
+/* Write LMDB's data file fd page by page from now on (on), or as LMDB asks again (!on).
+ * Returns whether fd is now written page by page: false when LIENTHONG_LMDB_WHOLE_WRITES=1,
+ * for descriptors of 1024 and above, or without the C library's functions. */
+bool store_io_watch(int fd, bool on);
 
 #endif
