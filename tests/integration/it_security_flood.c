@@ -7,12 +7,13 @@
  * (max_frame_bytes) as fast as ZeroMQ takes them: real envelopes whose payload was changed
  * after signing, so the broker pays the full decode and SHA-256 before it refuses them.
  * Meanwhile one authenticated publisher sends a record every 10 ms. Checked: every record of
- * the publisher is acknowledged (none refused, none timed out), its publish-to-ACK p99 is
- * under 1 s, and the broker's peak resident memory (VmHWM) stays under the bound stated in
- * docs/security.md.
+ * the publisher is acknowledged (none refused, none timed out), its publish-to-ACK p99 stays
+ * within what the same publisher saw without the flood on the same machine just before
+ * (10x its p99 plus 500 ms, and never less than 1 s), and the broker's peak resident memory
+ * (VmHWM) stays under the bound stated in docs/security.md.
  *
- * Not a timed test of speed: the bounds are an order of magnitude from what a loaded 2-core
- * machine shows, and what is printed is the measurement.
+ * Not a timed test of speed: the latency bound follows the machine's own pace (an
+ * unflooded run first), so a loaded machine moves both; what is printed is the measurement.
  */
 #include "harness.h"
 #include "harness_client.h"
@@ -34,6 +35,7 @@
 #define FLOODERS 8
 #define FRAME_BYTES (4u << 20)
 #define RECORDS 1000      /* the honest publisher: one every 10 ms */
+#define BASELINE 200      /* its records before the flood starts */
 #define RSS_BOUND_MIB 1024 /* docs/security.md */
 
 static const char BROKER_YAML[] = "broker:\n"
@@ -164,6 +166,48 @@ static int cmp_i64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* Publish n records with c, one every 10 ms, numbered first, first + 1, ... (so two calls
+ * never repeat a message id), each answered into recs[i]. */
+static void publish_paced(lt_client *c, lt_signer *who, pubrec *recs, size_t n, int first)
+{
+    int64_t start = it_now_ms();
+    for (size_t i = 0; i < n; i++) {
+        int64_t due = start + (int64_t)i * 10;
+        while (it_now_ms() < due)
+            lt_client_poll(c, (int)(due - it_now_ms()), NULL);
+        size_t len = 0;
+        uint8_t *e = it_seal(who, "79.760.flood.x", first + (int)i, 0, &len, NULL);
+        assert_non_null(e);
+        recs[i].sent_ms = it_now_ms();
+        recs[i].code = LT_ETIMEDOUT;
+        assert_int_equal(lt_client_publish(c, e, len, on_answer, &recs[i], NULL), LT_OK);
+        free(e);
+    }
+}
+
+/* The publish-to-answer p50, p99 (and max) of recs[0..n); how many were acknowledged (the
+ * others are printed). */
+static size_t latencies(const pubrec *recs, size_t n, int64_t *p50, int64_t *p99, int64_t *max)
+{
+    int64_t *lat = calloc(n, sizeof *lat);
+    assert_non_null(lat);
+    size_t ok = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (recs[i].code != LT_OK)
+            fprintf(stderr, "record %zu: %s: %s\n", i, lt_err_name(recs[i].code), recs[i].reason);
+        else
+            ok++;
+        lat[i] = recs[i].acked_ms - recs[i].sent_ms;
+    }
+    qsort(lat, n, sizeof *lat, cmp_i64);
+    *p50 = lat[n / 2];
+    *p99 = lat[n * 99 / 100];
+    if (max)
+        *max = lat[n - 1];
+    free(lat);
+    return ok;
+}
+
 static void an_unauthenticated_flood_neither_starves_a_publisher_nor_exhausts_memory(void **state)
 {
     (void)state;
@@ -176,6 +220,14 @@ static void an_unauthenticated_flood_neither_starves_a_publisher_nor_exhausts_me
 
     lt_client *c = it_client(&env, quan1, 0, 10000); /* authenticated */
     assert_non_null(c);
+    /* the same publisher without the flood first: the machine's own pace */
+    pubrec *base = calloc(BASELINE, sizeof *base);
+    assert_non_null(base);
+    publish_paced(c, quan1, base, BASELINE, 1000);
+    assert_int_equal(lt_client_flush(c, 30000), LT_OK);
+    int64_t base_p50, base_p99;
+    assert_int_equal(latencies(base, BASELINE, &base_p50, &base_p99, NULL), BASELINE);
+    free(base);
     void *ctx = zmq_ctx_new();
     atomic_bool stop = false;
     flooder fl[FLOODERS];
@@ -186,19 +238,7 @@ static void an_unauthenticated_flood_neither_starves_a_publisher_nor_exhausts_me
 
     pubrec *recs = calloc(RECORDS, sizeof *recs);
     assert_non_null(recs);
-    int64_t start = it_now_ms();
-    for (size_t i = 0; i < RECORDS; i++) {
-        int64_t due = start + (int64_t)i * 10;
-        while (it_now_ms() < due)
-            lt_client_poll(c, (int)(due - it_now_ms()), NULL);
-        size_t len = 0;
-        uint8_t *e = it_seal(quan1, "79.760.flood.x", 1000 + i, 0, &len, NULL);
-        assert_non_null(e);
-        recs[i].sent_ms = it_now_ms();
-        recs[i].code = LT_ETIMEDOUT;
-        assert_int_equal(lt_client_publish(c, e, len, on_answer, &recs[i], NULL), LT_OK);
-        free(e);
-    }
+    publish_paced(c, quan1, recs, RECORDS, 2000);
     assert_int_equal(lt_client_flush(c, 30000), LT_OK);
     long rss_peak = peak_rss_kib(env.pid);
     atomic_store(&stop, true);
@@ -210,31 +250,21 @@ static void an_unauthenticated_flood_neither_starves_a_publisher_nor_exhausts_me
     }
     zmq_ctx_term(ctx);
 
-    int64_t *lat = calloc(RECORDS, sizeof *lat);
-    assert_non_null(lat);
-    size_t ok = 0;
-    for (size_t i = 0; i < RECORDS; i++) {
-        if (recs[i].code != LT_OK)
-            fprintf(stderr, "record %zu: %s: %s\n", i, lt_err_name(recs[i].code), recs[i].reason);
-        else
-            ok++;
-        lat[i] = recs[i].acked_ms - recs[i].sent_ms;
-    }
-    qsort(lat, RECORDS, sizeof *lat, cmp_i64);
-    int64_t p50 = lat[RECORDS / 2], p99 = lat[RECORDS * 99 / 100];
+    int64_t p50, p99, max;
+    size_t ok = latencies(recs, RECORDS, &p50, &p99, &max);
+    int64_t bound = 10 * base_p99 + 500 > 1000 ? 10 * base_p99 + 500 : 1000;
     printf("flood: %d connections sent %llu frames of %zu bytes (%llu answers read); publisher: "
-           "%zu/%d acked, ack p50 %lld ms, p99 %lld ms, max %lld ms; broker VmHWM %ld MiB "
-           "(before: %ld MiB)\n",
+           "%zu/%d acked, ack p50 %lld ms, p99 %lld ms, max %lld ms (without the flood: p50 "
+           "%lld ms, p99 %lld ms; bound %lld ms); broker VmHWM %ld MiB (before: %ld MiB)\n",
            FLOODERS, (unsigned long long)flood_sent, frame_len, (unsigned long long)flood_answers,
-           ok, RECORDS, (long long)p50, (long long)p99, (long long)lat[RECORDS - 1],
-           rss_peak / 1024, rss_before / 1024);
+           ok, RECORDS, (long long)p50, (long long)p99, (long long)max, (long long)base_p50,
+           (long long)base_p99, (long long)bound, rss_peak / 1024, rss_before / 1024);
     assert_true(flood_sent > 8 * FLOODERS); /* the flood did happen */
     assert_int_equal(ok, RECORDS);
-    assert_true(p99 < 1000);
+    assert_true(p99 < bound);
     assert_true(rss_peak > 0 && rss_peak < RSS_BOUND_MIB * 1024L);
     assert_true(it_broker_alive(&env));
 
-    free(lat);
     free(recs);
     free(frame);
     lt_client_close(&c);
