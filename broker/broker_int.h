@@ -100,6 +100,7 @@ typedef struct lt_slot {
     char agency[LT_AGENCY_ID_MAX]; /* AUTH: the proven agency; PUBLISH: the source */
     uint8_t payload_sha256[32];    /* PUBLISH: with agency and key_id, the dedup key */
     bool has_cert;           /* verifiers: the certificate field, for the store */
+    bool batched_ack;        /* PUBLISH: its ACK may go in an Acks frame (lt_fe_on_done) */
     uint8_t key_id[32];      /* PUBLISH: the signer's (verified) */
     size_t cert_field_off, cert_field_len, cert_der_off, cert_der_len;
     lt_dossier_slot *dossier; /* verifiers -> committer: a dossier event (dossier.h) */
@@ -392,6 +393,7 @@ typedef struct lt_fe_publish {
     const uint8_t *env;
     size_t env_len;
     int64_t deliver_at;
+    bool batched_ack; /* Publish.batched_ack: its ACK may go in an Acks frame */
     size_t nhops;
     char *hops[LT_FE_FAST_HOPS];
     char hop[LT_FE_FAST_HOPS][LT_FE_HOP_MAX + 1];

@@ -311,9 +311,10 @@ bool lt_fe_parse_publish(const uint8_t *p, size_t n, lt_fe_publish *out)
     if (!lt_env_wire_varint(p, n, &pos, &key) || key != ((1u << 3) | 2) ||
         !lt_env_wire_varint(p, n, &pos, &len) || len != n - pos)
         return false;
-    bool have_tag = false, have_env = false, have_at = false;
+    bool have_tag = false, have_env = false, have_at = false, have_batched = false;
     out->tag = 0;
     out->deliver_at = 0;
+    out->batched_ack = false;
     out->nhops = 0;
     while (pos < n) {
         if (!lt_env_wire_varint(p, n, &pos, &key))
@@ -328,6 +329,12 @@ bool lt_fe_parse_publish(const uint8_t *p, size_t n, lt_fe_publish *out)
                 return false;
             out->deliver_at = (int64_t)v;
             have_at = true;
+        } else if (key == ((6u << 3) | 0) && !have_batched) {
+            uint64_t v;
+            if (!lt_env_wire_varint(p, n, &pos, &v))
+                return false;
+            out->batched_ack = v != 0;
+            have_batched = true;
         } else if (key == ((2u << 3) | 2) && !have_env) {
             if (!lt_env_wire_varint(p, n, &pos, &len) || len > n - pos)
                 return false;
@@ -377,6 +384,7 @@ static bool slot_for(lt_broker *b, const zmq_msg_t *id, lt_slot **out)
         return false; /* cannot happen: we read only while the ring has room */
     s->peer_len = (uint8_t)zmq_msg_size((zmq_msg_t *)id);
     memcpy(s->peer, zmq_msg_data((zmq_msg_t *)id), s->peer_len);
+    s->batched_ack = false;
     *out = s;
     return true;
 }
@@ -435,14 +443,14 @@ static bool charge(lt_broker *b, lt_peer *p, size_t len, bool *unauth, char *why
     return true;
 }
 
-/* The ring answered slot s: give its bytes back to its connection's budget. */
-static void uncharge(lt_broker *b, const lt_slot *s)
+/* The ring answered slot s: give its bytes back to its connection's budget (p: the peer of
+ * its routing id, or NULL). */
+static void uncharge(lt_broker *b, const lt_slot *s, lt_peer *p)
 {
     if (s->charged == 0)
         return;
     if (s->charged_unauth)
         b->inflight_unauth -= s->charged;
-    lt_peer *p = lt_fe_peer_find(b, s->peer, s->peer_len);
     if (p && p->conn == s->conn)
         p->inflight -= s->charged;
 }
@@ -501,7 +509,7 @@ static lt_err check_hops(const lt_broker *b, const lt_peer *p, char *const *hops
 
 static void on_publish(lt_broker *b, const zmq_msg_t *id, const zmq_msg_t *body, uint64_t tag,
                        const uint8_t *env, size_t len, int64_t due_ms, char *const *hops,
-                       size_t nhops)
+                       size_t nhops, bool batched_ack)
 {
     if (b->phase != LT_PHASE_RUNNING) {
         int e = lt_fe_send_nack(b, zmq_msg_data((zmq_msg_t *)id), zmq_msg_size((zmq_msg_t *)id),
@@ -554,6 +562,7 @@ static void on_publish(lt_broker *b, const zmq_msg_t *id, const zmq_msg_t *body,
     }
     s->kind = LT_SLOT_PUBLISH;
     s->tag = tag;
+    s->batched_ack = batched_ack;
     s->due_ms = due_ms > 0 ? due_ms : 0;
     s->relay_peer = peer_of(b, p);
     if (s->relay_peer == LT_LINK_PEER)
@@ -752,7 +761,8 @@ static void handle(lt_broker *b, const zmq_msg_t *id, zmq_msg_t *body)
     }
     lt_fe_publish fp;
     if (lt_fe_parse_publish(data, n, &fp)) {
-        on_publish(b, id, body, fp.tag, fp.env, fp.env_len, fp.deliver_at, fp.hops, fp.nhops);
+        on_publish(b, id, body, fp.tag, fp.env, fp.env_len, fp.deliver_at, fp.hops, fp.nhops,
+                   fp.batched_ack);
         return;
     }
     Lienthong__V1__Frame *f = lienthong__v1__frame__unpack(NULL, n, data);
@@ -765,7 +775,7 @@ static void handle(lt_broker *b, const zmq_msg_t *id, zmq_msg_t *body)
     case LIENTHONG__V1__FRAME__KIND_PUBLISH:
         on_publish(b, id, body, f->publish->tag, f->publish->envelope.data,
                    f->publish->envelope.len, f->publish->deliver_at_unix_ms, f->publish->hops,
-                   f->publish->n_hops);
+                   f->publish->n_hops, f->publish->batched_ack != 0);
         break;
     case LIENTHONG__V1__FRAME__KIND_CANCEL:
         if ((p = authed(b, id, body, "CANCEL")))
@@ -972,14 +982,92 @@ void lt_fe_resume(lt_broker *b)
 
 /* ---- outcomes of the ring ---- */
 
-static void answer(lt_broker *b, lt_slot *s)
+/* ---- Acks frames: the ACKs of one lt_fe_on_done pass for publishes that set
+ * Publish.batched_ack, one frame per connection, sent at the end of the pass
+ * (docs/protocol.md §6.1). A group is a routing id with its connection number, not a peer
+ * pointer: a failed send may drop a peer during the pass. ---- */
+
+#define ACKS_GROUPS 16   /* sessions batched in one pass; the others get single ACK frames */
+#define ACKS_FRAME 2048u /* ACKs in one Acks frame at most (about 30 KiB) */
+
+typedef struct ack_group {
+    uint8_t id_len;
+    uint8_t id[LT_PEER_ID_MAX];
+    uint64_t conn;
+    size_t n;
+} ack_group;
+
+typedef struct ack_pass {
+    size_t n, cap;
+    Lienthong__V1__Ack *acks; /* in slot order; group[g] of acks[i] in gi[i] */
+    uint8_t *gi;
+    ack_group group[ACKS_GROUPS];
+    size_t ngroups;
+} ack_pass;
+
+/* Take the ACK of slot s into the pass: false when it goes out alone (no pass, a publish
+ * without Publish.batched_ack, too many connections in this pass). */
+static bool acks_add(ack_pass *ap, const lt_slot *s)
+{
+    if (!ap || !s->batched_ack || s->conn == 0 || ap->n == ap->cap)
+        return false;
+    size_t g = 0;
+    while (g < ap->ngroups && ap->group[g].conn != s->conn)
+        g++;
+    if (g == ap->ngroups) {
+        if (g == ACKS_GROUPS)
+            return false;
+        ack_group *ng = &ap->group[ap->ngroups++];
+        ng->id_len = s->peer_len;
+        memcpy(ng->id, s->peer, s->peer_len);
+        ng->conn = s->conn;
+        ng->n = 0;
+    }
+    Lienthong__V1__Ack *a = &ap->acks[ap->n];
+    *a = (Lienthong__V1__Ack)LIENTHONG__V1__ACK__INIT;
+    a->tag = s->tag;
+    a->seq = s->seq;
+    a->duplicate = s->dup;
+    ap->gi[ap->n++] = (uint8_t)g;
+    ap->group[g].n++;
+    return true;
+}
+
+/* Send each group's ACKs, in slot order, ACKS_FRAME to a frame. */
+static void acks_flush(lt_broker *b, ack_pass *ap)
+{
+    Lienthong__V1__Ack *ptr[ACKS_FRAME];
+    for (size_t g = 0; g < ap->ngroups; g++) {
+        ack_group *gr = &ap->group[g];
+        size_t i = 0;
+        while (i < ap->n) {
+            size_t k = 0;
+            for (; i < ap->n && k < ACKS_FRAME; i++)
+                if (ap->gi[i] == g)
+                    ptr[k++] = &ap->acks[i];
+            if (k == 0)
+                break;
+            Lienthong__V1__Acks m = LIENTHONG__V1__ACKS__INIT;
+            m.n_acks = k;
+            m.acks = ptr;
+            Lienthong__V1__Frame f = LIENTHONG__V1__FRAME__INIT;
+            f.kind_case = LIENTHONG__V1__FRAME__KIND_ACKS;
+            f.acks = &m;
+            send_failed(b, lt_fe_send(b, gr->id, gr->id_len, &f), gr->id, gr->id_len, "ACKS");
+        }
+    }
+    ap->n = 0;
+    ap->ngroups = 0;
+}
+
+static void answer(lt_broker *b, lt_slot *s, lt_peer *p, ack_pass *acks)
 {
     int e = 0;
     if (s->kind == LT_SLOT_AUTH) {
         /* The answer applies to the session the AUTH was sent in and to nothing else: the
          * same connection (conn), the same HELLO epoch (session), still waiting for it. */
-        lt_fe_sessions_sync(b);
-        lt_peer *p = lt_fe_peer_find(b, s->peer, s->peer_len);
+        lt_fe_sessions_sync(b); /* may drop peers: find it again */
+        p = lt_fe_peer_find(b, s->peer, s->peer_len);
         if (!p || p->conn != s->conn || p->session != s->session || p->state != LT_PEER_AUTHING)
             return; /* its connection is gone */
         if (s->err != LT_OK) {
@@ -1009,14 +1097,16 @@ static void answer(lt_broker *b, lt_slot *s)
         return;
     }
     if (s->err == LT_OK) {
-        Lienthong__V1__Ack a = LIENTHONG__V1__ACK__INIT;
-        a.tag = s->tag;
-        a.seq = s->seq;
-        a.duplicate = s->dup;
-        Lienthong__V1__Frame f = LIENTHONG__V1__FRAME__INIT;
-        f.kind_case = LIENTHONG__V1__FRAME__KIND_ACK;
-        f.ack = &a;
-        e = lt_fe_send(b, s->peer, s->peer_len, &f);
+        if (!acks_add(acks, s)) {
+            Lienthong__V1__Ack a = LIENTHONG__V1__ACK__INIT;
+            a.tag = s->tag;
+            a.seq = s->seq;
+            a.duplicate = s->dup;
+            Lienthong__V1__Frame f = LIENTHONG__V1__FRAME__INIT;
+            f.kind_case = LIENTHONG__V1__FRAME__KIND_ACK;
+            f.ack = &a;
+            e = lt_fe_send(b, s->peer, s->peer_len, &f);
+        }
         lt_metrics_on_ack(b->metrics, s->agency_slot, s->dup);
         lt_metrics_observe(lt_metrics_hist(b->metrics, LT_HIST_PUBLISH_ACK),
                            (double)(uv_hrtime() - s->t_in_ns) / 1e9);
@@ -1039,10 +1129,18 @@ void lt_fe_on_done(lt_broker *b)
     uint64_t done = r->done;
     pthread_mutex_unlock(&r->mu);
 
+    /* the pass's ACKs for sessions that take Acks frames (none if out of memory: then
+     * every ACK goes alone, as to any other session) */
+    size_t n = (size_t)(done - r->tail);
+    ack_pass ap = {.cap = n};
+    ap.acks = n ? malloc(n * sizeof *ap.acks) : NULL;
+    ap.gi = n ? malloc(n) : NULL;
+    ack_pass *acks = ap.acks && ap.gi ? &ap : NULL;
     for (; r->tail < done; r->tail++) {
         lt_slot *s = &r->slots[r->tail & r->mask];
-        uncharge(b, s);
-        answer(b, s);
+        lt_peer *p = lt_fe_peer_find(b, s->peer, s->peer_len);
+        uncharge(b, s, p);
+        answer(b, s, p, acks);
         r->bytes -= s->len;
         if (s->cap > LT_SLOT_KEEP) {
             free(s->buf);
@@ -1052,6 +1150,10 @@ void lt_fe_on_done(lt_broker *b)
         s->len = 0;
         s->verified = false;
     }
+    if (acks)
+        acks_flush(b, acks);
+    free(ap.acks);
+    free(ap.gi);
     lt_fe_resume(b);
 }
 

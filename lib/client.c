@@ -463,6 +463,20 @@ static void dispatch(lt_client *c, const Lienthong__V1__Frame *f)
         }
         break;
     }
+    case LIENTHONG__V1__FRAME__KIND_ACKS: {
+        bool any = false;
+        for (size_t i = 0; i < f->acks->n_acks; i++) {
+            const Lienthong__V1__Ack *a = f->acks->acks[i];
+            struct slot *s = find_slot(c, a->tag);
+            if (s != NULL) {
+                complete(c, s, LT_OK, a->seq, a->duplicate != 0, "");
+                any = true;
+            }
+        }
+        if (any)
+            advance(c, false, 0);
+        break;
+    }
     case LIENTHONG__V1__FRAME__KIND_NACK:
         on_nack(c, f->nack);
         break;
@@ -932,6 +946,7 @@ lt_err lt_client_publish_at(lt_client *c, const uint8_t *env, size_t len,
     p.envelope.data = (uint8_t *)env;
     p.envelope.len = len;
     p.deliver_at_unix_ms = deliver_at_unix_ms > 0 ? deliver_at_unix_ms : 0;
+    p.batched_ack = 1; /* dispatch reads Acks frames */
     Lienthong__V1__Frame f = LIENTHONG__V1__FRAME__INIT;
     f.kind_case = LIENTHONG__V1__FRAME__KIND_PUBLISH;
     f.publish = &p;
@@ -961,6 +976,7 @@ lt_err lt_client_publish_hops(lt_client *c, const uint8_t *env, size_t len,
     p.envelope.len = len;
     p.hops = (char **)hops;
     p.n_hops = nhops;
+    p.batched_ack = 1;
     Lienthong__V1__Frame f = LIENTHONG__V1__FRAME__INIT;
     f.kind_case = LIENTHONG__V1__FRAME__KIND_PUBLISH;
     f.publish = &p;

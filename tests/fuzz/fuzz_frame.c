@@ -1,6 +1,6 @@
 /* fuzz_frame.c - the broker's PUBLISH fast path (frontend.c) against protobuf-c. Whatever
  * lt_fe_parse_publish accepts, protobuf_c must unpack as a Frame holding a Publish with the
- * same tag, envelope bytes, deliver_at and hops; lt_fe_peek_tag must never read out of
+ * same tag, envelope bytes, deliver_at, batched_ack and hops; lt_fe_peek_tag must never read out of
  * bounds. */
 #include "broker_int.h"
 
@@ -24,7 +24,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!f || f->kind_case != LIENTHONG__V1__FRAME__KIND_PUBLISH || f->publish->tag != fp.tag ||
         f->publish->envelope.len != fp.env_len ||
         (fp.env_len && memcmp(f->publish->envelope.data, fp.env, fp.env_len) != 0) ||
-        f->publish->deliver_at_unix_ms != fp.deliver_at || f->publish->n_hops != fp.nhops)
+        f->publish->deliver_at_unix_ms != fp.deliver_at ||
+        (f->publish->batched_ack != 0) != fp.batched_ack || f->publish->n_hops != fp.nhops)
         __builtin_trap();
     for (size_t i = 0; i < fp.nhops; i++)
         if (strcmp(f->publish->hops[i], fp.hops[i]) != 0)

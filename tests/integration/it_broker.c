@@ -418,6 +418,73 @@ static void subscribing_to_an_unknown_or_a_foreign_queue_is_refused(void **state
     }
 }
 
+/* Publish.batched_ack: the publishes that ask for it are answered in Acks frames (several
+ * ACKs to a frame when they commit together), the others one ACK frame each, on the same
+ * connection. */
+static void acks_come_batched_only_for_publishes_that_ask(void **state)
+{
+    (void)state;
+    enum { BATCHED = 40, SINGLE = 10 };
+    void *ctx = zmq_ctx_new();
+    void *sock = zmq_socket(ctx, ZMQ_DEALER);
+    int zero = 0;
+    zmq_setsockopt(sock, ZMQ_LINGER, &zero, sizeof zero);
+    assert_int_equal(zmq_connect(sock, env.endpoint), 0);
+    for (int i = 0; i < BATCHED + SINGLE; i++) {
+        size_t len = 0;
+        uint8_t *e =
+            it_seal(quan1, "79.760.hotich.khaisinh", 3000000 + (uint64_t)i, 10, &len, NULL);
+        assert_non_null(e);
+        Lienthong__V1__Publish p = LIENTHONG__V1__PUBLISH__INIT;
+        p.tag = i < BATCHED ? (uint64_t)i + 1 : (uint64_t)(i - BATCHED) + 1001;
+        p.envelope.data = e;
+        p.envelope.len = len;
+        p.batched_ack = i < BATCHED;
+        Lienthong__V1__Frame f = LIENTHONG__V1__FRAME__INIT;
+        f.kind_case = LIENTHONG__V1__FRAME__KIND_PUBLISH;
+        f.publish = &p;
+        it_frame_send(sock, &f);
+        free(e);
+    }
+    bool seen[BATCHED + SINGLE] = {false};
+    size_t answered = 0, acks_frames = 0, widest = 0;
+    int64_t deadline = it_now_ms() + 15000;
+    while (answered < BATCHED + SINGLE && it_now_ms() < deadline) {
+        Lienthong__V1__Frame *r = it_frame_recv(sock, 200);
+        if (r == NULL)
+            continue;
+        if (r->kind_case == LIENTHONG__V1__FRAME__KIND_ACKS) {
+            acks_frames++;
+            if (r->acks->n_acks > widest)
+                widest = r->acks->n_acks;
+            for (size_t k = 0; k < r->acks->n_acks; k++) {
+                uint64_t t = r->acks->acks[k]->tag;
+                assert_true(t >= 1 && t <= BATCHED); /* only what asked for it */
+                assert_false(seen[t - 1]);
+                assert_true(r->acks->acks[k]->seq > 0);
+                seen[t - 1] = true;
+                answered++;
+            }
+        } else if (r->kind_case == LIENTHONG__V1__FRAME__KIND_ACK) {
+            uint64_t t = r->ack->tag;
+            if (!(t >= 1001 && t < 1001 + SINGLE))
+                fail_msg("ACK frame for tag %llu", (unsigned long long)t);
+            assert_false(seen[BATCHED + t - 1001]);
+            seen[BATCHED + t - 1001] = true;
+            answered++;
+        } else {
+            fail_msg("unexpected frame kind %d", (int)r->kind_case);
+        }
+        lienthong__v1__frame__free_unpacked(r, NULL);
+    }
+    zmq_close(sock);
+    zmq_ctx_term(ctx);
+    printf("%d batched publishes answered in %zu Acks frames (widest %zu)\n", BATCHED, acks_frames,
+           widest);
+    assert_int_equal(answered, BATCHED + SINGLE);
+    assert_true(acks_frames < BATCHED && widest >= 2); /* committed together, answered so */
+}
+
 static void malformed_and_oversized_frames_are_refused_and_the_broker_goes_on(void **state)
 {
     (void)state;
@@ -861,6 +928,7 @@ int main(void)
         cmocka_unit_test(thousands_of_messages_are_delivered_in_order_and_acked),
         cmocka_unit_test(each_rejection_has_its_own_code_while_the_broker_serves_others),
         cmocka_unit_test(malformed_and_oversized_frames_are_refused_and_the_broker_goes_on),
+        cmocka_unit_test(acks_come_batched_only_for_publishes_that_ask),
         cmocka_unit_test(a_duplicate_id_is_acked_as_duplicate_and_delivered_once),
         cmocka_unit_test(an_unacked_delivery_is_redelivered_after_ack_wait),
         cmocka_unit_test(a_nak_with_delay_redelivers_no_sooner),
