@@ -11,6 +11,7 @@
  *           "last_ms"  -> i64            stored time of the last append (clock clamp)
  *           "next_qid" -> u32
  *           "version"  -> u32            LAYOUT_VERSION
+ *           "dedup_gen"                  the dedup generations (store_dedup.c)
  *
  * No nested transactions on the hot path (a nested txn costs a multi-MB malloc in
  * mdb_txn_begin): each operation first checks everything that can refuse it (dedup, queue

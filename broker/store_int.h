@@ -255,7 +255,7 @@ void store_dedup_undo(lt_store *s);
 void store_dedup_free(lt_store *s);
 /* Is key a record the window still remembers? LT_OK + *seq: the same record (duplicate);
  * LT_ENOTFOUND: new; LT_EID_CONFLICT: the key names another record (why says how it
- * differs); LT_ESTORE (read failed). Writes nothing. */
+ * differs); LT_ESTORE (read failed, or a corrupt entry). Writes nothing. */
 lt_err store_dedup_find(lt_store *s, const lt_store_msgkey *key, int64_t now_ms, uint64_t *seq,
                         lt_why *why);
 /* Remember key as seq stored at stored_ms, in the open batch (fails the batch on error). */

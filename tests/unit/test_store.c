@@ -2182,6 +2182,55 @@ static void a_layout_5_store_dedups_from_its_old_table_until_the_first_rotation(
     open_store(f, 64ULL << 20);
 }
 
+/* Overwrite key k of the named database of the closed store in f->dir with v. */
+static void poke(fx *f, const char *name, MDB_val k, MDB_val v)
+{
+    MDB_env *env = NULL;
+    MDB_txn *txn = NULL;
+    MDB_dbi dbi;
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 32), 0);
+    assert_int_equal(mdb_env_set_mapsize(env, 64ULL << 20), 0);
+    assert_int_equal(mdb_env_open(env, f->dir, 0, 0600), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, name, 0, &dbi), 0);
+    assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+}
+
+/* A dedup entry of the wrong size is refused as corrupt (the publish fails, nothing is
+ * misread); a source number out of range keeps the store from opening. */
+static void a_corrupt_dedup_entry_or_source_number_is_an_error_not_a_guess(void **state)
+{
+    fx *f = *state;
+    lt_why why;
+    uint64_t s1, got;
+    bool dup;
+    assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
+    assert_int_equal(put_msg(f, 1, &f->q1, 1, 1000, &s1, &dup, &why), LT_OK);
+    commit_ok(f);
+    lt_store_close(&f->s);
+    uint8_t kb[20] = {0, 0, 0, 1};
+    mkid(kb + 4, 1);
+    poke(f, "dedupg0", (MDB_val){20, kb}, (MDB_val){39, (void *)ZERO32});
+    open_store(f, 64ULL << 20);
+    assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
+    assert_int_equal(put_msg(f, 1, &f->q1, 1, 2000, &got, &dup, &why), LT_ESTORE);
+    assert_non_null(strstr(why.msg, "corrupt dedup entry"));
+    lt_store_abort(f->s);
+    lt_store_close(&f->s);
+    uint8_t num[4] = {0, 0, 0, 9};
+    const char *src = "VN:GOV:000.00.00.H29:test";
+    poke(f, "dsrc", (MDB_val){strlen(src), (void *)src}, (MDB_val){4, num});
+    lt_store_opts o = {.dir = f->dir, .map_size = 64ULL << 20, .dedup_window_ms = 60000};
+    assert_int_equal(lt_store_open(&f->s, &o, &why), LT_ESTORE);
+    assert_non_null(strstr(why.msg, "dedup sources"));
+    num[3] = 1;
+    poke(f, "dsrc", (MDB_val){strlen(src), (void *)src}, (MDB_val){4, num});
+    open_store(f, 64ULL << 20);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -2207,6 +2256,7 @@ int main(void)
         T(a_reput_id_is_found_in_the_current_generation_before_its_old_copy),
         T(an_aborted_batch_leaves_no_source_number_behind),
         T(a_layout_5_store_dedups_from_its_old_table_until_the_first_rotation),
+        T(a_corrupt_dedup_entry_or_source_number_is_an_error_not_a_guess),
         T(full_queue_refuses_with_queue_full_naming_it),
         T(a_failing_put_fails_the_whole_batch_and_stores_nothing),
         T(a_refused_operation_keeps_the_batch),
