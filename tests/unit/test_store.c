@@ -1901,6 +1901,25 @@ static void a_layout_4_store_reads_its_old_messages_and_packs_new_ones(void **st
 
 /* ---- dedup generations (layout 6) ---- */
 
+/* Open the closed store in f->dir with LMDB itself (read-only, or to write: MDB_RDONLY or
+ * 0), in one transaction; raw_close commits it (a write) and closes the environment. */
+static MDB_txn *raw_open(fx *f, unsigned flags, MDB_env **env)
+{
+    MDB_txn *txn = NULL;
+    assert_int_equal(mdb_env_create(env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(*env, 32), 0);
+    assert_int_equal(mdb_env_set_mapsize(*env, 64ULL << 20), 0);
+    assert_int_equal(mdb_env_open(*env, f->dir, flags, 0600), 0);
+    assert_int_equal(mdb_txn_begin(*env, NULL, flags, &txn), 0);
+    return txn;
+}
+
+static void raw_close(MDB_env *env, MDB_txn *txn)
+{
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+}
+
 /* A key stored again after its expiry goes to the current generation while its old copy
  * still sits in the previous one: every lookup takes the newer one, and a rotation that
  * drops the old copy keeps the new. */
@@ -1974,13 +1993,9 @@ static void a_reput_id_is_found_in_the_current_generation_before_its_old_copy(vo
 static uint32_t dsrc_number(fx *f, const char *source, size_t *n)
 {
     MDB_env *env = NULL;
-    MDB_txn *txn = NULL;
+    MDB_txn *txn = raw_open(f, MDB_RDONLY, &env);
     MDB_dbi dbi;
     MDB_stat st;
-    assert_int_equal(mdb_env_create(&env), 0);
-    assert_int_equal(mdb_env_set_maxdbs(env, 32), 0);
-    assert_int_equal(mdb_env_open(env, f->dir, MDB_RDONLY, 0600), 0);
-    assert_int_equal(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
     assert_int_equal(mdb_dbi_open(txn, "dsrc", 0, &dbi), 0);
     assert_int_equal(mdb_stat(txn, dbi, &st), 0);
     *n = st.ms_entries;
@@ -1988,8 +2003,7 @@ static uint32_t dsrc_number(fx *f, const char *source, size_t *n)
     uint32_t num = 0;
     if (mdb_get(txn, dbi, &k, &v) == 0 && v.mv_size == 4)
         num = be32(v.mv_data);
-    mdb_txn_abort(txn);
-    mdb_env_close(env);
+    raw_close(env, txn);
     return num;
 }
 
@@ -2035,15 +2049,10 @@ static void an_aborted_batch_leaves_no_source_number_behind(void **state)
 static bool db_exists(fx *f, const char *name)
 {
     MDB_env *env = NULL;
-    MDB_txn *txn = NULL;
+    MDB_txn *txn = raw_open(f, MDB_RDONLY, &env);
     MDB_dbi dbi;
-    assert_int_equal(mdb_env_create(&env), 0);
-    assert_int_equal(mdb_env_set_maxdbs(env, 32), 0);
-    assert_int_equal(mdb_env_open(env, f->dir, MDB_RDONLY, 0600), 0);
-    assert_int_equal(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
     int rc = mdb_dbi_open(txn, name, 0, &dbi);
-    mdb_txn_abort(txn);
-    mdb_env_close(env);
+    raw_close(env, txn);
     return rc == 0;
 }
 
@@ -2060,13 +2069,8 @@ static void put_be64(uint8_t *p, uint64_t v)
 static void make_layout_5_dedup(fx *f)
 {
     MDB_env *env = NULL;
-    MDB_txn *txn = NULL;
+    MDB_txn *txn = raw_open(f, 0, &env);
     MDB_dbi meta, dsrc, g0, g1, d2, x2;
-    assert_int_equal(mdb_env_create(&env), 0);
-    assert_int_equal(mdb_env_set_maxdbs(env, 32), 0);
-    assert_int_equal(mdb_env_set_mapsize(env, 64ULL << 20), 0);
-    assert_int_equal(mdb_env_open(env, f->dir, 0, 0600), 0);
-    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
     assert_int_equal(mdb_dbi_open(txn, "meta", 0, &meta), 0);
     assert_int_equal(mdb_dbi_open(txn, "dsrc", 0, &dsrc), 0);
     assert_int_equal(mdb_dbi_open(txn, "dedupg0", 0, &g0), 0);
@@ -2113,8 +2117,7 @@ static void make_layout_5_dedup(fx *f)
     k = (MDB_val){7, (void *)"last_ms"};
     v = (MDB_val){8, b};
     assert_int_equal(mdb_put(txn, meta, &k, &v, 0), 0);
-    assert_int_equal(mdb_txn_commit(txn), 0);
-    mdb_env_close(env);
+    raw_close(env, txn);
     set_layout(f, 5, false);
 }
 
@@ -2186,17 +2189,11 @@ static void a_layout_5_store_dedups_from_its_old_table_until_the_first_rotation(
 static void poke(fx *f, const char *name, MDB_val k, MDB_val v)
 {
     MDB_env *env = NULL;
-    MDB_txn *txn = NULL;
+    MDB_txn *txn = raw_open(f, 0, &env);
     MDB_dbi dbi;
-    assert_int_equal(mdb_env_create(&env), 0);
-    assert_int_equal(mdb_env_set_maxdbs(env, 32), 0);
-    assert_int_equal(mdb_env_set_mapsize(env, 64ULL << 20), 0);
-    assert_int_equal(mdb_env_open(env, f->dir, 0, 0600), 0);
-    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
     assert_int_equal(mdb_dbi_open(txn, name, 0, &dbi), 0);
     assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
-    assert_int_equal(mdb_txn_commit(txn), 0);
-    mdb_env_close(env);
+    raw_close(env, txn);
 }
 
 /* A dedup entry of the wrong size is refused as corrupt (the publish fails, nothing is
