@@ -2210,7 +2210,8 @@ static void a_corrupt_dedup_entry_or_source_number_is_an_error_not_a_guess(void 
     lt_store_close(&f->s);
     uint8_t kb[20] = {0, 0, 0, 1};
     mkid(kb + 4, 1);
-    poke(f, "dedupg0", (MDB_val){20, kb}, (MDB_val){39, (void *)ZERO32});
+    uint8_t short_val[39] = {0};
+    poke(f, "dedupg0", (MDB_val){20, kb}, (MDB_val){sizeof short_val, short_val});
     open_store(f, 64ULL << 20);
     assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
     assert_int_equal(put_msg(f, 1, &f->q1, 1, 2000, &got, &dup, &why), LT_ESTORE);
