@@ -469,7 +469,7 @@ lt_err store_dedup_put(lt_store *s, const lt_store_msgkey *key, uint64_t seq, in
 
 /* The rotation empties a generation with mdb_drop(txn, dbi, 0): one call that cannot be cut
  * short. On a table without overflow pages LMDB reads only its branch pages (about one page
- * in a hundred: a 1 GB generation has some 2,500) and lists every page as free, reading and
+ * in 130: a 1 GB generation has some 2,000) and lists every page as free, reading and
  * writing no leaf; at commit the free list grows by 8 bytes per freed page. The sweep runs
  * it when any budget is left and charges the branch pages it reads. */
 int store_dedup_sweep(lt_store *s, MDB_txn *t, int64_t now_ms, size_t *budget, bool *more)
