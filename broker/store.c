@@ -11,6 +11,7 @@
  *           "last_ms"  -> i64            stored time of the last append (clock clamp)
  *           "next_qid" -> u32
  *           "version"  -> u32            LAYOUT_VERSION
+ *           "dedup_gen"                  the dedup generations (store_dedup.c)
  *
  * No nested transactions on the hot path (a nested txn costs a multi-MB malloc in
  * mdb_txn_begin): each operation first checks everything that can refuse it (dedup, queue
@@ -128,14 +129,13 @@ static lt_err load(lt_store *s, lt_why *why)
             goto out_abort;
         }
     }
-    if ((err = store_dedup_open(s, txn, why)) != LT_OK)
-        goto out_abort;
     uint64_t ver = 0;
     err = store_meta_get_u64(s, txn, "version", &ver);
     if (err == LT_ENOTFOUND || (err == LT_OK && ver >= 1 && ver < LAYOUT_VERSION)) {
         /* new store, or layout 1 (whose records are layout-2 records without certref) or
          * 2 (whose dedup tables store_dedup_open replaced) or 3 (records without hops) or
-         * 4 (records in msgs, which stay there and are read there: store_msg_open) */
+         * 4 (records in msgs, which stay there and are read there: store_msg_open) or 5
+         * (dedup2, read by store_dedup.c until its first rotation) */
         uint8_t b[4];
         put32(b, LAYOUT_VERSION);
         if ((rc = store_meta_put(s, txn, "version", b, 4))) {
@@ -148,23 +148,21 @@ static lt_err load(lt_store *s, lt_why *why)
                       (unsigned long long)ver, LAYOUT_VERSION);
         goto out_abort;
     }
-    uint64_t v64 = 0, a = 0, b = 0;
+    if ((err = store_dedup_open(s, txn, why)) != LT_OK)
+        goto out_abort;
+    uint64_t v64 = 0, a = 0;
     s->next_seq = 1;
     if (store_meta_get_u64(s, txn, "next_seq", &v64) == LT_OK)
         s->next_seq = v64;
-    /* Belt and braces: never hand out a seq that is still in use. */
+    /* Belt and braces: never hand out a seq that is still in use. next_seq is written by
+     * the same commit as every dedup entry that names a seq, so the dedup tables need no
+     * index of their own for this; the packs' last key backs it. */
     if ((rc = store_msg_open(s, txn, &a))) {
         err = store_mdb_fail(s, why, rc, "open the message packs");
         goto out_abort;
     }
-    if (store_dedup_last_seq(s, txn, &b)) {
-        err = lt_fail(why, LT_ESTORE, "cannot read the last sequence number");
-        goto out_abort;
-    }
     if (a + 1 > s->next_seq)
         s->next_seq = a + 1;
-    if (b + 1 > s->next_seq)
-        s->next_seq = b + 1;
     s->last_ms = 0;
     if (store_meta_get_u64(s, txn, "last_ms", &v64) == LT_OK)
         s->last_ms = (int64_t)v64;
@@ -261,6 +259,7 @@ out_env:
     s->env = NULL;
 out_free:
     store_queue_free_all(s);
+    store_dedup_free(s);
     if (s->lock_fd >= 0)
         close(s->lock_fd);
     free(s);
@@ -278,6 +277,7 @@ void lt_store_close(lt_store **sp)
         store_io_watch(s->io_fd, false);
     mdb_env_close(s->env);
     store_queue_free_all(s);
+    store_dedup_free(s);
     free(s->pk.buf);
     free(s->pk.off);
     free(s->pk.dead);
@@ -347,6 +347,7 @@ lt_err lt_store_begin(lt_store *s, lt_why *why)
     s->batch_pages = 0;
     s->batch_appends = 0;
     s->batch_freed = 0;
+    store_dedup_begin(s);
     return LT_OK;
 }
 
@@ -372,6 +373,7 @@ static void undo_memory(lt_store *s)
     store_msg_reset(s); /* the batch's pack is gone with it */
     s->ncert_known = 0; /* certificates the batch added are gone with it */
     s->cert_next = 0;
+    store_dedup_undo(s); /* and the source numbers it assigned, and a rotation */
 }
 
 void lt_store_abort(lt_store *s)
@@ -535,11 +537,14 @@ lt_err lt_store_sweep(lt_store *s, int64_t now_ms, size_t budget, bool *more, lt
     lt_err err = step_begin(s, &t, why);
     if (err)
         return err;
+    dedup_gen g = s->dg;
     int rc = store_dedup_sweep(s, t, now_ms, &budget, &more_work);
     if (rc == 0)
         rc = store_queue_sweep(s, t, now_ms, &budget, &more_work);
-    if ((err = step_end(s, t, LT_OK, rc, "sweep", why)))
+    if ((err = step_end(s, t, LT_OK, rc, "sweep", why))) {
+        s->dg = g; /* the rotation is undone with the step */
         return err;
+    }
     if (more)
         *more = more_work;
     return LT_OK;

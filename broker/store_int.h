@@ -6,7 +6,8 @@
  *   store_msg.c    messages (msgs) and signers' certificates (certs); appends
  *   store_queue.c  queues (qnames, queues) and their indexes: pending (qent), history (qlog),
  *                  dead letters (dlq); acks, naks, retention, the readers of entries
- *   store_dedup.c  message ids: dedup and its time index dedupx (who sent what, when)
+ *   store_dedup.c  message ids: source numbers (dsrc) and two generations of entries
+ *                  (dedupg0, dedupg1): who sent what, when
  *   store_sched.c  the schedule (sched): queue entries that become deliverable at a time
  *   store_dossier.c dossiers of procedures: their state, their events, their deadlines
  *   store_io.c     how LMDB's writes reach the data file (one page per write call)
@@ -25,13 +26,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Layout history. 5: messages are appended in packs (mpack/mlive, store_msg.c); the msgs
+/* Layout history. 6: dedup entries keyed by a source number (dsrc) in two generations
+ * (dedupg0/1) that the sweep rotates, with no time index; a layout-5 store's dedup2 is read
+ * as the oldest generation until the first rotation empties it and dedupx2.
+ * 5: messages are appended in packs (mpack/mlive, store_msg.c); the msgs
  * records of a layout-4 store stay readable where they are. 4: msgs records may carry hops
  * (MSG_HOPS); a layout-3 store is a layout-4 store without them (opened, its version
  * rewritten), plus sched, created when missing (an older store simply has nothing
  * scheduled). 3: dedup by (source, id) in dedup2/dedupx2 (store_dedup.c). 2: certref in
  * msgs, certs db. 1 (no certref) still reads. */
-#define LAYOUT_VERSION 5u
+#define LAYOUT_VERSION 6u
 #define MSG_CERT 1u      /* flags: certificate stripped, certref follows */
 #define MSG_HOPS 2u      /* flags: a hops block [len u32][lt_store_hops_encode bytes] follows
                           * the qids (before the certref) */
@@ -93,6 +97,23 @@ typedef struct counters {
     uint64_t depth, bytes, dlq_depth, dlq_bytes;
 } counters;
 
+/* store_dedup.c: which generation takes new entries, since when; whether a layout-5
+ * store's dedup2 is still read (the oldest generation). */
+typedef struct dedup_gen {
+    int64_t started_ms;
+    unsigned cur; /* 0 or 1: the index in dgen of the current generation */
+    bool legacy;
+} dedup_gen;
+
+/* store_dedup.c: the source numbers of dsrc (and of the open batch), by name. */
+typedef struct dedup_srcs {
+    char **name; /* name[num - 1]: the source numbered num */
+    uint32_t n, cap;
+    uint32_t saved_n; /* n when the open batch began */
+    uint32_t *slot;   /* open addressing: 0 empty, else a number; nslot a power of 2 > 2 n */
+    uint32_t nslot;
+} dedup_srcs;
+
 typedef struct queue {
     uint32_t qid;
     char *name;
@@ -117,7 +138,10 @@ struct lt_store {
         uint64_t first;
         uint32_t n;
     } pk;
-    MDB_dbi dedup, dedupx; /* store_dedup.c */
+    MDB_dbi dsrc, dgen[2];  /* store_dedup.c: source numbers, the two generations */
+    MDB_dbi dedup, dedupx;  /* a layout-5 store's dedup2/dedupx2 (while dg.legacy) */
+    dedup_gen dg, saved_dg; /* saved_dg: as the open batch began */
+    dedup_srcs src;
     MDB_dbi sched;         /* store_sched.c */
     MDB_dbi dossiers, dossierx; bool dossier_open; /* store_dossier.c (lt_store_dossier_open) */
     int lock_fd;
@@ -221,13 +245,19 @@ lt_err store_sched_open(lt_store *s, MDB_txn *txn, lt_why *why);
 lt_err store_sched_put(lt_store *s, int64_t due_ms, uint32_t qid, uint64_t seq, lt_why *why);
 
 /* store_dedup.c */
-/* Open the dedup databases in txn (creating them; an older layout's are dropped). */
+/* Open the dedup databases in txn (creating them; layout 2's are dropped, layout 5's read
+ * until the first rotation), and load the source numbers (meta must be open). LT_ESTORE:
+ * corrupt meta or dsrc, out of memory, or LMDB failed. */
 lt_err store_dedup_open(lt_store *s, MDB_txn *txn, lt_why *why);
-/* The newest seq the dedup index holds (0 if none), so no seq is handed out twice. */
-lt_err store_dedup_last_seq(lt_store *s, MDB_txn *txn, uint64_t *seq);
+/* A batch begins: remember the source numbers and generation for an abort. */
+void store_dedup_begin(lt_store *s);
+/* The batch aborted: forget the source numbers it assigned, restore the generation. */
+void store_dedup_undo(lt_store *s);
+/* Free the in-memory source numbers (close). */
+void store_dedup_free(lt_store *s);
 /* Is key a record the window still remembers? LT_OK + *seq: the same record (duplicate);
  * LT_ENOTFOUND: new; LT_EID_CONFLICT: the key names another record (why says how it
- * differs); LT_ESTORE (read failed). Writes nothing. */
+ * differs); LT_ESTORE (read failed, or a corrupt entry). Writes nothing. */
 lt_err store_dedup_find(lt_store *s, const lt_store_msgkey *key, int64_t now_ms, uint64_t *seq,
                         lt_why *why);
 /* Remember key as seq stored at stored_ms, in the open batch (fails the batch on error). */
@@ -237,8 +267,10 @@ lt_err store_dedup_put(lt_store *s, const lt_store_msgkey *key, uint64_t seq, in
  * LT_ENOTFOUND (why says so), LT_EINVAL, LT_ESTORE. */
 lt_err store_dedup_lookup(lt_store *s, const char *source, const uint8_t *id, uint64_t *seq,
                           lt_why *why);
-/* Forget keys older than the window, oldest first, at most *budget; *more when some remain.
- * Returns an LMDB rc (0 on success). */
+/* Rotate the generations once the current one is older than the window (emptying the
+ * previous one, and a layout-5 store's tables): needs *budget > 0 (else *more), charges
+ * the branch pages it reads. On success s->dg is the new generation; the caller restores
+ * it if the transaction t is then aborted. Returns an LMDB rc (0 on success). */
 int store_dedup_sweep(lt_store *s, MDB_txn *t, int64_t now_ms, size_t *budget, bool *more);
 
 /* ---- store_io.c ---- */

@@ -490,6 +490,9 @@ static void retention_sweep_deletes_acked_messages_only_past_retention(void **st
     assert_int_equal(r.n, 0);
 }
 
+/* The sweep rotates the dedup generations once the current one is older than the window:
+ * an id stays on disk between one and two windows, and is a duplicate only within its
+ * window (each lookup checks that exactly). */
 static void dedup_sweep_forgets_ids_past_the_window(void **state)
 {
     fx *f = *state;
@@ -505,9 +508,24 @@ static void dedup_sweep_forgets_ids_past_the_window(void **state)
     /* still within the window: still a duplicate */
     assert_int_equal(put_msg(f, 9, &f->q1, 1, 30000, &seq2, &dup, &why), LT_OK);
     assert_true(dup);
+    /* the first rotation keeps it, in the previous generation */
     assert_int_equal(lt_store_sweep(f->s, 61001, 10, &more, &why), LT_OK);
+    assert_false(more);
     commit_ok(f);
-    /* swept: the id is new, even read with a clock inside the old window */
+    assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
+    assert_int_equal(put_msg(f, 9, &f->q1, 1, 60999, &seq2, &dup, &why), LT_OK);
+    assert_true(dup);
+    assert_int_equal(seq2, seq);
+    /* the next rotation is due a window after the first: a sweep without budget says so */
+    assert_int_equal(lt_store_sweep(f->s, 121000, 10, &more, &why), LT_OK);
+    assert_int_equal(put_msg(f, 9, &f->q1, 1, 2000, &seq2, &dup, &why), LT_OK);
+    assert_true(dup);
+    assert_int_equal(lt_store_sweep(f->s, 121001, 0, &more, &why), LT_OK);
+    assert_true(more);
+    assert_int_equal(lt_store_sweep(f->s, 121001, 10, &more, &why), LT_OK);
+    assert_false(more);
+    commit_ok(f);
+    /* gone from disk: the id is new, even read with a clock inside the old window */
     assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
     assert_int_equal(put_msg(f, 9, &f->q1, 1, 2000, &seq2, &dup, &why), LT_OK);
     assert_false(dup);
@@ -564,9 +582,9 @@ static void a_failing_put_fails_the_whole_batch_and_stores_nothing(void **state)
     bool dup;
     assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
     assert_int_equal(put_msg(f, 1, &f->q1, 1, 1000, &s1, &dup, &why), LT_OK);
-    /* second message: its 3rd put (dedupx) fails as if the map were full */
+    /* second message: its 2nd put (qent, after its dedup entry) fails as if the map were
+     * full */
     mock_put = true;
-    will_return(__wrap_mdb_put, 0);
     will_return(__wrap_mdb_put, 0);
     will_return(__wrap_mdb_put, MDB_MAP_FULL);
     assert_int_equal(put_msg(f, 2, &f->q1, 1, 1000, &s2, &dup, &why), LT_ESTORE_FULL);
@@ -1120,10 +1138,10 @@ static void a_layout_1_store_is_upgraded_in_place_and_a_newer_one_is_refused(voi
     assert_int_equal(pending(f, f->q1).n, 2);
     /* a layout this broker does not know */
     lt_store_close(&f->s);
-    set_layout(f, 6, false);
+    set_layout(f, 7, false);
     lt_store_opts o = {.dir = f->dir, .map_size = 64ULL << 20, .dedup_window_ms = 60000};
     assert_int_equal(lt_store_open(&f->s, &o, &why), LT_ESTORE);
-    assert_non_null(strstr(why.msg, "version 6"));
+    assert_non_null(strstr(why.msg, "version 7"));
     assert_null(f->s);
     set_layout(f, 2, false);
     open_store(f, 64ULL << 20);
@@ -1194,10 +1212,20 @@ static void another_record_under_a_used_id_is_refused_and_the_batch_goes_on(void
     assert_int_equal(put_keyed(f, "VN:GOV:A:x", 9, HASH_B, SIGNER_A, 1000, &b, &dup, &why),
                      LT_EID_CONFLICT);
     assert_non_null(strstr(why.msg, "another record"));
+    char want[160];
+    snprintf(want, sizeof want,
+             "(seq %llu, payload SHA-256 0100000000000000..., this one "
+             "0200000000000000...)",
+             (unsigned long long)a);
+    assert_non_null(strstr(why.msg, want));
     /* another signer */
     assert_int_equal(put_keyed(f, "VN:GOV:A:x", 9, HASH_A, SIGNER_B, 1000, &b, &dup, &why),
                      LT_EID_CONFLICT);
-    assert_non_null(strstr(why.msg, "signed by key"));
+    snprintf(want, sizeof want,
+             "as seq %llu signed by key 0300000000000000..., this copy "
+             "is signed by key 0400000000000000...",
+             (unsigned long long)a);
+    assert_non_null(strstr(why.msg, want));
     /* the batch is intact: a new record in it commits */
     assert_int_equal(put_keyed(f, "VN:GOV:A:x", 10, HASH_B, SIGNER_A, 1000, &c, &dup, &why), LT_OK);
     assert_false(dup);
@@ -1575,12 +1603,15 @@ static void a_full_store_makes_retention_yield_to_live_data(void **state)
     assert_int_equal(err, LT_ESTORE_FULL);
     assert_true(stored > 10);
     assert_int_equal(lt_store_retention_yielded(f->s), 0);
-    /* the full store's sweep drops acked history within its retention, and a new message fits */
-    assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
+    /* the full store's sweep drops acked history within its retention, and a new message
+     * fits; one sweep per batch, as the committer runs it (a batch reuses no page it frees,
+     * and the 1 MiB map has no room for all of the sweep's copies at once) */
     bool more = true;
-    for (int i = 0; i < 100 && more; i++)
+    for (int i = 0; i < 100 && more; i++) {
+        assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
         assert_int_equal(lt_store_sweep(f->s, 2000, 100, &more, &why), LT_OK);
-    commit_ok(f);
+        commit_ok(f);
+    }
     assert_true(lt_store_retention_yielded(f->s) > 0);
     uint8_t id[16];
     uint64_t seq;
@@ -1868,6 +1899,336 @@ static void a_layout_4_store_reads_its_old_messages_and_packs_new_ones(void **st
     assert_string_equal(p.env[0], "env-91");
 }
 
+/* ---- dedup generations (layout 6) ---- */
+
+/* Open the closed store in f->dir with LMDB itself (read-only, or to write: MDB_RDONLY or
+ * 0), in one transaction; raw_close commits it (a write) and closes the environment. */
+static MDB_txn *raw_open(fx *f, unsigned flags, MDB_env **env)
+{
+    MDB_txn *txn = NULL;
+    assert_int_equal(mdb_env_create(env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(*env, 32), 0);
+    assert_int_equal(mdb_env_set_mapsize(*env, 64ULL << 20), 0);
+    assert_int_equal(mdb_env_open(*env, f->dir, flags, 0600), 0);
+    assert_int_equal(mdb_txn_begin(*env, NULL, flags, &txn), 0);
+    return txn;
+}
+
+static void raw_close(MDB_env *env, MDB_txn *txn)
+{
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+}
+
+/* A key stored again after its expiry goes to the current generation while its old copy
+ * still sits in the previous one: every lookup takes the newer one, and a rotation that
+ * drops the old copy keeps the new. */
+static void a_reput_id_is_found_in_the_current_generation_before_its_old_copy(void **state)
+{
+    fx *f = *state;
+    lt_why why;
+    uint64_t a, b, c, got;
+    bool dup, more;
+    size_t nc = 0;
+    uint8_t id[16];
+    mkid(id, 20);
+    lt_store_msgkey k = {
+        .id = id, .source = "VN:GOV:A:x", .payload_sha256 = HASH_A, .signer_key_id = SIGNER_A};
+    assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
+    assert_int_equal(lt_store_append(f->s, &k, &f->q1, 1, "first", 5, 1000, &a, &dup, &why), LT_OK);
+    commit_ok(f);
+    /* rotation 1: the entry moves to the previous generation */
+    assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
+    assert_int_equal(lt_store_sweep(f->s, 61000, 10, &more, &why), LT_OK);
+    commit_ok(f);
+    /* past its window the id names a new record, scheduled so that a cancel can tell which
+     * seq the lookup found */
+    assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
+    assert_int_equal(
+        lt_store_append_at(f->s, &k, &f->q1, 1, "again", 5, NULL, 61000, 100000, &b, &dup, &why),
+        LT_OK);
+    assert_false(dup);
+    assert_true(b > a);
+    commit_ok(f);
+    assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
+    assert_int_equal(lt_store_append(f->s, &k, &f->q1, 1, "again", 5, 62000, &got, &dup, &why),
+                     LT_OK);
+    assert_true(dup);
+    assert_int_equal(got, b);
+    k.payload_sha256 = HASH_B;
+    assert_int_equal(lt_store_append(f->s, &k, &f->q1, 1, "other", 5, 62000, &got, &dup, &why),
+                     LT_EID_CONFLICT);
+    char want[32];
+    snprintf(want, sizeof want, "(seq %llu,", (unsigned long long)b);
+    assert_non_null(strstr(why.msg, want));
+    k.payload_sha256 = HASH_A;
+    assert_int_equal(lt_store_sched_cancel(f->s, "VN:GOV:A:x", id, 62000, &got, &nc, &why), LT_OK);
+    assert_int_equal(got, b);
+    assert_int_equal(nc, 1);
+    commit_ok(f);
+    /* rotation 2 drops the old copy and keeps the new one, within its window */
+    assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
+    assert_int_equal(lt_store_sweep(f->s, 121000, 10, &more, &why), LT_OK);
+    assert_int_equal(lt_store_append(f->s, &k, &f->q1, 1, "again", 5, 120999, &got, &dup, &why),
+                     LT_OK);
+    assert_true(dup);
+    assert_int_equal(got, b);
+    /* and past that window the id is new once more */
+    assert_int_equal(lt_store_append(f->s, &k, &f->q1, 1, "third", 5, 121000, &c, &dup, &why),
+                     LT_OK);
+    assert_false(dup);
+    assert_true(c > b);
+    commit_ok(f);
+    lt_store_close(&f->s);
+    open_store(f, 64ULL << 20);
+    assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
+    assert_int_equal(lt_store_append(f->s, &k, &f->q1, 1, "third", 5, 121500, &got, &dup, &why),
+                     LT_OK);
+    assert_true(dup);
+    assert_int_equal(got, c);
+    commit_ok(f);
+}
+
+/* dsrc as a map from source to number, read from the closed store in f->dir. */
+static uint32_t dsrc_number(fx *f, const char *source, size_t *n)
+{
+    MDB_env *env = NULL;
+    MDB_txn *txn = raw_open(f, MDB_RDONLY, &env);
+    MDB_dbi dbi;
+    MDB_stat st;
+    assert_int_equal(mdb_dbi_open(txn, "dsrc", 0, &dbi), 0);
+    assert_int_equal(mdb_stat(txn, dbi, &st), 0);
+    *n = st.ms_entries;
+    MDB_val k = {strlen(source), (void *)source}, v;
+    uint32_t num = 0;
+    if (mdb_get(txn, dbi, &k, &v) == 0 && v.mv_size == 4)
+        num = be32(v.mv_data);
+    raw_close(env, txn);
+    return num;
+}
+
+/* A source first seen in a batch that aborts gets no number: the next batch's new source
+ * takes that number, and the aborted one gets the next when it comes back. */
+static void an_aborted_batch_leaves_no_source_number_behind(void **state)
+{
+    fx *f = *state;
+    lt_why why;
+    uint64_t s1, s2, got;
+    bool dup;
+    assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
+    assert_int_equal(put_keyed(f, "VN:GOV:S1:x", 30, HASH_A, SIGNER_A, 1000, &s1, &dup, &why),
+                     LT_OK);
+    lt_store_abort(f->s);
+    assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
+    assert_int_equal(put_keyed(f, "VN:GOV:S2:x", 31, HASH_A, SIGNER_A, 1000, &s2, &dup, &why),
+                     LT_OK);
+    commit_ok(f);
+    assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
+    assert_int_equal(put_keyed(f, "VN:GOV:S1:x", 30, HASH_A, SIGNER_A, 1000, &s1, &dup, &why),
+                     LT_OK);
+    assert_false(dup);
+    commit_ok(f);
+    lt_store_close(&f->s);
+    size_t n = 0;
+    assert_int_equal(dsrc_number(f, "VN:GOV:S2:x", &n), 1);
+    assert_int_equal(dsrc_number(f, "VN:GOV:S1:x", &n), 2);
+    assert_int_equal(n, 2);
+    open_store(f, 64ULL << 20);
+    assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
+    assert_int_equal(put_keyed(f, "VN:GOV:S1:x", 30, HASH_A, SIGNER_A, 2000, &got, &dup, &why),
+                     LT_OK);
+    assert_true(dup);
+    assert_int_equal(got, s1);
+    assert_int_equal(put_keyed(f, "VN:GOV:S2:x", 31, HASH_A, SIGNER_A, 2000, &got, &dup, &why),
+                     LT_OK);
+    assert_true(dup);
+    assert_int_equal(got, s2);
+    commit_ok(f);
+}
+
+static bool db_exists(fx *f, const char *name)
+{
+    MDB_env *env = NULL;
+    MDB_txn *txn = raw_open(f, MDB_RDONLY, &env);
+    MDB_dbi dbi;
+    int rc = mdb_dbi_open(txn, name, 0, &dbi);
+    raw_close(env, txn);
+    return rc == 0;
+}
+
+static void put_be64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (56 - 8 * i));
+}
+
+/* Rewrite the closed store in f->dir as layout 5 kept its dedup entries: each entry of
+ * dedupg0 (source number + id -> 40 bytes) becomes a dedup2 entry (source, NUL, id -> seq,
+ * stored_ms, full payload hash, full signer) with its dedupx2 row, and the layout-6
+ * tables and meta row go. The full hashes are those of put_msg's key (all zero). */
+static void make_layout_5_dedup(fx *f)
+{
+    MDB_env *env = NULL;
+    MDB_txn *txn = raw_open(f, 0, &env);
+    MDB_dbi meta, dsrc, g0, g1, d2, x2;
+    assert_int_equal(mdb_dbi_open(txn, "meta", 0, &meta), 0);
+    assert_int_equal(mdb_dbi_open(txn, "dsrc", 0, &dsrc), 0);
+    assert_int_equal(mdb_dbi_open(txn, "dedupg0", 0, &g0), 0);
+    assert_int_equal(mdb_dbi_open(txn, "dedupg1", 0, &g1), 0);
+    assert_int_equal(mdb_dbi_open(txn, "dedup2", MDB_CREATE, &d2), 0);
+    assert_int_equal(mdb_dbi_open(txn, "dedupx2", MDB_CREATE, &x2), 0);
+    char names[4][64] = {{0}};
+    MDB_cursor *c;
+    MDB_val k, v;
+    assert_int_equal(mdb_cursor_open(txn, dsrc, &c), 0);
+    for (int rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        uint32_t num = be32(v.mv_data);
+        assert_true(num >= 1 && num <= 4 && k.mv_size < 64);
+        memcpy(names[num - 1], k.mv_data, k.mv_size);
+    }
+    mdb_cursor_close(c);
+    assert_int_equal(mdb_cursor_open(txn, g0, &c), 0);
+    for (int rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        assert_int_equal(k.mv_size, 20);
+        assert_int_equal(v.mv_size, 40);
+        const char *src = names[be32(k.mv_data) - 1];
+        size_t sn = strlen(src);
+        uint8_t kb[300], vb[80] = {0}, xb[8 + 300];
+        memcpy(kb, src, sn + 1);
+        memcpy(kb + sn + 1, (const uint8_t *)k.mv_data + 4, 16);
+        memcpy(vb, v.mv_data, 16); /* seq, stored_ms */
+        MDB_val dk = {sn + 17, kb}, dv = {80, vb};
+        assert_int_equal(mdb_put(txn, d2, &dk, &dv, 0), 0);
+        memcpy(xb, (const uint8_t *)v.mv_data + 8, 8);
+        memcpy(xb + 8, kb, sn + 17);
+        MDB_val xk = {8, v.mv_data}, xv = {8 + sn + 17, xb};
+        assert_int_equal(mdb_put(txn, x2, &xk, &xv, 0), 0);
+    }
+    mdb_cursor_close(c);
+    assert_int_equal(mdb_drop(txn, dsrc, 1), 0);
+    assert_int_equal(mdb_drop(txn, g0, 1), 0);
+    assert_int_equal(mdb_drop(txn, g1, 1), 0);
+    k = (MDB_val){9, (void *)"dedup_gen"};
+    assert_int_equal(mdb_del(txn, meta, &k, NULL), 0);
+    uint8_t b[8];
+    put_be64(b, 5000); /* the store's last append, later than every entry */
+    k = (MDB_val){7, (void *)"last_ms"};
+    v = (MDB_val){8, b};
+    assert_int_equal(mdb_put(txn, meta, &k, &v, 0), 0);
+    raw_close(env, txn);
+    set_layout(f, 5, false);
+}
+
+/* A layout-5 store's dedup2 is read as the oldest generation (80-byte values, full
+ * hashes) until the first rotation, a window after its last append, empties it and
+ * dedupx2; the next open deletes them. */
+static void a_layout_5_store_dedups_from_its_old_table_until_the_first_rotation(void **state)
+{
+    fx *f = *state;
+    lt_why why;
+    uint64_t s1, s2, got;
+    bool dup, more;
+    assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
+    assert_int_equal(put_msg(f, 1, &f->q1, 1, 1000, &s1, &dup, &why), LT_OK);
+    assert_int_equal(put_msg(f, 2, &f->q1, 1, 4000, &s2, &dup, &why), LT_OK);
+    commit_ok(f);
+    lt_store_close(&f->s);
+    make_layout_5_dedup(f);
+    assert_int_equal(db_entries(f, "dedup2"), 2);
+    assert_false(db_exists(f, "dedupg0"));
+    open_store(f, 64ULL << 20);
+    assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
+    assert_int_equal(put_msg(f, 1, &f->q1, 1, 2000, &got, &dup, &why), LT_OK);
+    assert_true(dup);
+    assert_int_equal(got, s1);
+    /* another record under the old id: the full hashes of the old entry are compared */
+    assert_int_equal(
+        put_keyed(f, "VN:GOV:000.00.00.H29:test", 2, HASH_A, ZERO32, 2000, &got, &dup, &why),
+        LT_EID_CONFLICT);
+    char want[32];
+    snprintf(want, sizeof want, "(seq %llu,", (unsigned long long)s2);
+    assert_non_null(strstr(why.msg, want));
+    /* past its window an old entry names a new record, before any rotation */
+    assert_int_equal(put_msg(f, 1, &f->q1, 1, 61000, &got, &dup, &why), LT_OK);
+    assert_false(dup);
+    assert_true(got > s2);
+    uint64_t s3 = got;
+    /* the first rotation is due a window after the last append (5000) */
+    assert_int_equal(lt_store_sweep(f->s, 64999, 10, &more, &why), LT_OK);
+    commit_ok(f);
+    lt_store_close(&f->s);
+    assert_int_equal(db_entries(f, "dedup2"), 2);
+    assert_int_equal(db_entries(f, "dedupx2"), 2);
+    open_store(f, 64ULL << 20);
+    assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
+    assert_int_equal(put_msg(f, 2, &f->q1, 1, 3000, &got, &dup, &why), LT_OK);
+    assert_true(dup);
+    assert_int_equal(got, s2);
+    assert_int_equal(lt_store_sweep(f->s, 65000, 10, &more, &why), LT_OK);
+    /* emptied: message 2 is unknown even to a clock inside its window, message 1's new
+     * record (in the generation now previous) is still known */
+    assert_int_equal(put_msg(f, 2, &f->q1, 1, 3000, &got, &dup, &why), LT_OK);
+    assert_false(dup);
+    assert_int_equal(put_msg(f, 1, &f->q1, 1, 62000, &got, &dup, &why), LT_OK);
+    assert_true(dup);
+    assert_int_equal(got, s3);
+    commit_ok(f);
+    lt_store_close(&f->s);
+    assert_int_equal(db_entries(f, "dedup2"), 0);
+    assert_int_equal(db_entries(f, "dedupx2"), 0);
+    open_store(f, 64ULL << 20);
+    lt_store_close(&f->s);
+    assert_false(db_exists(f, "dedup2"));
+    assert_false(db_exists(f, "dedupx2"));
+    open_store(f, 64ULL << 20);
+}
+
+/* Overwrite key k of the named database of the closed store in f->dir with v. */
+static void poke(fx *f, const char *name, MDB_val k, MDB_val v)
+{
+    MDB_env *env = NULL;
+    MDB_txn *txn = raw_open(f, 0, &env);
+    MDB_dbi dbi;
+    assert_int_equal(mdb_dbi_open(txn, name, 0, &dbi), 0);
+    assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
+    raw_close(env, txn);
+}
+
+/* A dedup entry of the wrong size is refused as corrupt (the publish fails, nothing is
+ * misread); a source number out of range keeps the store from opening. */
+static void a_corrupt_dedup_entry_or_source_number_is_an_error_not_a_guess(void **state)
+{
+    fx *f = *state;
+    lt_why why;
+    uint64_t s1, got;
+    bool dup;
+    assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
+    assert_int_equal(put_msg(f, 1, &f->q1, 1, 1000, &s1, &dup, &why), LT_OK);
+    commit_ok(f);
+    lt_store_close(&f->s);
+    uint8_t kb[20] = {0, 0, 0, 1};
+    mkid(kb + 4, 1);
+    uint8_t short_val[39] = {0};
+    poke(f, "dedupg0", (MDB_val){20, kb}, (MDB_val){sizeof short_val, short_val});
+    open_store(f, 64ULL << 20);
+    assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
+    assert_int_equal(put_msg(f, 1, &f->q1, 1, 2000, &got, &dup, &why), LT_ESTORE);
+    assert_non_null(strstr(why.msg, "corrupt dedup entry"));
+    lt_store_abort(f->s);
+    lt_store_close(&f->s);
+    uint8_t num[4] = {0, 0, 0, 9};
+    const char *src = "VN:GOV:000.00.00.H29:test";
+    poke(f, "dsrc", (MDB_val){strlen(src), (void *)src}, (MDB_val){4, num});
+    lt_store_opts o = {.dir = f->dir, .map_size = 64ULL << 20, .dedup_window_ms = 60000};
+    assert_int_equal(lt_store_open(&f->s, &o, &why), LT_ESTORE);
+    assert_non_null(strstr(why.msg, "dedup sources"));
+    num[3] = 1;
+    poke(f, "dsrc", (MDB_val){strlen(src), (void *)src}, (MDB_val){4, num});
+    open_store(f, 64ULL << 20);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -1890,6 +2251,10 @@ int main(void)
         T(replay_by_seq_and_by_time_sees_acked_messages_within_retention),
         T(retention_sweep_deletes_acked_messages_only_past_retention),
         T(dedup_sweep_forgets_ids_past_the_window),
+        T(a_reput_id_is_found_in_the_current_generation_before_its_old_copy),
+        T(an_aborted_batch_leaves_no_source_number_behind),
+        T(a_layout_5_store_dedups_from_its_old_table_until_the_first_rotation),
+        T(a_corrupt_dedup_entry_or_source_number_is_an_error_not_a_guess),
         T(full_queue_refuses_with_queue_full_naming_it),
         T(a_failing_put_fails_the_whole_batch_and_stores_nothing),
         T(a_refused_operation_keeps_the_batch),
