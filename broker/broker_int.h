@@ -202,6 +202,7 @@ typedef struct lt_sub {
     lt_queue *q;
     uint32_t credit;              /* deliveries it may still receive */
     bool replay;                  /* a replay stream: needs no acks */
+    bool batched;                 /* takes Delivers frames (Subscribe.batched_deliver) */
     bool replay_live;             /* caught up with the end of the queue */
     uint64_t replay_next;         /* next seq to replay */
     struct lt_sub *qnext, *qprev; /* in q's list */
@@ -374,6 +375,11 @@ void lt_fe_drain_mode(lt_broker *b);           /* shutting down: read, refuse pu
 /* Pack f and send it to peer. 0 on success, else errno (EHOSTUNREACH: peer gone,
  * EAGAIN: its pipe is full). */
 int lt_fe_send(lt_broker *b, const uint8_t *peer, size_t peer_len, const Lienthong__V1__Frame *f);
+/* Send data[0..n), a whole encoded Frame inside the malloc'ed block base, to peer without
+ * copying it: base is the callee's from the call on (freed once ZeroMQ is done with it, or
+ * at once when the send fails). 0 or errno as lt_fe_send. */
+int lt_fe_send_owned(lt_broker *b, const uint8_t *peer, size_t peer_len, uint8_t *data, size_t n,
+                     void *base);
 /* Send a NACK (tag may be 0). */
 int lt_fe_send_nack(lt_broker *b, const uint8_t *peer, size_t peer_len, uint64_t tag, lt_err code,
                     const char *reason);

@@ -521,7 +521,116 @@ typedef struct send_ctx {
     int64_t now;
     int err; /* a send failed: the rest go back to the queue */
     size_t unsent; /* entries whose credit the consumer gets back */
+    struct dbatch *db; /* the consumer takes Delivers frames: what is encoded, not yet sent */
 } send_ctx;
+
+/* ---- Delivers frames (Subscribe.batched_deliver): one job's deliveries to a consumer,
+ * encoded as the store visits them and sent DELIVERS_BYTES at a time without a copy of the
+ * frame (lt_fe_send_owned). A delivery counts as sent (lt_dq_sent, metrics) once its frame
+ * is; a frame that cannot be sent puts all of its deliveries back. ---- */
+
+#define DELIVERS_BYTES (256u << 10)
+#define DELIVERS_HEAD 16u /* room before the deliveries for the Frame's key and length */
+#define DELIVERS_KEY ((22u << 3) | 2u) /* Frame.delivers */
+
+typedef struct dbatch {
+    uint8_t *buf;    /* DELIVERS_HEAD bytes, then each Deliver as a Delivers.delivers field */
+    size_t len, cap; /* bytes after the head; room after the head */
+    size_t n, ncap;
+    uint64_t *seqs;
+    uint32_t *counts;
+} dbatch;
+
+static size_t put_varint(uint8_t *p, uint64_t v)
+{
+    size_t n = 0;
+    do {
+        p[n++] = (uint8_t)((v & 0x7f) | (v >= 0x80 ? 0x80 : 0));
+        v >>= 7;
+    } while (v);
+    return n;
+}
+
+/* Send what db holds to c's consumer; its deliveries are then sent, or back in the queue
+ * (c->err set). 0 or the send's errno. */
+static int dbatch_flush(send_ctx *c, dbatch *db)
+{
+    if (db->n == 0)
+        return 0;
+    uint8_t head[DELIVERS_HEAD];
+    size_t hl = put_varint(head, DELIVERS_KEY);
+    hl += put_varint(head + hl, db->len);
+    uint8_t *frame = db->buf + DELIVERS_HEAD - hl;
+    memcpy(frame, head, hl);
+    int err =
+        lt_fe_send_owned(c->b, c->s->peer->id, c->s->peer->id_len, frame, hl + db->len, db->buf);
+    db->buf = NULL; /* the frontend's now */
+    db->len = db->cap = 0;
+    lt_queue *q = c->q;
+    for (size_t k = 0; k < db->n; k++) {
+        if (err) {
+            lt_dq_unpick(&q->dq, db->seqs[k]);
+            c->unsent++;
+            continue;
+        }
+        lt_dq_sent(&q->dq, db->seqs[k], c->now);
+        if (db->counts[k] > 1)
+            q->redeliveries++;
+        lt_metrics_on_deliver(c->b->metrics, q->mslot, db->counts[k] > 1);
+    }
+    db->n = 0;
+    if (err)
+        c->err = err;
+    return err;
+}
+
+/* Encode the delivery of entry e (count) into db, flushing when it is full. 0 or errno (the
+ * delivery and the frame's others are then back in the queue). */
+static int dbatch_add(send_ctx *c, dbatch *db, uint32_t count, const lt_store_entry *e)
+{
+    Lienthong__V1__Deliver d = LIENTHONG__V1__DELIVER__INIT;
+    d.hops = (char **)e->hops;
+    d.n_hops = e->nhops;
+    d.queue = c->q->cfg->name;
+    d.seq = e->seq;
+    d.delivery_count = count;
+    d.envelope.data = (uint8_t *)e->env;
+    d.envelope.len = e->env_len;
+    size_t sz = lienthong__v1__deliver__get_packed_size(&d), need = 1 + 10 + sz;
+    if (db->len + need > db->cap || db->n == db->ncap) {
+        size_t cap = db->cap ? db->cap : DELIVERS_BYTES / 4;
+        while (cap < db->len + need)
+            cap *= 2;
+        size_t ncap = db->ncap ? db->ncap * 2 : 256;
+        uint8_t *nb = realloc(db->buf, DELIVERS_HEAD + cap);
+        if (nb)
+            db->buf = nb;
+        uint64_t *ns = db->n == db->ncap ? realloc(db->seqs, ncap * sizeof *ns) : db->seqs;
+        if (ns)
+            db->seqs = ns;
+        uint32_t *nc = db->n == db->ncap ? realloc(db->counts, ncap * sizeof *nc) : db->counts;
+        if (nc)
+            db->counts = nc;
+        if (!nb || !ns || !nc) {
+            lt_dq_unpick(&c->q->dq, e->seq);
+            c->unsent++;
+            dbatch_flush(c, db); /* what is encoded still goes */
+            c->err = ENOMEM;
+            return ENOMEM;
+        }
+        db->cap = cap;
+        if (db->n == db->ncap)
+            db->ncap = ncap;
+    }
+    uint8_t *at = db->buf + DELIVERS_HEAD + db->len;
+    at[0] = (1u << 3) | 2u; /* Delivers.delivers */
+    size_t hl = 1 + put_varint(at + 1, sz);
+    lienthong__v1__deliver__pack(&d, at + hl);
+    db->len += hl + sz;
+    db->seqs[db->n] = e->seq;
+    db->counts[db->n++] = count;
+    return db->len >= DELIVERS_BYTES ? dbatch_flush(c, db) : 0;
+}
 
 static int visit_send(void *arg, const lt_store_entry *e)
 {
@@ -538,6 +647,10 @@ static int visit_send(void *arg, const lt_store_entry *e)
     if (i == SIZE_MAX || e->state != LT_STORE_PENDING)
         return 0; /* acked meanwhile (history, or dead): left for the sweep below */
     lt_queue *q = c->q;
+    if (c->db) {
+        c->done[i] = 1;
+        return dbatch_add(c, c->db, j->counts[i], e) ? 1 : 0;
+    }
     int err = send_deliver(c->b, c->s, e->seq, j->counts[i], e->env, e->env_len, false, e);
     c->done[i] = 1;
     if (err) {
@@ -586,11 +699,18 @@ static void deliver_done(lt_broker *b, lt_job *j)
         }
     }
     c.nwant = nwant;
+    dbatch db = {0};
+    c.db = s && s->batched ? &db : NULL;
     lt_why why = {{0}};
     if (nwant > 0 &&
         lt_store_get_many(b->store, q->qid, want, nwant, visit_send, &c, &why) != LT_OK)
         lt_log(LT_LOG_ERROR, "queue %s: reading %zu deliveries failed: %s", q->cfg->name, nwant,
                why.msg);
+    if (c.db && !c.err)
+        dbatch_flush(&c, &db);
+    free(db.buf);
+    free(db.seqs);
+    free(db.counts);
     /* What the store did not visit: after a failed send, back to the queue; otherwise gone
      * from the store (acked, dropped) or unreadable: forgotten. */
     for (size_t w = 0; w < nwant; w++) {
@@ -769,6 +889,7 @@ static void on_subscribe(lt_broker *b, lt_peer *p, const Lienthong__V1__Subscrib
     }
     s->credit = m->credit;
     s->replay = replay;
+    s->batched = m->batched_deliver != 0;
     s->replay_live = false;
     s->replay_next = from;
     /* the connection's number, never its routing id (docs/security.md) */

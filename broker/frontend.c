@@ -247,6 +247,22 @@ Lienthong__V1__NackCode lt_fe_nack_code(lt_err e)
     }
 }
 
+static int send_msg(lt_broker *b, const uint8_t *peer, size_t peer_len, zmq_msg_t *m)
+{
+    if (zmq_send(b->zsock, peer, peer_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
+        int e = zmq_errno();
+        zmq_msg_close(m);
+        b->n_dropped_sends++;
+        return e;
+    }
+    if (zmq_msg_send(m, b->zsock, ZMQ_DONTWAIT) < 0) {
+        int e = zmq_errno();
+        zmq_msg_close(m);
+        b->n_dropped_sends++;
+        return e;
+    }
+    return 0;
+}
 
 int lt_fe_send(lt_broker *b, const uint8_t *peer, size_t peer_len, const Lienthong__V1__Frame *f)
 {
@@ -255,19 +271,24 @@ int lt_fe_send(lt_broker *b, const uint8_t *peer, size_t peer_len, const Lientho
     if (zmq_msg_init_size(&m, n) != 0)
         return ENOMEM;
     lienthong__v1__frame__pack(f, zmq_msg_data(&m));
-    if (zmq_send(b->zsock, peer, peer_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
-        int e = zmq_errno();
-        zmq_msg_close(&m);
-        b->n_dropped_sends++;
-        return e;
+    return send_msg(b, peer, peer_len, &m);
+}
+
+static void free_owned(void *data, void *base)
+{
+    (void)data;
+    free(base);
+}
+
+int lt_fe_send_owned(lt_broker *b, const uint8_t *peer, size_t peer_len, uint8_t *data, size_t n,
+                     void *base)
+{
+    zmq_msg_t m;
+    if (zmq_msg_init_data(&m, data, n, free_owned, base) != 0) {
+        free(base);
+        return ENOMEM;
     }
-    if (zmq_msg_send(&m, b->zsock, ZMQ_DONTWAIT) < 0) {
-        int e = zmq_errno();
-        zmq_msg_close(&m);
-        b->n_dropped_sends++;
-        return e;
-    }
-    return 0;
+    return send_msg(b, peer, peer_len, &m);
 }
 
 int lt_fe_send_nack(lt_broker *b, const uint8_t *peer, size_t peer_len, uint64_t tag, lt_err code,

@@ -232,6 +232,7 @@ static void send_pending(lt_client *c)
             m.credit = s->credit;
             m.replay_from_seq = s->replay.from_seq;
             m.replay_from_unix_ms = s->replay.from_unix_ms;
+            m.batched_deliver = 1; /* dispatch reads Delivers frames */
             f.kind_case = LIENTHONG__V1__FRAME__KIND_SUBSCRIBE;
             f.subscribe = &m;
             if (send_frame(c, &f) != 0)
@@ -489,6 +490,10 @@ static void dispatch(lt_client *c, const Lienthong__V1__Frame *f)
         break;
     case LIENTHONG__V1__FRAME__KIND_DELIVER:
         on_deliver(c, f->deliver);
+        break;
+    case LIENTHONG__V1__FRAME__KIND_DELIVERS:
+        for (size_t i = 0; i < f->delivers->n_delivers; i++)
+            on_deliver(c, f->delivers->delivers[i]);
         break;
     case LIENTHONG__V1__FRAME__KIND_PONG:
         if (f->pong->nonce == c->ping_nonce)

@@ -58,7 +58,10 @@ static const char BROKER_YAML[] = "broker:\n"
                                   "    bind: [\"79.*.sess.>\"]\n"
                                   "  - name: sess.acks\n"
                                   "    owner: VN:GOV:000.00.00.G01:csdldancu\n"
-                                  "    bind: [\"79.*.acks.>\"]\n";
+                                  "    bind: [\"79.*.acks.>\"]\n"
+                                  "  - name: sess.batch\n"
+                                  "    owner: VN:GOV:000.00.00.G01:csdldancu\n"
+                                  "    bind: [\"79.*.batch.>\"]\n";
 
 static it_env env;
 static void *zctx;
@@ -349,6 +352,57 @@ static void a_routing_id_reused_after_its_connection_closed_inherits_nothing(voi
     assert_true(it_broker_alive(&env));
 }
 
+/* Subscribe.batched_deliver: a consumer that asks for it gets its deliveries several to a
+ * Delivers frame (as many as one read of the store finds), each record once, and no lone
+ * DELIVER. */
+static void a_consumer_that_asks_gets_its_deliveries_in_delivers_frames(void **state)
+{
+    (void)state;
+    enum { N = 30 };
+    for (int i = 0; i < N; i++)
+        publish_to("79.760.batch.x"); /* all in the queue before anyone subscribes */
+    void *sock = raw_socket(NULL);
+    handshake(sock, dancu);
+    Lienthong__V1__Subscribe m = LIENTHONG__V1__SUBSCRIBE__INIT;
+    m.queue = "sess.batch";
+    m.credit = 100;
+    m.batched_deliver = 1;
+    Lienthong__V1__Frame f = LIENTHONG__V1__FRAME__INIT;
+    f.kind_case = LIENTHONG__V1__FRAME__KIND_SUBSCRIBE;
+    f.subscribe = &m;
+    it_frame_send(sock, &f);
+    uint64_t seqs[N];
+    size_t got = 0, frames = 0, widest = 0;
+    int64_t deadline = it_now_ms() + 15000;
+    while (got < N && it_now_ms() < deadline) {
+        Lienthong__V1__Frame *r = it_frame_recv(sock, 200);
+        if (r == NULL)
+            continue;
+        if (r->kind_case == LIENTHONG__V1__FRAME__KIND_DELIVER)
+            fail_msg("a lone DELIVER to a consumer that takes Delivers frames");
+        if (r->kind_case == LIENTHONG__V1__FRAME__KIND_DELIVERS) {
+            frames++;
+            if (r->delivers->n_delivers > widest)
+                widest = r->delivers->n_delivers;
+            for (size_t k = 0; k < r->delivers->n_delivers; k++) {
+                const Lienthong__V1__Deliver *d = r->delivers->delivers[k];
+                assert_string_equal(d->queue, "sess.batch");
+                assert_int_equal(d->delivery_count, 1);
+                assert_true(d->envelope.len > 0);
+                for (size_t j = 0; j < got; j++)
+                    assert_true(seqs[j] != d->seq); /* each record once */
+                assert_true(got < N);
+                seqs[got++] = d->seq;
+            }
+        }
+        lienthong__v1__frame__free_unpacked(r, NULL);
+    }
+    zmq_close(sock);
+    printf("%d deliveries in %zu Delivers frames (widest %zu)\n", N, frames, widest);
+    assert_int_equal(got, N);
+    assert_true(frames < N && widest >= 2);
+}
+
 /* Ending a session with its connection must not cost what the connection said last: acks
  * sent just before a close are taken, so nothing is delivered twice. */
 static void a_consumers_last_acks_before_it_closes_are_kept(void **state)
@@ -470,8 +524,8 @@ int main(void)
         cmocka_unit_test(a_live_connections_routing_id_cannot_be_taken_over),
         cmocka_unit_test(a_routing_id_reused_after_its_connection_closed_inherits_nothing),
         cmocka_unit_test(a_consumers_last_acks_before_it_closes_are_kept),
-        cmocka_unit_test(
-            a_cancel_without_a_session_or_with_a_short_id_is_refused_with_its_reason),
+        cmocka_unit_test(a_consumer_that_asks_gets_its_deliveries_in_delivers_frames),
+        cmocka_unit_test(a_cancel_without_a_session_or_with_a_short_id_is_refused_with_its_reason),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
