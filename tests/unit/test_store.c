@@ -1120,10 +1120,10 @@ static void a_layout_1_store_is_upgraded_in_place_and_a_newer_one_is_refused(voi
     assert_int_equal(pending(f, f->q1).n, 2);
     /* a layout this broker does not know */
     lt_store_close(&f->s);
-    set_layout(f, 6, false);
+    set_layout(f, 7, false);
     lt_store_opts o = {.dir = f->dir, .map_size = 64ULL << 20, .dedup_window_ms = 60000};
     assert_int_equal(lt_store_open(&f->s, &o, &why), LT_ESTORE);
-    assert_non_null(strstr(why.msg, "version 6"));
+    assert_non_null(strstr(why.msg, "version 7"));
     assert_null(f->s);
     set_layout(f, 2, false);
     open_store(f, 64ULL << 20);
