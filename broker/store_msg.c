@@ -475,7 +475,7 @@ static int cert_store(lt_store *s, const lt_store_cert *c)
 /* Values of one envelope pooled at most: a batch of 65536 has 16 siblings, plus the
  * signature, the root and 4 header fields. */
 #define SPLICE_NMAX 32u
-#define SPLICES_MAX(n) (1 + 7 * (size_t)(n)) /* [ns][gap ≤ 5 bytes, index ≤ 2] × n */
+#define SPLICES_MAX(n) (1 + 7 * (size_t)(n)) /* [ns][gap ≤ 5 bytes, code ≤ 2] × n */
 
 /* env[at .. at + len) */
 typedef struct span {
@@ -703,7 +703,7 @@ lt_err lt_store_append_hops(lt_store *s, const lt_store_msgkey *key, const uint3
     size_t nv = env_values(env, len, strip ? &hole : NULL, v);
     /* at most: every value left in, and a splice list for all of them */
     size_t vlen = MSG_HDR + 4 * nq + hops_room + (strip ? CERTREF_LEN : 0) + len - hole.len +
-                  (nv > 0 ? SPLICES_MAX(nv) : 0);
+                  SPLICES_MAX(nv + strip);
     /* The batch's size budget: refuse before writing (the caller commits and retries). A
      * message alone in its batch always gets in. */
     size_t pages = vlen / 4096 + 1 + 2 * nq + 2;
@@ -729,37 +729,46 @@ lt_err lt_store_append_hops(lt_store *s, const lt_store_msgkey *key, const uint3
         memcpy(p + 4, hops, hops_len);
         p += hops_room;
     }
-    if (strip) {
+    /* The values into the pool (a value already there costs its record 2-4 bytes), and the
+     * holes they leave, in order. The certificate is one more splice, its key id a pool
+     * string (the header's signer_key_id usually is already); only when the pool is full
+     * does it take a certref, as in layout 5. */
+    int cert_code = strip ? pool_put(&s->pk.pool, cert->key_id, KEY_ID_LEN) : -1;
+    if (strip && cert_code < 0) {
         memcpy(p, cert->key_id, KEY_ID_LEN);
         put32(p + KEY_ID_LEN, (uint32_t)cert->field_off);
         p += CERTREF_LEN;
     }
-    /* The values into the pool (those it has already cost 2-4 bytes each), and the holes
-     * they and the certificate leave, in order. Gaps count the envelope's bytes from the
-     * previous value's end, so the list does not depend on where the certificate is. */
     span holes[SPLICE_NMAX + 1];
     size_t nh = 0, ns = 0, prev = 0;
-    p[0] = 0;
+    bool cert_cut = !strip;
     uint8_t *sl = p + 1;
-    for (size_t i = 0; i < nv; i++) {
-        int idx = pool_put(&s->pk.pool, (const uint8_t *)env + v[i].at, v[i].len);
+    for (size_t i = 0; i <= nv; i++) {
+        if (!cert_cut && (i == nv || hole.at < v[i].at)) {
+            holes[nh++] = hole;
+            cert_cut = true;
+            if (cert_code >= 0) {
+                sl += varint_put(sl, hole.at - prev);
+                sl += varint_put(sl, (uint64_t)cert_code << 1 | 1);
+                prev = hole.at + hole.len;
+                ns++;
+            }
+        }
+        int idx = i < nv ? pool_put(&s->pk.pool, (const uint8_t *)env + v[i].at, v[i].len) : -1;
         if (idx < 0)
             continue;
-        if (strip && hole.at < v[i].at && (nh == 0 || holes[nh - 1].at < hole.at))
-            holes[nh++] = hole;
         holes[nh++] = v[i];
         sl += varint_put(sl, v[i].at - prev);
-        sl += varint_put(sl, (uint64_t)idx);
+        sl += varint_put(sl, (uint64_t)idx << 1);
         prev = v[i].at + v[i].len;
         ns++;
     }
-    if (strip && (nh == 0 || holes[nh - 1].at < hole.at))
-        holes[nh++] = hole;
     if (ns > 0) {
-        p[0] = (uint8_t)ns;
+        p[0] = (uint8_t)ns; /* a varint: ns <= SPLICE_NMAX + 1 */
         p = sl;
     }
-    put32(rec + 28, (strip ? MSG_CERT : 0) | (hops_room ? MSG_HOPS : 0) | (ns ? MSG_SPLICE : 0));
+    put32(rec + 28, (strip && cert_code < 0 ? MSG_CERT : 0) | (hops_room ? MSG_HOPS : 0) |
+                        (ns ? MSG_SPLICE : 0));
     pack_trim(s, p + cut(env, len, holes, nh, p));
 
     if ((err = store_dedup_put(s, key, sq, stored, why)) != LT_OK)
@@ -817,25 +826,62 @@ static lt_err corrupt(lt_why *why, uint64_t seq, const char *what)
     return lt_fail(why, LT_ESTORE, "message %llu is corrupt: %s", (unsigned long long)seq, what);
 }
 
-/* Read the splice list at p[0..n) (a record's, after its certref) against pool into sp,
- * *ns entries, in order; *used = its bytes. false when it is corrupt. */
-static bool splices_read(const uint8_t *p, size_t n, const pool_view *pool, piece *sp, size_t *ns,
-                         size_t *used)
+/* The certificate field under key_id: its tag and length into tl (11 bytes), then its DER
+ * from certs, as two pieces at offset at into sp[0..2). */
+static lt_err cert_pieces(lt_store *s, MDB_txn *txn, uint64_t seq, const uint8_t *key_id, size_t at,
+                          uint8_t *tl, piece *sp, lt_why *why)
 {
-    size_t at = 0;
-    uint64_t cnt, gap, idx, prev = 0;
-    if (!lt_env_wire_varint(p, n, &at, &cnt) || cnt == 0 || cnt > SPLICE_NMAX)
-        return false;
+    MDB_val ck = {KEY_ID_LEN, (void *)key_id}, cv;
+    int rc = mdb_get(txn, s->certs, &ck, &cv);
+    if (rc == MDB_NOTFOUND)
+        return lt_fail(why, LT_ESTORE, "message %llu: its certificate is missing",
+                       (unsigned long long)seq);
+    if (rc)
+        return store_mdb_fail(s, why, rc, "read certificate");
+    tl[0] = ENV_CERT_TAG;
+    size_t tlen = 1 + varint_put(tl + 1, cv.mv_size);
+    sp[0] = (piece){at, tl, tlen};
+    sp[1] = (piece){at + tlen, cv.mv_data, cv.mv_size};
+    return LT_OK;
+}
+
+/* Read the splice list at p[0..n) (a record's, after any certref) against pool into
+ * sp[0..*np), in offset order; *used = its bytes. An entry is [gap][code]: gap counts the
+ * envelope's bytes from the end of the previous entry's, code is 2·i for pool string i, or
+ * 2·i + 1 for the certificate field whose key id is pool string i (at most one: its tag
+ * and length go to tl). LT_ESTORE when it is corrupt or the certificate missing. */
+static lt_err splices_read(lt_store *s, MDB_txn *txn, uint64_t seq, const uint8_t *p, size_t n,
+                           const pool_view *pool, uint8_t *tl, piece *sp, size_t *np, size_t *used,
+                           lt_why *why)
+{
+    size_t at = 0, k = 0;
+    uint64_t cnt, gap, code, prev = 0;
+    bool cert = false;
+    if (!lt_env_wire_varint(p, n, &at, &cnt) || cnt == 0 || cnt > SPLICE_NMAX + 1)
+        return corrupt(why, seq, "its splice list");
     for (size_t i = 0; i < cnt; i++) {
-        if (!lt_env_wire_varint(p, n, &at, &gap) || !lt_env_wire_varint(p, n, &at, &idx) ||
-            gap > UINT32_MAX || !pool_get(pool, idx, &sp[i].src, &sp[i].len))
-            return false;
-        sp[i].at = (size_t)(prev + gap); /* < 2^32 + 32 · (2^32 + POOL_MAX) */
-        prev = sp[i].at + sp[i].len;
+        const uint8_t *src;
+        size_t len;
+        if (!lt_env_wire_varint(p, n, &at, &gap) || !lt_env_wire_varint(p, n, &at, &code) ||
+            gap > UINT32_MAX || !pool_get(pool, code >> 1, &src, &len) ||
+            ((code & 1) && (cert || len != KEY_ID_LEN)))
+            return corrupt(why, seq, "its splice list");
+        size_t to = (size_t)(prev + gap); /* < 33 · (2^32 + POOL_MAX): no overflow */
+        if (code & 1) {
+            lt_err err = cert_pieces(s, txn, seq, src, to, tl, sp + k, why);
+            if (err)
+                return err;
+            cert = true;
+            k += 2;
+            prev = sp[k - 1].at + sp[k - 1].len;
+        } else {
+            sp[k++] = (piece){to, src, len};
+            prev = to + len;
+        }
     }
-    *ns = (size_t)cnt;
+    *np = k;
     *used = at;
-    return true;
+    return LT_OK;
 }
 
 /* Fill the message part of e from the record at l; the envelope points into the record, or
@@ -862,40 +908,33 @@ static lt_err msg_env(lt_store *s, MDB_txn *txn, uint64_t seq, const msg_loc *l,
         e->nhops = (size_t)nh;
         off += 4 + hl;
     }
-    /* What was left out goes back in one pass, in offset order: the pooled values (from the
-     * pack's pool) and the certificate field (its tag and length, then its DER from certs). */
-    piece sp[SPLICE_NMAX + 2];
+    /* What was left out goes back in one pass, in offset order: pooled values, and the
+     * certificate field (its tag and length, then its DER from certs). */
+    piece sp[SPLICE_NMAX + 4];
     size_t ns = 0;
+    uint8_t tl[11], ctl[11];
     const uint8_t *cref = NULL;
-    if (flags & MSG_CERT) {
+    lt_err err;
+    if (flags & MSG_CERT) { /* a certref: [key_id][at] */
         if (v.mv_size - off < CERTREF_LEN)
             return corrupt(why, seq, "its certificate reference");
         cref = p + off;
         off += CERTREF_LEN;
     }
     if (flags & MSG_SPLICE) {
-        size_t used;
-        if (!splices_read(p + off, v.mv_size - off, &l->pool, sp, &ns, &used))
-            return corrupt(why, seq, "its splice list");
+        size_t used = 0;
+        if ((err = splices_read(s, txn, seq, p + off, v.mv_size - off, &l->pool, tl, sp, &ns, &used,
+                                why)))
+            return err;
         off += used;
     }
-    uint8_t tl[11]; /* the certificate field's tag and length */
-    if (cref) {
-        MDB_val ck = {KEY_ID_LEN, (void *)cref}, cv;
-        int crc = mdb_get(txn, s->certs, &ck, &cv);
-        if (crc == MDB_NOTFOUND)
-            return lt_fail(why, LT_ESTORE, "message %llu: its certificate is missing",
-                           (unsigned long long)seq);
-        if (crc)
-            return store_mdb_fail(s, why, crc, "read certificate");
+    if (cref) { /* the certificate goes in among the splices, by its offset */
         size_t at = get32(cref + KEY_ID_LEN), k = ns;
-        tl[0] = ENV_CERT_TAG;
-        size_t tlen = 1 + varint_put(tl + 1, cv.mv_size);
         while (k > 0 && sp[k - 1].at > at)
             k--;
         memmove(sp + k + 2, sp + k, (ns - k) * sizeof *sp);
-        sp[k] = (piece){at, tl, tlen};
-        sp[k + 1] = (piece){at + tlen, cv.mv_data, cv.mv_size};
+        if ((err = cert_pieces(s, txn, seq, cref, at, ctl, sp + k, why)))
+            return err;
         ns += 2;
     }
     const uint8_t *body = p + off;
