@@ -2,27 +2,35 @@
  * store_msg.c - the store's messages: each envelope stored once, whatever the number of
  * queues it goes to, and each signer's certificate once.
  *
- *   mpack   last seq u64 -> +-----------+------+----------+-----------------+-----------+
- *                            | first u64 | n u32| rsvd u32 | off u32 × (n+1) | records   |
- *                            +-----------+------+----------+-----------------+-----------+
+ *   mpack   last seq u64 -> +-----------+------+-----------+-----------------+---------+--------+
+ *                            | first u64 | n u32| flags u32 | off u32 × (n+1) | records | [pool] |
+ *                            +-----------+------+-----------+-----------------+---------+--------+
  *           the messages a batch appended, seqs first..last (= first + n - 1), packed into
  *           one value: record i (seq first + i) is records[off[i] .. off[i+1]). A pack ends
- *           with its batch, or at PACK_MAX record bytes. Written once (MDB_APPEND), never
- *           updated; deleted when its last live record is.
+ *           with its batch, or at PACK_MAX bytes of records and pool. Written once
+ *           (MDB_APPEND), never updated; deleted when its last live record is.
+ *           flags & PACK_POOL (layout 6; 0 before): the pool follows, at records[off[n]]:
+ *             [np u32][poff u32 × (np+1)][bytes]   string j is bytes[poff[j] .. poff[j+1])
+ *           np <= POOL_NMAX, bytes <= POOL_MAX; each string is there once.
  *   mlive   last seq u64 -> [live u32][n u32][bitmap, bit i = record i is live]
  *           the pack's records still referenced (store_msg_gc clears them).
- *   record  +----------+--------+-------+-------+-----------+-----------+----------+
- *           | stored_ms| id[16] | nq u32| flags | qids u32×nq| [certref] | envelope |
- *           +----------+--------+-------+-------+-----------+-----------+----------+
- *           i64          MSG_HDR = 32 bytes, then 4·nq. flags & MSG_CERT: a certref
- *           [key_id 32][at u32] follows, and the envelope is stored without its
- *           certificate field (Envelope.certificate, tag 5), which was at byte `at`
- *           and is put back from `certs` on every read: readers always get the
- *           envelope exactly as received. Without MSG_CERT the envelope is stored
- *           verbatim.
- *           flags & MSG_HOPS (layout 4): [len u32][hops] follows the qids, before the
- *           certref: the hops the record arrived with (lt_store_hops_encode: n, then n
- *           NUL-terminated names), given back by every read.
+ *   record  +----------+--------+-------+-------+------------+------+---------+---------+------+
+ *           | stored_ms| id[16] | nq u32| flags | qids u32×nq|[hops]|[certref]|[splices]| body |
+ *           +----------+--------+-------+-------+------------+------+---------+---------+------+
+ *           i64          MSG_HDR = 32 bytes, then 4·nq. The body is the envelope as
+ *           received, less what the flags say was left out; every read puts it back, so
+ *           readers always get the envelope exactly as received:
+ *           MSG_HOPS (layout 4): [len u32][hops]: the hops the record arrived with
+ *             (lt_store_hops_encode: n, then n NUL-terminated names), given back by every
+ *             read; nothing left out.
+ *           MSG_CERT: a certref [key_id 32][at u32]: the certificate field (Envelope.
+ *             certificate, tag 5, length, DER) was at byte `at` of the envelope; its DER
+ *             is in `certs`. Layout 6 writes it only when the pool is full.
+ *           MSG_SPLICE (layout 6): [ns][gap, code] × ns, varints, in envelope order: gap
+ *             counts the envelope's bytes between the end of the previous entry's (or 0)
+ *             and this one; code 2j: pool string j was there; code 2j + 1: the
+ *             certificate field whose key id is pool string j (once at most).
+ *           Neither: the envelope is stored verbatim.
  *   msgs    seq u64 -> record       layout 4 and older: one record per value. Still read,
  *                                   and deleted record by record; nothing new goes there.
  *   certs   key_id[32] -> certificate DER       one row per signer, written by the first
@@ -34,6 +42,23 @@
  * it is also one B-tree insert per batch instead of one per message. The cost: a pack's
  * pages are freed only when every record in it is gone.
  *
+ * Why a pool: the envelopes of one signed batch carry the same signature (~72 bytes for
+ * ECDSA), Merkle root (32) and, of their 6 siblings (a batch of 64), about 4 the others
+ * carry too (126 distinct nodes for 64 × 6); and those of one publisher the same header
+ * source, topic, record type (20-40 bytes each) and signer key id (32). A pack usually
+ * holds a whole batch, so those values (16 bytes or more; the append walks the envelope's
+ * wire format to find them, and stores whatever it cannot walk as it is) go once into the
+ * pack's pool, and each record keeps a splice list of 2-4 bytes per value. Every candidate
+ * value is pooled, including those no other record shares (a batch's 64 leaf siblings,
+ * per-message signatures): each costs a 4-byte pool offset and a splice for nothing, ~7
+ * bytes, where pooling only repeats would need records that refer to the bytes of other
+ * records (2-3 bytes more per splice, for every one of ~12) or a repeated value stored twice.
+ * Measured with bench_lt_load (200k messages of 1 KiB, publish only), mpack per message:
+ * batch-64 1,649 -> XXXX bytes, per-message signatures 1,400 -> YYYY. The certificate is the
+ * last splice: its key id is the header's signer_key_id, already in the pool, so it costs
+ * 2-3 bytes where a certref took 36. Reading costs a copy of the envelope into the reader's
+ * buffer (store_rbuf), which a certificate already needed.
+
  * References instead of a refcount: a message is referenced by queue q while q has it in
  * qent, dlq or qlog (store_queue.c). The message records the queues it went to (qids), so
  * whoever removes a queue's last reference calls store_msg_gc, which checks those few keys
@@ -42,8 +67,9 @@
  *
  * Appending one message to one queue is 3 puts (dedup2, dedupx2, qent; +qlog with
  * retention, +sched when it is scheduled) and its share of its pack's 2. Writer thread for
- * appends, gc and the open batch's pack (s->pk); readers (store_msg_read, lt_store_seq_at)
- * in their own read transactions, which never look at s->pk.
+ * appends, gc and the open batch's pack and pool (s->pk; store_msg_read_batch reads them);
+ * readers (store_msg_read, lt_store_seq_at) in their own read transactions, which never look
+ * at s->pk.
  */
 #include "store_int.h"
 

@@ -2467,8 +2467,8 @@ static void a_corrupt_pool_reads_as_an_error_naming_it(void **state)
             bad[pool + 3] = 0;
             says = "its splice list";
             break;
-        case 4: /* string 0 ends past the pool's bytes */
-            bad[pool + 4 + 4 + 1] = 0x7f;
+        case 4: /* the pool's bytes cut short: string 0 ends past them */
+            blen = pool + 4 + 4 * ((size_t)np + 1) + be32(v + pool + 8) - 1;
             says = "its splice list";
             break;
         case 5: /* more splices than an envelope has */
