@@ -135,7 +135,8 @@ static lt_err load(lt_store *s, lt_why *why)
     if (err == LT_ENOTFOUND || (err == LT_OK && ver >= 1 && ver < LAYOUT_VERSION)) {
         /* new store, or layout 1 (whose records are layout-2 records without certref) or
          * 2 (whose dedup tables store_dedup_open replaced) or 3 (records without hops) or
-         * 4 (records in msgs, which stay there and are read there: store_msg_open) */
+         * 4 (records in msgs, which stay there and are read there: store_msg_open) or 5
+         * (packs without a pool, read as they are) */
         uint8_t b[4];
         put32(b, LAYOUT_VERSION);
         if ((rc = store_meta_put(s, txn, "version", b, 4))) {

@@ -515,6 +515,16 @@ typedef struct piece {
     size_t len;
 } piece;
 
+/* lt_env_wire_varint, its one-byte case (tags, short lengths) inline */
+static inline bool varint_get(const uint8_t *p, size_t n, size_t *at, uint64_t *v)
+{
+    if (*at < n && p[*at] < 0x80) {
+        *v = p[(*at)++];
+        return true;
+    }
+    return lt_env_wire_varint(p, n, at, v);
+}
+
 enum { IN_ENVELOPE, IN_HEADER, IN_BATCH };
 
 /* Does field f of a message of kind `in` hold a value worth pooling: one the envelopes of a
@@ -540,11 +550,11 @@ static bool walk(const uint8_t *p, size_t n, size_t base, int in, span *v, size_
     size_t at = 0;
     while (at < n) {
         uint64_t key, x;
-        if (!lt_env_wire_varint(p, n, &at, &key) || key >> 3 == 0)
+        if (!varint_get(p, n, &at, &key) || key >> 3 == 0)
             return false;
         switch (key & 7) {
         case 0:
-            if (!lt_env_wire_varint(p, n, &at, &x))
+            if (!varint_get(p, n, &at, &x))
                 return false;
             break;
         case 1:
@@ -555,7 +565,7 @@ static bool walk(const uint8_t *p, size_t n, size_t base, int in, span *v, size_
             at += x;
             break;
         case 2:
-            if (!lt_env_wire_varint(p, n, &at, &x) || x > n - at)
+            if (!varint_get(p, n, &at, &x) || x > n - at)
                 return false;
             if (in == IN_ENVELOPE && (key >> 3 == 1 || key >> 3 == 4)) {
                 if (!walk(p + at, x, base + at, key >> 3 == 1 ? IN_HEADER : IN_BATCH, v, nv))
@@ -586,12 +596,15 @@ static size_t env_values(const uint8_t *env, size_t len, const span *hole, span 
     return k;
 }
 
+/* Pool strings are hashes, signatures and names of 16 bytes or more: their first and last 8
+ * bytes and their length tell them apart, at a fraction of the cost of hashing every byte. */
 static uint32_t pool_hash(const uint8_t *p, size_t n)
 {
-    uint32_t h = 2166136261u; /* FNV-1a */
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ p[i]) * 16777619u;
-    return h;
+    uint64_t a, b;
+    assert(n >= 8);
+    memcpy(&a, p, 8);
+    memcpy(&b, p + n - 8, 8);
+    return (uint32_t)(((a ^ (b * 0x9e3779b97f4a7c15u) ^ n) * 0xff51afd7ed558ccdu) >> 32);
 }
 
 /* The index of the string p[0..n) in the open batch's pack's pool, added when new; -1 when
@@ -883,14 +896,13 @@ static lt_err splices_read(lt_store *s, MDB_txn *txn, uint64_t seq, const uint8_
     size_t at = 0, k = 0;
     uint64_t cnt, gap, code, prev = 0;
     bool cert = false;
-    if (!lt_env_wire_varint(p, n, &at, &cnt) || cnt == 0 || cnt > SPLICE_NMAX + 1)
+    if (!varint_get(p, n, &at, &cnt) || cnt == 0 || cnt > SPLICE_NMAX + 1)
         return corrupt(why, seq, "its splice list");
     for (size_t i = 0; i < cnt; i++) {
         const uint8_t *src;
         size_t len;
-        if (!lt_env_wire_varint(p, n, &at, &gap) || !lt_env_wire_varint(p, n, &at, &code) ||
-            gap > UINT32_MAX || !pool_get(pool, code >> 1, &src, &len) ||
-            ((code & 1) && (cert || len != KEY_ID_LEN)))
+        if (!varint_get(p, n, &at, &gap) || !varint_get(p, n, &at, &code) || gap > UINT32_MAX ||
+            !pool_get(pool, code >> 1, &src, &len) || ((code & 1) && (cert || len != KEY_ID_LEN)))
             return corrupt(why, seq, "its splice list");
         size_t to = (size_t)(prev + gap); /* < 33 · (2^32 + POOL_MAX): no overflow */
         if (code & 1) {
