@@ -14,10 +14,10 @@
  * The seeds in corpus/pack/: envelopes of the envelope corpus, and a pack with a pool written
  * by a batch-64 run of bench_lt_load.
  */
-#include "store_int.h"
-
+#include "broker_int.h"
 #include "envelope.h"
 #include "pki.h"
+#include "store_int.h"
 
 #include <lmdb.h>
 #include <stddef.h>
@@ -63,45 +63,16 @@ static void setup(void)
     atexit(cleanup);
 }
 
-/* The one top-level Envelope.certificate field of p[0..n), as the verifier finds it. */
+/* Where Envelope.certificate lies, as the verifier finds it (lt_verify_cert_field); its
+ * key id is the SHA-256 of its DER, as the verifier vouches. */
 static bool find_cert(const uint8_t *p, size_t n, lt_store_cert *c, uint8_t key_id[32])
 {
-    size_t at = 0, found = 0;
-    while (at < n) {
-        size_t start = at;
-        uint64_t key, len;
-        if (!lt_env_wire_varint(p, n, &at, &key))
-            return false;
-        switch (key & 7) {
-        case 0:
-            if (!lt_env_wire_varint(p, n, &at, &len))
-                return false;
-            break;
-        case 1:
-        case 5:
-            len = (key & 7) == 1 ? 8 : 4;
-            if (n - at < len)
-                return false;
-            at += len;
-            break;
-        case 2:
-            if (!lt_env_wire_varint(p, n, &at, &len) || len > n - at)
-                return false;
-            if (key >> 3 == 5) {
-                found++;
-                c->field_off = start;
-                c->der = p + at;
-                c->der_len = (size_t)len;
-                c->field_len = at + (size_t)len - start;
-            }
-            at += (size_t)len;
-            break;
-        default:
-            return false;
-        }
-    }
-    if (found != 1 || c->der_len == 0 || lt_pki_sha256(c->der, c->der_len, key_id, NULL))
+    size_t der_off, der_len;
+    if (!lt_verify_cert_field(p, n, &c->field_off, &c->field_len, &der_off, &der_len) ||
+        der_len == 0 || lt_pki_sha256(p + der_off, der_len, key_id, NULL) != LT_OK)
         return false;
+    c->der = p + der_off;
+    c->der_len = der_len;
     c->key_id = key_id;
     return true;
 }

@@ -2,6 +2,7 @@
  * back-pressure, batch isolation of failures, durability across close and kill -9, and
  * LMDB's error paths (map full, failing put, failing commit). */
 /* LT_WRAP: mdb_put mdb_txn_commit mdb_env_sync */
+#include "broker_int.h"
 #include "devpki.h"
 #include "envelope.h"
 #include "store_int.h"
@@ -1932,46 +1933,16 @@ static int check_env(void *arg, const lt_store_entry *e)
     return 0;
 }
 
-/* Where Envelope.certificate lies when it occurs once at the top level (as the verifier
- * finds it); its key id is the SHA-256 of its DER, as the verifier vouches. */
+/* Where Envelope.certificate lies, as the verifier finds it (lt_verify_cert_field); its
+ * key id is the SHA-256 of its DER, as the verifier vouches. */
 static bool find_cert(const uint8_t *p, size_t n, lt_store_cert *c, uint8_t key_id[32])
 {
-    size_t at = 0, found = 0;
-    while (at < n) {
-        size_t start = at;
-        uint64_t key, len;
-        if (!lt_env_wire_varint(p, n, &at, &key))
-            return false;
-        switch (key & 7) {
-        case 0:
-            if (!lt_env_wire_varint(p, n, &at, &len))
-                return false;
-            break;
-        case 1:
-        case 5:
-            if (n - at < ((key & 7) == 1 ? 8u : 4u))
-                return false;
-            at += (key & 7) == 1 ? 8 : 4;
-            break;
-        case 2:
-            if (!lt_env_wire_varint(p, n, &at, &len) || len > n - at)
-                return false;
-            if (key >> 3 == 5) {
-                found++;
-                c->field_off = start;
-                c->der = p + at;
-                c->der_len = (size_t)len;
-                c->field_len = at + (size_t)len - start;
-            }
-            at += (size_t)len;
-            break;
-        default:
-            return false;
-        }
-    }
-    if (found != 1)
+    size_t der_off, der_len;
+    if (!lt_verify_cert_field(p, n, &c->field_off, &c->field_len, &der_off, &der_len) ||
+        der_len == 0 || lt_pki_sha256(p + der_off, der_len, key_id, NULL) != LT_OK)
         return false;
-    assert_int_equal(lt_pki_sha256(c->der, c->der_len, key_id, NULL), LT_OK);
+    c->der = p + der_off;
+    c->der_len = der_len;
     c->key_id = key_id;
     return true;
 }
