@@ -427,6 +427,12 @@ bool lt_ring_has_room(const lt_broker *b);
 lt_err lt_slot_reserve(lt_slot *s, size_t len);
 lt_err lt_verify_start(lt_broker *b, unsigned n, lt_why *why);
 void lt_verify_stop(lt_broker *b);
+/* Where the Envelope.certificate field (field 5, length-delimited) lies in p[0..n): false
+ * unless it occurs exactly once at the top level and everything parses; the out-parameters
+ * may be written either way. The store keeps the certificate once per signer and puts the
+ * field back on every read. Any thread. */
+bool lt_verify_cert_field(const uint8_t *p, size_t n, size_t *field_off, size_t *field_len,
+                          size_t *der_off, size_t *der_len);
 
 /* ---- committer.c ---- */
 lt_err lt_commit_start(lt_broker *b, lt_why *why);

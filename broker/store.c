@@ -135,7 +135,8 @@ static lt_err load(lt_store *s, lt_why *why)
         /* new store, or layout 1 (whose records are layout-2 records without certref) or
          * 2 (whose dedup tables store_dedup_open replaced) or 3 (records without hops) or
          * 4 (records in msgs, which stay there and are read there: store_msg_open) or 5
-         * (dedup2, read by store_dedup.c until its first rotation) */
+         * (dedup2, read by store_dedup.c until its first rotation; packs without a pool,
+         * read as they are) */
         uint8_t b[4];
         put32(b, LAYOUT_VERSION);
         if ((rc = store_meta_put(s, txn, "version", b, 4))) {

@@ -28,7 +28,9 @@
 
 /* Layout history. 6: dedup entries keyed by a source number (dsrc) in two generations
  * (dedupg0/1) that the sweep rotates, with no time index; a layout-5 store's dedup2 is read
- * as the oldest generation until the first rotation empties it and dedupx2.
+ * as the oldest generation until the first rotation empties it and dedupx2. Packs may carry
+ * a pool (PACK_POOL), and their records splice lists (MSG_SPLICE) into it (store_msg.c); a
+ * layout-5 pack has no pool and reads as before.
  * 5: messages are appended in packs (mpack/mlive, store_msg.c); the msgs
  * records of a layout-4 store stay readable where they are. 4: msgs records may carry hops
  * (MSG_HOPS); a layout-3 store is a layout-4 store without them (opened, its version
@@ -39,6 +41,9 @@
 #define MSG_CERT 1u      /* flags: certificate stripped, certref follows */
 #define MSG_HOPS 2u      /* flags: a hops block [len u32][lt_store_hops_encode bytes] follows
                           * the qids (before the certref) */
+/* flags: a splice list follows (after the certref), for values left out of the envelope
+ * and kept once in the pack's pool (layout 6) */
+#define MSG_SPLICE 4u
 #define CERTREF_LEN 36u  /* key_id 32, at u32 */
 #define KEY_ID_LEN 32u
 #define ENV_CERT_TAG 0x2au /* Envelope.certificate: field 5, wire type 2 */
@@ -52,8 +57,13 @@
 #define DLQ_HDR 24u     /* stored_ms 8, moved_ms 8, delivery_count 4, env_len 4 */
 #define QROW_HDR 56u    /* 7 × 8 */
 #define QKEY_LEN 12u    /* qid 4, seq 8 */
-#define PACK_HDR 16u    /* first seq 8, n 4, reserved 4 */
-#define PACK_MAX 131072u /* record bytes a pack takes before the next append starts another */
+#define PACK_HDR 16u    /* first seq 8, n 4, flags 4 */
+#define PACK_POOL 1u    /* pack flags: a pool follows the records (layout 6) */
+/* record and pool bytes a pack takes before the next append starts another */
+#define PACK_MAX 131072u
+#define POOL_NMAX 4096u  /* strings in one pack's pool at most */
+#define POOL_MAX 65536u  /* bytes of strings in one pack's pool at most */
+#define POOL_SLOTS 8192u /* the writer's hash index over its pool (2 × POOL_NMAX) */
 
 #define DEFAULT_MAP_SIZE (64ULL << 30)
 #define DEFAULT_READERS 126u
@@ -124,6 +134,14 @@ typedef struct queue {
     uint64_t sweep_at; /* next qlog seq the retention sweep looks at */
 } queue;
 
+/* The open batch's pack's pool (store_msg.c): the strings its records leave out, kept once. */
+typedef struct store_pool {
+    uint32_t n, len;
+    uint8_t off[4 * (POOL_NMAX + 1)]; /* n + 1 big-endian offsets into bytes, as on disk */
+    uint16_t slot[POOL_SLOTS];        /* hash index: string + 1, 0 = free */
+    uint8_t bytes[POOL_MAX];
+} store_pool;
+
 struct lt_store {
     MDB_env *env;
     MDB_dbi meta, msgs, qnames, queues, qent, qlog, dlq, certs;
@@ -137,6 +155,7 @@ struct lt_store {
         size_t ocap;
         uint64_t first;
         uint32_t n;
+        store_pool pool; /* strings its records share, written after them */
     } pk;
     MDB_dbi dsrc, dgen[2];  /* store_dedup.c: source numbers, the two generations */
     MDB_dbi dedup, dedupx;  /* a layout-5 store's dedup2/dedupx2 (while dg.legacy) */
@@ -193,15 +212,20 @@ lt_err store_batch_usable(lt_store *s, lt_why *why);
 void store_touch(lt_store *s, queue *q);
 
 /* store_msg.c */
-/* A reader's buffer for envelopes whose certificate is put back (lives for one read call). */
+/* A reader's buffer for envelopes whose certificate or pooled values are put back (lives for
+ * one read call). */
 typedef struct store_rbuf {
     uint8_t *p;
     size_t cap;
 } store_rbuf;
 /* Fill the message part of e (id, env, stored) from msgs[seq]; the envelope points into
- * the map, or into rb when its certificate had to be put back. */
+ * the map, or into rb when its certificate or pooled values had to be put back. */
 lt_err store_msg_read(lt_store *s, MDB_txn *txn, uint64_t seq, lt_store_entry *e, store_rbuf *rb,
                       lt_why *why);
+/* As store_msg_read, in the writer's open batch (txn = s->txn): also finds the messages of
+ * the batch's own pack, not yet in mpack. Writer thread. */
+lt_err store_msg_read_batch(lt_store *s, uint64_t seq, lt_store_entry *e, store_rbuf *rb,
+                            lt_why *why);
 /* Is seq still referenced by any queue it was routed to? If not, delete it. LMDB rc. */
 int store_msg_gc(lt_store *s, MDB_txn *txn, uint64_t seq);
 /* Write the open batch's pack (before its commit). LMDB rc. Writer thread. */

@@ -162,11 +162,8 @@ static int64_t mono_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-/* Where the Envelope.certificate field (field 5, length-delimited) lies in env[0..n):
- * false unless it occurs exactly once at the top level and everything parses. The store
- * keeps the certificate once per signer and puts the field back on every read. */
-static bool find_cert_field(const uint8_t *p, size_t n, size_t *field_off, size_t *field_len,
-                            size_t *der_off, size_t *der_len)
+bool lt_verify_cert_field(const uint8_t *p, size_t n, size_t *field_off, size_t *field_len,
+                          size_t *der_off, size_t *der_len)
 {
     size_t at = 0, found = 0;
     while (at < n) {
@@ -302,8 +299,8 @@ static void verify_publish(vctx *v, lt_slot *s, const lt_acl *acl, int64_t now_m
     s->agency[sl] = '\0';
     memcpy(s->payload_sha256, lt_env_payload_sha256(env), sizeof s->payload_sha256);
     memcpy(s->key_id, lt_env_key_id(env), sizeof s->key_id);
-    s->has_cert = find_cert_field(s->buf, s->len, &s->cert_field_off, &s->cert_field_len,
-                                  &s->cert_der_off, &s->cert_der_len) &&
+    s->has_cert = lt_verify_cert_field(s->buf, s->len, &s->cert_field_off, &s->cert_field_len,
+                                       &s->cert_der_off, &s->cert_der_len) &&
                   s->cert_der_len == cl && memcmp(s->buf + s->cert_der_off, cert, cl) == 0;
     e = lt_dossier_inspect(b, s, env, now_ms, &s->why); /* procedures (dossier.h) */
 out:

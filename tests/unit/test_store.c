@@ -19,6 +19,13 @@
 
 #include <cmocka.h>
 
+#include "broker_int.h"
+#include "devpki.h"
+#include "envelope.h"
+#include "store_int.h"
+#include <dirent.h>
+#include <ftw.h>
+#include <sys/stat.h>
 /* ---- wrapped LMDB calls: pass through unless a test arms them ------------------------------ */
 
 int __real_mdb_put(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, MDB_val *data, unsigned flags);
@@ -2229,6 +2236,681 @@ static void a_corrupt_dedup_entry_or_source_number_is_an_error_not_a_guess(void 
     open_store(f, 64ULL << 20);
 }
 
+/* ---- pools (layout 6) ---- */
+
+#define SPLICE_NMAX_TEST 32 /* store_msg.c's SPLICE_NMAX */
+
+static void put_be32(uint8_t *p, uint32_t v)
+{
+    for (int j = 0; j < 4; j++)
+        p[j] = (uint8_t)(v >> (24 - 8 * j));
+}
+
+static void pool_put_be64(uint8_t *p, uint64_t v)
+{
+    put_be32(p, (uint32_t)(v >> 32));
+    put_be32(p + 4, (uint32_t)v);
+}
+
+/* Envelopes a test appended and the seqs they got: every read must give them back byte for
+ * byte, with their hops. */
+#define WANT_MAX 512
+typedef struct want {
+    uint32_t qid; /* the queue they went to */
+    size_t n;
+    uint64_t seq[WANT_MAX];
+    uint8_t *env[WANT_MAX];
+    size_t len[WANT_MAX];
+    bool hops[WANT_MAX];
+    size_t seen, bad;
+} want;
+
+static want *want_new(uint32_t qid)
+{
+    want *w = calloc(1, sizeof *w);
+    assert_non_null(w);
+    w->qid = qid;
+    return w;
+}
+
+static void want_free(want *w)
+{
+    for (size_t i = 0; i < w->n; i++)
+        free(w->env[i]);
+    free(w);
+}
+
+static int check_env(void *arg, const lt_store_entry *e)
+{
+    want *w = arg;
+    w->seen++;
+    for (size_t i = 0; i < w->n; i++)
+        if (w->seq[i] == e->seq) {
+            if (e->env_len != w->len[i] || memcmp(e->env, w->env[i], w->len[i]) != 0 ||
+                e->nhops != (w->hops[i] ? 2 : 0))
+                w->bad++;
+            return 0;
+        }
+    w->bad++;
+    return 0;
+}
+
+/* Where Envelope.certificate lies, as the verifier finds it (lt_verify_cert_field); its
+ * key id is the SHA-256 of its DER, as the verifier vouches. */
+static bool find_cert(const uint8_t *p, size_t n, lt_store_cert *c, uint8_t key_id[32])
+{
+    size_t der_off, der_len;
+    if (!lt_verify_cert_field(p, n, &c->field_off, &c->field_len, &der_off, &der_len) ||
+        der_len == 0 || lt_pki_sha256(p + der_off, der_len, key_id, NULL) != LT_OK)
+        return false;
+    c->der = p + der_off;
+    c->der_len = der_len;
+    c->key_id = key_id;
+    return true;
+}
+
+/* Append a copy of env[0..len) to q1 in the open batch (its certificate left out when
+ * strip and it has one; with two hops when hops) and remember it in w. */
+static void append_want(fx *f, want *w, const uint8_t *env, size_t len, bool strip, bool hops)
+{
+    assert_true(w->n < WANT_MAX);
+    size_t i = w->n++;
+    w->env[i] = malloc(len ? len : 1);
+    assert_non_null(w->env[i]);
+    memcpy(w->env[i], env, len);
+    w->len[i] = len;
+    w->hops[i] = hops;
+    lt_store_cert c;
+    uint8_t key_id[32];
+    bool has_cert = strip && find_cert(w->env[i], len, &c, key_id);
+    const char *names[] = {"ward", "city"};
+    uint8_t hb[LT_STORE_HOPS_BYTES];
+    size_t hl = 0;
+    if (hops)
+        assert_int_equal(lt_store_hops_encode(names, 2, hb, &hl), LT_OK);
+    uint8_t id[16];
+    mkid(id, 100000 + (unsigned)lt_store_next_seq(f->s));
+    bool dup;
+    lt_why why;
+    lt_err err =
+        lt_store_append_hops(f->s, KEY(id), &w->qid, 1, w->env[i], len, has_cert ? &c : NULL,
+                             hops ? hb : NULL, hl, 1000, 0, &w->seq[i], &dup, &why);
+    if (err)
+        fail_msg("append: %s", why.msg);
+    assert_false(dup);
+}
+
+/* Every envelope of w reads back as appended: from the open batch (the writer's view, its
+ * pack not yet written) when batch, else from the store (pending, get and replay). */
+static void check_all(fx *f, want *w, bool batch)
+{
+    lt_why why;
+    w->seen = w->bad = 0;
+    if (batch) {
+        store_rbuf rb = {NULL, 0};
+        for (size_t i = 0; i < w->n; i++) {
+            lt_store_entry e;
+            lt_err err = store_msg_read_batch(f->s, w->seq[i], &e, &rb, &why);
+            if (err)
+                fail_msg("read %llu in the batch: %s", (unsigned long long)w->seq[i], why.msg);
+            check_env(w, &e);
+        }
+        free(rb.p);
+    } else {
+        assert_int_equal(lt_store_pending(f->s, w->qid, 0, 0, check_env, w, NULL, &why), LT_OK);
+        for (size_t i = 0; i < w->n; i += 7)
+            assert_int_equal(lt_store_get(f->s, w->qid, w->seq[i], check_env, w, &why), LT_OK);
+        assert_int_equal(lt_store_replay(f->s, w->qid, 1, 0, check_env, w, NULL, &why), LT_OK);
+        assert_int_equal(w->seen, 2 * w->n + (w->n + 6) / 7);
+    }
+    if (batch)
+        assert_int_equal(w->seen, w->n);
+    assert_int_equal(w->bad, 0);
+}
+
+/* The value of the one pack in the closed store in f->dir (copied into *v, malloc'ed). */
+static size_t pack_get(fx *f, uint8_t **v, uint8_t key[8])
+{
+    MDB_env *env = NULL;
+    MDB_txn *txn = NULL;
+    MDB_dbi dbi;
+    MDB_cursor *c;
+    MDB_val k, val;
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 32), 0);
+    assert_int_equal(mdb_env_open(env, f->dir, MDB_RDONLY, 0600), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "mpack", 0, &dbi), 0);
+    assert_int_equal(mdb_cursor_open(txn, dbi, &c), 0);
+    assert_int_equal(mdb_cursor_get(c, &k, &val, MDB_FIRST), 0);
+    memcpy(key, k.mv_data, 8);
+    *v = malloc(val.mv_size);
+    assert_non_null(*v);
+    memcpy(*v, val.mv_data, val.mv_size);
+    mdb_cursor_close(c);
+    mdb_txn_abort(txn);
+    mdb_env_close(env);
+    return val.mv_size;
+}
+
+/* Replace the pack keyed key in the closed store in f->dir by v[0..len). */
+static void pack_put(fx *f, const uint8_t key[8], const uint8_t *v, size_t len)
+{
+    MDB_env *env = NULL;
+    MDB_txn *txn = NULL;
+    MDB_dbi dbi;
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 32), 0);
+    assert_int_equal(mdb_env_set_mapsize(env, 64ULL << 20), 0);
+    assert_int_equal(mdb_env_open(env, f->dir, 0, 0600), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "mpack", 0, &dbi), 0);
+    MDB_val k = {8, (void *)key}, val = {len, (void *)v};
+    assert_int_equal(mdb_put(txn, dbi, &k, &val, 0), 0);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+}
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+/* A batch of n envelopes sealed under one signature (a test PKI's agency A), with payloads
+ * of payload_len bytes; outs[i] malloc'ed. */
+static void seal_batch(size_t n, size_t payload_len, uint8_t **outs, size_t *lens)
+{
+    char dir[256];
+    const char *tmp = getenv("TMPDIR");
+    snprintf(dir, sizeof dir, "%s/lt_pki_XXXXXX", tmp ? tmp : "/tmp");
+    assert_non_null(mkdtemp(dir));
+    lt_why why;
+    if (lt_devpki_fixture(dir, LT_SIG_ECDSA_P256, lt_env_now_ms(), &why) != LT_OK)
+        fail_msg("pki: %s", why.msg);
+    char k[300], c[300];
+    snprintf(k, sizeof k, "%s/a.key.pem", dir);
+    snprintf(c, sizeof c, "%s/a.cert.pem", dir);
+    lt_signer *s = NULL;
+    if (lt_signer_open(k, c, &s, &why) != LT_OK)
+        fail_msg("signer: %s", why.msg);
+    lt_env_spec *specs = calloc(n, sizeof *specs);
+    uint8_t *payload = malloc(payload_len);
+    assert_true(specs && payload);
+    for (size_t i = 0; i < payload_len; i++)
+        payload[i] = (uint8_t)(i * 31 + 7);
+    for (size_t i = 0; i < n; i++)
+        specs[i] = (lt_env_spec){.topic = "79.760.hotich.khaisinh",
+                                 .record_type = "lienthong.v1.records.BirthRegistration",
+                                 .payload = payload,
+                                 .payload_len = payload_len};
+    if (lt_env_seal_batch(s, specs, n, outs, lens, &why) != LT_OK)
+        fail_msg("seal: %s", why.msg);
+    free(payload);
+    free(specs);
+    lt_signer_destroy(&s);
+    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* A publisher's signed batch usually lands in one pack: the values its envelopes share
+ * (signature, Merkle root and siblings, source, topic, record type, key id) are kept once
+ * in the pack's pool, and every read, from the open batch or from the disk, with or
+ * without the certificate left out, with hops or not, gives each envelope back as sent. */
+static void a_signed_batch_shares_one_pool_and_reads_back_byte_for_byte(void **state)
+{
+    fx *f = *state;
+    lt_why why;
+    enum { N = 64 };
+    uint8_t *outs[N];
+    size_t lens[N];
+    seal_batch(N, 300, outs, lens);
+    want *w = want_new(f->q1);
+    assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
+    for (size_t i = 0; i < N; i++) {
+        append_want(f, w, outs[i], lens[i], i % 4 != 3, i % 5 == 1);
+    }
+    check_all(f, w, true);
+    commit_ok(f);
+    check_all(f, w, false);
+    lt_store_close(&f->s);
+    /* one pack with a pool; the shared values left the records */
+    uint8_t *v, key[8];
+    size_t vlen = pack_get(f, &v, key);
+    assert_int_equal(be32(v + 8), N);
+    assert_int_equal(be32(v + 12), PACK_POOL);
+    /* what layout 5 stored: the records whole, certificates left out */
+    size_t old = 16 + 4 * (N + 1);
+    for (size_t i = 0; i < N; i++) {
+        lt_store_cert c;
+        uint8_t kid[32];
+        assert_true(find_cert(outs[i], lens[i], &c, kid));
+        old += 36 + (i % 5 == 1 ? 4 + 11 : 0) + (i % 4 != 3 ? 36 + lens[i] - c.field_len : lens[i]);
+    }
+    /* each envelope leaves signature 72, root 32, 6 siblings, source, topic, record type and
+     * key id (~350 bytes) in the pool, for a splice list of ~30 bytes; the pool holds the
+     * batch's 126 Merkle nodes, ~70 bytes per envelope */
+    print_message("pack of %zu bytes, %zu as layout 5\n", vlen, old);
+    assert_true(vlen + N * 200 <= old);
+    free(v);
+    open_store(f, 64ULL << 20); /* from the disk, certificates from certs */
+    check_all(f, w, false);
+    for (size_t i = 0; i < N; i++)
+        free(outs[i]);
+    want_free(w);
+}
+
+/* Test envelopes: protobuf built by hand, fields in any order, some repeated, unknown ones,
+ * values drawn from small sets so that they repeat, some bytes broken afterwards. */
+typedef struct wb {
+    uint8_t p[4096];
+    size_t n;
+} wb;
+
+static uint64_t rnd_state = 0x9e3779b97f4a7c15u;
+static uint32_t rnd(uint32_t below)
+{
+    rnd_state ^= rnd_state << 13;
+    rnd_state ^= rnd_state >> 7;
+    rnd_state ^= rnd_state << 17;
+    return (uint32_t)(rnd_state % below);
+}
+
+static void wb_varint(wb *b, uint64_t v)
+{
+    while (v >= 0x80) {
+        b->p[b->n++] = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    b->p[b->n++] = (uint8_t)v;
+}
+
+static void wb_bytes(wb *b, unsigned field, const uint8_t *d, size_t len)
+{
+    wb_varint(b, field << 3 | 2);
+    wb_varint(b, len);
+    memcpy(b->p + b->n, d, len);
+    b->n += len;
+}
+
+/* One of k values of field of a few lengths (15, 16, 32, 72 ...) */
+static void wb_value(wb *b, unsigned field, unsigned k)
+{
+    static const size_t lens[] = {15, 16, 17, 32, 32, 32, 40, 71, 72};
+    uint8_t d[80];
+    unsigned which = rnd(k);
+    size_t len = lens[(which * 7 + field) % (sizeof lens / sizeof lens[0])];
+    for (size_t i = 0; i < len; i++)
+        d[i] = (uint8_t)(which * 13 + field * 101 + i);
+    wb_bytes(b, field, d, len);
+}
+
+static size_t random_env(uint8_t *out)
+{
+    wb h = {.n = 0}, bp = {.n = 0}, e = {.n = 0};
+    unsigned order[6] = {1, 2, 3, 4, 5, 6};
+    for (unsigned i = 0; i < 6; i++) { /* shuffle */
+        unsigned j = rnd(6), t = order[i];
+        order[i] = order[j];
+        order[j] = t;
+    }
+    for (unsigned f = 1; f <= 11; f++) { /* Header, 11 an unknown field */
+        if (rnd(8) == 0)
+            continue;
+        if (f == 5 || f == 10) {
+            wb_varint(&h, f << 3);
+            wb_varint(&h, rnd(1u << 30));
+        } else {
+            wb_value(&h, f, f == 1 || f == 6 ? 64 : 3);
+        }
+        if (rnd(10) == 0)
+            wb_value(&h, f, 3); /* repeated */
+    }
+    wb_varint(&bp, 1 << 3);
+    wb_varint(&bp, rnd(64));
+    wb_varint(&bp, 2 << 3);
+    wb_varint(&bp, 64);
+    for (unsigned i = rnd(8); i > 0; i--)
+        wb_value(&bp, 3, 12);
+    wb_value(&bp, 4, 2);
+    uint8_t payload[300];
+    for (size_t i = 0; i < sizeof payload; i++)
+        payload[i] = (uint8_t)rnd(256);
+    for (unsigned i = 0; i < 6; i++) {
+        switch (order[i]) {
+        case 1:
+            wb_bytes(&e, 1, h.p, h.n);
+            break;
+        case 2:
+            wb_bytes(&e, 2, payload, rnd(sizeof payload));
+            break;
+        case 3:
+            wb_value(&e, 3, 4);
+            break;
+        case 4:
+            if (rnd(3))
+                wb_bytes(&e, 4, bp.p, bp.n);
+            break;
+        case 5:
+            if (rnd(3)) { /* one of two certificates */
+                uint8_t der[400];
+                unsigned which = rnd(2);
+                for (size_t j = 0; j < sizeof der; j++)
+                    der[j] = (uint8_t)(which * 77 + j * 3);
+                wb_bytes(&e, 5, der, 200 + 200 * which);
+            }
+            break;
+        default:
+            if (rnd(4) == 0) { /* fixed64 and fixed32 fields */
+                wb_varint(&e, 9 << 3 | 1);
+                memset(e.p + e.n, 0x11, 8);
+                e.n += 8;
+                wb_varint(&e, 10 << 3 | 5);
+                memset(e.p + e.n, 0x22, 4);
+                e.n += 4;
+            }
+        }
+    }
+    switch (rnd(12)) { /* broken afterwards: a byte changed, cut short, a group */
+    case 0:
+        e.p[rnd((uint32_t)e.n)] ^= (uint8_t)(1 + rnd(255));
+        break;
+    case 1:
+        e.n = 1 + rnd((uint32_t)e.n);
+        break;
+    case 2:
+        e.p[e.n++] = 3 << 3 | 3;
+        break;
+    default:
+        break;
+    }
+    memcpy(out, e.p, e.n);
+    return e.n;
+}
+
+/* Hundreds of envelopes of every shape (several packs of one batch, each with its own
+ * pool), then the fuzzers' envelope corpus: each reads back exactly as appended, from the
+ * batch and from the disk. Whatever cannot be walked is stored as it is. */
+static void envelopes_of_any_shape_read_back_byte_for_byte(void **state)
+{
+    fx *f = *state;
+    lt_why why;
+    want *w = want_new(f->q1);
+    uint8_t env[4096];
+    assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
+    for (unsigned i = 0; i < 300; i++) {
+        size_t len = random_env(env);
+        append_want(f, w, env, len ? len : 1, i % 3 != 0, i % 7 == 0);
+    }
+    check_all(f, w, true);
+    commit_ok(f);
+    check_all(f, w, false);
+    lt_store_close(&f->s);
+    assert_true(db_entries(f, "mpack") >= 2);
+    open_store(f, 64ULL << 20);
+    check_all(f, w, false);
+    want_free(w);
+
+    w = want_new(f->q2); /* the corpus, in the other queue */
+    DIR *d = opendir(LT_TEST_SRCDIR "/tests/fuzz/corpus/envelope");
+    assert_non_null(d);
+    assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL && w->n < WANT_MAX) {
+        if (de->d_name[0] == '.')
+            continue;
+        char path[512];
+        snprintf(path, sizeof path, "%s/tests/fuzz/corpus/envelope/%s", LT_TEST_SRCDIR, de->d_name);
+        FILE *fp = fopen(path, "rb");
+        assert_non_null(fp);
+        size_t len = fread(env, 1, sizeof env, fp);
+        fclose(fp);
+        if (len > 0)
+            append_want(f, w, env, len, true, w->n % 9 == 0);
+    }
+    closedir(d);
+    assert_true(w->n > 100);
+    check_all(f, w, true);
+    commit_ok(f);
+    check_all(f, w, false);
+    want_free(w);
+}
+
+/* A test envelope: a header holding source (when source_len), a signature of sig_len bytes
+ * made of sig_seed, a certificate (when cert_seed). */
+static size_t mix_env(uint8_t *out, size_t source_len, size_t sig_len, unsigned sig_seed,
+                      unsigned cert_seed)
+{
+    wb h = {.n = 0}, e = {.n = 0};
+    uint8_t d[1000];
+    if (source_len) {
+        memset(d, 's', source_len);
+        wb_bytes(&h, 2, d, source_len);
+        wb_bytes(&e, 1, h.p, h.n);
+    }
+    wb_value(&e, 2, 1); /* Envelope.payload: never pooled */
+    for (size_t j = 0; j < sig_len; j++)
+        d[j] = (uint8_t)(sig_seed + j * 5);
+    wb_bytes(&e, 3, d, sig_len);
+    if (cert_seed) {
+        for (size_t j = 0; j < 300; j++)
+            d[j] = (uint8_t)(cert_seed * 11 + j);
+        wb_bytes(&e, 5, d, 300);
+    }
+    memcpy(out, e.p, e.n);
+    return e.n;
+}
+
+/* Records with and without splices share a pack: envelopes that are not protobuf; and once
+ * the pool is full, values stored in their records, and a certificate whose key id finds no
+ * room taking a certref as in layout 5. */
+static void a_pack_mixes_pooled_and_verbatim_records(void **state)
+{
+    fx *f = *state;
+    lt_why why;
+    want *w = want_new(f->q1);
+    uint8_t env[2048];
+    assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
+    append_want(f, w, (const uint8_t *)"env-1", 5, true, false);
+    /* 65 distinct 1000-byte signatures and a key id: 65032 of the pool's 65536 bytes */
+    for (unsigned i = 1; i <= 65; i++)
+        append_want(f, w, env, mix_env(env, 0, 1000, i, i == 10 ? 1 : 0), true, false);
+    /* 484 more: 20 bytes left */
+    append_want(f, w, env, mix_env(env, 0, 484, 66, 0), true, false);
+    /* a new key id does not fit, a 16-byte source does, a new signature does not */
+    append_want(f, w, env, mix_env(env, 16, 1000, 67, 2), true, false);
+    /* a known key id and a new signature: the certificate splices, the signature stays */
+    append_want(f, w, env, mix_env(env, 0, 1000, 68, 1), true, false);
+    append_want(f, w, env, mix_env(env, 0, 1000, 69, 0), true, true);
+    append_want(f, w, (const uint8_t *)"\x1a\x05short", 7, true, false);
+    check_all(f, w, true);
+    commit_ok(f);
+    check_all(f, w, false);
+    lt_store_close(&f->s);
+    uint8_t *v, key[8];
+    size_t vlen = pack_get(f, &v, key);
+    uint32_t n = be32(v + 8);
+    assert_int_equal(n, w->n); /* one pack */
+    assert_int_equal(be32(v + 12), PACK_POOL);
+    size_t base = 16 + 4 * ((size_t)n + 1), end = be32(v + 16 + 4 * (size_t)n);
+    uint32_t np = be32(v + base + end);
+    assert_int_equal(np, 65 + 1 + 1 + 1);
+    assert_int_equal(vlen, base + end + 4 + 4 * ((size_t)np + 1) + POOL_MAX - 4);
+    for (uint32_t i = 0; i < n; i++) { /* what each record's flags say */
+        uint32_t flags = be32(v + base + be32(v + 16 + 4 * i) + 28);
+        uint32_t want_flags = i == 0 || i == 69 || i == 70 ? 0 : MSG_SPLICE;
+        if (i == 67)
+            want_flags |= MSG_CERT;
+        if (i == 69)
+            want_flags |= MSG_HOPS;
+        if (flags != want_flags)
+            fail_msg("record %u: flags %u, not %u", i, flags, want_flags);
+    }
+    free(v);
+    open_store(f, 64ULL << 20);
+    check_all(f, w, false);
+    want_free(w);
+}
+
+/* A pack whose pool or splices do not add up reads as an error that says so; the reader
+ * never reads past the pack. */
+static void a_corrupt_pool_reads_as_an_error_naming_it(void **state)
+{
+    fx *f = *state;
+    lt_why why;
+    enum { N = 4 };
+    uint8_t *outs[N];
+    size_t lens[N];
+    seal_batch(N, 100, outs, lens);
+    want *w = want_new(f->q1);
+    assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
+    for (size_t i = 0; i < N; i++)
+        append_want(f, w, outs[i], lens[i], false, false);
+    commit_ok(f);
+    lt_store_close(&f->s);
+    uint8_t *v, key[8];
+    size_t vlen = pack_get(f, &v, key);
+    uint8_t *bad = malloc(vlen);
+    assert_non_null(bad);
+    size_t base = 16 + 4 * (N + 1), end = be32(v + 16 + 4 * N), pool = base + end;
+    size_t rec0 = base + be32(v + 16), list0 = rec0 + 32 + 4;
+    uint32_t np = be32(v + pool);
+    assert_true(np > 8);
+    size_t list_end = list0 + 1; /* record 0's splice list: [ns][gap, index] x ns */
+    for (unsigned k = 0; k < 2u * v[list0]; k++)
+        while (v[list_end++] & 0x80)
+            ;
+    for (int c = 0; c < 10; c++) {
+        size_t blen = vlen;
+        const char *says = "";
+        memcpy(bad, v, vlen);
+        switch (c) {
+        case 0: /* a pack flag this broker does not know */
+            bad[12] = 0x80;
+            says = "its pack is corrupt (header)";
+            break;
+        case 1: /* no pool, yet splices */
+            bad[15] = 0;
+            says = "its splice list";
+            break;
+        case 2: /* more strings than a pool holds */
+            bad[pool] = 0x7f;
+            says = "its pack is corrupt (pool header)";
+            break;
+        case 3: /* no strings: the record's indexes point past them */
+            bad[pool + 3] = 0;
+            says = "its splice list";
+            break;
+        case 4: /* the pool's bytes cut short: string 0 ends past them */
+            blen = pool + 4 + 4 * ((size_t)np + 1) + be32(v + pool + 8) - 1;
+            says = "its splice list";
+            break;
+        case 5: /* more splices than an envelope has */
+            bad[list0] = SPLICE_NMAX_TEST + 1;
+            says = "its splice list";
+            break;
+        case 6: /* the pool cut short */
+            blen = pool + 3;
+            says = "its pack is corrupt (pool header)";
+            break;
+        case 7: /* the records end past the value */
+            put_be32(bad + 16 + 4 * N, (uint32_t)vlen);
+            says = "its pack is corrupt (record offsets)";
+            break;
+        case 8: /* record 0 cut 10 bytes after its splice list: the values do not fit */
+            put_be32(bad + 20, (uint32_t)(list_end - base + 10));
+            says = "do not fit";
+            break;
+        default: /* a splice list cut short */
+            put_be32(bad + 20, (uint32_t)(list0 + 3 - base));
+            says = "its splice list";
+            break;
+        }
+        pack_put(f, key, bad, blen);
+        open_store(f, 64ULL << 20);
+        w->seen = w->bad = 0;
+        lt_err err = lt_store_get(f->s, f->q1, w->seq[0], check_env, w, &why);
+        if (err != LT_ESTORE || !strstr(why.msg, says))
+            fail_msg("case %d: %s: %s (wanted %s)", c, lt_err_name(err), err ? why.msg : "read",
+                     says);
+        lt_store_close(&f->s);
+    }
+    pack_put(f, key, v, vlen); /* as written, it reads */
+    open_store(f, 64ULL << 20);
+    check_all(f, w, false);
+    free(bad);
+    free(v);
+    for (size_t i = 0; i < N; i++)
+        free(outs[i]);
+    want_free(w);
+}
+
+/* A pack as layout 5 wrote it (no pool, flags 0; a record with its certificate left out at
+ * its offset, with hops; a record stored verbatim) reads as it always did. */
+static void a_pack_without_a_pool_reads_as_before(void **state)
+{
+    fx *f = *state;
+    lt_why why;
+    enum { N = 2 };
+    uint8_t *outs[N];
+    size_t lens[N];
+    seal_batch(N, 100, outs, lens);
+    want *w = want_new(f->q1);
+    assert_int_equal(lt_store_begin(f->s, &why), LT_OK);
+    append_want(f, w, outs[0], lens[0], true, true);
+    append_want(f, w, outs[1], lens[1], false, false);
+    commit_ok(f);
+    lt_store_close(&f->s);
+    uint8_t *v, key[8], pk[8192];
+    assert_true(pack_get(f, &v, key) > 16);
+    assert_int_equal(be32(v + 12), PACK_POOL); /* replaced by one without */
+    free(v);
+    /* the same two records, written by hand as layout 5 did */
+    lt_store_cert c;
+    uint8_t kid[32];
+    assert_true(find_cert(outs[0], lens[0], &c, kid));
+    const char *names[] = {"ward", "city"};
+    uint8_t hb[LT_STORE_HOPS_BYTES];
+    size_t hl = 0;
+    assert_int_equal(lt_store_hops_encode(names, 2, hb, &hl), LT_OK);
+    size_t n = 16 + 4 * (N + 1), base = n;
+    memset(pk, 0, n);
+    pool_put_be64(pk, w->seq[0]);
+    put_be32(pk + 8, N);
+    for (size_t i = 0; i < N; i++) {
+        put_be32(pk + 16 + 4 * i, (uint32_t)(n - base));
+        uint8_t *r = pk + n;
+        pool_put_be64(r, 1000); /* stored_ms */
+        mkid(r + 8, 100000 + (unsigned)w->seq[i]);
+        put_be32(r + 24, 1);                  /* nq */
+        put_be32(r + 28, i == 0 ? 1 | 2 : 0); /* MSG_CERT | MSG_HOPS, or nothing */
+        put_be32(r + 32, f->q1);
+        n += 36;
+        if (i == 0) {
+            put_be32(pk + n, (uint32_t)hl);
+            memcpy(pk + n + 4, hb, hl);
+            n += 4 + hl;
+            memcpy(pk + n, kid, 32);
+            put_be32(pk + n + 32, (uint32_t)c.field_off);
+            n += 36;
+            memcpy(pk + n, outs[0], c.field_off);
+            memcpy(pk + n + c.field_off, outs[0] + c.field_off + c.field_len,
+                   lens[0] - c.field_off - c.field_len);
+            n += lens[0] - c.field_len;
+        } else {
+            memcpy(pk + n, outs[1], lens[1]);
+            n += lens[1];
+        }
+    }
+    put_be32(pk + 16 + 4 * N, (uint32_t)(n - base));
+    pack_put(f, key, pk, n);
+    set_layout(f, 5, false);
+    open_store(f, 64ULL << 20);
+    check_all(f, w, false);
+    for (size_t i = 0; i < N; i++)
+        free(outs[i]);
+    want_free(w);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -2277,6 +2959,11 @@ int main(void)
         T(a_schedule_survives_a_reopen),
         T(a_cancel_removes_a_scheduled_message_and_refuses_a_due_one),
         T(a_full_store_makes_retention_yield_to_live_data),
-    };
+        T(a_signed_batch_shares_one_pool_and_reads_back_byte_for_byte),
+        T(envelopes_of_any_shape_read_back_byte_for_byte),
+        T(a_pack_mixes_pooled_and_verbatim_records),
+        T(a_corrupt_pool_reads_as_an_error_naming_it),
+        T(a_pack_without_a_pool_reads_as_before),
+};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
