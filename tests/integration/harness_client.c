@@ -52,12 +52,27 @@ lt_trust *it_trust(const it_env *e)
     return t;
 }
 
+static lt_client *client_with(const it_env *e, lt_signer *auth_as, const lt_client_opts *opts);
+
 lt_client *it_client(const it_env *e, lt_signer *auth_as, unsigned window, int ack_timeout_ms)
 {
     lt_client_opts o = {.window = window,
                         .ack_timeout_ms = ack_timeout_ms,
                         .request_timeout_ms = 30000,
                         .client_name = "it"};
+    return client_with(e, auth_as, &o);
+}
+
+lt_client *it_client_single(const it_env *e, lt_signer *auth_as)
+{
+    lt_client_opts o = {
+        .request_timeout_ms = 30000, .client_name = "it", .single_deliveries = true};
+    return client_with(e, auth_as, &o);
+}
+
+static lt_client *client_with(const it_env *e, lt_signer *auth_as, const lt_client_opts *opts)
+{
+    const lt_client_opts o = *opts;
     lt_client *c = NULL;
     lt_why why = {{0}};
     if (lt_client_open(e->endpoint, &o, &c, &why) != LT_OK) {

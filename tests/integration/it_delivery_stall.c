@@ -59,7 +59,8 @@ static it_env env;
 static void consumer(void)
 {
     lt_signer *dancu = it_signer(&env, "dancu");
-    lt_client *c = dancu ? it_client(&env, dancu, 0, 0) : NULL;
+    /* one DELIVER frame per record: the broker's queue for it (send_hwm frames) must fill */
+    lt_client *c = dancu ? it_client_single(&env, dancu) : NULL;
     if (!c)
         _exit(3);
     it_sink s = {.c = c, .ack = false};
