@@ -70,8 +70,9 @@
  * and deletes the message when none is left. That costs a few reads at removal and no write
  * at all per reference (a stored refcount would rewrite the whole record at every ack).
  *
- * Appending one message to one queue is 3 puts (dedup2, dedupx2, qent; +qlog with
- * retention, +sched when it is scheduled) and its share of its pack's 2. Writer thread for
+ * Appending one message to one queue is 2 puts (the current dedup generation, qent; +dsrc
+ * for a source seen first, +qlog with retention, +sched when it is scheduled) and its share
+ * of its pack's 2. Writer thread for
  * appends, gc and the open batch's pack and pool (s->pk; store_msg_read_batch reads them);
  * readers (store_msg_read, lt_store_seq_at) in their own read transactions, which never look
  * at s->pk.
