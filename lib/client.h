@@ -95,10 +95,10 @@ typedef struct lt_client_opts {
     const char *curve_server_key; /* the broker's public key; NULL or "": plaintext */
     const char *curve_public_key;
     const char *curve_secret_key;
-    /* Subscribe without Subscribe.batched_deliver: the broker then sends one DELIVER frame
-     * per record instead of several to a Delivers frame (docs/protocol.md 8.1). For tools
-     * and tests that need the broker's per-frame flow; false = batched. */
-    bool single_deliveries;
+    /* Subscribe with Subscribe.batched_deliver: the broker then sends several deliveries to
+     * a Delivers frame instead of one DELIVER frame each (docs/protocol.md 8.1). Callbacks
+     * see no difference. false (default): one frame per delivery. */
+    bool batched_deliveries;
 } lt_client_opts;
 
 /* Completion of one publish; see the file comment for the codes. reason is "" on success and
