@@ -82,6 +82,13 @@ static void collect(void *ctx, lt_metrics *m)
                          (int64_t)lt_store_retention_yielded(b->store));
 }
 
+/* /metrics beyond the registry's own series: the network's, then the verifier's caches. */
+static void write_extra_metrics(void *ctx, lt_metrics_buf *out)
+{
+    lt_net_write_metrics(ctx, out);
+    lt_verify_write_metrics(ctx, out);
+}
+
 /* The frontend's on_stored hook: a scheduled publish tells the schedule its due time;
  * delivery steps over it until then. */
 static void on_stored(lt_broker *b, const uint32_t *qids, size_t n, int64_t due_ms)
@@ -565,7 +572,7 @@ lt_err lt_broker_new(const lt_broker_cfg *cfg, const lt_broker_opts *opts, lt_br
     if ((e = lt_dlv_open(b, why)) != LT_OK || (e = lt_dossier_open(b, why)) != LT_OK)
         goto fail;
     lt_metrics_set_collect(b->metrics, collect, b);
-    lt_metrics_set_extra(b->metrics, lt_net_write_metrics, b);
+    lt_metrics_set_extra(b->metrics, write_extra_metrics, b);
     b->fe_hooks = (lt_fe_hooks){.on_frame = lt_dlv_on_frame,
                                 .on_session_end = lt_dlv_on_session_end,
                                 .on_stored = on_stored,

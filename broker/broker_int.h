@@ -427,6 +427,8 @@ bool lt_ring_has_room(const lt_broker *b);
 lt_err lt_slot_reserve(lt_slot *s, size_t len);
 lt_err lt_verify_start(lt_broker *b, unsigned n, lt_why *why);
 void lt_verify_stop(lt_broker *b);
+/* The verifier's caches in /metrics (lienthong_trust_cache_total); any thread. */
+void lt_verify_write_metrics(lt_broker *b, lt_metrics_buf *out);
 /* Where the Envelope.certificate field (field 5, length-delimited) lies in p[0..n): false
  * unless it occurs exactly once at the top level and everything parses; the out-parameters
  * may be written either way. The store keeps the certificate once per signer and puts the

@@ -379,6 +379,27 @@ static void *verify_main(void *arg)
     return NULL;
 }
 
+void lt_verify_write_metrics(lt_broker *b, lt_metrics_buf *out)
+{
+    lt_trust_stats st;
+    lt_trust_get_stats(b->trust, &st);
+    lt_metrics_buf_printf(
+        out, "# HELP lienthong_trust_cache_total Lookups in the verifier's caches: cache=cert "
+             "(parsed, chain-checked certificates), cache=batch_root (batch signatures already "
+             "verified). result=miss did the work; result=wait found a batch root verified by "
+             "another verify thread after waiting for it (one signature per batch, however the "
+             "pool splits it).\n# TYPE lienthong_trust_cache_total counter\n");
+    const struct {
+        const char *cache, *result;
+        uint64_t n;
+    } rows[] = {{"cert", "hit", st.cert_hits},          {"cert", "miss", st.cert_misses},
+                {"batch_root", "hit", st.root_hits},    {"batch_root", "miss", st.root_misses},
+                {"batch_root", "wait", st.root_waits}};
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
+        lt_metrics_buf_printf(out, "lienthong_trust_cache_total{cache=\"%s\",result=\"%s\"} %llu\n",
+                              rows[i].cache, rows[i].result, (unsigned long long)rows[i].n);
+}
+
 lt_err lt_verify_start(lt_broker *b, unsigned n, lt_why *why)
 {
     b->verifiers = calloc(n, sizeof *b->verifiers);

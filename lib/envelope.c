@@ -563,22 +563,6 @@ static unsigned wire_type_of(ProtobufCType t)
     }
 }
 
-bool lt_env_wire_varint(const uint8_t *p, size_t n, size_t *at, uint64_t *v)
-{
-    uint64_t x = 0;
-    for (unsigned shift = 0; shift < 64 && *at < n; shift += 7) {
-        uint8_t c = p[(*at)++];
-        if (shift == 63 && c > 1)
-            return false; /* more than 64 bits */
-        x |= (uint64_t)(c & 0x7f) << shift;
-        if (!(c & 0x80)) {
-            *v = x;
-            return true;
-        }
-    }
-    return false;
-}
-
 /* Where the top level of p[0..n) stops being a message of d, into why (LT_EPAYLOAD); false
  * when it walks clean (the fault is then inside a field: a nested message, a string). */
 static bool wire_fault(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t n,

@@ -123,8 +123,26 @@ lt_err lt_env_check_record(const lt_env *env, lt_why *why);
 
 /* Protobuf wire format, for walkers of raw message bytes: read the varint at p[*at..n) into
  * *v and advance *at past it. false (*at moved, *v untouched) when it is truncated or holds
- * more than 64 bits. */
-bool lt_env_wire_varint(const uint8_t *p, size_t n, size_t *at, uint64_t *v);
+ * more than 64 bits. Inline: the frame and envelope readers call it for every field. */
+static inline bool lt_env_wire_varint(const uint8_t *p, size_t n, size_t *at, uint64_t *v)
+{
+    if (*at < n && p[*at] < 0x80) { /* one byte: tags, small lengths and numbers */
+        *v = p[(*at)++];
+        return true;
+    }
+    uint64_t x = 0;
+    for (unsigned shift = 0; shift < 64 && *at < n; shift += 7) {
+        uint8_t c = p[(*at)++];
+        if (shift == 63 && c > 1)
+            return false; /* more than 64 bits */
+        x |= (uint64_t)(c & 0x7f) << shift;
+        if (!(c & 0x80)) {
+            *v = x;
+            return true;
+        }
+    }
+    return false;
+}
 
 /* What to seal. Borrowed for the call. */
 typedef struct lt_env_spec {

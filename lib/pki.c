@@ -10,6 +10,10 @@
  *   lock (rwlock)     guards the CRL set and the certificate cache (index + entries).
  *                     Readers: cache hits. Writers: cache inserts, CRL reloads.
  *   root_lock         guards the batch-root cache.
+ *   flight_mu/cv      the batch roots being verified right now (flights): a thread that
+ *                     misses the cache on a root another thread is verifying waits for that
+ *                     one outcome instead of doing the same signature math again (the verify
+ *                     pool splits one batch's envelopes among its threads).
  *   stats             C11 atomics, read without locks.
  * A cache hit copies what it needs out of the entry (the public key with EVP_PKEY_up_ref) and
  * drops the lock before any signature math, so an eviction or a reload never waits on one.
@@ -639,6 +643,13 @@ struct centry {
     int64_t crl_next; /* the issuer CRL's nextUpdate; INT64_MAX without CRL checking */
 };
 
+/* A batch root one thread is verifying (lt_trust_verify_root): key as in the root cache. */
+#define ROOT_FLIGHTS 16
+struct root_flight {
+    uint8_t key[32];
+    bool busy;
+};
+
 struct lt_trust {
     X509_STORE *store;
     STACK_OF(X509) *cas;
@@ -654,8 +665,12 @@ struct lt_trust {
     pthread_rwlock_t root_lock; /* roots */
     struct fifo roots;
 
+    pthread_mutex_t flight_mu; /* flights */
+    pthread_cond_t flight_cv;
+    struct root_flight flights[ROOT_FLIGHTS];
+
     atomic_uint_fast64_t cert_hits, cert_misses, cert_evictions, root_hits, root_misses,
-        crl_reloads;
+        root_waits, crl_reloads;
 };
 
 lt_trust_opts lt_trust_opts_default(void)
@@ -842,6 +857,8 @@ static lt_err trust_new(STACK_OF(X509) *cas, const lt_trust_opts *opts, lt_trust
         t->opts.clock_skew_ms = 0;
     pthread_rwlock_init(&t->lock, NULL);
     pthread_rwlock_init(&t->root_lock, NULL);
+    pthread_mutex_init(&t->flight_mu, NULL);
+    pthread_cond_init(&t->flight_cv, NULL);
     lt_err e = fifo_init(&t->cidx, t->opts.cert_cache_max, why);
     if (e == LT_OK && (e = fifo_init(&t->roots, t->opts.root_cache_max, why)) == LT_OK) {
         t->cents = calloc(t->cidx.cap, sizeof *t->cents);
@@ -936,6 +953,8 @@ void lt_trust_destroy(lt_trust **tp)
     sk_X509_pop_free(t->cas, X509_free);
     pthread_rwlock_destroy(&t->lock);
     pthread_rwlock_destroy(&t->root_lock);
+    pthread_mutex_destroy(&t->flight_mu);
+    pthread_cond_destroy(&t->flight_cv);
     free(t->crl_path);
     free(t);
     *tp = NULL;
@@ -1230,6 +1249,61 @@ lt_err lt_trust_verify_sig(lt_trust *trust, const uint8_t *der, size_t der_len, 
     return e;
 }
 
+static bool root_cached(lt_trust *trust, const uint8_t key[32])
+{
+    pthread_rwlock_rdlock(&trust->root_lock);
+    bool hit = fifo_find(&trust->roots, key) >= 0;
+    pthread_rwlock_unlock(&trust->root_lock);
+    return hit;
+}
+
+static struct root_flight *flight_find(lt_trust *trust, const uint8_t key[32])
+{
+    for (size_t i = 0; i < ROOT_FLIGHTS; i++)
+        if (trust->flights[i].busy && memcmp(trust->flights[i].key, key, 32) == 0)
+            return &trust->flights[i];
+    return NULL;
+}
+
+/* Wait while another thread verifies this root; then take a flight of our own (NULL when
+ * every flight is taken: verify without one). *hit when the other thread's outcome put the
+ * root in the cache meanwhile. A failed root is never cached: its waiters verify it again
+ * themselves, one at a time, and each gets its own reason. */
+static struct root_flight *flight_begin(lt_trust *trust, const uint8_t key[32], bool *hit)
+{
+    *hit = false;
+    pthread_mutex_lock(&trust->flight_mu);
+    while (flight_find(trust, key) != NULL)
+        pthread_cond_wait(&trust->flight_cv, &trust->flight_mu);
+    /* Looked up again under flight_mu: a flight inserts before it ends, so a root verified
+     * between our first lookup and here is found now, and is never verified twice. */
+    if (root_cached(trust, key)) {
+        pthread_mutex_unlock(&trust->flight_mu);
+        *hit = true;
+        return NULL;
+    }
+    struct root_flight *f = NULL;
+    for (size_t i = 0; i < ROOT_FLIGHTS && f == NULL; i++)
+        if (!trust->flights[i].busy)
+            f = &trust->flights[i];
+    if (f != NULL) {
+        memcpy(f->key, key, 32);
+        f->busy = true;
+    }
+    pthread_mutex_unlock(&trust->flight_mu);
+    return f;
+}
+
+static void flight_end(lt_trust *trust, struct root_flight *f)
+{
+    if (f == NULL)
+        return;
+    pthread_mutex_lock(&trust->flight_mu);
+    f->busy = false;
+    pthread_cond_broadcast(&trust->flight_cv);
+    pthread_mutex_unlock(&trust->flight_mu);
+}
+
 lt_err lt_trust_verify_root(lt_trust *trust, const lt_trust_cert *c, const uint8_t root[32],
                             const uint8_t *sig, size_t sig_len, lt_why *why)
 {
@@ -1241,24 +1315,30 @@ lt_err lt_trust_verify_root(lt_trust *trust, const lt_trust_cert *c, const uint8
     lt_err e = lt_pki_sha256v(parts, lens, 3, key, why);
     if (e != LT_OK)
         return e;
-    pthread_rwlock_rdlock(&trust->root_lock);
-    bool hit = fifo_find(&trust->roots, key) >= 0;
-    pthread_rwlock_unlock(&trust->root_lock);
-    if (hit) {
+    if (root_cached(trust, key)) {
         atomic_fetch_add_explicit(&trust->root_hits, 1, memory_order_relaxed);
+        return LT_OK;
+    }
+    bool hit;
+    struct root_flight *f = flight_begin(trust, key, &hit);
+    if (hit) {
+        atomic_fetch_add_explicit(&trust->root_waits, 1, memory_order_relaxed);
         return LT_OK;
     }
     atomic_fetch_add_explicit(&trust->root_misses, 1, memory_order_relaxed);
     lt_why inner;
     e = lt_trust_cert_verify(c, LT_PKI_DOMAIN_BATCH, root, 32, sig, sig_len, &inner);
+    if (e == LT_OK) {
+        pthread_rwlock_wrlock(&trust->root_lock);
+        if (fifo_find(&trust->roots, key) < 0) {
+            bool evicted;
+            fifo_insert(&trust->roots, key, &evicted);
+        }
+        pthread_rwlock_unlock(&trust->root_lock);
+    }
+    flight_end(trust, f); /* after the insert: a waiter finds the root cached */
     if (e != LT_OK)
         return lt_fail(why, e, "batch root: %s", inner.msg);
-    pthread_rwlock_wrlock(&trust->root_lock);
-    if (fifo_find(&trust->roots, key) < 0) {
-        bool evicted;
-        fifo_insert(&trust->roots, key, &evicted);
-    }
-    pthread_rwlock_unlock(&trust->root_lock);
     return LT_OK;
 }
 
@@ -1270,6 +1350,7 @@ void lt_trust_get_stats(lt_trust *trust, lt_trust_stats *out)
     out->cert_evictions = atomic_load_explicit(&trust->cert_evictions, memory_order_relaxed);
     out->root_hits = atomic_load_explicit(&trust->root_hits, memory_order_relaxed);
     out->root_misses = atomic_load_explicit(&trust->root_misses, memory_order_relaxed);
+    out->root_waits = atomic_load_explicit(&trust->root_waits, memory_order_relaxed);
     out->crl_reloads = atomic_load_explicit(&trust->crl_reloads, memory_order_relaxed);
     pthread_rwlock_rdlock(&trust->lock);
     out->crl_revoked = trust->crls.revoked;

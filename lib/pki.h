@@ -196,14 +196,16 @@ lt_err lt_trust_cert_verify(const lt_trust_cert *c, const char *domain, const ui
 
 /* Verify a batch signature over LT_PKI_DOMAIN_BATCH || 0x00 || root with c's key, through the
  * root cache: a (root, key id, signature) already verified costs a lookup. LT_ESIG when it
- * does not verify (never cached). Thread-safe. */
+ * does not verify (never cached). Thread-safe: a thread that misses the cache while another
+ * verifies the same root waits for that outcome rather than verifying it too. */
 lt_err lt_trust_verify_root(lt_trust *trust, const lt_trust_cert *c, const uint8_t root[32],
                             const uint8_t *sig, size_t sig_len, lt_why *why);
 
 /* Counters since lt_trust_open, for tests, benchmarks and /metrics. */
 typedef struct lt_trust_stats {
     uint64_t cert_hits, cert_misses, cert_evictions;
-    uint64_t root_hits, root_misses;
+    uint64_t root_hits, root_misses; /* misses: roots verified (signature math done) */
+    uint64_t root_waits; /* found verified after waiting for another thread's verification */
     uint64_t crl_reloads;
     size_t crl_revoked; /* serials listed in the CRLs in force */
 } lt_trust_stats;

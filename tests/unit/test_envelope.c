@@ -1142,6 +1142,76 @@ static void verifying_threads_share_one_trust_while_the_crl_reloads(void **state
         free(outs[i]);
 }
 
+/* Threads that verify the same batch root at once: one does the signature math, the
+ * others wait for its outcome (lt_trust_verify_root). A forged root is never cached: each
+ * thread then verifies it itself and is refused, and none waits for ever. */
+struct root_worker {
+    lt_trust *t;
+    const lt_trust_cert *cert;
+    const uint8_t *root, *sig;
+    size_t sig_len;
+    pthread_barrier_t *go;
+    lt_err e;
+};
+
+static void *root_worker_main(void *arg)
+{
+    struct root_worker *w = arg;
+    lt_why why;
+    pthread_barrier_wait(w->go);
+    w->e = lt_trust_verify_root(w->t, w->cert, w->root, w->sig, w->sig_len, &why);
+    return NULL;
+}
+
+static void run_root_workers(lt_trust *t, const lt_trust_cert *c, const uint8_t root[32],
+                             const uint8_t *sig, size_t sig_len, lt_err want)
+{
+    enum { NT = 8 };
+    pthread_barrier_t go;
+    pthread_barrier_init(&go, NULL, NT);
+    struct root_worker w[NT];
+    pthread_t th[NT];
+    for (int i = 0; i < NT; i++) {
+        w[i] = (struct root_worker){t, c, root, sig, sig_len, &go, LT_EINVAL};
+        assert_int_equal(pthread_create(&th[i], NULL, root_worker_main, &w[i]), 0);
+    }
+    for (int i = 0; i < NT; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(w[i].e, want);
+    }
+    pthread_barrier_destroy(&go);
+}
+
+static void threads_verifying_one_batch_root_do_its_signature_math_once(void **state)
+{
+    struct fx *f = *state;
+    for (int round = 0; round < 5; round++) {
+        lt_trust *t = open_trust(f->dir, NULL);
+        size_t der_len = 0;
+        const uint8_t *der = lt_signer_cert_der(f->a, &der_len);
+        lt_trust_cert c;
+        lt_why why;
+        assert_int_equal(lt_trust_cert_hold(t, der, der_len, NULL, f->now, &c, &why), LT_OK);
+        uint8_t root[32], sig[LT_PKI_SIG_MAX];
+        size_t sig_len = 0;
+        memset(root, 0x40 + round, sizeof root);
+        assert_int_equal(lt_signer_sign(f->a, LT_PKI_DOMAIN_BATCH, root, 32, sig, &sig_len, &why),
+                         LT_OK);
+        run_root_workers(t, &c, root, sig, sig_len, LT_OK);
+        lt_trust_stats st;
+        lt_trust_get_stats(t, &st);
+        assert_int_equal(st.root_misses, 1);
+        assert_int_equal(st.root_hits + st.root_waits, 7);
+
+        root[0] ^= 1; /* the same signature over another root: a forgery */
+        run_root_workers(t, &c, root, sig, sig_len, LT_ESIG);
+        lt_trust_get_stats(t, &st);
+        assert_int_equal(st.root_misses, 1 + 8); /* each refused by its own verification */
+        lt_trust_cert_rele(&c);
+        lt_trust_destroy(&t);
+    }
+}
+
 static void signing_failure_is_reported_and_the_error_queue_drained(void **state)
 {
     struct fx *f = *state;
@@ -1219,6 +1289,7 @@ int main(void)
         cmocka_unit_test(every_algorithm_seals_and_verifies),
         cmocka_unit_test(crl_reload_revokes_a_cached_certificate),
         cmocka_unit_test(verifying_threads_share_one_trust_while_the_crl_reloads),
+        cmocka_unit_test(threads_verifying_one_batch_root_do_its_signature_math_once),
         cmocka_unit_test(signing_failure_is_reported_and_the_error_queue_drained),
         cmocka_unit_test(seal_refuses_invalid_specs),
     };
