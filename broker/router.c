@@ -383,7 +383,7 @@ lt_err lt_router_match(const lt_router *r, const char *topic, uint32_t *out, siz
                        size_t *n, lt_why *why)
 {
     tok t[LT_TOPIC_MAX_TOKENS];
-    size_t nt;
+    size_t nt = 0;
     lt_err err = split(topic, false, t, &nt, why);
     if (err)
         return err;
@@ -411,7 +411,7 @@ static bool any(const node *n, const tok *t, size_t i, size_t nt)
 bool lt_router_has_match(const lt_router *r, const char *topic)
 {
     tok t[LT_TOPIC_MAX_TOKENS];
-    size_t nt;
+    size_t nt = 0;
     if (split(topic, false, t, &nt, NULL))
         return false;
     return any(&r->root, t, 0, nt);
