@@ -851,9 +851,13 @@ static void handle(lt_broker *b, const zmq_msg_t *id, zmq_msg_t *body)
         malformed(b, id, data, n, "frame with no kind set");
         break;
     default: {
+        /* ack, nack, challenge, welcome, deliver, admin_reply, acks, delivers: named by the
+         * schema, so the log says which kind a confused client sent */
+        const ProtobufCFieldDescriptor *fd = protobuf_c_message_descriptor_get_field(
+            &lienthong__v1__frame__descriptor, (unsigned)f->kind_case);
         char what[96];
-        snprintf(what, sizeof what, "frame kind %d is sent by brokers, not to them",
-                 (int)f->kind_case);
+        snprintf(what, sizeof what, "frame kind %d (%s) is broker-to-client only",
+                 (int)f->kind_case, fd ? fd->name : "?");
         malformed(b, id, data, n, what);
         break;
     }

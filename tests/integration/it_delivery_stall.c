@@ -13,6 +13,7 @@
 #include "harness_admin.h"
 #include "harness_client.h"
 
+#include <errno.h>
 #include <json-c/json.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -53,6 +54,9 @@ static const char BROKER_YAML[] = "broker:\n"
                                   "    max_ack_pending: 100000\n";
 
 static it_env env;
+/* The forked consumer while it may live (0 otherwise): a failed assertion jumps out of the
+ * test with it stopped, and only kill_consumer (the test's teardown) then ends it. */
+static pid_t child;
 
 /* The silent consumer: subscribe with credit N, say so, then read (never ack) until N
  * deliveries or 20 s without one. Exit 0 when all N came. */
@@ -103,7 +107,7 @@ static int64_t failed_sends(const char *tok)
 static void a_silent_consumer_gets_every_record_after_its_queue_was_full(void **state)
 {
     (void)state;
-    pid_t child = fork();
+    child = fork();
     assert_true(child >= 0);
     if (child == 0)
         consumer();
@@ -141,6 +145,7 @@ static void a_silent_consumer_gets_every_record_after_its_queue_was_full(void **
 
     assert_int_equal(kill(child, SIGCONT), 0);
     int rc = it_wait(child, 90000);
+    child = 0; /* reaped: the pid may be another process's now */
     char *count = it_read_file(&env, "consumer.count", &len);
     if (rc != 0)
         fprintf(stderr, "consumer exit %d, received %s", rc, count ? count : "?\n");
@@ -148,6 +153,20 @@ static void a_silent_consumer_gets_every_record_after_its_queue_was_full(void **
     free(count);
     lt_client_close(&p);
     lt_signer_destroy(&a);
+}
+
+/* Whatever path the test left by: a stopped or orphaned consumer would hold ctest's output
+ * pipe open until the test's timeout. SIGKILL ends a stopped process too. */
+static int kill_consumer(void **state)
+{
+    (void)state;
+    if (child > 0) {
+        kill(child, SIGKILL);
+        while (waitpid(child, NULL, 0) < 0 && errno == EINTR)
+            ;
+        child = 0;
+    }
+    return 0;
 }
 
 static int group_setup(void **state)
@@ -166,7 +185,8 @@ static int group_teardown(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(a_silent_consumer_gets_every_record_after_its_queue_was_full),
+        cmocka_unit_test_teardown(a_silent_consumer_gets_every_record_after_its_queue_was_full,
+                                  kill_consumer),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -8,13 +8,17 @@
  *  - a connection presenting the routing id of a live, authenticated connection must not
  *    take it over; one presenting it after that connection closed must inherit nothing;
  *  - a CANCEL without a session is refused NOT_AUTHENTICATED, one whose message id is not 16
- *    bytes BAD_MESSAGE_ID, each with its reason.
+ *    bytes BAD_MESSAGE_ID, each with its reason;
+ *  - an ACKS or DELIVERS frame (broker to client only) from a client is refused MALFORMED:
+ *    not answered (it has no tag to echo, docs/protocol.md §2.3) but counted, its logged
+ *    reason naming the kind, and the connection and its session go on.
  *
  * "Nothing arrives" is checked by waiting a bounded time for a frame that must not come,
  * after a control frame (PING) that must come, so the wait ends early when the broker is
  * quick and a slow broker cannot make the test pass by being slow.
  */
 #include "harness.h"
+#include "harness_admin.h"
 #include "harness_client.h"
 
 #include <lienthong/v1/envelope.pb-c.h>
@@ -61,7 +65,10 @@ static const char BROKER_YAML[] = "broker:\n"
                                   "    bind: [\"79.*.acks.>\"]\n"
                                   "  - name: sess.batch\n"
                                   "    owner: VN:GOV:000.00.00.G01:csdldancu\n"
-                                  "    bind: [\"79.*.batch.>\"]\n";
+                                  "    bind: [\"79.*.batch.>\"]\n"
+                                  "  - name: sess.refused\n"
+                                  "    owner: VN:GOV:000.00.00.G01:csdldancu\n"
+                                  "    bind: [\"79.*.refused.>\"]\n";
 
 static it_env env;
 static void *zctx;
@@ -517,6 +524,105 @@ static void a_cancel_without_a_session_or_with_a_short_id_is_refused_with_its_re
     zmq_close(sock);
 }
 
+/* lienthong_nacked_total{agency="_unknown",reason="MALFORMED"} now (0 while absent). */
+static int64_t malformed_nacks(void)
+{
+    static const char key[] = "lienthong_nacked_total{agency=\"_unknown\",reason=\"MALFORMED\"} ";
+    char tok[256];
+    assert_true(it_admin_token(&env, tok, sizeof tok));
+    it_http_resp r;
+    assert_true(it_http_get(env.admin_port, "/metrics", tok, 10000, &r));
+    assert_int_equal(r.status, 200);
+    const char *at = strstr(r.body, key);
+    int64_t v = at ? strtoll(at + strlen(key), NULL, 10) : 0;
+    it_http_resp_fini(&r);
+    return v;
+}
+
+/* Send f, then a PING: nothing but the PONG may answer (docs/protocol.md §2.3: a
+ * broker-only kind carries no tag to answer with, so it gets no NACK). */
+static void send_unanswered(void *sock, const Lienthong__V1__Frame *f, uint64_t nonce)
+{
+    it_frame_send(sock, f);
+    send_ping(sock, nonce);
+    int64_t deadline = it_now_ms() + 10000;
+    for (;;) {
+        assert_true(it_now_ms() < deadline);
+        Lienthong__V1__Frame *r = it_frame_recv(sock, 100);
+        if (!r)
+            continue;
+        if (r->kind_case == LIENTHONG__V1__FRAME__KIND_NACK)
+            fail_msg("frame kind %d answered NACK %d: %s", (int)f->kind_case, (int)r->nack->code,
+                     r->nack->reason);
+        bool pong = r->kind_case == LIENTHONG__V1__FRAME__KIND_PONG && r->pong->nonce == nonce;
+        lienthong__v1__frame__free_unpacked(r, NULL);
+        if (pong)
+            return;
+    }
+}
+
+static void
+acks_and_delivers_from_a_client_are_refused_malformed_and_the_connection_goes_on(void **state)
+{
+    (void)state;
+    void *sock = raw_socket(NULL);
+    handshake(sock, quan1);
+    int64_t before = malformed_nacks();
+
+    /* an ACKS frame, as the broker would send it (docs/protocol.md §2.2) */
+    Lienthong__V1__Ack ack = LIENTHONG__V1__ACK__INIT;
+    ack.tag = 5;
+    ack.seq = 1;
+    Lienthong__V1__Ack *acks_v[] = {&ack};
+    Lienthong__V1__Acks acks = LIENTHONG__V1__ACKS__INIT;
+    acks.n_acks = 1;
+    acks.acks = acks_v;
+    Lienthong__V1__Frame f = LIENTHONG__V1__FRAME__INIT;
+    f.kind_case = LIENTHONG__V1__FRAME__KIND_ACKS;
+    f.acks = &acks;
+    send_unanswered(sock, &f, 21);
+    assert_true(it_log_wait(&env, "frame kind 21 (acks) is broker-to-client only", 10000));
+
+    /* a DELIVERS frame */
+    Lienthong__V1__Deliver d = LIENTHONG__V1__DELIVER__INIT;
+    d.queue = "sess.dancu";
+    d.seq = 1;
+    d.delivery_count = 1;
+    d.envelope.data = (uint8_t *)"not an envelope";
+    d.envelope.len = 15;
+    Lienthong__V1__Deliver *delivers_v[] = {&d};
+    Lienthong__V1__Delivers delivers = LIENTHONG__V1__DELIVERS__INIT;
+    delivers.n_delivers = 1;
+    delivers.delivers = delivers_v;
+    f.kind_case = LIENTHONG__V1__FRAME__KIND_DELIVERS;
+    f.delivers = &delivers;
+    send_unanswered(sock, &f, 22);
+    assert_true(it_log_wait(&env, "frame kind 22 (delivers) is broker-to-client only", 10000));
+
+    /* both counted as refused MALFORMED */
+    assert_int_equal(malformed_nacks(), before + 2);
+
+    /* the session goes on: a publish on the same connection is acked (to a queue of its
+     * own, so the other tests' queues stay as they were) */
+    size_t len = 0;
+    uint8_t *e = it_seal(quan1, "79.760.refused.x", next_n++, 0, &len, NULL);
+    assert_non_null(e);
+    Lienthong__V1__Publish p = LIENTHONG__V1__PUBLISH__INIT;
+    p.tag = 31;
+    p.envelope.data = e;
+    p.envelope.len = len;
+    f.kind_case = LIENTHONG__V1__FRAME__KIND_PUBLISH;
+    f.publish = &p;
+    it_frame_send(sock, &f);
+    free(e);
+    Lienthong__V1__Frame *r = expect_kind(sock, LIENTHONG__V1__FRAME__KIND_ACK, 10000);
+    assert_non_null(r);
+    assert_int_equal(r->ack->tag, 31);
+    assert_false(r->ack->duplicate);
+    lienthong__v1__frame__free_unpacked(r, NULL);
+    zmq_close(sock);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -526,6 +632,8 @@ int main(void)
         cmocka_unit_test(a_consumers_last_acks_before_it_closes_are_kept),
         cmocka_unit_test(a_consumer_that_asks_gets_its_deliveries_in_delivers_frames),
         cmocka_unit_test(a_cancel_without_a_session_or_with_a_short_id_is_refused_with_its_reason),
+        cmocka_unit_test(
+            acks_and_delivers_from_a_client_are_refused_malformed_and_the_connection_goes_on),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

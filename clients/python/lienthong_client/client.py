@@ -5,10 +5,12 @@ Written from docs/protocol.md alone:
               heartbeats; receive HWM 0; the broker drops what it cannot queue
   section 2   the frames each way; unknown kinds are ignored
   section 6   publish: tags != 0 chosen by the client, one ack or nack per publish, matched
-              by tag, never by order
+              by tag, never by order; with batched_ack (6.1) the acks of several publishes
+              may come in one `acks` frame
   section 7   HELLO / CHALLENGE / AUTH / WELCOME, refusals as nack{tag 0}
-  section 8   SUBSCRIBE with credit (sets it), DELIVER, CONSUMER_ACK (batched seqs),
-              CONSUMER_NAK, CREDIT (adds)
+  section 8   SUBSCRIBE with credit (sets it), DELIVER (with batched_deliver, 8.1, several
+              in one `delivers` frame), CONSUMER_ACK (batched seqs), CONSUMER_NAK, CREDIT
+              (adds)
   section 9   ADMIN / ADMIN_REPLY
 Single-threaded: one thread owns a Client (a ZeroMQ socket is not thread-safe).
 """
@@ -59,7 +61,21 @@ class SessionRefused(Exception):
 
 
 class Client:
-    def __init__(self, endpoint, ctx=None):
+    """A connection to the broker at endpoint.
+
+    batched_acks (default True): every publish sets Publish.batched_ack (section 6.1), so the
+    broker may answer several of them in one `acks` frame. False: the publishes leave the
+    field unset and each ACK comes in a frame of its own, as for a client written before it.
+    batched_deliveries (default True): every SUBSCRIBE sets Subscribe.batched_deliver
+    (section 8.1), so live deliveries may come several to a `delivers` frame. False: each
+    delivery comes alone.
+
+    Either way both forms are read (a frame kind one did not ask for still means what it
+    says): each Ack inside `acks` completes its publish exactly as a lone `ack`, each Deliver
+    inside `delivers` is queued for receive() exactly as a lone `deliver`.
+    """
+
+    def __init__(self, endpoint, ctx=None, batched_acks=True, batched_deliveries=True):
         self.ctx = ctx or zmq.Context.instance()
         self.sock = self.ctx.socket(zmq.DEALER)
         # section 1: answer ZMTP PINGs; read continuously (receive HWM 0); queue nothing
@@ -72,6 +88,8 @@ class Client:
         self.sock.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)
         self.sock.setsockopt(zmq.LINGER, 0)
         self.sock.connect(endpoint)
+        self.batched_acks = batched_acks
+        self.batched_deliveries = batched_deliveries
         self.next_tag = 1
         self.answers = {}                     # tag -> Answer (publishes)
         self.admin_replies = {}               # tag -> AdminReply
@@ -105,6 +123,9 @@ class Client:
         kind = f.WhichOneof("kind")
         if kind == "ack":
             self.answers[f.ack.tag] = Answer(f.ack.tag, ack=f.ack)
+        elif kind == "acks":  # section 6.1: each Ack means what a lone ack means
+            for a in f.acks.acks:
+                self.answers[a.tag] = Answer(a.tag, ack=a)
         elif kind == "nack":
             if f.nack.tag == 0:
                 self.session_nacks.append(f.nack)
@@ -120,6 +141,8 @@ class Client:
             self.welcome = f.welcome
         elif kind == "deliver":
             self.deliveries.append(f.deliver)
+        elif kind == "delivers":  # section 8.1: each Deliver means what a lone deliver means
+            self.deliveries.extend(f.delivers.delivers)
         elif kind == "admin_reply":
             self.admin_replies[f.admin_reply.tag] = f.admin_reply
         elif kind == "ping":
@@ -184,7 +207,8 @@ class Client:
         tag = self.next_tag
         self.next_tag += 1
         self.send(pb.Frame(publish=pb.Publish(tag=tag, envelope=envelope,
-                                              deliver_at_unix_ms=deliver_at_unix_ms)))
+                                              deliver_at_unix_ms=deliver_at_unix_ms,
+                                              batched_ack=self.batched_acks)))
         return tag
 
     def publish(self, envelopes, timeout_s=30, deliver_at_unix_ms=0):
@@ -207,10 +231,11 @@ class Client:
 
     def subscribe(self, queue, credit, replay_from_seq=0, replay_from_unix_ms=0):
         """SUBSCRIBE; no positive answer exists (section 8.1): refusals come as nack{tag 0}
-        and are raised by the next receive()."""
+        and are raised by the next receive(). batched_deliver as the client was made."""
         self.send(pb.Frame(subscribe=pb.Subscribe(queue=queue, credit=credit,
                                                    replay_from_seq=replay_from_seq,
-                                                   replay_from_unix_ms=replay_from_unix_ms)))
+                                                   replay_from_unix_ms=replay_from_unix_ms,
+                                                   batched_deliver=self.batched_deliveries)))
 
     def add_credit(self, queue, n):
         self.send(pb.Frame(credit=pb.Credit(queue=queue, credit=n)))

@@ -12,6 +12,10 @@
     the Python verifier refuses the same envelope with the same code;
   - HELLO/AUTH refusals, consumer frames without a session, NAK and redelivery, replay,
     duplicates, PING/PONG;
+  - batched answers (sections 6.1, 8.1): by default the client's publishes are answered in
+    `acks` frames and its deliveries come in `delivers` frames, with batched_acks /
+    batched_deliveries False in lone `ack` / `deliver` frames; either way every publish is
+    answered once and every record delivered once;
   - each key type (ECDSA P-256, Ed25519, RSA-2048) both ways with `lienthong sign` and
     `lienthong verify`.
 
@@ -21,6 +25,7 @@ A broker on free 127.0.0.1 ports, ready when its READY=1 arrives on NOTIFY_SOCKE
 by its pid. Every wait is bounded.
 """
 import argparse
+import collections
 import hashlib
 import json
 import os
@@ -91,6 +96,12 @@ queues:
   - name: py.sched
     owner: VN:GOV:000.00.00.G01:csdldancu
     bind: ["79.*.hotich.sched"]
+  - name: py.batched
+    owner: VN:GOV:000.00.00.G01:csdldancu
+    bind: ["79.*.hotich.pybatched"]
+  - name: py.lone
+    owner: VN:GOV:000.00.00.G01:csdldancu
+    bind: ["79.*.hotich.pylone"]
 """
 
 
@@ -217,6 +228,20 @@ def c_sub(queue, n, agency="dancu"):
                "--timeout", "30"], timeout=90)
     assert r.returncode == 0, r.stderr
     return [json.loads(x) for x in r.stdout.splitlines() if x.startswith("{")]
+
+
+def wait_queue_empty(test, c, queue, timeout_s=15):
+    """Poll the ADMIN "queues" reply (section 9) on c until queue has nothing unacked and
+    nothing waiting; a failure of test after timeout_s."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        reply = c.admin("queues", queue=queue)
+        test.assertEqual(reply.code, 0, reply.reason)
+        q = json.loads(reply.json)[0]
+        if q["unacked"] == 0 and q["depth"] == 0:
+            return
+        test.assertLess(time.monotonic(), deadline, q)
+        c.poll(100)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -369,15 +394,7 @@ class PythonConsumes(unittest.TestCase):
                 c.add_credit("c.pub", 1)  # acks give no credit back (section 8.1)
             self.assertEqual(batched, 4)
             # the broker took the acks: nothing left unacked or waiting in the queue
-            deadline = time.monotonic() + 15
-            while True:
-                reply = c.admin("queues", queue="c.pub")
-                self.assertEqual(reply.code, 0, reply.reason)
-                q = json.loads(reply.json)[0]
-                if q["unacked"] == 0 and q["depth"] == 0:
-                    break
-                self.assertLess(time.monotonic(), deadline, q)
-                c.poll(100)
+            wait_queue_empty(self, c, "c.pub")
 
     def test_replay_streams_acked_history_marked_replay(self):
         # section 8.1: replay_from_seq streams retained history, acked messages included,
@@ -582,6 +599,85 @@ class Refusals(unittest.TestCase):
             c.ack("py.misc", [10 ** 12])
             c.ping(7)
             self.assertFalse(c.session_nacks)
+
+
+def spy(c):
+    """What client c reads from now on, by frame kind: for ack/acks the tags, for
+    deliver/delivers the seqs, one list per frame. The client still dispatches every frame."""
+    seen = collections.defaultdict(list)
+    dispatch = c._dispatch
+
+    def spying(data):
+        f = pb.Frame()
+        f.ParseFromString(data)
+        kind = f.WhichOneof("kind")
+        if kind == "ack":
+            seen[kind].append([f.ack.tag])
+        elif kind == "acks":
+            seen[kind].append([a.tag for a in f.acks.acks])
+        elif kind == "deliver":
+            seen[kind].append([f.deliver.seq])
+        elif kind == "delivers":
+            seen[kind].append([d.seq for d in f.delivers.delivers])
+        dispatch(data)
+
+    c._dispatch = spying
+    return seen
+
+
+class BatchedFrames(unittest.TestCase):
+    """Sections 6.1 and 8.1: Publish.batched_ack and Subscribe.batched_deliver, set by
+    default, and the lone frames of a client made with batched_acks / batched_deliveries
+    False."""
+
+    N = 40
+
+    def round_trip(self, batched, topic, queue):
+        """Publish N records and consume them with clients of that mode; the spies' frames."""
+        q1, dancu = W.agencies["quan1"], W.agencies["dancu"]
+        envs = [lt.seal(q1.signer, topic, BIRTH, birth(1000 + i)) for i in range(self.N)]
+        with lt.Client(W.endpoint, batched_acks=batched, batched_deliveries=batched) as c:
+            pub = spy(c)
+            answers = c.publish(envs)
+            c.ping(1)  # an answer the broker sent twice would have arrived by now
+        self.assertTrue(all(a.ok and not a.duplicate for a in answers), answers)
+        tags = [t for k in ("ack", "acks") for frame in pub[k] for t in frame]
+        self.assertEqual(sorted(tags), [a.tag for a in answers])  # each publish answered once
+        seqs = sorted(a.seq for a in answers)
+        self.assertEqual(len(set(seqs)), self.N)
+        with lt.Client(W.endpoint, batched_acks=batched, batched_deliveries=batched) as c:
+            c.authenticate(dancu.signer)
+            sub = spy(c)
+            c.subscribe(queue, self.N)
+            got = []
+            while len(got) < self.N:
+                d = c.receive(30)
+                self.assertIsNotNone(d, "only %d of %d deliveries" % (len(got), self.N))
+                self.assertEqual((d.queue, d.delivery_count, d.replay), (queue, 1, False))
+                dancu.trust.verify(d.envelope)
+                got.append(d.seq)
+                c.ack(queue, [d.seq])
+            c.add_credit(queue, self.N)  # room for a record delivered twice to show itself
+            self.assertIsNone(c.receive(1.0))
+            self.assertEqual(sorted(got), seqs)  # each record delivered once
+            framed = [q for k in ("deliver", "delivers") for frame in sub[k] for q in frame]
+            self.assertEqual(sorted(framed), seqs)
+            wait_queue_empty(self, c, queue)  # the acks were taken
+        return pub, sub
+
+    def test_by_default_answers_come_in_acks_and_deliveries_in_delivers_frames(self):
+        pub, sub = self.round_trip(True, "79.760.hotich.pybatched", "py.batched")
+        self.assertTrue(pub["acks"], dict(pub))
+        self.assertTrue(sub["delivers"], dict(sub))
+        print("\n  %d publishes answered in %d acks frames (widest %d), %d deliveries in %d "
+              "delivers frames (widest %d)" % (
+                  self.N, len(pub["acks"]), max(map(len, pub["acks"])), self.N,
+                  len(sub["delivers"]), max(map(len, sub["delivers"]))), file=sys.stderr)
+
+    def test_a_client_that_asks_for_lone_frames_gets_them(self):
+        pub, sub = self.round_trip(False, "79.760.hotich.pylone", "py.lone")
+        self.assertEqual((len(pub["ack"]), len(pub["acks"])), (self.N, 0))
+        self.assertEqual((len(sub["deliver"]), len(sub["delivers"])), (self.N, 0))
 
 
 def read_envfile(data):
