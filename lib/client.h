@@ -147,7 +147,8 @@ lt_err lt_client_open_agency(const struct lt_agency_config *cfg, struct lt_signe
 
 /* Complete every publish still in flight with LT_ECLOSED (callbacks run; a publish they make
  * returns LT_ECLOSED), close the socket (lingering at most 500 ms for frames already queued,
- * such as acks) and free the client. Call lt_client_flush first to wait for acks. Accepts
+ * such as acks) and free the client. Call lt_client_flush first to wait for the answers and
+ * until the broker has read the last acks and naks. Accepts
  * NULL and a pointer to NULL; sets *cp to NULL. Never from inside a callback (asserted). */
 void lt_client_close(lt_client **cp);
 
@@ -198,9 +199,14 @@ lt_err lt_client_publish_hops(lt_client *c, const uint8_t *env, size_t len,
 /* Number of publishes in flight (sent, not yet completed). */
 size_t lt_client_inflight(const lt_client *c);
 
-/* Wait until no publish is in flight and pending consumer acks and credits are sent, pumping
- * frames (callbacks run). timeout_ms < 0 waits as long as the publishes' own timeouts allow.
- * LT_OK when everything completed (whatever each publish's outcome), LT_ETIMEDOUT if
+/* Wait until no publish is in flight, pending consumer acks, naks and credits are sent, and
+ * the broker has read every ack and nak sent so far: a PING sent after them has come back
+ * (the broker reads a connection's frames in order). Pumps frames (callbacks run). A consumer
+ * calls it before lt_client_close, so that its last acks and naks are taken: frames still
+ * unread when the connection closes may be lost (docs/protocol.md 8.3). timeout_ms < 0 waits
+ * as long as the publishes' own timeouts allow, and request_timeout_ms at most for that PING.
+ * LT_OK when everything completed (whatever each publish's outcome; the acks and naks of a
+ * connection lost meanwhile are not waited for: their deliveries come again), LT_ETIMEDOUT if
  * timeout_ms passed first, LT_EIO when ZeroMQ failed, LT_EINVAL from inside a callback. */
 lt_err lt_client_flush(lt_client *c, int timeout_ms);
 
