@@ -241,7 +241,7 @@ static void send_pending(lt_client *c)
             m.credit = s->credit;
             m.replay_from_seq = s->replay.from_seq;
             m.replay_from_unix_ms = s->replay.from_unix_ms;
-            m.batched_deliver = c->o.batched_deliveries; /* dispatch reads Delivers */
+            m.batched_deliver = !c->o.single_deliveries; /* dispatch reads Delivers */
             f.kind_case = LIENTHONG__V1__FRAME__KIND_SUBSCRIBE;
             f.subscribe = &m;
             if (send_frame(c, &f) != 0)

@@ -14,12 +14,14 @@
  * envelope (same message id) - the broker acks a message id it already holds as a duplicate.
  *
  * Consuming. SUBSCRIBE(queue, credit) lets the broker send up to `credit` deliveries; every
- * delivery uses one credit. When the application acks (or naks) a delivery, the client gives
- * that credit back to the broker with a CREDIT frame, so the consumer holds at most `credit`
- * unacked deliveries. Replayed deliveries need no ack: their credit is given back when the
- * deliver callback returns. Acks are batched into one CONSUMER_ACK frame per queue; they are
- * sent when 64 have gathered, at the end of every lt_client_poll and of a publish's dispatch
- * of what arrived, and by lt_client_flush.
+ * delivery uses one credit. They come several to a DELIVERS frame (Subscribe.batched_deliver;
+ * one DELIVER frame each with lt_client_opts.single_deliveries); either way the deliver
+ * callback runs once per delivery, with the same fields. When the application acks (or naks)
+ * a delivery, the client gives that credit back to the broker with a CREDIT frame, so the
+ * consumer holds at most `credit` unacked deliveries. Replayed deliveries need no ack: their
+ * credit is given back when the deliver callback returns. Acks are batched into one
+ * CONSUMER_ACK frame per queue; they are sent when 64 have gathered, at the end of every
+ * lt_client_poll and of a publish's dispatch of what arrived, and by lt_client_flush.
  *
  * Reconnection. ZeroMQ reconnects by itself (100 ms, backing off to 2 s). The client watches
  * the connection (a socket monitor): when it drops, every publish in flight completes with
@@ -95,10 +97,12 @@ typedef struct lt_client_opts {
     const char *curve_server_key; /* the broker's public key; NULL or "": plaintext */
     const char *curve_public_key;
     const char *curve_secret_key;
-    /* Subscribe with Subscribe.batched_deliver: the broker then sends several deliveries to
-     * a Delivers frame instead of one DELIVER frame each (docs/protocol.md 8.1). Callbacks
-     * see no difference. false (default): one frame per delivery. */
-    bool batched_deliveries;
+    /* Subscribe without Subscribe.batched_deliver: the broker then sends one DELIVER frame
+     * per record instead of several to a Delivers frame (docs/protocol.md 8.1). Callbacks
+     * see no difference either way. false (default): batched, which costs the broker and
+     * the consumer less per record; true is for tools and tests that need the broker's
+     * one-frame-per-record flow (its send queue filling frame by frame). */
+    bool single_deliveries;
 } lt_client_opts;
 
 /* Completion of one publish; see the file comment for the codes. reason is "" on success and
