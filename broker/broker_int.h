@@ -222,9 +222,10 @@ struct lt_peer {
     uint8_t id[LT_PEER_ID_MAX];
     uint8_t state;
     int fd;          /* the connection (ZMQ_SRCFD); -1 if unknown */
-    bool closed;     /* ZeroMQ reported the connection closed: frames it sent before are
-                      * still taken (acks, naks), nothing is delivered to it; dropped once
-                      * the socket has been read empty or a new connection shook hands */
+    bool closed;     /* ZeroMQ reported the connection closed, or a send found no route to
+                      * it (lt_fe_peer_close): frames it sent before are still taken (acks,
+                      * naks), nothing is delivered to it; dropped once the socket has been
+                      * read empty or a new connection shook hands */
     uint64_t conn;    /* unique number of this peer object, for logs and ring slots */
     uint64_t session; /* bumped by every HELLO: an AUTH answers only the epoch it was sent in */
     size_t inflight;  /* envelope bytes of its publishes in the ring */
@@ -409,6 +410,12 @@ bool lt_fe_parse_publish(const uint8_t *p, size_t n, lt_fe_publish *out);
 uint64_t lt_fe_peek_tag(const uint8_t *p, size_t n);
 lt_peer *lt_fe_peer_find(lt_broker *b, const uint8_t *id, size_t len);
 void lt_fe_peer_drop(lt_broker *b, lt_peer *p, const char *why);
+/* p's connection is gone (the monitor said so, or a send to it found no route): nothing
+ * more is delivered to it (its credit ends), but what it sent before is still taken - a
+ * consumer's last acks and naks may still wait in the socket behind the frame being handled
+ * - until the socket has been read empty; then the session ends (lt_fe_peer_drop). A send
+ * that fails never drops a session at once. */
+void lt_fe_peer_close(lt_broker *b, lt_peer *p);
 /* Take the ROUTER's connection events now (connections closed since the last call drop
  * their sessions). Call before sending what only a session may receive. */
 void lt_fe_sessions_sync(lt_broker *b);

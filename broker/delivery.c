@@ -222,12 +222,12 @@ static uint64_t total_credit(const lt_queue *q)
     return c;
 }
 
-/* A send failed for s's peer: forget the peer if its connection is gone. Called outside
- * store visits (dropping unlinks subscriptions). */
+/* A send failed for s's peer. Its connection gone, it gets nothing more; its session ends
+ * once the frames it sent before (its last acks and naks) are read (lt_fe_peer_close). */
 static void after_send_error(lt_broker *b, lt_peer *p, int err)
 {
     if (err == EHOSTUNREACH)
-        lt_fe_peer_drop(b, p, "connection gone");
+        lt_fe_peer_close(b, p);
     else if (err != EAGAIN) /* EAGAIN: send_stalled retries, and says so once */
         lt_log(LT_LOG_WARN, "delivery to %s stalled: %s", p->agency, strerror(err));
 }
@@ -442,7 +442,7 @@ static void pump_replay(lt_broker *b, lt_sub *s)
             return;
         }
         if (v.err) {
-            after_send_error(b, v.err_peer, v.err); /* may free s */
+            after_send_error(b, v.err_peer, v.err);
             return;
         }
         if (v.visited < max) {
@@ -739,7 +739,7 @@ static void deliver_done(lt_broker *b, lt_job *j)
         send_stalled(q, now); /* the retry timer pumps again */
     } else {
         if (err)
-            after_send_error(b, s->peer, err); /* may drop s */
+            after_send_error(b, s->peer, err);
         if (c.unsent > 0)
             mark_dirty(b, q); /* what went back, or the credit, serves another delivery */
     }

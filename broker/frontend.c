@@ -7,7 +7,9 @@
  *
  * Sessions (lt_peer): one per connection that sent a frame, bound to that connection (its
  * fd), never to the routing id a client may choose; see broker_int.h
- * and docs/security.md. A socket monitor reports closed connections. Every connection's
+ * and docs/security.md. A socket monitor reports closed connections (so does a send that
+ * finds no route to one); a closed connection's frames already received are still read
+ * before its session ends (lt_fe_peer_close). Every connection's
  * publishes in flight are counted against a budget (LT_INFLIGHT_* in broker_int.h), so
  * connections that never authenticate cannot fill the ring.
  *
@@ -125,6 +127,16 @@ void lt_fe_peer_drop(lt_broker *b, lt_peer *p, const char *why)
     free(p);
 }
 
+void lt_fe_peer_close(lt_broker *b, lt_peer *p)
+{
+    if (p->closed)
+        return;
+    p->closed = true;
+    b->nclosed++;
+    for (lt_sub *s = p->subs; s; s = s->pnext)
+        s->credit = 0;
+}
+
 /* Connection fd closed: its peers get no more deliveries (their credit ends), but what the
  * connection sent before it closed (a consumer's last acks) is still taken, until the socket
  * has been read empty (drop_closed). */
@@ -133,14 +145,9 @@ static void peers_close_fd(lt_broker *b, int fd)
     if (!b->peers || fd < 0)
         return;
     for (size_t i = 0; i < b->npeer_buckets; i++)
-        for (lt_peer *p = b->peers[i]; p; p = p->hnext) {
-            if (p->fd != fd || p->closed)
-                continue;
-            p->closed = true;
-            b->nclosed++;
-            for (lt_sub *s = p->subs; s; s = s->pnext)
-                s->credit = 0;
-        }
+        for (lt_peer *p = b->peers[i]; p; p = p->hnext)
+            if (p->fd == fd)
+                lt_fe_peer_close(b, p);
 }
 
 /* The socket was read empty: the frames of every closed connection have been taken. */
@@ -311,7 +318,7 @@ static void send_failed(lt_broker *b, int err, const uint8_t *peer, size_t peer_
         return;
     lt_peer *p = lt_fe_peer_find(b, peer, peer_len);
     if (err == EHOSTUNREACH && p) {
-        lt_fe_peer_drop(b, p, "connection gone");
+        lt_fe_peer_close(b, p); /* the frames it sent before are still to be read */
         return;
     }
     if (nack_log_ok(lt_env_now_ms()))
@@ -714,6 +721,8 @@ static lt_peer *authed(lt_broker *b, const zmq_msg_t *id, const zmq_msg_t *body,
     bool settles = strcmp(what, "CONSUMER_ACK") == 0 || strcmp(what, "CONSUMER_NAK") == 0;
     if (p && p->state == LT_PEER_AUTHED && (!p->closed || settles))
         return p;
+    if (p && p->closed)
+        return NULL; /* its CREDIT after its last NAK: no one is left to read an answer */
     char reason[128];
     snprintf(reason, sizeof reason, "%s needs HELLO and AUTH first", what);
     send_failed(b, lt_fe_send_nack(b, pid, plen, 0, LT_ENOAUTH, reason), pid, plen, "NACK");
@@ -1193,7 +1202,8 @@ void lt_fe_heartbeat(lt_broker *b)
             lt_peer *next = p->hnext;
             /* Connections that only publish are not probed (a client need not expect a
              * PING before its HELLO); the monitor reports their close. */
-            if (p->state != LT_PEER_NEW && now - p->last_seen >= (int64_t)b->heartbeat_ms) {
+            if (p->state != LT_PEER_NEW && !p->closed &&
+                now - p->last_seen >= (int64_t)b->heartbeat_ms) {
                 /* A probe: with ROUTER_MANDATORY, a routing id whose connection libzmq
                  * closed (ZMTP heartbeat timeout, TCP reset) fails with EHOSTUNREACH. */
                 Lienthong__V1__Ping pi = LIENTHONG__V1__PING__INIT;
@@ -1203,7 +1213,7 @@ void lt_fe_heartbeat(lt_broker *b)
                 f.ping = &pi;
                 int e = lt_fe_send(b, p->id, p->id_len, &f);
                 if (e == EHOSTUNREACH)
-                    lt_fe_peer_drop(b, p, "connection gone");
+                    lt_fe_peer_close(b, p); /* dropped once its last frames are read */
             }
             p = next;
         }

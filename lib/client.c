@@ -45,6 +45,7 @@
 #define DRAIN_MAX 4096 /* frames handled per pump before giving control back */
 #define PUBLISH_OVERHEAD 32 /* Frame + Publish tags and lengths around an envelope */
 #define CATCH_UP_NS 50000   /* a publish dispatches what arrived at most every 50 us */
+#define BARRIER_NONCE_BIT (UINT64_C(1) << 63) /* PINGs of lt_client_flush, not lt_client_ping */
 
 struct slot {
     uint64_t tag;
@@ -114,6 +115,14 @@ struct lt_client {
 
     uint64_t ping_nonce;
     bool pong;
+
+    /* Settling frames (CONSUMER_ACK, CONSUMER_NAK) handed to ZeroMQ, and how many of them the
+     * broker is known to have read: it answers a PING after every frame sent before it, so
+     * the PONG of a PING sent after settles_sent of them confirms that many. */
+    uint64_t settles_sent, settles_read;
+    uint64_t barriers;      /* PINGs lt_client_flush sent, for their nonces */
+    uint64_t barrier_nonce; /* the one whose PONG is awaited (0: none) ... */
+    uint64_t barrier_upto;  /* ... and the settles_sent it confirms */
 
     lt_client_error_cb ecb;
     void *euser;
@@ -232,7 +241,7 @@ static void send_pending(lt_client *c)
             m.credit = s->credit;
             m.replay_from_seq = s->replay.from_seq;
             m.replay_from_unix_ms = s->replay.from_unix_ms;
-            m.batched_deliver = c->o.batched_deliveries; /* dispatch reads Delivers */
+            m.batched_deliver = !c->o.single_deliveries; /* dispatch reads Delivers */
             f.kind_case = LIENTHONG__V1__FRAME__KIND_SUBSCRIBE;
             f.subscribe = &m;
             if (send_frame(c, &f) != 0)
@@ -251,6 +260,7 @@ static void send_pending(lt_client *c)
             if (send_frame(c, &f) != 0)
                 return;
             s->nacks = 0;
+            c->settles_sent++;
         }
         while (s->nnaks > 0) {
             struct nak *k = &s->naks[0];
@@ -266,6 +276,7 @@ static void send_pending(lt_client *c)
             free(k->reason);
             memmove(&s->naks[0], &s->naks[1], (s->nnaks - 1) * sizeof s->naks[0]);
             s->nnaks--;
+            c->settles_sent++;
         }
         if (s->credit_back > 0) {
             Lienthong__V1__Credit m = LIENTHONG__V1__CREDIT__INIT;
@@ -278,6 +289,31 @@ static void send_pending(lt_client *c)
             s->credit_back = 0;
         }
     }
+}
+
+/* True while acks or naks went out over the current connection that the broker may not have
+ * read yet (see settles_read). */
+static bool has_unread_settles(const lt_client *c)
+{
+    return c->connected && c->settles_read < c->settles_sent;
+}
+
+/* Send a PING after the settles sent so far, unless one is out for all of them already;
+ * its PONG confirms them. A PING that cannot go now is tried again at the next call. */
+static void send_barrier(lt_client *c)
+{
+    if (c->barrier_nonce != 0 && c->barrier_upto == c->settles_sent)
+        return;
+    Lienthong__V1__Ping p = LIENTHONG__V1__PING__INIT;
+    p.nonce = BARRIER_NONCE_BIT | (c->barriers + 1);
+    Lienthong__V1__Frame f = LIENTHONG__V1__FRAME__INIT;
+    f.kind_case = LIENTHONG__V1__FRAME__KIND_PING;
+    f.ping = &p;
+    if (send_frame(c, &f) != 0)
+        return;
+    c->barriers++;
+    c->barrier_nonce = p.nonce;
+    c->barrier_upto = c->settles_sent;
 }
 
 /* True when send_pending has something it could send now. */
@@ -498,6 +534,10 @@ static void dispatch(lt_client *c, const Lienthong__V1__Frame *f)
     case LIENTHONG__V1__FRAME__KIND_PONG:
         if (f->pong->nonce == c->ping_nonce)
             c->pong = true;
+        if (c->barrier_nonce != 0 && f->pong->nonce == c->barrier_nonce) {
+            c->settles_read = c->barrier_upto; /* the broker read every one sent before */
+            c->barrier_nonce = 0;
+        }
         break;
     case LIENTHONG__V1__FRAME__KIND_ADMIN_REPLY:
         if (c->admin_wait_tag != 0 && f->admin_reply->tag == c->admin_wait_tag) {
@@ -562,6 +602,10 @@ static void on_disconnected(lt_client *c)
     unsigned n = 0;
     (void)drain_sock(c, &n); /* answers that arrived before the drop still count */
     c->connected = false;
+    /* Settles the lost connection carried can no longer be confirmed: the broker redelivers
+     * what it did not take. */
+    c->settles_read = c->settles_sent;
+    c->barrier_nonce = 0;
     fail_all_inflight(c, LT_ECLOSED,
                       "connection to the broker lost before the answer; republish (the "
                       "broker dedups by message id)");
@@ -1012,10 +1056,20 @@ lt_err lt_client_flush(lt_client *c, int timeout_ms)
     if (c == NULL || c->depth > 0)
         return LT_EINVAL;
     int64_t deadline = timeout_ms < 0 ? INT64_MAX : mono_ms() + timeout_ms;
+    /* Without a timeout, the PONG that confirms the settles is waited for as a ping would. */
+    int64_t pong_deadline = INT64_MAX;
     send_pending(c);
-    while (c->inflight > 0 || has_pending(c)) {
-        if (mono_ms() >= deadline)
+    while (c->inflight > 0 || has_pending(c) || has_unread_settles(c)) {
+        int64_t now = mono_ms();
+        if (now >= deadline)
             return LT_ETIMEDOUT;
+        if (!has_pending(c) && has_unread_settles(c)) {
+            if (timeout_ms < 0 && pong_deadline == INT64_MAX)
+                pong_deadline = now + c->o.request_timeout_ms;
+            if (c->inflight == 0 && now >= pong_deadline)
+                return LT_ETIMEDOUT;
+            send_barrier(c); /* after the last settle */
+        }
         int w = timeout_ms < 0 ? 1000 : remaining_ms(deadline);
         lt_err e = pump(c, w < 1000 ? w : 1000, NULL);
         if (e != LT_OK)
@@ -1176,7 +1230,7 @@ lt_err lt_client_ping(lt_client *c, int timeout_ms, lt_why *why)
         timeout_ms = c->o.request_timeout_ms;
     int64_t deadline = mono_ms() + timeout_ms;
     Lienthong__V1__Ping p = LIENTHONG__V1__PING__INIT;
-    p.nonce = c->ping_nonce = ((uint64_t)mono_ms() << 16) ^ (uintptr_t)c;
+    p.nonce = c->ping_nonce = (((uint64_t)mono_ms() << 16) ^ (uintptr_t)c) & ~BARRIER_NONCE_BIT;
     c->pong = false;
     Lienthong__V1__Frame f = LIENTHONG__V1__FRAME__INIT;
     f.kind_case = LIENTHONG__V1__FRAME__KIND_PING;

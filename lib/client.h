@@ -14,12 +14,14 @@
  * envelope (same message id) - the broker acks a message id it already holds as a duplicate.
  *
  * Consuming. SUBSCRIBE(queue, credit) lets the broker send up to `credit` deliveries; every
- * delivery uses one credit. When the application acks (or naks) a delivery, the client gives
- * that credit back to the broker with a CREDIT frame, so the consumer holds at most `credit`
- * unacked deliveries. Replayed deliveries need no ack: their credit is given back when the
- * deliver callback returns. Acks are batched into one CONSUMER_ACK frame per queue; they are
- * sent when 64 have gathered, at the end of every lt_client_poll and of a publish's dispatch
- * of what arrived, and by lt_client_flush.
+ * delivery uses one credit. They come several to a DELIVERS frame (Subscribe.batched_deliver;
+ * one DELIVER frame each with lt_client_opts.single_deliveries); either way the deliver
+ * callback runs once per delivery, with the same fields. When the application acks (or naks)
+ * a delivery, the client gives that credit back to the broker with a CREDIT frame, so the
+ * consumer holds at most `credit` unacked deliveries. Replayed deliveries need no ack: their
+ * credit is given back when the deliver callback returns. Acks are batched into one
+ * CONSUMER_ACK frame per queue; they are sent when 64 have gathered, at the end of every
+ * lt_client_poll and of a publish's dispatch of what arrived, and by lt_client_flush.
  *
  * Reconnection. ZeroMQ reconnects by itself (100 ms, backing off to 2 s). The client watches
  * the connection (a socket monitor): when it drops, every publish in flight completes with
@@ -95,10 +97,12 @@ typedef struct lt_client_opts {
     const char *curve_server_key; /* the broker's public key; NULL or "": plaintext */
     const char *curve_public_key;
     const char *curve_secret_key;
-    /* Subscribe with Subscribe.batched_deliver: the broker then sends several deliveries to
-     * a Delivers frame instead of one DELIVER frame each (docs/protocol.md 8.1). Callbacks
-     * see no difference. false (default): one frame per delivery. */
-    bool batched_deliveries;
+    /* Subscribe without Subscribe.batched_deliver: the broker then sends one DELIVER frame
+     * per record instead of several to a Delivers frame (docs/protocol.md 8.1). Callbacks
+     * see no difference either way. false (default): batched, which costs the broker and
+     * the consumer less per record; true is for tools and tests that need the broker's
+     * one-frame-per-record flow (its send queue filling frame by frame). */
+    bool single_deliveries;
 } lt_client_opts;
 
 /* Completion of one publish; see the file comment for the codes. reason is "" on success and
@@ -147,7 +151,8 @@ lt_err lt_client_open_agency(const struct lt_agency_config *cfg, struct lt_signe
 
 /* Complete every publish still in flight with LT_ECLOSED (callbacks run; a publish they make
  * returns LT_ECLOSED), close the socket (lingering at most 500 ms for frames already queued,
- * such as acks) and free the client. Call lt_client_flush first to wait for acks. Accepts
+ * such as acks) and free the client. Call lt_client_flush first to wait for the answers and
+ * until the broker has read the last acks and naks. Accepts
  * NULL and a pointer to NULL; sets *cp to NULL. Never from inside a callback (asserted). */
 void lt_client_close(lt_client **cp);
 
@@ -198,9 +203,14 @@ lt_err lt_client_publish_hops(lt_client *c, const uint8_t *env, size_t len,
 /* Number of publishes in flight (sent, not yet completed). */
 size_t lt_client_inflight(const lt_client *c);
 
-/* Wait until no publish is in flight and pending consumer acks and credits are sent, pumping
- * frames (callbacks run). timeout_ms < 0 waits as long as the publishes' own timeouts allow.
- * LT_OK when everything completed (whatever each publish's outcome), LT_ETIMEDOUT if
+/* Wait until no publish is in flight, pending consumer acks, naks and credits are sent, and
+ * the broker has read every ack and nak sent so far: a PING sent after them has come back
+ * (the broker reads a connection's frames in order). Pumps frames (callbacks run). A consumer
+ * calls it before lt_client_close, so that its last acks and naks are taken: frames still
+ * unread when the connection closes may be lost (docs/protocol.md 8.3). timeout_ms < 0 waits
+ * as long as the publishes' own timeouts allow, and request_timeout_ms at most for that PING.
+ * LT_OK when everything completed (whatever each publish's outcome; the acks and naks of a
+ * connection lost meanwhile are not waited for: their deliveries come again), LT_ETIMEDOUT if
  * timeout_ms passed first, LT_EIO when ZeroMQ failed, LT_EINVAL from inside a callback. */
 lt_err lt_client_flush(lt_client *c, int timeout_ms);
 

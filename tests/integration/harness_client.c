@@ -65,7 +65,8 @@ lt_client *it_client(const it_env *e, lt_signer *auth_as, unsigned window, int a
 
 lt_client *it_client_single(const it_env *e, lt_signer *auth_as)
 {
-    lt_client_opts o = {.request_timeout_ms = 30000, .client_name = "it"};
+    lt_client_opts o = {
+        .request_timeout_ms = 30000, .client_name = "it", .single_deliveries = true};
     return client_with(e, auth_as, &o);
 }
 

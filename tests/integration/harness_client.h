@@ -30,7 +30,7 @@ lt_trust *it_trust(const it_env *e);
  * window 0 = default; ack timeout ack_timeout_ms (0 = default). NULL on failure. */
 lt_client *it_client(const it_env *e, lt_signer *auth_as, unsigned window, int ack_timeout_ms);
 /* it_client with default window and timeout whose subscriptions take one DELIVER frame per
- * record (lt_client_opts.batched_deliveries left false, stated for the test that needs it). */
+ * record (lt_client_opts.single_deliveries) instead of Delivers frames. */
 lt_client *it_client_single(const it_env *e, lt_signer *auth_as);
 
 /* Seal a BirthRegistration numbered n (registrationNumber = n, a note of pad bytes) on

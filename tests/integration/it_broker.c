@@ -2,7 +2,8 @@
  * it_broker.c - lienthongd end to end, on 127.0.0.1: ordered delivery of thousands of
  * messages, every rejection with its own code while the broker goes on serving, dedup,
  * ack_wait redelivery, nak with delay, max_deliver -> DLQ -> requeue, QUEUE_FULL
- * back-pressure, a restart with a backlog, and a CRL reloaded on SIGHUP.
+ * back-pressure, a restart with a backlog, a CRL reloaded on SIGHUP, and the reference
+ * client's consumer taking Delivers frames by default.
  *
  * One broker for the whole group (tests use their own topics and queues); the restart and
  * SIGHUP tests restart or signal it. Every loop is bounded in count and time.
@@ -89,7 +90,13 @@ static const char BROKER_YAML[] =
     "    bind: [\"79.*.cli.>\"]\n"
     "  - name: it.hup\n"
     "    owner: VN:GOV:000.00.00.G01:csdldancu\n"
-    "    bind: [\"79.*.hup.>\"]\n";
+    "    bind: [\"79.*.hup.>\"]\n"
+    "  - name: it.frames.batch\n"
+    "    owner: VN:GOV:000.00.00.G01:csdldancu\n"
+    "    bind: [\"79.*.frames.>\"]\n"
+    "  - name: it.frames.single\n"
+    "    owner: VN:GOV:000.00.00.G01:csdldancu\n"
+    "    bind: [\"79.*.frames.>\"]\n";
 
 static it_env env;
 static lt_signer *quan1, *quan3, *dancu;
@@ -389,6 +396,113 @@ static void on_refusal(void *user, lt_err code, const char *reason)
     struct refusal *x = user;
     x->code = code;
     snprintf(x->reason, sizeof x->reason, "%s", reason);
+}
+
+enum { NFRAMES = 40 };
+
+/* What a deliver callback saw, copied (the envelope malloc'ed). */
+struct seen {
+    char queue[64];
+    uint64_t seq;
+    uint32_t count;
+    bool replay;
+    uint8_t *env;
+    size_t env_len;
+    size_t nhops;
+};
+
+struct seen_all {
+    lt_client *c;
+    struct seen v[NFRAMES];
+    size_t n;
+};
+
+static void on_seen(void *user, const lt_client_delivery *d)
+{
+    struct seen_all *s = user;
+    if (s->n < NFRAMES) {
+        struct seen *x = &s->v[s->n];
+        snprintf(x->queue, sizeof x->queue, "%s", d->queue);
+        x->seq = d->seq;
+        x->count = d->delivery_count;
+        x->replay = d->replay;
+        x->env = malloc(d->envelope_len);
+        if (x->env != NULL)
+            memcpy(x->env, d->envelope, d->envelope_len);
+        x->env_len = d->envelope_len;
+        x->nhops = d->nhops;
+    }
+    s->n++;
+    lt_client_ack(s->c, d->queue, d->seq);
+}
+
+/* Subscribe c to q with credit for every record, take NFRAMES deliveries into s and ack
+ * them; the number of frames the client dispatched meanwhile. */
+static unsigned take_all(lt_client *c, const char *q, struct seen_all *s)
+{
+    s->c = c;
+    lt_why why = {{0}};
+    assert_int_equal(lt_client_subscribe(c, q, 2 * NFRAMES, NULL, on_seen, s, &why), LT_OK);
+    unsigned frames = 0;
+    int64_t deadline = it_now_ms() + 30000;
+    while (s->n < NFRAMES && it_now_ms() < deadline) {
+        unsigned k = 0;
+        assert_int_equal(lt_client_poll(c, 100, &k), LT_OK);
+        frames += k;
+    }
+    assert_int_equal(s->n, NFRAMES);
+    assert_int_equal(lt_client_flush(c, 10000), LT_OK);
+    return frames;
+}
+
+/* The reference client's default: a consumer takes its deliveries several to a Delivers
+ * frame, and its callback sees each of them exactly as a consumer that asked for one DELIVER
+ * frame per record (lt_client_opts.single_deliveries) sees it. The two queues hold the same
+ * records (same seqs, same envelopes), all stored before either consumer subscribes. */
+static void a_default_consumer_takes_delivers_frames_and_sees_what_a_single_one_sees(void **state)
+{
+    (void)state;
+    lt_client *pub = it_client(&env, NULL, 0, 0);
+    assert_non_null(pub);
+    publish_all(pub, quan1, "79.760.frames.khaisinh", 0, NFRAMES, NULL);
+    struct seen_all *b = calloc(1, sizeof *b), *one = calloc(1, sizeof *one);
+    assert_true(b != NULL && one != NULL);
+    lt_client *cb = it_client(&env, dancu, 0, 0);
+    lt_client *cs = it_client_single(&env, dancu);
+    assert_true(cb != NULL && cs != NULL);
+    unsigned fb = take_all(cb, "it.frames.batch", b);
+    unsigned fs = take_all(cs, "it.frames.single", one);
+    printf("%d deliveries: %u frames by default, %u with single_deliveries\n", NFRAMES, fb, fs);
+    /* a DELIVER frame carries one delivery: fewer frames than deliveries means some frame
+     * carried several */
+    assert_true(fb < NFRAMES);
+    assert_true(fs >= NFRAMES);
+    for (size_t i = 0; i < NFRAMES; i++) {
+        const struct seen *x = &b->v[i], *y = &one->v[i];
+        assert_string_equal(x->queue, "it.frames.batch");
+        assert_string_equal(y->queue, "it.frames.single");
+        assert_int_equal(x->seq, y->seq);
+        if (i > 0)
+            assert_true(x->seq > b->v[i - 1].seq); /* in seq order */
+        assert_int_equal(x->count, 1);
+        assert_int_equal(y->count, 1);
+        assert_false(x->replay);
+        assert_false(y->replay);
+        assert_int_equal(x->nhops, y->nhops);
+        assert_non_null(x->env);
+        assert_non_null(y->env);
+        assert_int_equal(x->env_len, y->env_len);
+        assert_memory_equal(x->env, y->env, x->env_len);
+    }
+    for (size_t i = 0; i < NFRAMES; i++) {
+        free(b->v[i].env);
+        free(one->v[i].env);
+    }
+    free(b);
+    free(one);
+    lt_client_close(&cs);
+    lt_client_close(&cb);
+    lt_client_close(&pub);
 }
 
 static void subscribing_to_an_unknown_or_a_foreign_queue_is_refused(void **state)
@@ -935,6 +1049,7 @@ int main(void)
         cmocka_unit_test(max_deliver_dead_letters_with_the_reason_and_requeue_delivers_again),
         cmocka_unit_test(a_full_queue_refuses_publishes_with_queue_full_until_drained),
         cmocka_unit_test(replay_from_a_seq_or_a_time_streams_acked_history_without_acks),
+        cmocka_unit_test(a_default_consumer_takes_delivers_frames_and_sees_what_a_single_one_sees),
         cmocka_unit_test(subscribing_to_an_unknown_or_a_foreign_queue_is_refused),
         cmocka_unit_test(pub_and_sub_commands_carry_records_end_to_end),
         cmocka_unit_test(codes_and_pub_help_describe_the_wire),

@@ -410,11 +410,26 @@ static void a_consumer_that_asks_gets_its_deliveries_in_delivers_frames(void **s
     assert_true(frames < N && widest >= 2);
 }
 
-/* Ending a session with its connection must not cost what the connection said last: acks
- * sent just before a close are taken, so nothing is delivered twice. */
-static void a_consumers_last_acks_before_it_closes_are_kept(void **state)
+static void send_ack(void *sock, const char *queue, uint64_t *seqs, size_t n)
 {
-    (void)state;
+    Lienthong__V1__ConsumerAck a = LIENTHONG__V1__CONSUMER_ACK__INIT;
+    a.queue = (char *)queue;
+    a.seqs = seqs;
+    a.n_seqs = n;
+    Lienthong__V1__Frame f = LIENTHONG__V1__FRAME__INIT;
+    f.kind_case = LIENTHONG__V1__FRAME__KIND_CONSUMER_ACK;
+    f.consumer_ack = &a;
+    it_frame_send(sock, &f);
+}
+
+/* Ten rounds of: a consumer takes five deliveries of sess.acks, acks them and closes its
+ * connection while the broker is stopped, so that the broker learns of the close and holds
+ * the acks at the same moment. With credit_between, a CREDIT follows the first ack and the
+ * other four come after it (as the reference client sends an ack, then the credit it gives
+ * back): a frame the closed session may no longer send must not end it before the acks
+ * behind it are read. Every round must end with the queue empty. */
+static void closing_consumer_rounds(bool credit_between)
+{
     /* the operator's view, over one connection opened before the rounds (a new connection
      * between a close and the reading of its last frames would end that session early) */
     lt_signer *vp = it_signer(&env, "vanphong");
@@ -440,19 +455,18 @@ static void a_consumers_last_acks_before_it_closes_are_kept(void **state)
                 lienthong__v1__frame__free_unpacked(f, NULL);
         }
         assert_int_equal(n, 5);
-        Lienthong__V1__ConsumerAck a = LIENTHONG__V1__CONSUMER_ACK__INIT;
-        a.queue = "sess.acks";
-        a.seqs = seqs;
-        a.n_seqs = n;
-        Lienthong__V1__Frame f = LIENTHONG__V1__FRAME__INIT;
-        f.kind_case = LIENTHONG__V1__FRAME__KIND_CONSUMER_ACK;
-        f.consumer_ack = &a;
-        /* The broker stopped, the ack and the close arrive together: when it resumes it
-         * learns of the close and holds the ack at the same moment. (The pause only makes
+        /* The broker stopped, the acks and the close arrive together: when it resumes it
+         * learns of the close and holds the acks at the same moment. (The pause only makes
          * that moment likely; too short a pause can let a broken broker pass, never fail a
          * correct one.) */
         assert_int_equal(kill(env.pid, SIGSTOP), 0);
-        it_frame_send(sock, &f);
+        if (credit_between) {
+            send_ack(sock, "sess.acks", seqs, 1);
+            send_credit(sock, "sess.acks", 1);
+            send_ack(sock, "sess.acks", seqs + 1, n - 1);
+        } else {
+            send_ack(sock, "sess.acks", seqs, n);
+        }
         zmq_close(sock);
         usleep(100000);
         assert_int_equal(kill(env.pid, SIGCONT), 0);
@@ -473,6 +487,24 @@ static void a_consumers_last_acks_before_it_closes_are_kept(void **state)
     }
     lt_client_close(&admin);
     lt_signer_destroy(&vp);
+}
+
+/* Ending a session with its connection must not cost what the connection said last: acks
+ * sent just before a close are taken, so nothing is delivered twice. */
+static void a_consumers_last_acks_before_it_closes_are_kept(void **state)
+{
+    (void)state;
+    closing_consumer_rounds(false);
+}
+
+/* A closed connection's CREDIT is refused (it asks for more), and the answer to it cannot
+ * be sent; neither may end the session before the acks the consumer sent after the CREDIT
+ * are read (a sink's last NAKs were lost that way, their records dead-lettered by ack_wait
+ * instead of with the sink's reason). */
+static void a_closed_consumers_credit_does_not_cost_the_acks_behind_it(void **state)
+{
+    (void)state;
+    closing_consumer_rounds(true);
 }
 
 static void send_cancel(void *sock, uint64_t tag, const uint8_t *id, size_t id_len)
@@ -630,6 +662,7 @@ int main(void)
         cmocka_unit_test(a_live_connections_routing_id_cannot_be_taken_over),
         cmocka_unit_test(a_routing_id_reused_after_its_connection_closed_inherits_nothing),
         cmocka_unit_test(a_consumers_last_acks_before_it_closes_are_kept),
+        cmocka_unit_test(a_closed_consumers_credit_does_not_cost_the_acks_behind_it),
         cmocka_unit_test(a_consumer_that_asks_gets_its_deliveries_in_delivers_frames),
         cmocka_unit_test(a_cancel_without_a_session_or_with_a_short_id_is_refused_with_its_reason),
         cmocka_unit_test(

@@ -610,8 +610,9 @@ struct cbroker {
     lt_trust *trust;
     bool refuse_auth;   /* answer AUTH with NACK CERT_REVOKED */
     unsigned total;     /* messages to deliver on queue "q" */
+    volatile int slow_ms; /* a slow broker: it reads each frame this long after the last */
     /* seen */
-    volatile unsigned hellos, auths_ok, subscribes, ack_frames, acked, naks;
+    volatile unsigned hellos, auths_ok, subscribes, ack_frames, acked, naks, pings;
     volatile uint64_t credit_given, credit_back, delivered, max_outstanding;
     uint64_t acked_seqs[4096];
     uint64_t nak_seq;
@@ -662,6 +663,8 @@ static void *cbroker_main(void *arg)
             zmq_msg_close(&m);
             continue;
         }
+        if (b->slow_ms > 0)
+            usleep((useconds_t)b->slow_ms * 1000);
         Lienthong__V1__Frame *f =
             lienthong__v1__frame__unpack(NULL, zmq_msg_size(&m), zmq_msg_data(&m));
         Lienthong__V1__Frame r = LIENTHONG__V1__FRAME__INIT;
@@ -724,6 +727,15 @@ static void *cbroker_main(void *arg)
             credit += f->credit->credit;
             cb_deliver(b, &id, &credit);
             break;
+        case LIENTHONG__V1__FRAME__KIND_PING: {
+            b->pings++;
+            Lienthong__V1__Pong po = LIENTHONG__V1__PONG__INIT;
+            po.nonce = f->ping->nonce;
+            r.kind_case = LIENTHONG__V1__FRAME__KIND_PONG;
+            r.pong = &po;
+            cb_send(b, &id, &r);
+            break;
+        }
         default:
             break;
         }
@@ -834,6 +846,41 @@ static void consumer_acks_are_batched_and_credit_comes_back_as_the_app_acks(void
     pki_free(&p);
 }
 
+/* A consumer about to close flushes: lt_client_flush returns only once the broker has read
+ * its last acks and its last nak (a PING after them came back), even from a broker slow to
+ * read, so that closing the connection cannot lose them. */
+static void flush_returns_once_the_broker_has_read_the_last_acks_and_naks(void **state)
+{
+    (void)state;
+    struct pkidir p;
+    pki_make(&p);
+    struct cbroker *b = cbroker_start(NULL, p.trust, 6);
+    lt_client *c = NULL;
+    lt_why why = {{0}};
+    assert_int_equal(lt_client_open(b->ep, NULL, &c, &why), LT_OK);
+    assert_int_equal(lt_client_auth(c, NULL, p.signer, &why), LT_OK);
+    struct consumer k = {.c = c, .in_order = true, .nak_this = 6}; /* the last one, as a sink */
+    b->slow_ms = 50;
+    assert_int_equal(lt_client_subscribe(c, "q", 10, NULL, consume, &k, &why), LT_OK);
+    int64_t deadline = now_ms() + 10000;
+    while (k.got < 6 && now_ms() < deadline)
+        lt_client_poll(c, 100, NULL);
+    assert_int_equal(k.got, 6);
+    assert_int_equal(lt_client_flush(c, 10000), LT_OK);
+    /* read, not only sent: no poll in between */
+    assert_int_equal(b->acked, 5);
+    assert_int_equal(b->naks, 1);
+    assert_int_equal(b->nak_seq, 6);
+    assert_true(b->pings >= 1);
+    /* nothing settled since: a second flush has nothing to confirm */
+    unsigned pings = b->pings;
+    assert_int_equal(lt_client_flush(c, 10000), LT_OK);
+    assert_int_equal(b->pings, pings);
+    lt_client_close(&c);
+    cbroker_stop(b);
+    pki_free(&p);
+}
+
 static void a_refused_authentication_returns_the_nack_code_and_reason(void **state)
 {
     (void)state;
@@ -906,6 +953,7 @@ int main(void)
         cmocka_unit_test(without_a_broker_ping_and_publish_time_out),
         cmocka_unit_test(open_refuses_a_bad_endpoint),
         cmocka_unit_test(consumer_acks_are_batched_and_credit_comes_back_as_the_app_acks),
+        cmocka_unit_test(flush_returns_once_the_broker_has_read_the_last_acks_and_naks),
         cmocka_unit_test(a_refused_authentication_returns_the_nack_code_and_reason),
         cmocka_unit_test(after_a_reconnect_the_client_authenticates_and_subscribes_again),
     };
