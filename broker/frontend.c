@@ -722,7 +722,7 @@ static lt_peer *authed(lt_broker *b, const zmq_msg_t *id, const zmq_msg_t *body,
     if (p && p->state == LT_PEER_AUTHED && (!p->closed || settles))
         return p;
     if (p && p->closed)
-        return NULL; /* its CREDIT after its last NAK: no one is left to read an answer */
+        return NULL; /* e.g. a CREDIT after its last NAK: no one is left to read an answer */
     char reason[128];
     snprintf(reason, sizeof reason, "%s needs HELLO and AUTH first", what);
     send_failed(b, lt_fe_send_nack(b, pid, plen, 0, LT_ENOAUTH, reason), pid, plen, "NACK");
