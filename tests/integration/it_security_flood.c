@@ -9,8 +9,9 @@
  * Meanwhile one authenticated publisher sends a record every 10 ms. Checked: every record of
  * the publisher is acknowledged (none refused, none timed out), its publish-to-ACK p99 stays
  * within what the same publisher saw without the flood on the same machine just before
- * (10x its p99 plus 500 ms, and never less than 1 s), and the broker's peak resident memory
- * (VmHWM) stays under the bound stated in docs/security.md.
+ * (10x its p99 plus 500 ms, and never less than 2 s: a starved publisher waits out its 10 s
+ * ack timeout, and an ASan build on a busy machine saw 1.2 s with the flood handled), and the
+ * broker's peak resident memory (VmHWM) stays under the bound stated in docs/security.md.
  *
  * Not a timed test of speed: the latency bound follows the machine's own pace (an
  * unflooded run first), so a loaded machine moves both; what is printed is the measurement.
@@ -252,7 +253,7 @@ static void an_unauthenticated_flood_neither_starves_a_publisher_nor_exhausts_me
 
     int64_t p50, p99, max;
     size_t ok = latencies(recs, RECORDS, &p50, &p99, &max);
-    int64_t bound = 10 * base_p99 + 500 > 1000 ? 10 * base_p99 + 500 : 1000;
+    int64_t bound = 10 * base_p99 + 500 > 2000 ? 10 * base_p99 + 500 : 2000;
     printf("flood: %d connections sent %llu frames of %zu bytes (%llu answers read); publisher: "
            "%zu/%d acked, ack p50 %lld ms, p99 %lld ms, max %lld ms (without the flood: p50 "
            "%lld ms, p99 %lld ms; bound %lld ms); broker VmHWM %ld MiB (before: %ld MiB)\n",
