@@ -309,29 +309,9 @@ bool it_env_init_node(it_env *e, const it_env *base, const char *name)
     return pick_ports(e);
 }
 
-bool it_env_init(it_env *e)
+/* Point every agencies/<short>.yaml at the test's endpoint. */
+static bool point_agencies(const it_env *e)
 {
-    memset(e, 0, sizeof *e);
-    snprintf(e->cfg_name, sizeof e->cfg_name, "broker.yaml");
-    const char *tmpdir = getenv("TMPDIR");
-    snprintf(e->dir, sizeof e->dir, "%s/lt-it-XXXXXX",
-             tmpdir != NULL && tmpdir[0] != '\0' ? tmpdir : "/tmp");
-    if (mkdtemp(e->dir) == NULL) {
-        fprintf(stderr, "harness: mkdtemp %s: %s\n", e->dir, strerror(errno));
-        return false;
-    }
-    it_path(e, "lienthongd.log", e->log_path);
-    if (!pick_ports(e))
-        return false;
-    int rc = it_cli(e, "dev-init.out", 120000, "dev-init", e->dir, "--test-certs", (char *)NULL);
-    if (rc != 0) {
-        char *err = it_read_file(e, "dev-init.out.err", NULL);
-        fprintf(stderr, "harness: lienthong dev-init %s failed (%d): %s\n", e->dir, rc,
-                err != NULL ? err : "");
-        free(err);
-        return false;
-    }
-    /* Point every agency config at our port. */
     char agencies[IT_PATH_MAX];
     it_path(e, "agencies", agencies);
     DIR *d = opendir(agencies);
@@ -355,6 +335,31 @@ bool it_env_init(it_env *e)
     return ok;
 }
 
+bool it_env_init(it_env *e)
+{
+    memset(e, 0, sizeof *e);
+    snprintf(e->cfg_name, sizeof e->cfg_name, "broker.yaml");
+    const char *tmpdir = getenv("TMPDIR");
+    snprintf(e->dir, sizeof e->dir, "%s/lt-it-XXXXXX",
+             tmpdir != NULL && tmpdir[0] != '\0' ? tmpdir : "/tmp");
+    if (mkdtemp(e->dir) == NULL) {
+        fprintf(stderr, "harness: mkdtemp %s: %s\n", e->dir, strerror(errno));
+        return false;
+    }
+    it_path(e, "lienthongd.log", e->log_path);
+    if (!pick_ports(e))
+        return false;
+    int rc = it_cli(e, "dev-init.out", 120000, "dev-init", e->dir, "--test-certs", (char *)NULL);
+    if (rc != 0) {
+        char *err = it_read_file(e, "dev-init.out.err", NULL);
+        fprintf(stderr, "harness: lienthong dev-init %s failed (%d): %s\n", e->dir, rc,
+                err != NULL ? err : "");
+        free(err);
+        return false;
+    }
+    return point_agencies(e);
+}
+
 static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
     (void)st;
@@ -368,6 +373,8 @@ void it_env_fini(it_env *e)
 {
     if (e->pid > 0)
         it_broker_kill9(e);
+    free(e->tmpl);
+    e->tmpl = NULL;
     if (e->dir[0] == '\0' || e->node)
         return;
     if (getenv("LT_IT_KEEP") != NULL) {
@@ -409,6 +416,11 @@ bool it_write_broker_yaml(it_env *e, const char *tmpl)
     out[n] = '\0';
     bool ok = it_write_file(e, e->cfg_name[0] ? e->cfg_name : "broker.yaml", out);
     free(out);
+    if (ok && tmpl != e->tmpl) {
+        char *copy = strdup(tmpl);
+        free(e->tmpl);
+        e->tmpl = copy; /* NULL when out of memory: then no retry on new ports */
+    }
     return ok;
 }
 
@@ -515,6 +527,28 @@ bool it_log_wait_count(it_env *e, const char *needle, size_t count, int timeout_
     }
 }
 
+/* The broker that just exited could not bind a port another test took after it_free_port
+ * chose it. On an environment's first start (nothing depends on its ports yet; not a node,
+ * whose peers' configs name them), choose new ports, write the agency configs and the
+ * broker's config again and start once more, twice at most. */
+static bool port_taken_retry(it_env *e, int timeout_ms)
+{
+    static const char taken[] = "Address already in use";
+    char *log = run_log(e);
+    /* every start so far failed this way */
+    bool retry = log != NULL && strstr(log, taken) != NULL && e->runs == e->port_retries + 1 &&
+                 e->port_retries < 2 && !e->node && e->tmpl != NULL;
+    free(log);
+    if (!retry)
+        return false;
+    e->port_retries++;
+    fprintf(stderr, "harness: a port of %s was taken before lienthongd bound it: new ports\n",
+            e->endpoint);
+    if (!pick_ports(e) || !point_agencies(e) || !it_write_broker_yaml(e, e->tmpl))
+        return false;
+    return it_broker_start(e, timeout_ms);
+}
+
 bool it_broker_start(it_env *e, int timeout_ms)
 {
     if (e->pid > 0)
@@ -540,7 +574,7 @@ bool it_broker_start(it_env *e, int timeout_ms)
             return true;
         if (!it_broker_alive(e)) {
             print_log_tail(e);
-            return false;
+            return port_taken_retry(e, timeout_ms);
         }
         if (it_now_ms() >= deadline) {
             fprintf(stderr, "harness: lienthongd not ready within %d ms\n", timeout_ms);

@@ -34,6 +34,11 @@ typedef struct it_env {
      * with the environment it was made from, which owns (and removes) the directory. */
     char cfg_name[64]; /* "broker.yaml" unless a node */
     bool node;
+    /* A copy of the template it_write_broker_yaml wrote last (freed by it_env_fini): a first
+     * start that finds its port taken (by a parallel test, between it_free_port and the
+     * bind) writes it again on new ports and retries (it_broker_start). */
+    char *tmpl;
+    unsigned port_retries;
 } it_env;
 
 /* Create the directory, run `lienthong dev-init` in it, pick free ports and point every
