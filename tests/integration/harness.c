@@ -88,21 +88,46 @@ char *it_read_file(const it_env *e, const char *rel, size_t *len)
     return buf;
 }
 
-/* A port the kernel considers free on 127.0.0.1 right now. */
-unsigned it_free_port(void)
+/* Whether port is free to listen on at 127.0.0.1 right now (0: let the kernel choose; the
+ * port it chose). */
+static unsigned try_port(unsigned port)
 {
     int s = socket(AF_INET, SOCK_STREAM, 0);
     if (s < 0)
         return 0;
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0};
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     socklen_t al = sizeof a;
-    unsigned port = 0;
+    unsigned got = 0;
     if (bind(s, (struct sockaddr *)&a, sizeof a) == 0 &&
         getsockname(s, (struct sockaddr *)&a, &al) == 0)
-        port = ntohs(a.sin_port);
+        got = ntohs(a.sin_port);
     close(s);
-    return port;
+    return got;
+}
+
+/* A port free on 127.0.0.1 right now, below the kernel's ephemeral range when it can: a port
+ * from that range (what bind to port 0 gives) may be taken by any test's outgoing connection
+ * before our broker binds it, and a network test's nodes bind theirs minutes after choosing
+ * them. Random candidates from 10000 up to the range, so parallel tests rarely pick alike. */
+unsigned it_free_port(void)
+{
+    static unsigned seed;
+    if (seed == 0)
+        seed = (unsigned)getpid() ^ (unsigned)it_now_ms();
+    unsigned lo = 32768;
+    FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+    if (f != NULL) {
+        if (fscanf(f, "%u", &lo) != 1)
+            lo = 32768;
+        fclose(f);
+    }
+    for (int i = 0; lo > 11000 && i < 200; i++) {
+        unsigned port = 10000 + (unsigned)rand_r(&seed) % (lo - 10000);
+        if (try_port(port) == port)
+            return port;
+    }
+    return try_port(0);
 }
 
 /* Collect a NULL-terminated va_list of strings after argv0 into argv. */
